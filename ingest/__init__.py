@@ -1,0 +1,1 @@
+"""polyglot-iot ingestion: MQTT in; InfluxDB, MongoDB and PostgreSQL out."""

@@ -1,0 +1,50 @@
+"""One settings object for every command: env prefix ``IOT_``, ``.env`` supported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="IOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Path(".iot-data")
+    broker_url: str = "embedded"
+    timeseries_url: str = "embedded"
+    documents_url: str = "embedded"
+    registry_url: str = ""  # empty: SQLite file under data_dir
+
+    # secrets: no defaults, never printed (SecretStr hides them in repr)
+    influxdb_token: SecretStr | None = None
+    broker_password: SecretStr | None = None
+    api_key: SecretStr | None = None
+
+    client_id: str = "iot-ingest"
+    topic_root: str = "devices"
+    batch_size: int = Field(5000, ge=1)
+    flush_interval: float = Field(1.0, gt=0)
+    receive_maximum: int = Field(20000, ge=1, le=65535)
+    keepalive: int = Field(30, ge=5)
+    max_payload_bytes: int = 256 * 1024
+    future_window: float = Field(300.0, ge=0, description="seconds a timestamp may lie ahead")
+    unknown_devices: Literal["accept", "reject", "register"] = "accept"
+    registry_refresh: float = Field(30.0, gt=0)
+    spool_dir: Path | None = None  # default: data_dir / "spool"
+    spool_max_bytes: int = Field(1 << 30, ge=1 << 20)
+    metrics_port: int = Field(0, ge=0, le=65535, description="0: no HTTP endpoint")
+    metrics_host: str = "127.0.0.1"
+    offline_check_interval: float = Field(5.0, gt=0)
+
+    def resolved_registry_url(self) -> str:
+        if self.registry_url:
+            return self.registry_url
+        return f"sqlite:///{(self.data_dir / 'registry.sqlite3').resolve()}"
+
+    def resolved_spool_dir(self) -> Path:
+        return self.spool_dir or self.data_dir / "spool"

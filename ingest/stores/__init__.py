@@ -1,0 +1,107 @@
+"""Store interfaces and the scheme → factory tables.
+
+Every backend follows one lifecycle: built from a URL by its factory, ``connect()`` once,
+``write(batch)`` any number of times (one network call per batch where the server allows),
+``close()`` after the last write. ``write`` raises :class:`StoreUnavailable` when the server
+cannot be reached or fails transiently (the caller spools and retries the whole batch, which
+is safe because every write is idempotent), and returns the items the server refused for
+good, each with a reason (the caller dead-letters exactly those).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from ingest.model import Document, Point
+
+
+class StoreUnavailable(Exception):
+    """Transient failure: nothing of the batch may be assumed written; retry it whole."""
+
+
+class StoreConfigError(ValueError):
+    """The URL or settings for a store are wrong; raised at start-up, never mid-stream."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesQuery:
+    measurement: str
+    device_id: str
+    since_ns: int
+    until_ns: int | None = None
+    field: str | None = None
+    every_s: int | None = None
+    agg: str | None = None  # mean|min|max|last|count, with every_s
+    limit: int = 1000
+
+
+AGGREGATES = ("mean", "min", "max", "last", "count")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    ts_ns: int
+    values: dict[str, Any]
+
+
+class TimeSeriesStore(Protocol):
+    """A time-series backend. Writes are idempotent: same series + timestamp overwrites."""
+
+    def connect(self) -> None: ...
+    def write(self, points: Sequence[Point]) -> list[tuple[Point, str]]: ...
+    def query(self, q: SeriesQuery) -> list[Row]: ...
+    def latest(self, measurement: str, device_id: str) -> dict[str, tuple[int, Any]]: ...
+    def close(self) -> None: ...
+
+
+class DocumentStore(Protocol):
+    """A document backend. Writes are idempotent by ``Document.key``; config is versioned."""
+
+    def connect(self) -> None: ...
+    def write(self, docs: Sequence[Document]) -> list[tuple[Document, str]]: ...
+    def find(self, collection: str, device_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
+    def latest(self, collection: str, device_id: str) -> dict[str, Any] | None: ...
+    def count(self, collection: str, device_id: str | None = None) -> int: ...
+    def close(self) -> None: ...
+
+
+TIMESERIES_BACKENDS: dict[str, str] = {
+    "influxdb": "ingest.stores.influxdb2:InfluxDB2Store",
+    "influxdb1": "ingest.stores.influxdb1:InfluxDB1Store",
+    "embedded": "ingest.stores.tsembedded:EmbeddedTimeSeriesStore",
+    "sqlite": "ingest.stores.tsembedded:EmbeddedTimeSeriesStore",
+}
+DOCUMENT_BACKENDS: dict[str, str] = {
+    "mongodb": "ingest.stores.mongo:MongoDocumentStore",
+    "mongodb+srv": "ingest.stores.mongo:MongoDocumentStore",
+    "embedded": "ingest.stores.mongo:MongoDocumentStore",
+    "montydb": "ingest.stores.mongo:MongoDocumentStore",
+}
+
+
+def _scheme(url: str) -> str:
+    return "embedded" if url in ("", "embedded") else urlsplit(url).scheme
+
+
+def _factory(table: dict[str, str], role: str, url: str) -> Any:
+    scheme = _scheme(url)
+    target = table.get(scheme)
+    if target is None:
+        known = ", ".join(sorted(table))
+        raise StoreConfigError(f"unsupported {role} URL scheme {scheme!r} (known: {known})")
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def open_timeseries(url: str, **options: Any) -> TimeSeriesStore:
+    """Build (not connect) the time-series store for ``url``; options: token, data_dir."""
+    return _factory(TIMESERIES_BACKENDS, "time-series", url).from_url(url, **options)  # type: ignore[no-any-return]
+
+
+def open_documents(url: str, **options: Any) -> DocumentStore:
+    """Build (not connect) the document store for ``url``; options: data_dir."""
+    return _factory(DOCUMENT_BACKENDS, "documents", url).from_url(url, **options)  # type: ignore[no-any-return]

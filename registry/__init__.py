@@ -1,0 +1,1 @@
+"""The relational store: device registry, access control, alert history, dead letters."""
