@@ -1,0 +1,82 @@
+"""What every CLI module shares: settings, one-line errors, tables and JSON output."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from ingest.config import Settings
+
+
+class CliError(Exception):
+    """A user mistake or an unusable environment: printed as one line, exit ``code``."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    raise CliError(message, code)
+
+
+def settings(**overrides: Any) -> Settings:
+    """Settings from env/.env with the non-None CLI flags laid over them."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        fail(f"invalid setting IOT_{where.upper()}: {err['msg']}")
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$")
+_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``30s``, ``5m``, ``1h``, ``7d`` → seconds; a bad value is a CLI error."""
+    m = _DURATION.match(text.strip())
+    if not m:
+        fail(f"invalid duration {text!r}: use e.g. 30s, 5m, 1h, 7d")
+    return float(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+def iso(ts: datetime | float | int | None) -> str:
+    if ts is None:
+        return ""
+    if isinstance(ts, int | float):
+        ts = datetime.fromtimestamp(ts, UTC)
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, datetime):
+        return iso(o)
+    if isinstance(o, bytes):
+        return o.decode("utf-8", "backslashreplace")
+    return str(o)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, default=_default, indent=2, sort_keys=False) + "\n")
+
+
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for c in columns:
+        table.add_column(c)
+    for row in rows:
+        table.add_row(*("" if v is None else iso(v) if isinstance(v, datetime) else str(v) for v in row))
+    Console(soft_wrap=True).print(table)
