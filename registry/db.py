@@ -1,10 +1,16 @@
-"""Engine construction and schema migration for the registry database."""
+"""Engine construction and schema migration (Alembic) for the registry database."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 class SchemaNotMigrated(RuntimeError):
@@ -20,7 +26,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -31,16 +37,52 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def migrate(url: str) -> None:
-    """Bring the schema at ``url`` up to date (placeholder until Alembic migrations land)."""
-    from registry.models import Base
+def alembic_config(engine: Engine | None = None) -> Config:
+    """A programmatic Alembic config: scripts from this package, no alembic.ini lookup."""
+    from alembic.config import Config
 
-    Base.metadata.create_all(make_engine(url))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if engine is not None:
+        cfg.attributes["engine"] = engine
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest migration revision the code knows."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None when it was never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(target: str | Engine, revision: str = "head") -> str:
+    """Upgrade the schema at ``target`` (URL or engine) to ``revision``; returns it."""
+    from alembic import command
+
+    engine = make_engine(target) if isinstance(target, str) else target
+    try:
+        command.upgrade(alembic_config(engine), revision)
+        return current_revision(engine) or ""
+    finally:
+        if isinstance(target, str):
+            engine.dispose()
 
 
 def check_migrated(engine: Engine) -> None:
-    """Raise :class:`SchemaNotMigrated` unless the schema is current."""
-    from sqlalchemy import inspect
-
-    if not inspect(engine).has_table("devices"):
-        raise SchemaNotMigrated("registry schema is not migrated: run `iot registry migrate`")
+    """Raise :class:`SchemaNotMigrated` unless the database is at the code's head revision."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise SchemaNotMigrated(
+            f"registry schema is not migrated (at {current or 'empty'}, code needs {head}): "
+            "run `iot registry migrate`"
+        )

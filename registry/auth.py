@@ -1,0 +1,122 @@
+"""Operators and their API keys: authentication, role checks, the audit trail.
+
+Roles are ordered viewer < operator < admin; a key may be limited to sites. Bootstrap: while
+the ``api_keys`` table is empty every caller acts as the built-in admin ``local-admin`` (a fresh
+embedded setup works without keys); once the first key exists, a valid key is required.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from registry.models import ROLES, ApiKey, AuditEntry
+
+KEY_PREFIX_LEN = 12
+LOCAL_ADMIN = "local-admin"
+
+
+class PermissionDenied(Exception):
+    """The actor may not do this; the message is one clear line."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    name: str
+    role: str
+    sites: tuple[str, ...] | None  # None = all sites
+
+    def can_see_site(self, site: str | None) -> bool:
+        """True when the actor's key is not site-limited, or ``site`` is one of its sites."""
+        return self.sites is None or (site is not None and site in self.sites)
+
+    def rank(self) -> int:
+        return ROLES.index(self.role)
+
+
+BOOTSTRAP_ACTOR = Actor(LOCAL_ADMIN, "admin", None)
+
+
+def hash_key(key: str) -> str:
+    """Keys are 256-bit random tokens, so a plain SHA-256 is a sound verifier."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def authenticate(session: Session, api_key: str | None) -> Actor:
+    """The actor behind ``api_key``; PermissionDenied for a missing, unknown or disabled key."""
+    if not session.scalar(select(func.count()).select_from(ApiKey)):
+        return BOOTSTRAP_ACTOR
+    if not api_key:
+        raise PermissionDenied("an API key is required: set IOT_API_KEY (ask an admin for one)")
+    digest = hash_key(api_key)
+    for row in session.scalars(select(ApiKey).where(ApiKey.key_prefix == api_key[:KEY_PREFIX_LEN])):
+        if hmac.compare_digest(row.key_hash, digest):
+            if row.disabled:
+                raise PermissionDenied(f"API key {row.name!r} is disabled")
+            return Actor(row.name, row.role, tuple(row.sites) if row.sites else None)
+    raise PermissionDenied("unknown API key (check IOT_API_KEY)")
+
+
+def require(actor: Actor, role: str, action: str, site: str | None = None) -> None:
+    """Raise PermissionDenied unless ``actor`` has ``role`` or higher (and sees ``site``)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    if actor.rank() < ROLES.index(role):
+        raise PermissionDenied(f"role {actor.role} may not {action} (needs {role})")
+    if site is not None and not actor.can_see_site(site):
+        assert actor.sites is not None
+        raise PermissionDenied(
+            f"key {actor.name!r} is limited to sites {', '.join(actor.sites)}: may not {action} "
+            f"at site {site}"
+        )
+
+
+def record_audit(session: Session, actor: Actor, action: str, target: str, **detail: Any) -> None:
+    """Add an audit entry (who, when, what, on what); the caller commits with the change."""
+    session.add(
+        AuditEntry(at=datetime.now(UTC), actor=actor.name, action=action, target=target,
+                   detail=detail)
+    )
+
+
+def create_key(
+    session: Session, actor: Actor, name: str, role: str, sites: Sequence[str] = ()
+) -> str:
+    """Create an API key and return it (the only time it is visible); admins only."""
+    require(actor, "admin", "manage API keys")
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r} (use {', '.join(ROLES)})")
+    if not name.strip():
+        raise ValueError("the key name must not be empty")
+    if session.scalar(select(ApiKey).where(ApiKey.name == name)) is not None:
+        raise ValueError(f"an API key named {name!r} already exists")
+    key = "iotk_" + secrets.token_urlsafe(32)
+    session.add(
+        ApiKey(name=name, key_prefix=key[:KEY_PREFIX_LEN], key_hash=hash_key(key), role=role,
+               sites=list(sites) or None, created_at=datetime.now(UTC), disabled=False)
+    )
+    record_audit(session, actor, "key.add", f"key:{name}", role=role, sites=list(sites) or None)
+    return key
+
+
+def list_keys(session: Session, actor: Actor) -> list[ApiKey]:
+    require(actor, "admin", "list API keys")
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.name)))
+
+
+def disable_key(session: Session, actor: Actor, name: str) -> ApiKey:
+    require(actor, "admin", "manage API keys")
+    row = session.scalar(select(ApiKey).where(ApiKey.name == name))
+    if row is None:
+        raise LookupError(f"no API key named {name!r}")
+    row.disabled = True
+    record_audit(session, actor, "key.disable", f"key:{name}")
+    return row

@@ -1,0 +1,134 @@
+"""What the ingest daemon needs from the registry: a directory snapshot and batched activity.
+
+Lifecycle: ``RegistryStore(engine)``; ``connect()`` checks reachability and the schema
+(:class:`registry.db.SchemaNotMigrated`); then any calls; ``close()``. Connection failures
+raise :class:`ingest.stores.StoreUnavailable` so the daemon can retry later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Engine, Table, bindparam, or_, select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from ingest.model import StatusChange
+from ingest.stores import StoreUnavailable
+from registry.db import check_migrated
+from registry.models import Device
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    id: str
+    type: str
+    site: str | None
+    status: str
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+DEVICES = cast(Table, Device.__table__)
+_SEEN = bindparam("b_seen", type_=DEVICES.c.last_seen_at.type)
+_BUMP_SEEN = (
+    update(DEVICES)
+    .where(DEVICES.c.id == bindparam("b_id"))
+    .where(or_(DEVICES.c.last_seen_at.is_(None), DEVICES.c.last_seen_at < _SEEN))
+    .values(last_seen_at=_SEEN)
+)
+_ACTIVATE = (
+    update(DEVICES)
+    .where(DEVICES.c.id == bindparam("b_id"), DEVICES.c.status == "provisioned")
+    .values(status="active")
+)
+_ONLINE = (
+    update(DEVICES).where(DEVICES.c.id == bindparam("b_id")).values(online=bindparam("b_online"))
+)
+
+
+class RegistryStore:
+    """The device directory over a SQLAlchemy engine (PostgreSQL or SQLite)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _guard(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except (OperationalError, InterfaceError) as e:
+            first = str(e.orig or e).splitlines()[0]
+            raise StoreUnavailable(f"registry unreachable: {first}") from e
+        except DBAPIError as e:
+            if e.connection_invalidated:
+                raise StoreUnavailable(f"registry connection lost: {e.orig}") from e
+            raise
+
+    def connect(self) -> None:
+        self._guard(lambda: check_migrated(self.engine))
+
+    def devices(self) -> dict[str, DeviceInfo]:
+        """The whole directory (id → type, site, status); the daemon caches and refreshes it."""
+        def run() -> dict[str, DeviceInfo]:
+            cols = DEVICES.c
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(cols.id, cols.type, cols.site, cols.status))
+                return {r.id: DeviceInfo(r.id, r.type, r.site, r.status) for r in rows}
+        return self._guard(run)
+
+    def record_activity(
+        self, last_seen: Mapping[str, float], status: Sequence[StatusChange]
+    ) -> None:
+        """One transaction: bump last seen (only forward), provisioned → active on first
+        message, apply online/offline changes (last per device wins). Unknown ids: ignored."""
+        seen = dict(last_seen)
+        online: dict[str, bool] = {}
+        for change in sorted(status, key=lambda c: c.at):
+            online[change.device_id] = change.online
+            seen[change.device_id] = max(seen.get(change.device_id, change.at), change.at)
+        if not seen:
+            return
+
+        def run() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(_BUMP_SEEN, [{"b_id": d, "b_seen": _dt(t)} for d, t in seen.items()])
+                conn.execute(_ACTIVATE, [{"b_id": d} for d in seen])
+                if online:
+                    conn.execute(_ONLINE, [{"b_id": d, "b_online": o} for d, o in online.items()])
+        self._guard(run)
+
+    def register(self, devices: Iterable[tuple[str, str]]) -> None:
+        """Auto-register (id, type) pairs as active devices (dev setups); existing ids untouched."""
+        wanted = dict(devices)
+        if not wanted:
+            return
+
+        def run() -> None:
+            table = DEVICES
+            now = datetime.now(UTC)
+            with self.engine.begin() as conn:
+                known = set(conn.scalars(select(table.c.id).where(table.c.id.in_(list(wanted)))))
+                rows: list[dict[str, Any]] = [
+                    {"id": d, "type": t or "generic", "site": None, "labels": {},
+                     "status": "active", "online": False, "created_at": now}
+                    for d, t in wanted.items() if d not in known
+                ]
+                if not rows:
+                    return
+                if conn.dialect.name in ("postgresql", "sqlite"):
+                    from sqlalchemy.dialects import postgresql, sqlite
+
+                    mod = postgresql if conn.dialect.name == "postgresql" else sqlite
+                    conn.execute(mod.insert(table).on_conflict_do_nothing(), rows)
+                else:
+                    conn.execute(table.insert(), rows)
+        self._guard(run)
+
+    def close(self) -> None:
+        self.engine.dispose()
