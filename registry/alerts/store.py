@@ -1,0 +1,376 @@
+"""Alerts in the registry database: applying engine transitions, the human lifecycle
+(acknowledge, resolve), queries for the CLI and rule management."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, delete, func, select
+from sqlalchemy.orm import Session
+
+from registry.alerts.engine import OPEN, RESOLVE, UPDATE, Transition
+from registry.alerts.rules import LEVELS, Rule, RuleError, validate
+from registry.auth import Actor, record_audit, require
+from registry.models import Alert, AlertEvent, AlertRule
+
+SYSTEM = "system"
+STATUSES = ("open", "acknowledged", "resolved")
+
+
+class AlertNotFound(LookupError):
+    """No such alert or rule (or not visible to the actor)."""
+
+
+class InvalidTransition(Exception):
+    """The alert is not in a state that allows the requested change."""
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def utc(dt: datetime | None) -> datetime | None:
+    """Aware UTC datetime (SQLite hands back naive ones)."""
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+# -- the daemon side -----------------------------------------------------------------------
+
+
+def rule_from_row(row: AlertRule) -> Rule:
+    return Rule(
+        id=row.id, name=row.name, kind=row.kind, severity=row.severity, scope=row.scope,
+        scope_value=row.scope_value, measurement=row.measurement, field=row.field, op=row.op,
+        threshold=row.threshold, hold_s=row.hold_s or 0.0, hysteresis=row.hysteresis or 0.0,
+        clear_after_s=row.clear_after_s or 0.0, level=row.level,
+        absolute=True if row.absolute is None else row.absolute,
+    )
+
+
+def load_rules(session: Session) -> list[Rule]:
+    """The enabled rules, as the engine evaluates them."""
+    rows = session.scalars(select(AlertRule).where(AlertRule.enabled.is_(True)))
+    return [rule_from_row(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAlert:
+    rule_id: int
+    device_id: str
+    last_value: float | None
+    last_seen: float
+
+
+def load_open(session: Session) -> list[OpenAlert]:
+    """Every alert not yet resolved, for restoring the engine's firing states."""
+    rows = session.execute(
+        select(Alert.rule_id, Alert.device_id, Alert.last_value, Alert.last_seen_at)
+        .where(Alert.status != "resolved")
+    )
+    return [OpenAlert(r, d, v, (utc(s) or datetime.now(UTC)).timestamp()) for r, d, v, s in rows]
+
+
+def _open_row(session: Session, rule_id: int, device_id: str) -> Alert | None:
+    return session.scalar(
+        select(Alert)
+        .where(Alert.rule_id == rule_id, Alert.device_id == device_id, Alert.status != "resolved")
+        .with_for_update()
+    )
+
+
+def apply_transitions(session: Session, transitions: Sequence[Transition]) -> None:
+    """Write a batch of engine transitions; the caller commits once for the batch.
+
+    open: a new alert + an ``opened`` event (an alert already open for the pair is updated
+    instead). update: count, last value and last seen, no event row. resolve: ``auto_resolved``.
+    Transitions whose alert is gone (resolved by a person, rule removed) are dropped.
+    """
+    if not transitions:
+        return
+    rule_ids = {t.rule_id for t in transitions if t.action == OPEN}
+    live = set(session.scalars(select(AlertRule.id).where(AlertRule.id.in_(rule_ids)))) \
+        if rule_ids else set()
+    rows: dict[tuple[int, str], Alert | None] = {}
+    for t in transitions:
+        key = (t.rule_id, t.device_id)
+        if key not in rows:
+            rows[key] = _open_row(session, *key)
+        row = rows[key]
+        at = _dt(t.at)
+        if t.action == OPEN and row is None:
+            if t.rule_id not in live:
+                continue
+            row = Alert(rule_id=t.rule_id, device_id=t.device_id, site=t.site,
+                        severity=t.severity, status="open", message=t.message, count=1,
+                        last_value=t.value, opened_at=at, last_seen_at=at)
+            row.events.append(AlertEvent(at=at, action="opened", actor=SYSTEM, value=t.value,
+                                         note=t.message))
+            session.add(row)
+            rows[key] = row
+        elif row is None:
+            continue
+        elif t.action in (OPEN, UPDATE):
+            row.count = (row.count or 0) + 1
+            row.last_value = t.value if t.value is not None else row.last_value
+            if at > (utc(row.last_seen_at) or at):
+                row.last_seen_at = at
+        elif t.action == RESOLVE:
+            row.status = "resolved"
+            row.resolved_at = at
+            row.resolved_by = SYSTEM
+            row.events.append(AlertEvent(at=at, action="auto_resolved", actor=SYSTEM,
+                                         value=t.value, note=t.message or None))
+            session.flush()  # the resolved row leaves the one-open-per-pair index first
+            rows[key] = None
+
+
+# -- the human lifecycle -------------------------------------------------------------------
+
+
+def _get(session: Session, actor: Actor, alert_id: int, lock: bool = False) -> Alert:
+    q = select(Alert).where(Alert.id == alert_id)
+    row = session.scalar(q.with_for_update() if lock else q)
+    if row is None or not actor.can_see_site(row.site):
+        raise AlertNotFound(f"no alert {alert_id}")
+    return row
+
+
+def acknowledge(session: Session, actor: Actor, alert_id: int, note: str | None = None,
+                now: datetime | None = None) -> Alert:
+    """open → acknowledged, by an operator; kept in the timeline and the audit trail."""
+    require(actor, "operator", "acknowledge alerts")
+    row = _get(session, actor, alert_id, lock=True)
+    require(actor, "operator", "acknowledge alerts", site=row.site)
+    if row.status != "open":
+        raise InvalidTransition(f"alert {alert_id} is {row.status}: only open alerts can be "
+                                "acknowledged")
+    at = now or datetime.now(UTC)
+    row.status, row.acknowledged_at, row.acknowledged_by = "acknowledged", at, actor.name
+    row.events.append(AlertEvent(at=at, action="acknowledged", actor=actor.name, note=note))
+    record_audit(session, actor, "alert.ack", f"alert:{alert_id}", note=note)
+    return row
+
+
+def resolve(session: Session, actor: Actor, alert_id: int, note: str | None = None,
+            now: datetime | None = None) -> Alert:
+    """open or acknowledged → resolved, by an operator."""
+    require(actor, "operator", "resolve alerts")
+    row = _get(session, actor, alert_id, lock=True)
+    require(actor, "operator", "resolve alerts", site=row.site)
+    if row.status == "resolved":
+        raise InvalidTransition(
+            f"alert {alert_id} is already resolved (by {row.resolved_by} at "
+            f"{_iso(row.resolved_at)})"
+        )
+    at = now or datetime.now(UTC)
+    row.status, row.resolved_at, row.resolved_by = "resolved", at, actor.name
+    row.events.append(AlertEvent(at=at, action="resolved", actor=actor.name, note=note))
+    record_audit(session, actor, "alert.resolve", f"alert:{alert_id}", note=note)
+    return row
+
+
+def _iso(dt: datetime | None) -> str:
+    d = utc(dt)
+    return d.isoformat(timespec="seconds").replace("+00:00", "Z") if d else "?"
+
+
+# -- queries -------------------------------------------------------------------------------
+
+LIST_COLUMNS = ("id", "status", "severity", "device_id", "site", "rule", "count", "last_value",
+                "opened_at", "last_seen_at", "message")
+
+
+def _visible(q: Select[Any], actor: Actor) -> Select[Any]:
+    return q if actor.sites is None else q.where(Alert.site.in_(actor.sites))
+
+
+def _rule_names(session: Session, ids: Iterable[int]) -> dict[int, str]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return dict(session.execute(select(AlertRule.id, AlertRule.name)
+                                .where(AlertRule.id.in_(wanted))).tuples())
+
+
+def _summary(row: Alert, names: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": row.id, "status": row.status, "severity": row.severity,
+        "device_id": row.device_id, "site": row.site, "rule_id": row.rule_id,
+        "rule": names.get(row.rule_id, str(row.rule_id)), "count": row.count,
+        "last_value": row.last_value, "message": row.message, "opened_at": utc(row.opened_at),
+        "last_seen_at": utc(row.last_seen_at), "acknowledged_at": utc(row.acknowledged_at),
+        "acknowledged_by": row.acknowledged_by, "resolved_at": utc(row.resolved_at),
+        "resolved_by": row.resolved_by,
+    }
+
+
+def list_query(actor: Actor, status: str | None = None, severity: str | None = None,
+               device: str | None = None, site: str | None = None,
+               since: datetime | None = None, limit: int = 50) -> Select[Any]:
+    """The list query, newest first; each filter has an index led by its column."""
+    q = select(Alert)
+    if status:
+        q = q.where(Alert.status == status)
+    if severity:
+        q = q.where(Alert.severity == severity)
+    if device:
+        q = q.where(Alert.device_id == device)
+    if site:
+        q = q.where(Alert.site == site)
+    if since is not None:
+        q = q.where(Alert.opened_at >= since)
+    return _visible(q, actor).order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(limit)
+
+
+def list_alerts(session: Session, actor: Actor, status: str | None = None,
+                severity: str | None = None, device: str | None = None, site: str | None = None,
+                since: datetime | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """Alerts visible to ``actor`` matching every given filter, newest first."""
+    require(actor, "viewer", "list alerts")
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"unknown status {status!r} (use {', '.join(STATUSES)})")
+    if limit < 1:
+        raise ValueError("--limit must be at least 1")
+    rows = list(session.scalars(list_query(actor, status, severity, device, site, since, limit)))
+    names = _rule_names(session, (r.rule_id for r in rows))
+    return [_summary(r, names) for r in rows]
+
+
+def show_alert(session: Session, actor: Actor, alert_id: int) -> dict[str, Any]:
+    """One alert with its rule and timeline (every transition, oldest first)."""
+    require(actor, "viewer", "show alerts")
+    row = _get(session, actor, alert_id)
+    names = _rule_names(session, [row.rule_id])
+    out = _summary(row, names)
+    out["timeline"] = [
+        {"at": utc(e.at), "action": e.action, "actor": e.actor, "note": e.note, "value": e.value}
+        for e in row.events
+    ]
+    return out
+
+
+def _seconds(session: Session, end: Any, start: Any) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "sqlite":
+        return (func.julianday(end) - func.julianday(start)) * 86400.0
+    return func.extract("epoch", end - start)
+
+
+def stats(session: Session, actor: Actor, since: datetime | None = None,
+          top: int = 20) -> dict[str, Any]:
+    """Counts by status, severity, rule and device (top ``top``), and the mean seconds from
+    opening to acknowledgement and to resolution, over alerts opened since ``since``."""
+    require(actor, "viewer", "see alert statistics")
+
+    def scoped(q: Select[Any]) -> Select[Any]:
+        q = _visible(q, actor)
+        return q if since is None else q.where(Alert.opened_at >= since)
+
+    def counts(col: Any, limit: int | None = None) -> list[tuple[Any, int]]:
+        n = func.count().label("n")
+        q = scoped(select(col, n)).group_by(col).order_by(n.desc(), col)
+        return [(k, int(v)) for k, v in session.execute(q.limit(limit)).tuples()]
+
+    total = session.scalar(scoped(select(func.count()).select_from(Alert))) or 0
+    by_rule = counts(Alert.rule_id, top)
+    names = _rule_names(session, (r for r, _ in by_rule))
+    mtta = session.scalar(scoped(select(func.avg(_seconds(session, Alert.acknowledged_at,
+                                                          Alert.opened_at))))
+                          .where(Alert.acknowledged_at.is_not(None)))
+    mttr = session.scalar(scoped(select(func.avg(_seconds(session, Alert.resolved_at,
+                                                          Alert.opened_at))))
+                          .where(Alert.resolved_at.is_not(None)))
+    return {
+        "since": since,
+        "total": int(total),
+        "by_status": dict(counts(Alert.status)),
+        "by_severity": dict(counts(Alert.severity)),
+        "by_rule": {names.get(r, str(r)): n for r, n in by_rule},
+        "by_device": dict(counts(Alert.device_id, top)),
+        "mean_time_to_ack_s": None if mtta is None else float(mtta),
+        "mean_time_to_resolve_s": None if mttr is None else float(mttr),
+    }
+
+
+# -- rules ---------------------------------------------------------------------------------
+
+
+def list_rules(session: Session, actor: Actor) -> list[AlertRule]:
+    require(actor, "viewer", "list alert rules")
+    return list(session.scalars(select(AlertRule).order_by(AlertRule.name)))
+
+
+def _rule(session: Session, ref: str) -> AlertRule:
+    q = select(AlertRule).where(AlertRule.name == ref)
+    row = session.scalar(q)
+    if row is None and ref.isdigit():
+        row = session.get(AlertRule, int(ref))
+    if row is None:
+        raise AlertNotFound(f"no alert rule {ref!r}")
+    return row
+
+
+def add_rule(session: Session, actor: Actor, rule: Rule) -> AlertRule:
+    """Store a validated rule (admins only); the daemon picks it up on its next reload."""
+    require(actor, "admin", "manage alert rules")
+    validate(rule)
+    if session.scalar(select(AlertRule.id).where(AlertRule.name == rule.name)) is not None:
+        raise RuleError(f"an alert rule named {rule.name!r} already exists")
+    values = {f.name: getattr(rule, f.name) for f in fields(Rule) if f.name != "id"}
+    if rule.kind == "event":
+        values["level"] = rule.level or "error"
+        assert values["level"] in LEVELS
+    row = AlertRule(**values, enabled=True, created_at=datetime.now(UTC))
+    session.add(row)
+    session.flush()
+    record_audit(session, actor, "alert_rule.add", f"alert_rule:{rule.name}",
+                 kind=rule.kind, definition=rule_from_row(row).describe(),
+                 severity=rule.severity, scope=rule.scope, scope_value=rule.scope_value)
+    return row
+
+
+def _resolve_open_of(session: Session, actor: Actor, rule: AlertRule, note: str) -> int:
+    rows = list(session.scalars(select(Alert).where(Alert.rule_id == rule.id,
+                                                    Alert.status != "resolved")))
+    at = datetime.now(UTC)
+    for row in rows:
+        row.status, row.resolved_at, row.resolved_by = "resolved", at, actor.name
+        row.events.append(AlertEvent(at=at, action="resolved", actor=actor.name, note=note))
+    return len(rows)
+
+
+def set_rule_enabled(session: Session, actor: Actor, ref: str, enabled: bool) -> AlertRule:
+    """Enable or disable a rule; disabling resolves its open alerts."""
+    require(actor, "admin", "manage alert rules")
+    row = _rule(session, ref)
+    resolved = 0
+    if not enabled:
+        resolved = _resolve_open_of(session, actor, row, "rule disabled")
+    row.enabled = enabled
+    record_audit(session, actor, "alert_rule.enable" if enabled else "alert_rule.disable",
+                 f"alert_rule:{row.name}", resolved_alerts=resolved)
+    return row
+
+
+def remove_rule(session: Session, actor: Actor, ref: str, purge: bool = False) -> int:
+    """Delete a rule. A rule with alert history is kept unless ``purge`` (which deletes that
+    history too); returns how many alerts were deleted."""
+    require(actor, "admin", "manage alert rules")
+    row = _rule(session, ref)
+    n = session.scalar(select(func.count()).select_from(Alert).where(Alert.rule_id == row.id))
+    if n and not purge:
+        raise InvalidTransition(
+            f"alert rule {row.name!r} has {n} alert(s) in its history: disable it instead, "
+            "or pass --purge to delete the rule and its alerts"
+        )
+    session.execute(delete(AlertEvent).where(
+        AlertEvent.alert_id.in_(select(Alert.id).where(Alert.rule_id == row.id))))
+    session.execute(delete(Alert).where(Alert.rule_id == row.id))
+    record_audit(session, actor, "alert_rule.remove", f"alert_rule:{row.name}",
+                 deleted_alerts=int(n or 0))
+    session.delete(row)
+    return int(n or 0)
