@@ -1,0 +1,335 @@
+"""One MQTT message (topic, payload bytes, arrival time) -> Decoded, or Rejected. Pure, no I/O.
+
+This runs once per message on the daemon's hot path: one ``json.loads`` with a decoder built
+in ``Decoder.__init__``, type checks by ``type(x) is``, topics cached after first sight.
+
+Rules (CONTRACT.md, "Payloads"):
+
+- topic ``{root}/{device_id}/{kind}``; device_id 1-64 of ``[A-Za-z0-9_.:-]``.
+- payload larger than ``max_payload_bytes`` -> OVERSIZE, before anything else is looked at;
+  strict UTF-8 (no BOM, no UTF-16) then JSON; ``NaN``/``Infinity`` or a number too large for
+  a double -> NON_FINITE.
+- telemetry / metrics: a JSON object -> one Point. ``ts`` (see ingest.timestamps) is optional;
+  every other key is a field: numbers become float (always, so a field never flips between
+  int and float in InfluxDB), bools and strings stay. Null, objects and arrays -> WRONG_TYPE;
+  a field name that is empty, has control characters or is ``time`` (reserved by InfluxDB)
+  -> WRONG_TYPE; a string holding an escaped lone surrogate -> INVALID_UTF8.
+  A JSON array is SenML (ingest.senml).
+- events: as above plus ``level`` (required, one of LEVELS, case-insensitive, stored as the
+  lower-case tag ``level``), ``code`` (string; an integer is turned into its decimal string)
+  and ``message`` (string). With nothing but a level the point gets the field ``count`` = 1.0.
+- config / firmware / maintenance: a JSON object -> Document whose key is the first 32 hex
+  digits of sha256(topic + NUL + payload), so a redelivered message has the same key.
+  Documents must be storable in MongoDB: integers within 64 bits, no key starting with ``$``
+  or holding NUL, nesting at most MAX_DOCUMENT_DEPTH -> else WRONG_TYPE.
+- status: ``online`` / ``offline`` (trimmed, any case), the same as a JSON string, or
+  ``{"status": "online"|"offline", "ts"?}`` -> StatusChange; anything else -> WRONG_TYPE.
+- a timestamp more than ``future_window_s`` after arrival -> FUTURE_TIMESTAMP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from ingest.model import (
+    COLLECTIONS,
+    MEASUREMENTS,
+    Decoded,
+    Document,
+    FieldValue,
+    Kind,
+    Point,
+    Reason,
+    Rejected,
+    StatusChange,
+)
+from ingest.senml import resolve, to_points
+from ingest.timestamps import BadTimestamp, to_ns
+
+LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
+MAX_DEVICE_ID = 64
+MAX_DOCUMENT_DEPTH = 64
+RESERVED_FIELDS = frozenset({"time"})
+_DEVICE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
+_KINDS = {k.value: k for k in Kind}
+_TOPIC_CACHE_MAX = 65536
+_MISSING: Any = object()
+_TS_ONLY = frozenset({"ts"})
+_EVENT_SKIP = frozenset({"ts", "level", "code", "message"})
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+class _NonFinite(Exception):
+    pass
+
+
+class _IntRange(Exception):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NonFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    f = float(text)
+    if f - f != 0.0:
+        raise _NonFinite(text[:32])
+    return f
+
+
+def _int64(text: str) -> int:
+    i = int(text)
+    if not _INT64[0] <= i <= _INT64[1]:
+        raise _IntRange(text[:32])
+    return i
+
+
+def parse_topic(topic: str, root: str = "devices") -> tuple[str, Kind]:
+    """``{root}/{device_id}/{kind}`` -> (device_id, kind); Rejected(BAD_TOPIC / UNKNOWN_KIND)."""
+    if type(topic) is not str or not topic.startswith(root + "/"):
+        raise Rejected(Reason.BAD_TOPIC, f"topic must look like {root}/<device_id>/<kind>")
+    parts = topic[len(root) + 1 :].split("/")
+    if len(parts) != 2:
+        raise Rejected(Reason.BAD_TOPIC, f"topic must look like {root}/<device_id>/<kind>")
+    device_id, kind = parts
+    if not 0 < len(device_id) <= MAX_DEVICE_ID or not _DEVICE_CHARS.issuperset(device_id):
+        raise Rejected(Reason.BAD_TOPIC, "device_id must be 1-64 of [A-Za-z0-9_.:-]")
+    k = _KINDS.get(kind)
+    if k is None:
+        raise Rejected(Reason.UNKNOWN_KIND, f"unknown kind {kind[:32]!r}")
+    return device_id, k
+
+
+def _valid_unicode(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _bad_key(k: str) -> Rejected:
+    if not k:
+        return Rejected(Reason.WRONG_TYPE, "empty field name")
+    if k in RESERVED_FIELDS:
+        return Rejected(Reason.WRONG_TYPE, f"field name {k!r} is reserved (the time goes in 'ts')")
+    return Rejected(Reason.WRONG_TYPE, f"field name {k[:32]!r} has non-printable characters")
+
+
+def _fields(obj: dict[str, Any], skip: frozenset[str]) -> dict[str, FieldValue]:
+    fields: dict[str, FieldValue] = {}
+    for k, v in obj.items():
+        if k in skip:
+            continue
+        if not k or k in RESERVED_FIELDS or not k.isprintable():
+            raise _bad_key(k)
+        tv = type(v)
+        if tv is float:
+            if v - v != 0.0:
+                raise Rejected(Reason.NON_FINITE, f"field {k[:32]!r} is not finite")
+        elif tv is int:
+            try:
+                v = float(v)
+            except OverflowError:
+                raise Rejected(Reason.NON_FINITE, f"field {k[:32]!r} is too large") from None
+        elif tv is str:
+            if not v.isascii() and not _valid_unicode(v):
+                raise Rejected(Reason.INVALID_UTF8, f"field {k[:32]!r} has a lone surrogate")
+        elif tv is not bool:
+            what = "null" if v is None else "an object" if tv is dict else "an array"
+            raise Rejected(
+                Reason.WRONG_TYPE, f"field {k[:32]!r} is {what}; fields are numbers, bools, strings"
+            )
+        fields[k] = v
+    return fields
+
+
+def _check_document(body: dict[str, Any]) -> None:
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DOCUMENT_DEPTH:
+            raise Rejected(Reason.WRONG_TYPE, f"document nested deeper than {MAX_DOCUMENT_DEPTH}")
+        if type(node) is dict:
+            for k, v in node.items():
+                if k.startswith("$") or "\x00" in k:
+                    raise Rejected(Reason.WRONG_TYPE, f"document key {k[:32]!r} not storable")
+                if not k.isascii() and not _valid_unicode(k):
+                    raise Rejected(Reason.INVALID_UTF8, "document key has a lone surrogate")
+                if type(v) is dict or type(v) is list:
+                    stack.append((v, depth + 1))
+                elif type(v) is str and not v.isascii() and not _valid_unicode(v):
+                    raise Rejected(Reason.INVALID_UTF8, "document string has a lone surrogate")
+        else:
+            for v in node:
+                if type(v) is dict or type(v) is list:
+                    stack.append((v, depth + 1))
+                elif type(v) is str and not v.isascii() and not _valid_unicode(v):
+                    raise Rejected(Reason.INVALID_UTF8, "document string has a lone surrogate")
+
+
+class Decoder:
+    """Decodes and validates one message at a time. Holds only precomputed settings and a
+    bounded cache of parsed topics; safe to share within one thread."""
+
+    def __init__(
+        self,
+        *,
+        topic_root: str = "devices",
+        max_payload_bytes: int = 256 * 1024,
+        future_window_s: float = 300.0,
+    ) -> None:
+        self.topic_root = topic_root
+        self.max_payload_bytes = max_payload_bytes
+        self.future_window_ns = int(future_window_s * 1e9)
+        self._topics: dict[str, tuple[str, Kind]] = {}
+        self._loads = json.JSONDecoder(parse_constant=_reject_constant).decode
+        self._loads_document = json.JSONDecoder(
+            parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_int64
+        ).decode
+
+    def decode(self, topic: str, payload: bytes, now_ns: int) -> Decoded:
+        """Decode one message received at ``now_ns``. Raises Rejected(reason, detail), only."""
+        try:
+            return self.decode_unguarded(topic, payload, now_ns)
+        except Rejected:
+            raise
+        except Exception as e:  # last resort: a bug here must dead-letter, not kill the daemon
+            raise Rejected(Reason.WRONG_TYPE, f"undecodable ({type(e).__name__})") from e
+
+    def decode_unguarded(self, topic: str, payload: bytes, now_ns: int) -> Decoded:
+        """``decode`` without the last-resort guard (tests use it to prove the guard idle)."""
+        info = self._topics.get(topic)
+        if info is None:
+            info = parse_topic(topic, self.topic_root)
+            if len(self._topics) >= _TOPIC_CACHE_MAX:
+                self._topics.clear()
+            self._topics[topic] = info
+        device_id, kind = info
+        if len(payload) > self.max_payload_bytes:
+            raise Rejected(
+                Reason.OVERSIZE, f"{len(payload)} bytes > limit {self.max_payload_bytes}"
+            )
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise Rejected(Reason.INVALID_UTF8, f"invalid UTF-8 at byte {e.start}") from None
+        if kind is Kind.STATUS:
+            return self._status(device_id, text, now_ns)
+        document = kind in COLLECTIONS
+        try:
+            obj = self._loads_document(text) if document else self._loads(text)
+        except _NonFinite as e:
+            raise Rejected(Reason.NON_FINITE, f"{e} is not a finite number") from None
+        except _IntRange as e:
+            raise Rejected(Reason.WRONG_TYPE, f"integer {e} outside 64 bits") from None
+        except RecursionError:
+            raise Rejected(Reason.INVALID_JSON, "JSON nested too deeply") from None
+        except ValueError as e:
+            raise Rejected(Reason.INVALID_JSON, str(e)[:120]) from None
+        if document:
+            if type(obj) is not dict:
+                raise Rejected(Reason.WRONG_TYPE, f"{kind} payload must be a JSON object")
+            _check_document(obj)
+            key = hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()[:32]
+            return Document(COLLECTIONS[kind], device_id, key, obj, now_ns / 1e9)
+        if type(obj) is dict:
+            if kind is Kind.EVENTS:
+                return [self._event(device_id, obj, now_ns)]
+            fields = _fields(obj, _TS_ONLY)
+            if not fields:
+                raise Rejected(Reason.NO_FIELDS, "no fields besides 'ts'")
+            ts = self._ts(obj, now_ns)
+            return [Point(MEASUREMENTS[kind], device_id, fields, ts, {})]
+        if type(obj) is list and kind is not Kind.EVENTS:
+            return self._senml(device_id, kind, obj, now_ns)
+        raise Rejected(
+            Reason.WRONG_TYPE,
+            f"{kind} payload must be a JSON object"
+            + (" or a SenML array" if kind is not Kind.EVENTS else ""),
+        )
+
+    def _ts(self, obj: dict[str, Any], now_ns: int) -> int:
+        raw = obj.get("ts", _MISSING)
+        if raw is _MISSING:
+            return now_ns
+        try:
+            ts = to_ns(raw)
+        except BadTimestamp as e:
+            raise Rejected(Reason.BAD_TIMESTAMP, str(e)) from None
+        if ts > now_ns + self.future_window_ns:
+            raise Rejected(
+                Reason.FUTURE_TIMESTAMP, f"ts is {(ts - now_ns) / 1e9:.0f}s after arrival"
+            )
+        return ts
+
+    def _event(self, device_id: str, obj: dict[str, Any], now_ns: int) -> Point:
+        level = obj.get("level")
+        if type(level) is not str or level.lower() not in LEVELS:
+            got = "missing" if level is None else repr(level)[:32]
+            raise Rejected(
+                Reason.WRONG_TYPE, f"event level {got}; must be one of {', '.join(sorted(LEVELS))}"
+            )
+        fields = _fields(obj, _EVENT_SKIP)
+        code = obj.get("code", _MISSING)
+        if code is not _MISSING:
+            if type(code) is int:
+                code = str(code)
+            elif type(code) is not str:
+                raise Rejected(Reason.WRONG_TYPE, "event code must be a string")
+            fields["code"] = code
+        message = obj.get("message", _MISSING)
+        if message is not _MISSING:
+            if type(message) is not str:
+                raise Rejected(Reason.WRONG_TYPE, "event message must be a string")
+            fields["message"] = message
+        for s in (code, message):
+            if type(s) is str and not s.isascii() and not _valid_unicode(s):
+                raise Rejected(Reason.INVALID_UTF8, "event text has a lone surrogate")
+        if not fields:
+            fields["count"] = 1.0
+        return Point(
+            MEASUREMENTS[Kind.EVENTS],
+            device_id,
+            fields,
+            self._ts(obj, now_ns),
+            {"level": level.lower()},
+        )
+
+    def _senml(self, device_id: str, kind: Kind, records: list[Any], now_ns: int) -> list[Point]:
+        resolved = resolve(records, now_ns / 1e9)
+        if not resolved:
+            raise Rejected(Reason.NO_FIELDS, "SenML pack has no record with a value")
+        points = to_points(resolved, device_id, MEASUREMENTS[kind])
+        limit = now_ns + self.future_window_ns
+        for p in points:
+            if p.ts_ns > limit:
+                raise Rejected(
+                    Reason.FUTURE_TIMESTAMP,
+                    f"SenML time is {(p.ts_ns - now_ns) / 1e9:.0f}s after arrival",
+                )
+        return points
+
+    def _status(self, device_id: str, text: str, now_ns: int) -> StatusChange:
+        word = text.strip().lower()
+        if word in ("online", "offline"):
+            return StatusChange(device_id, word == "online", now_ns / 1e9)
+        usage = 'status must be \'online\', \'offline\' or {"status": "online"|"offline"}'
+        try:
+            obj = self._loads(text)
+        except (ValueError, RecursionError, _NonFinite):
+            raise Rejected(Reason.WRONG_TYPE, usage) from None
+        if type(obj) is dict:
+            status = obj.get("status")
+        elif type(obj) is str:
+            status, obj = obj, {}
+        else:
+            raise Rejected(Reason.WRONG_TYPE, usage)
+        if type(status) is not str or status.strip().lower() not in ("online", "offline"):
+            raise Rejected(Reason.WRONG_TYPE, usage)
+        return StatusChange(
+            device_id, status.strip().lower() == "online", self._ts(obj, now_ns) / 1e9
+        )

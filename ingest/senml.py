@@ -1,0 +1,292 @@
+"""SenML JSON packs (RFC 8428): resolution (§4.5-4.6) and grouping into points. Pure.
+
+``resolve(records, now)`` applies the base fields (``bn`` prefixed to ``n``, ``bt`` added to
+``t``, ``bv`` to ``v``, ``bs`` to ``s``, ``bu`` used where a record has no ``u``), carries them
+to the following records, turns times below 2**28 into times relative to ``now`` and returns
+the records in chronological order (stable), as RFC 8428 §4.6 asks of resolved records.
+Records holding only base fields yield nothing. Unknown labels are ignored unless they end
+in ``_`` (RFC 8428 §4.4: MUST reject); ``bver`` above 10 or differing within a pack is rejected.
+
+``to_points(records, device_id, measurement)`` groups resolved records into as few points as
+possible: one point per (time, unit); the unit becomes the tag ``unit``. Field names come from
+``field_name`` (rule in its docstring); a sum becomes the field ``{name}_sum``; ``vd`` keeps its
+base64url text as a string field. One field name carrying two value kinds (``v``/``vs``/
+``vb``/``vd``; sums count as ``v``) in a pack is rejected; the same field twice in one
+(time, unit) keeps the last, as InfluxDB would.
+
+Every problem raises ``Rejected(Reason.INVALID_SENML, detail)`` (``BAD_TIMESTAMP`` for a
+resolved time outside 1970..2262).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from ingest.model import FieldValue, Point, Reason, Rejected
+from ingest.timestamps import BadTimestamp, seconds_to_ns
+
+SENML_VERSION = 10
+RELATIVE_LIMIT = 2**28
+DEVICE_VALUE_FIELD = "value"
+RESERVED_FIELDS = frozenset({"time"})  # InfluxDB refuses a field called "time"
+
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-:./_]*")
+_B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+class ResolvedRecord(NamedTuple):
+    """One resolved SenML record. ``kind`` is the value label (v/vs/vb/vd) or "" (sum only)."""
+
+    name: str
+    time: float
+    unit: str | None = None
+    kind: str = "v"
+    value: FieldValue | None = None
+    sum: float | None = None
+    update_time: float | None = None
+
+    def as_senml(self) -> dict[str, Any]:
+        """The record in resolved SenML JSON form (labels n, u, t, v|vs|vb|vd, s, ut)."""
+        out: dict[str, Any] = {"n": self.name}
+        if self.unit is not None:
+            out["u"] = self.unit
+        out["t"] = self.time
+        if self.kind:
+            out[self.kind] = self.value
+        if self.sum is not None:
+            out["s"] = self.sum
+        if self.update_time is not None:
+            out["ut"] = self.update_time
+        return out
+
+
+def _bad(detail: str) -> Rejected:
+    return Rejected(Reason.INVALID_SENML, detail)
+
+
+def _num(x: object, label: str, i: int) -> float:
+    if type(x) is float:
+        f = x
+    elif type(x) is int:
+        try:
+            f = float(x)
+        except OverflowError:
+            raise _bad(f"record {i}: {label} out of range") from None
+    else:
+        raise _bad(f"record {i}: {label} must be a number")
+    if not math.isfinite(f):
+        raise _bad(f"record {i}: {label} is not finite")
+    return f
+
+
+def _str(x: object, label: str, i: int) -> str:
+    if type(x) is not str:
+        raise _bad(f"record {i}: {label} must be a string")
+    return x
+
+
+def _valid_unicode(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_data(x: object, i: int) -> str:
+    s = _str(x, "vd", i)
+    body = s.rstrip("=")
+    padding = len(s) - len(body)
+    if (
+        not _B64URL.issuperset(body)
+        or len(body) % 4 == 1
+        or (padding and padding != -len(body) % 4)
+    ):
+        raise _bad(f"record {i}: vd is not base64url")
+    try:
+        base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (binascii.Error, ValueError):
+        raise _bad(f"record {i}: vd is not base64url") from None
+    return s
+
+
+def resolve(records: object, now: float) -> list[ResolvedRecord]:
+    """Resolve a SenML pack (the parsed JSON array) against ``now`` (epoch seconds)."""
+    if type(records) is not list:
+        raise _bad("a SenML pack is a JSON array of records")
+    bn = ""
+    bt = 0.0
+    bu: str | None = None
+    bv = 0.0
+    bs: float | None = None
+    version = SENML_VERSION
+    out: list[ResolvedRecord] = []
+    ordered = True
+    last = -math.inf
+    for i, rec in enumerate(records):
+        if type(rec) is not dict:
+            raise _bad(f"record {i} is not a JSON object")
+        n = ""
+        u: str | None = None
+        t = 0.0
+        kind = ""
+        value: Any = None
+        s: float | None = None
+        ut: float | None = None
+        nvalues = 0
+        regular = False
+        for key, x in rec.items():
+            if key == "n":
+                n = _str(x, "n", i)
+                regular = True
+            elif key == "v":
+                value = _num(x, "v", i)
+                kind = "v"
+                nvalues += 1
+            elif key == "u":
+                u = _str(x, "u", i)
+                regular = True
+            elif key == "t":
+                t = _num(x, "t", i)
+                regular = True
+            elif key == "bn":
+                bn = _str(x, "bn", i)
+            elif key == "bt":
+                bt = _num(x, "bt", i)
+            elif key == "bu":
+                bu = _str(x, "bu", i)
+            elif key == "vs":
+                value = _str(x, "vs", i)
+                if not value.isascii() and not _valid_unicode(value):
+                    raise _bad(f"record {i}: vs has a lone surrogate")
+                kind = "vs"
+                nvalues += 1
+            elif key == "vb":
+                if type(x) is not bool:
+                    raise _bad(f"record {i}: vb must be true or false")
+                value = x
+                kind = "vb"
+                nvalues += 1
+            elif key == "vd":
+                value = _check_data(x, i)
+                kind = "vd"
+                nvalues += 1
+            elif key == "s":
+                s = _num(x, "s", i)
+            elif key == "ut":
+                ut = _num(x, "ut", i)
+                regular = True
+            elif key == "bv":
+                bv = _num(x, "bv", i)
+            elif key == "bs":
+                bs = _num(x, "bs", i)
+            elif key == "bver":
+                if type(x) is not int or x < 1:
+                    raise _bad(f"record {i}: bver must be a positive integer")
+                if x > SENML_VERSION:
+                    raise _bad(f"record {i}: SenML version {x} is not supported")
+                if i and x != version:
+                    raise _bad(f"record {i}: bver {x} differs from the pack's version {version}")
+                version = x
+            elif key.endswith("_"):
+                raise _bad(f"record {i}: unknown must-understand label {key[:40]!r}")
+        if nvalues > 1:
+            raise _bad(f"record {i}: more than one value field")
+        if not nvalues and s is None:
+            if regular:
+                raise _bad(f"record {i}: no value (v, vs, vb, vd or s)")
+            continue  # a record of base fields only
+        name = bn + n
+        if not name:
+            raise _bad(f"record {i}: no name (n or bn)")
+        time = bt + t
+        if time < RELATIVE_LIMIT:
+            time += now
+        if not math.isfinite(time):
+            raise _bad(f"record {i}: time out of range")
+        if kind == "v":
+            value = value + bv
+            if not math.isfinite(value):
+                raise _bad(f"record {i}: v + bv is not finite")
+        if s is not None or bs is not None:
+            s = (s or 0.0) + (bs or 0.0)
+            if not math.isfinite(s):
+                raise _bad(f"record {i}: s + bs is not finite")
+        if time < last:
+            ordered = False
+        last = time
+        out.append(ResolvedRecord(name, time, bu if u is None else u, kind, value, s, ut))
+    if not ordered:
+        out.sort(key=lambda r: r.time)
+    return out
+
+
+@lru_cache(maxsize=65536)
+def field_name(name: str, device_id: str) -> str:
+    """The field name for a resolved SenML name sent by ``device_id``.
+
+    The rule: if the name starts with the device's own name -- ``{device_id}`` itself, or a
+    URN ending in ``:{device_id}`` such as ``urn:dev:ow:{device_id}`` -- followed by the end
+    of the name, ``:`` or ``/``, that prefix and the separator are cut off and the rest is the
+    field name (``urn:dev:ow:10e2:voltage`` from device ``10e2`` -> ``voltage``;
+    ``10e2/door/open`` -> ``door/open``). A name that is exactly the device's own name
+    becomes the field ``value``. Any other name (a bare ``temperature``, or another
+    device's name in a gateway pack) is kept whole, so nothing from two sources collides.
+    Names must satisfy RFC 8428 §4.5.1 (``[A-Za-z0-9][A-Za-z0-9-:./_]*``).
+    """
+    if not _NAME_RE.fullmatch(name):
+        raise _bad(f"name {name[:64]!r} is not a valid SenML name (RFC 8428 4.5.1)")
+    cut = -1
+    d = len(device_id)
+    if name.startswith(device_id) and (len(name) == d or name[d] in ":/"):
+        cut = d
+    elif name.startswith("urn:"):
+        needle = ":" + device_id
+        p = name.find(needle, 3)
+        while p >= 0:
+            end = p + len(needle)
+            if len(name) == end or name[end] in ":/":
+                cut = end
+                break
+            p = name.find(needle, p + 1)
+    field = name if cut < 0 else (name[cut + 1 :] or DEVICE_VALUE_FIELD)
+    if field in RESERVED_FIELDS:
+        raise _bad(f"field name {field!r} is reserved")
+    return field
+
+
+def to_points(records: list[ResolvedRecord], device_id: str, measurement: str) -> list[Point]:
+    """Group resolved records into points, one per (time, unit). See the module docstring."""
+    groups: dict[tuple[int, str | None], dict[str, FieldValue]] = {}
+    kinds: dict[str, str] = {}
+    for r in records:
+        try:
+            ts = seconds_to_ns(r.time)
+        except BadTimestamp as e:
+            raise Rejected(Reason.BAD_TIMESTAMP, f"{r.name[:64]}: {e}") from None
+        unit = r.unit or None
+        if unit is not None and not unit.isprintable():
+            raise _bad(f"unit {unit[:32]!r} has control characters")
+        fname = field_name(r.name, device_id)
+        key = (ts, unit)
+        fields = groups.get(key)
+        if fields is None:
+            fields = groups[key] = {}
+        if r.kind:
+            if kinds.setdefault(fname, r.kind) != r.kind:
+                raise _bad(f"field {fname!r} carries both {kinds[fname]} and {r.kind} values")
+            fields[fname] = r.value  # type: ignore[assignment]
+        if r.sum is not None:
+            sname = fname + "_sum"
+            if kinds.setdefault(sname, "v") != "v":
+                raise _bad(f"field {sname!r} carries both {kinds[sname]} and s values")
+            fields[sname] = r.sum
+    return [
+        Point(measurement, device_id, fields, ts, {"unit": unit} if unit else {})
+        for (ts, unit), fields in groups.items()
+    ]
