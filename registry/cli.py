@@ -1,8 +1,369 @@
+"""``iot devices``, ``iot registry`` and ``iot sim provision``: parse, open the registry, call one
+function. The CLI acts as the API key in ``IOT_API_KEY`` (while no key exists: ``local-admin``).
+
+Exit codes: 0 ok, 1 not found or unreachable, 2 usage or invalid input, 3 permission denied.
+"""
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from sqlalchemy.orm import Session
+
+from ingest.cli_common import emit_json, fail, iso, parse_duration, print_table, settings
+from ingest.config import Settings
+from registry import audit as audit_mod
+from registry import devices as dev
+from registry.auth import Actor, PermissionDenied, authenticate, create_key, disable_key, list_keys
+from registry.db import check_migrated, current_revision, head_revision, make_engine, migrate
+from registry.models import DEVICE_STATUSES, ROLES
 
 devices_app = typer.Typer(no_args_is_help=True)
 registry_app = typer.Typer(no_args_is_help=True)
+keys_app = typer.Typer(no_args_is_help=True, help="Operator API keys (admins only).")
+registry_app.add_typer(keys_app, name="keys")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+RegistryOpt = Annotated[
+    str | None, typer.Option("--registry", help="Registry URL (env IOT_REGISTRY_URL).")
+]
 
 
-def provision() -> None:
-    """Register a simulated fleet with credentials in one step."""
+@contextmanager
+def acting(s: Settings) -> Iterator[tuple[Session, Actor]]:
+    """A session on the migrated registry and the actor behind IOT_API_KEY; commits on success.
+
+    Registry errors become CLI errors: permission → exit 3, not found → 1, invalid input → 2.
+    """
+    engine = make_engine(s.resolved_registry_url())
+    try:
+        check_migrated(engine)
+        with Session(engine) as session:
+            key = s.api_key.get_secret_value() if s.api_key else None
+            actor = authenticate(session, key)
+            yield session, actor
+            session.commit()
+    except PermissionDenied as e:
+        fail(f"permission denied: {e}", 3)
+    except LookupError as e:
+        fail(str(e.args[0] if e.args else e), 1)
+    except ValueError as e:
+        fail(str(e), 2)
+    finally:
+        engine.dispose()
+
+
+def _labels(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        k, sep, v = pair.partition("=")
+        if not sep or not k:
+            fail(f"invalid label {pair!r}: use key=value")
+        out[k] = v
+    return out
+
+
+# --- iot devices -------------------------------------------------------------------------------
+
+
+@devices_app.command("add")
+def add(
+    device_id: Annotated[str, typer.Argument(metavar="ID")],
+    type: Annotated[str, typer.Option("--type", help="Device type / profile.")] = "generic",
+    site: Annotated[str | None, typer.Option("--site")] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", help="k=v, repeatable")] = None,
+    with_secret: Annotated[
+        bool, typer.Option("--with-secret", help="Issue a broker secret (printed once).")
+    ] = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """Register a device (admins)."""
+    labels = _labels(label or [])
+    with acting(settings(registry_url=registry)) as (session, actor):
+        secret = dev.add_device(session, actor, device_id, type, site, labels, with_secret)
+    typer.echo(f"added device {device_id} (provisioned)")
+    if secret:
+        typer.echo(f"secret (shown once, store it now): {secret}")
+
+
+@devices_app.command("list")
+def list_(
+    status: Annotated[str | None, typer.Option("--status", help="/".join(DEVICE_STATUSES))] = None,
+    type: Annotated[str | None, typer.Option("--type")] = None,
+    site: Annotated[str | None, typer.Option("--site")] = None,
+    as_json: JsonOpt = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """List devices (viewers)."""
+    if status and status not in DEVICE_STATUSES:
+        fail(f"invalid --status {status!r}: use one of {', '.join(DEVICE_STATUSES)}")
+    with acting(settings(registry_url=registry)) as (session, actor):
+        rows = [dev.as_dict(d) for d in dev.list_devices(session, actor, status, type, site)]
+    if as_json:
+        emit_json(rows)
+        return
+    cols = ("id", "type", "site", "status", "online", "last_seen_at", "firmware_version")
+    print_table(cols, ([r[c] for c in cols] for r in rows), title=f"{len(rows)} devices")
+
+
+def _merge_stores(s: Settings, device_id: str) -> tuple[dict[str, Any], list[str]]:
+    """Latest config document and readings for ``device_id``; warnings for unreachable stores."""
+    from ingest.stores import open_documents, open_timeseries
+
+    merged: dict[str, Any] = {}
+    warnings: list[str] = []
+    try:
+        docs = open_documents(s.documents_url, data_dir=s.data_dir)
+        docs.connect()
+        try:
+            merged["config"] = docs.latest("device_configs", device_id)
+        finally:
+            docs.close()
+    except Exception as e:  # show degrades to what is reachable
+        warnings.append(f"documents store unavailable ({type(e).__name__}: {_first_line(e)})")
+    try:
+        token = s.influxdb_token.get_secret_value() if s.influxdb_token else None
+        ts = open_timeseries(s.timeseries_url, data_dir=s.data_dir, token=token)
+        ts.connect()
+        try:
+            for key, measurement in (("telemetry", "sensor_readings"),
+                                     ("metrics", "device_metrics")):
+                latest = ts.latest(measurement, device_id)
+                merged[key] = {f: {"value": v, "at": iso(t / 1e9)} for f, (t, v) in latest.items()}
+        finally:
+            ts.close()
+    except Exception as e:
+        warnings.append(f"time-series store unavailable ({type(e).__name__}: {_first_line(e)})")
+    return merged, warnings
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e)
+    return text.splitlines()[0] if text else ""
+
+
+@devices_app.command("show")
+def show(
+    device_id: Annotated[str, typer.Argument(metavar="ID")],
+    as_json: JsonOpt = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """One device: registry row, latest config document and latest readings (viewers)."""
+    s = settings(registry_url=registry)
+    with acting(s) as (session, actor):
+        row = dev.as_dict(dev.get_device(session, actor, device_id))
+    merged, warnings = _merge_stores(s, device_id)
+    for w in warnings:
+        typer.echo(f"warning: {w}", err=True)
+    data = {**row, **merged}
+    if as_json:
+        emit_json(data)
+        return
+    for k, v in row.items():
+        if isinstance(v, datetime):
+            v = iso(v)
+        elif isinstance(v, dict):
+            v = " ".join(f"{lk}={lv}" for lk, lv in v.items())
+        typer.echo(f"{k:<17} {'' if v is None else v}")
+    if "config" in merged:
+        cfg = merged["config"]
+        typer.echo("config            " + ("(none)" if cfg is None else ""))
+        if cfg is not None:
+            typer.echo(json.dumps(cfg, indent=2, default=str))
+    for key in ("telemetry", "metrics"):
+        if key in merged:
+            typer.echo(f"latest {key:<10} " + ("(none)" if not merged[key] else ""))
+            for f, fv in sorted(merged[key].items()):
+                typer.echo(f"  {f:<16} {fv['value']}  @ {fv['at']}")
+
+
+def _status_command(action: str) -> None:
+    def command(
+        device_id: Annotated[str, typer.Argument(metavar="ID")],
+        registry: RegistryOpt = None,
+    ) -> None:
+        with acting(settings(registry_url=registry)) as (session, actor):
+            d = dev.set_status(session, actor, device_id, action)
+            status = d.status
+        typer.echo(f"device {device_id}: {status}")
+
+    command.__doc__ = {
+        "disable": "Disable a device: the broker refuses it after the next export (admins).",
+        "enable": "Re-enable a disabled device (admins).",
+        "retire": "Retire a device for good; its secret is dropped (admins).",
+    }[action]
+    devices_app.command(action)(command)
+
+
+for _action in ("disable", "enable", "retire"):
+    _status_command(_action)
+
+
+# --- iot sim provision -------------------------------------------------------------------------
+
+
+def _known_profiles() -> list[str]:
+    try:
+        from simulators.profiles import PROFILES
+    except ImportError:
+        return []
+    return list(PROFILES)
+
+
+def provision(
+    devices: Annotated[int, typer.Option("--devices", "-n", help="How many devices.")],
+    profile: Annotated[
+        list[str] | None, typer.Option("--profile", help="Profile(s), assigned round-robin.")
+    ] = None,
+    site: Annotated[str | None, typer.Option("--site")] = None,
+    prefix: Annotated[str, typer.Option("--prefix", help="Device id prefix.")] = "sim",
+    password_file: Annotated[
+        Path | None,
+        typer.Option("--password-file", help="JSON {device_id: secret} for `iot sim run`."),
+    ] = None,
+    show_secrets: Annotated[bool, typer.Option("--show-secrets")] = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """Register a simulated fleet with credentials in one step (admins)."""
+    known = _known_profiles()
+    profiles = profile or known or ["generic"]
+    unknown = [p for p in profiles if known and p not in known]
+    if unknown:
+        fail(f"unknown profile {unknown[0]!r}: use one of {', '.join(known)}")
+    s = settings(registry_url=registry)
+    target = password_file or s.data_dir / "sim-passwords.json"
+    existing: dict[str, str] = {}
+    if target.exists():
+        try:
+            existing = dict(json.loads(target.read_text()))
+        except (ValueError, TypeError):
+            fail(f"{target} exists but is not a JSON object of secrets: choose another file")
+    with acting(s) as (session, actor):
+        secrets = dev.provision_fleet(session, actor, devices, profiles, site, prefix)
+        dev.write_private(target, json.dumps(existing | secrets, indent=2) + "\n")
+    typer.echo(f"provisioned {len(secrets)} devices; secrets in {target}")
+    if show_secrets:
+        for device_id, secret in secrets.items():
+            typer.echo(f"{device_id} {secret}")
+
+
+# --- iot registry ------------------------------------------------------------------------------
+
+
+@registry_app.command("migrate")
+def migrate_cmd(registry: RegistryOpt = None) -> None:
+    """Create or upgrade the registry schema to the code's revision (run before the daemon)."""
+    url = settings(registry_url=registry).resolved_registry_url()
+    typer.echo(f"registry at revision {migrate(url)} (head)")
+
+
+@registry_app.command("status")
+def status_cmd(as_json: JsonOpt = False, registry: RegistryOpt = None) -> None:
+    """Current vs head schema revision; exit 1 when the schema needs `iot registry migrate`."""
+    engine = make_engine(settings(registry_url=registry).resolved_registry_url())
+    try:
+        current, head = current_revision(engine), head_revision()
+    finally:
+        engine.dispose()
+    if as_json:
+        emit_json({"current": current, "head": head, "migrated": current == head})
+    elif current == head:
+        typer.echo(f"current {current}, head {head}: up to date")
+    if current != head:
+        fail(f"registry schema at {current or '(empty)'}, head {head}: "
+             "run `iot registry migrate`", 1)
+
+
+@registry_app.command("export-mosquitto")
+def export_mosquitto(
+    dir: Annotated[Path, typer.Option("--dir", help="Where to write passwd and acl.")],
+    ingest_user: Annotated[str, typer.Option("--ingest-user")] = "iot-ingest",
+    ingest_password_file: Annotated[
+        Path | None,
+        typer.Option("--ingest-password-file", help="Else env IOT_BROKER_PASSWORD."),
+    ] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Write a mosquitto password file and ACL from the registry (admins)."""
+    s = settings(registry_url=registry)
+    if ingest_password_file is not None:
+        try:
+            password = ingest_password_file.read_text().strip()
+        except OSError as e:
+            fail(f"cannot read --ingest-password-file: {e.strerror}: {ingest_password_file}")
+    else:
+        password = s.broker_password.get_secret_value() if s.broker_password else ""
+    with acting(s) as (session, actor):
+        passwd, acl, n = dev.export_mosquitto(
+            session, actor, dir, ingest_user, password, s.topic_root
+        )
+    typer.echo(f"wrote {passwd} and {acl}: {n} devices + {ingest_user}")
+
+
+@registry_app.command("audit")
+def audit_cmd(
+    since: Annotated[str | None, typer.Option("--since", help="e.g. 1h, 7d")] = None,
+    actor_name: Annotated[str | None, typer.Option("--actor")] = None,
+    action: Annotated[str | None, typer.Option("--action", help="prefix, e.g. device.")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="e.g. device:sim-0001")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 200,
+    as_json: JsonOpt = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """Who changed what, newest first (operators and admins)."""
+    start = datetime.now(UTC) - timedelta(seconds=parse_duration(since)) if since else None
+    with acting(settings(registry_url=registry)) as (session, actor):
+        rows = [audit_mod.as_dict(e) for e in audit_mod.query_audit(
+            session, actor, start, actor_name, action, target, limit)]
+    if as_json:
+        emit_json(rows)
+        return
+    print_table(("at", "actor", "action", "target", "detail"),
+                ([r["at"], r["actor"], r["action"], r["target"],
+                  json.dumps(r["detail"], default=str)] for r in rows))
+
+
+@keys_app.command("add")
+def keys_add(
+    name: Annotated[str, typer.Option("--name")],
+    role: Annotated[str, typer.Option("--role", help="/".join(ROLES))],
+    site: Annotated[list[str] | None, typer.Option("--site", help="Limit to site(s).")] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Create an API key; it is printed once (admins; anyone while no key exists)."""
+    if role not in ROLES:
+        fail(f"invalid --role {role!r}: use one of {', '.join(ROLES)}")
+    with acting(settings(registry_url=registry)) as (session, actor):
+        key = create_key(session, actor, name, role, site or [])
+    typer.echo(f"created {role} key {name!r}; it is shown once, store it now:", err=True)
+    sys.stdout.write(key + "\n")
+
+
+@keys_app.command("list")
+def keys_list(as_json: JsonOpt = False, registry: RegistryOpt = None) -> None:
+    """API keys (never the keys themselves)."""
+    with acting(settings(registry_url=registry)) as (session, actor):
+        rows: list[dict[str, Any]] = [
+            {"name": k.name, "role": k.role, "sites": k.sites, "prefix": k.key_prefix,
+             "created_at": k.created_at, "disabled": k.disabled}
+            for k in list_keys(session, actor)
+        ]
+    if as_json:
+        emit_json(rows)
+        return
+    print_table(("name", "role", "sites", "prefix", "created_at", "disabled"),
+                ([r["name"], r["role"], ",".join(r["sites"] or []) or "all", r["prefix"],
+                  r["created_at"], r["disabled"]] for r in rows))
+
+
+@keys_app.command("disable")
+def keys_disable(name: Annotated[str, typer.Argument()], registry: RegistryOpt = None) -> None:
+    """Disable an API key by name."""
+    with acting(settings(registry_url=registry)) as (session, actor):
+        disable_key(session, actor, name)
+    typer.echo(f"disabled key {name!r}")

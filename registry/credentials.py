@@ -1,0 +1,58 @@
+"""Device secrets: issued once at provisioning, stored only as a Mosquitto PBKDF2-SHA512 hash.
+
+The hash format is mosquitto 2.x's ``$7$<iterations>$<base64 salt>$<base64 hash>`` (what
+``mosquitto_passwd`` writes), so the registry can export a password file the broker reads as is.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+ITERATIONS = 1000
+SALT_BYTES = 12
+HASH_BYTES = 64
+
+
+def issue_secret() -> str:
+    """A fresh random device secret (shown once, never stored in clear)."""
+    return secrets.token_urlsafe(24)
+
+
+def hash_mosquitto(secret: str, iterations: int = ITERATIONS, salt: bytes | None = None) -> str:
+    """``secret`` as a mosquitto ``$7$`` PBKDF2-SHA512 password-file hash."""
+    salt = secrets.token_bytes(SALT_BYTES) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha512", secret.encode(), salt, iterations, HASH_BYTES)
+    b64 = base64.b64encode
+    return f"$7${iterations}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify(secret: str, hashed: str) -> bool:
+    """True when ``secret`` matches a ``$7$`` hash (ours or mosquitto_passwd's)."""
+    parts = hashed.split("$")
+    if len(parts) != 5 or parts[0] or parts[1] != "7":
+        return False
+    try:
+        iterations = int(parts[2])
+        salt, expected = base64.b64decode(parts[3]), base64.b64decode(parts[4])
+    except ValueError:
+        return False
+    if iterations < 1:
+        return False
+    digest = hashlib.pbkdf2_hmac("sha512", secret.encode(), salt, iterations, len(expected))
+    return hmac.compare_digest(digest, expected)
+
+
+def password_file(entries: dict[str, str]) -> str:
+    """A mosquitto password file from ``{username: $7$ hash}``."""
+    return "".join(f"{user}:{hashed}\n" for user, hashed in entries.items())
+
+
+def acl_file(devices: list[str], ingest_user: str, topic_root: str = "devices") -> str:
+    """A mosquitto ACL file: each device writes only under its own id, ingest reads everything."""
+    lines = [f"user {ingest_user}", f"topic read {topic_root}/#", ""]
+    for device_id in devices:
+        lines += [f"user {device_id}", f"topic write {topic_root}/{device_id}/#", ""]
+    return "\n".join(lines)

@@ -1,0 +1,175 @@
+"""Device registry operations: each takes a Session and the acting operator, checks the role,
+changes rows and records the audit trail. The caller commits."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry import credentials
+from registry.auth import Actor, record_audit, require
+from registry.models import Device
+
+DEVICE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+ACTIONS = {"disable": "disabled", "enable": None, "retire": "retired"}
+
+
+class DeviceNotFound(LookupError):
+    pass
+
+
+def _check_id(device_id: str) -> None:
+    if not DEVICE_ID.match(device_id):
+        raise ValueError(f"invalid device id {device_id!r}: 1-64 characters of [A-Za-z0-9_.:-]")
+
+
+def as_dict(d: Device) -> dict[str, Any]:
+    """The registry row as plain data (never the secret hash)."""
+    return {
+        "id": d.id, "type": d.type, "site": d.site, "labels": d.labels or {}, "status": d.status,
+        "online": d.online, "created_at": _utc(d.created_at), "last_seen_at": _utc(d.last_seen_at),
+        "firmware_version": d.firmware_version, "has_secret": d.secret_hash is not None,
+    }
+
+
+def _utc(ts: datetime | None) -> datetime | None:
+    return ts.replace(tzinfo=UTC) if ts is not None and ts.tzinfo is None else ts
+
+
+def add_device(
+    session: Session, actor: Actor, device_id: str, type: str = "generic",
+    site: str | None = None, labels: Mapping[str, Any] | None = None, with_secret: bool = False,
+) -> str | None:
+    """Register a device (status provisioned); returns its fresh secret when ``with_secret``."""
+    require(actor, "admin", "add devices", site)
+    _check_id(device_id)
+    if session.get(Device, device_id) is not None:
+        raise ValueError(f"device {device_id} already exists")
+    secret = credentials.issue_secret() if with_secret else None
+    session.add(Device(
+        id=device_id, type=type, site=site, labels=dict(labels or {}), status="provisioned",
+        online=False, created_at=datetime.now(UTC),
+        secret_hash=credentials.hash_mosquitto(secret) if secret else None,
+    ))
+    record_audit(session, actor, "device.add", f"device:{device_id}", type=type, site=site,
+                 labels=dict(labels or {}), secret=bool(secret))
+    return secret
+
+
+def list_devices(
+    session: Session, actor: Actor, status: str | None = None, type: str | None = None,
+    site: str | None = None,
+) -> list[Device]:
+    """Devices the actor may see, filtered, ordered by id."""
+    require(actor, "viewer", "list devices", site)
+    q = select(Device).order_by(Device.id)
+    if status:
+        q = q.where(Device.status == status)
+    if type:
+        q = q.where(Device.type == type)
+    if site:
+        q = q.where(Device.site == site)
+    if actor.sites is not None:
+        q = q.where(Device.site.in_(actor.sites))
+    return list(session.scalars(q))
+
+
+def get_device(session: Session, actor: Actor, device_id: str) -> Device:
+    require(actor, "viewer", "show devices")
+    device = session.get(Device, device_id)
+    if device is None or not actor.can_see_site(device.site):
+        raise DeviceNotFound(f"no device {device_id}")
+    return device
+
+
+def set_status(session: Session, actor: Actor, device_id: str, action: str) -> Device:
+    """``disable``, ``enable`` or ``retire`` a device; retirement is final (secret dropped)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r} (use {', '.join(ACTIONS)})")
+    device = get_device(session, actor, device_id)
+    require(actor, "admin", f"{action} devices", device.site)
+    if device.status == "retired":
+        raise ValueError(f"device {device_id} is retired: retirement is final")
+    before = device.status
+    if action == "enable":
+        if device.status == "disabled":
+            device.status = "active" if device.last_seen_at else "provisioned"
+    else:
+        device.status = ACTIONS[action] or device.status
+    if action == "retire":
+        device.secret_hash = None
+        device.online = False
+    record_audit(session, actor, f"device.{action}", f"device:{device_id}",
+                 before=before, after=device.status)
+    return device
+
+
+def provision_fleet(
+    session: Session, actor: Actor, n: int, profiles: Sequence[str] = ("generic",),
+    site: str | None = None, prefix: str = "sim",
+) -> dict[str, str]:
+    """Register ``n`` new devices ``{prefix}-NNNN`` (profiles assigned round-robin as types),
+    each with a fresh secret; returns ``{device_id: secret}``."""
+    require(actor, "admin", "provision devices", site)
+    if n < 1:
+        raise ValueError("--devices must be at least 1")
+    profiles = list(profiles) or ["generic"]
+    taken = set(session.scalars(select(Device.id).where(Device.id.like(f"{prefix}-%"))))
+    ids = (f"{prefix}-{i:04d}" for i in itertools.count(1))
+    fresh = list(itertools.islice((i for i in ids if i not in taken), n))
+    _check_id(fresh[-1])
+    now = datetime.now(UTC)
+    secrets: dict[str, str] = {}
+    for i, device_id in enumerate(fresh):
+        secret = credentials.issue_secret()
+        secrets[device_id] = secret
+        session.add(Device(
+            id=device_id, type=profiles[i % len(profiles)], site=site, labels={"simulated": True},
+            status="provisioned", online=False, created_at=now,
+            secret_hash=credentials.hash_mosquitto(secret),
+        ))
+    record_audit(session, actor, "device.provision", f"fleet:{prefix}", count=n,
+                 profiles=profiles, site=site, first=fresh[0], last=fresh[-1])
+    return secrets
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by the owner only (0600 from the first byte)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
+def export_mosquitto(
+    session: Session, actor: Actor, directory: Path, ingest_user: str, ingest_password: str,
+    topic_root: str = "devices",
+) -> tuple[Path, Path, int]:
+    """Write ``passwd`` and ``acl`` for mosquitto; only provisioned/active devices with a
+    secret get a password line (disabled and retired ones are refused by the broker)."""
+    require(actor, "admin", "export broker credentials")
+    if not ingest_password:
+        raise ValueError("no ingest password: use --ingest-password-file or IOT_BROKER_PASSWORD")
+    allowed = list(session.scalars(
+        select(Device).where(Device.status.in_(("provisioned", "active")),
+                             Device.secret_hash.is_not(None)).order_by(Device.id)
+    ))
+    if any(d.id == ingest_user for d in allowed):
+        raise ValueError(f"a device is named like the ingest account {ingest_user!r}")
+    entries = {ingest_user: credentials.hash_mosquitto(ingest_password)}
+    entries.update({d.id: d.secret_hash for d in allowed if d.secret_hash})
+    passwd, acl = directory / "passwd", directory / "acl"
+    write_private(passwd, credentials.password_file(entries))
+    write_private(acl, credentials.acl_file([d.id for d in allowed], ingest_user, topic_root))
+    record_audit(session, actor, "broker.export", f"dir:{directory}", devices=len(allowed),
+                 ingest_user=ingest_user)
+    return passwd, acl, len(allowed)
