@@ -7,7 +7,7 @@ import sys
 import typer
 
 from ingest import cli_deadletters, cli_telemetry
-from ingest.cli_common import CliError
+from ingest.cli_common import CliError, settings
 from registry import cli as registry_cli
 from registry.alerts import cli as alerts_cli
 from simulators import cli as sim_cli
@@ -24,11 +24,31 @@ app.add_typer(alerts_cli.app, name="alerts", help="Alerts and alert rules.")
 app.add_typer(cli_deadletters.app, name="deadletters", help="Messages that could not be stored.")
 
 
+@ingest_app.command("run")
+def ingest_run(
+    broker: str | None = typer.Option(None, help="mqtt://[user:pass@]host:port, mqtts://…, or embedded"),
+    timeseries: str | None = typer.Option(None, help="influxdb://…, influxdb1://…, or embedded"),
+    documents: str | None = typer.Option(None, help="mongodb://…, or embedded"),
+    registry: str | None = typer.Option(None, help="SQLAlchemy URL; default SQLite under IOT_DATA_DIR"),
+    batch_size: int | None = typer.Option(None, min=1, help="points per batch (default 5000)"),
+    flush_interval: float | None = typer.Option(None, min=0.001, help="seconds before a partial batch is written"),
+    metrics_port: int | None = typer.Option(None, min=0, max=65535, help="serve /metrics and /healthz here"),
+) -> None:
+    """Run the ingestion daemon until SIGTERM/SIGINT, then flush, acknowledge and exit 0."""
+    from ingest.service import run_daemon
+
+    s = settings(broker_url=broker, timeseries_url=timeseries, documents_url=documents,
+                 registry_url=registry, batch_size=batch_size, flush_interval=flush_interval,
+                 metrics_port=metrics_port)
+    raise typer.Exit(run_daemon(s))
+
+
 def main() -> None:
     """Entry point: run the app; known failures become one line on stderr, never a traceback."""
     from pydantic import ValidationError
     from sqlalchemy.exc import SQLAlchemyError
 
+    from ingest.broker import BrokerConfigError
     from ingest.stores import StoreConfigError, StoreUnavailable
     from registry.db import SchemaNotMigrated
 
@@ -37,7 +57,7 @@ def main() -> None:
     except CliError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(e.code)
-    except (StoreConfigError, SchemaNotMigrated, ValidationError) as e:
+    except (StoreConfigError, SchemaNotMigrated, ValidationError, BrokerConfigError) as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
     except (StoreUnavailable, SQLAlchemyError, OSError) as e:

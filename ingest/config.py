@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     broker_password: SecretStr | None = None
     api_key: SecretStr | None = None
 
+    embedded_broker_port: int = Field(1883, ge=1, le=65535)
     client_id: str = "iot-ingest"
     topic_root: str = "devices"
     batch_size: int = Field(5000, ge=1)
@@ -33,7 +34,7 @@ class Settings(BaseSettings):
     keepalive: int = Field(30, ge=5)
     max_payload_bytes: int = 256 * 1024
     future_window: float = Field(300.0, ge=0, description="seconds a timestamp may lie ahead")
-    unknown_devices: Literal["accept", "reject", "register"] = "accept"
+    unknown_devices: Literal["accept", "reject", "register"] = "register"
     registry_refresh: float = Field(30.0, gt=0)
     spool_dir: Path | None = None  # default: data_dir / "spool"
     spool_max_bytes: int = Field(1 << 30, ge=1 << 20)

@@ -1,0 +1,286 @@
+"""The ingest daemon: MQTT in, batches out to the stores, PUBACK only after data is safe."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from ingest.acks import AckTracker
+from ingest.broker import BrokerAddress, make_client
+from ingest.config import Settings
+from ingest.metrics import Metrics
+from ingest.model import DeadLetter
+from ingest.observers import StreamObserver
+from ingest.routing import DEADLETTERS, DESTINATIONS, DOCUMENTS, REGISTRY, TIMESERIES, Batch, Router, Token
+from ingest.spool import Spool
+from ingest.stores import DocumentStore, StoreUnavailable, TimeSeriesStore
+from ingest.writer import Writer
+
+log = logging.getLogger("iot.ingest")
+
+
+class Connected:
+    """Connects a store lazily and again after a failed connect (a store may be down at start)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.ok = False
+
+    def __call__(self) -> Any:
+        if not self.ok:
+            try:
+                self.store.connect()
+            except StoreUnavailable:
+                raise
+            except OSError as e:
+                raise StoreUnavailable(str(e)) from e
+            self.ok = True
+        return self.store
+
+
+@dataclass
+class Resources:
+    """Everything the daemon talks to, built at start-up and passed in."""
+
+    timeseries: TimeSeriesStore
+    documents: DocumentStore
+    registry: Any  # registry.directory.RegistryStore
+    deadletters: Any  # registry.deadletters.DeadLetterStore
+    observers: Sequence[StreamObserver] = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
+
+
+class Daemon:
+    """Wires the pure router to paho, the writers and the timers. ``run`` blocks until ``stop``."""
+
+    def __init__(self, settings: Settings, broker: BrokerAddress, res: Resources, decode: Callable[[str, bytes, int], Any]) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.res = res
+        self.metrics = m = res.metrics
+        self.acks = AckTracker()
+        self.lock = threading.Lock()
+        self.accepting = True
+        self.connected = threading.Event()
+        self._stop = threading.Event()
+        self._directory: Mapping[str, Any] = {}
+        self.message_counts: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.router = Router(
+            decode,
+            batch_size=settings.batch_size,
+            flush_interval=settings.flush_interval,
+            directory=self.directory,
+            policy=settings.unknown_devices,
+            count=self._count,
+        )
+        spool_dir = settings.resolved_spool_dir()
+        per_dest = max(1 << 20, settings.spool_max_bytes // len(DESTINATIONS))
+        ts, docs = Connected(res.timeseries), Connected(res.documents)
+        reg, dls = Connected(res.registry), Connected(res.deadletters)
+
+        def write_registry(b: Batch) -> list[tuple[Any, str]]:
+            store = reg()
+            if b.extra.get("register"):
+                store.register(list(b.extra["register"].items()))
+            store.record_activity(b.extra.get("last_seen", {}), b.items)
+            return []
+
+        def write_deadletters(b: Batch) -> list[tuple[Any, str]]:
+            dls().write(b.items)
+            return []
+
+        def observe_points(b: Batch) -> None:
+            now = time.time()
+            for o in res.observers:
+                o.observe(b.items, now)
+
+        def observe_status(b: Batch) -> None:
+            if b.items:
+                now = time.time()
+                for o in res.observers:
+                    o.status(b.items, now)
+
+        def make(dest: str, fn: Callable[[Batch], list[tuple[Any, str]]], after: Sequence[Callable[[Batch], None]] = ()) -> Writer:
+            return Writer(dest, fn, Spool(spool_dir / dest, per_dest), self._settle, m,
+                          dead_letter=self._dead_letter if dest != DEADLETTERS else None,
+                          after_write=after)
+
+        self.writers: dict[str, Writer] = {
+            TIMESERIES: make(TIMESERIES, lambda b: ts().write(b.items), [observe_points]),
+            DOCUMENTS: make(DOCUMENTS, lambda b: docs().write(b.items)),
+            REGISTRY: make(REGISTRY, write_registry, [observe_status]),
+            DEADLETTERS: make(DEADLETTERS, write_deadletters),
+        }
+        self._registry = reg
+        self.client, self._connect_kwargs = make_client(
+            broker, settings.client_id, persistent=True, manual_ack=True,
+            receive_maximum=settings.receive_maximum,
+        )
+        self.client.reconnect_delay_set(1, 30)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        m.gauge("iot_unacked_messages", lambda: self.acks.outstanding)
+        m.gauge("iot_broker_connected", lambda: 1.0 if self.connected.is_set() else 0.0)
+        m.collectors.append(self._collect)
+
+    # -- accounting -------------------------------------------------------------------------
+    def _count(self, kind: str, outcome: str) -> None:
+        self.message_counts[(kind, outcome)] += 1
+
+    def _collect(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for (kind, outcome), n in list(self.message_counts.items()):
+            name = "iot_messages_dead_lettered_total" if outcome == "dead_lettered" else "iot_messages_received_total"
+            label = "reason" if outcome == "dead_lettered" else "kind"
+            out[f'{name}{{{label}="{kind}"}}'] = n
+        return out
+
+    # -- paho callbacks (network thread) ------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any = None) -> None:
+        if reason.is_failure:
+            log.error("broker refused connection: %s", reason)
+            return
+        self.acks.reset()
+        client.subscribe(f"{self.settings.topic_root}/#", qos=1)
+        self.metrics.inc("iot_broker_connects_total")
+        self.connected.set()
+        log.info("connected to %s (session present: %s)", self.broker, getattr(flags, "session_present", "?"))
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any = None) -> None:
+        self.connected.clear()
+        self.acks.reset()
+        if not self._stop.is_set():
+            self.metrics.inc("iot_broker_disconnects_total")
+            log.warning("broker connection lost (%s); reconnecting", reason)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if not self.accepting:
+            return  # not acknowledged: the broker redelivers it to the next session
+        token = self.acks.add(msg.mid) if msg.qos else None
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            topic = msg._topic.decode("utf-8", "replace")
+        with self.lock:
+            full = self.router.handle(topic, msg.payload, token, time.time_ns())
+        if full is not None:
+            self.writers[full.dest].submit(full)
+
+    # -- settling -------------------------------------------------------------------------------
+    def _settle(self, tokens: list[Token]) -> None:
+        if not tokens:
+            return
+        for mid in self.acks.done(tokens):
+            self.client.ack(mid, 1)
+        self.metrics.inc("iot_messages_acked_total", len(tokens))
+
+    def _dead_letter(self, letters: list[DeadLetter], tokens: list[Token]) -> None:
+        for letter in letters:
+            self._count(letter.reason, "dead_lettered")
+        self.writers[DEADLETTERS].submit(Batch(DEADLETTERS, list(letters), tokens=tokens))
+
+    # -- timers ----------------------------------------------------------------------------------
+    def _refresh_directory(self) -> None:
+        try:
+            self._directory = self._registry().devices()
+        except StoreUnavailable as e:
+            log.warning("registry unavailable, keeping %d cached devices: %s", len(self._directory), e)
+
+    def _ticker(self) -> None:
+        s = self.settings
+        tick = min(0.05, s.flush_interval / 4)
+        next_refresh = time.monotonic() + s.registry_refresh
+        next_check = time.monotonic() + s.offline_check_interval
+        while not self._stop.wait(tick):
+            with self.lock:
+                due = self.router.due(time.time())
+            for b in due:
+                self.writers[b.dest].submit(b)
+            now = time.monotonic()
+            if now >= next_refresh:
+                next_refresh = now + s.registry_refresh
+                self._refresh_directory()
+            if now >= next_check:
+                next_check = now + s.offline_check_interval
+                for o in self.res.observers:
+                    try:
+                        o.tick(time.time())
+                    except Exception:
+                        log.exception("observer tick failed")
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def directory(self) -> Mapping[str, Any]:
+        """The cached device directory (id → DeviceInfo), refreshed every ``registry_refresh`` s."""
+        return self._directory
+
+    def start(self) -> None:
+        self._refresh_directory()  # refuses an unmigrated schema; unreachable is fine (cache)
+        for w in self.writers.values():
+            w.start()
+        self._ticker_thread = threading.Thread(target=self._ticker, name="ticker", daemon=True)
+        self._ticker_thread.start()
+        self.client.connect_async(self.broker.host, self.broker.port, self.settings.keepalive, **self._connect_kwargs)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def idle(self) -> bool:
+        """Nothing buffered, queued, spooled or awaiting acknowledgement."""
+        with self.lock:
+            buffered = bool(self.router.buffers)
+        return not buffered and self.acks.outstanding == 0 and all(
+            w.idle.is_set() and not w.backlog for w in self.writers.values())
+
+    def run(self) -> int:
+        """Start, block until :meth:`stop`, then stop consuming, flush, acknowledge, disconnect."""
+        self.start()
+        self._stop.wait()
+        return self.shutdown()
+
+    def shutdown(self, timeout: float = 60.0) -> int:
+        self._stop.set()
+        self.accepting = False
+        with self.lock:
+            rest = self.router.drain()
+        for b in rest:
+            self.writers[b.dest].submit(b)
+        deadline = time.monotonic() + timeout
+        clean = True
+        for dest in (TIMESERIES, DOCUMENTS, REGISTRY, DEADLETTERS):
+            clean &= self.writers[dest].stop(max(1.0, deadline - time.monotonic()))
+        if not clean:
+            log.warning("some batches could not be stored or spooled; left unacknowledged for redelivery")
+        self.client.disconnect()
+        self.client.loop_stop()
+        for o in self.res.observers:
+            try:
+                o.close()
+            except Exception:
+                log.exception("observer close failed")
+        for w in self.writers.values():
+            w.spool.close()
+        for store in (self.res.timeseries, self.res.documents, self.res.registry, self.res.deadletters):
+            try:
+                store.close()
+            except Exception as e:
+                log.debug("closing %s: %s", type(store).__name__, e)
+        return 0
+
+
+def install_signal_handlers(daemon: Daemon) -> None:
+    def handler(signum: int, _frame: Any) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        daemon.stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

@@ -1,0 +1,169 @@
+"""Decode, check against the device directory, and batch per destination (pure: no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ingest.model import DeadLetter, Decoded, Document, Point, Reason, Rejected, StatusChange
+
+Token = tuple[int, int]
+Origin = tuple[str, bytes, float]  # topic, raw payload, received at (epoch s)
+Policy = Literal["accept", "reject", "register"]
+
+TIMESERIES, DOCUMENTS, REGISTRY, DEADLETTERS = "timeseries", "documents", "registry", "deadletters"
+DESTINATIONS = (TIMESERIES, DOCUMENTS, REGISTRY, DEADLETTERS)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Items for one destination, the message each came from, and the deliveries it settles."""
+
+    dest: str
+    items: list[Any] = field(default_factory=list)
+    origins: list[Origin] = field(default_factory=list)
+    tokens: list[Token] = field(default_factory=list)
+    created: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+    messages: int = 0
+
+    def record(self) -> tuple[list[Any], list[Origin], dict[str, Any]]:
+        return (self.items, self.origins, self.extra)
+
+
+class Router:
+    """Turns deliveries into per-destination batches; full or due batches are returned.
+
+    Not thread-safe: the daemon calls it under one lock. ``directory`` is read on every
+    message and may be swapped by a refresher at any time (it is replaced, never mutated).
+    """
+
+    def __init__(
+        self,
+        decode: Callable[[str, bytes, int], Decoded],
+        *,
+        batch_size: int,
+        flush_interval: float,
+        directory: Callable[[], Mapping[str, Any]] = dict,
+        policy: Policy = "accept",
+        count: Callable[[str, str], None] = lambda kind, outcome: None,
+    ) -> None:
+        self.decode = decode
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.directory = directory
+        self.policy = policy
+        self.count = count
+        self.buffers: dict[str, Batch] = {}
+        self.last_seen: dict[str, float] = {}
+        self.new_devices: dict[str, str] = {}
+        self._activity_at = 0.0
+
+    def _batch(self, dest: str, now: float) -> Batch:
+        b = self.buffers.get(dest)
+        if b is None:
+            b = self.buffers[dest] = Batch(dest, created=now)
+        return b
+
+    def _take(self, dest: str) -> Batch:
+        b = self.buffers.pop(dest)
+        if dest == REGISTRY:
+            b.extra = {"last_seen": self.last_seen, "register": self.new_devices}
+            self.last_seen, self.new_devices = {}, {}
+        return b
+
+    def dead_letter(self, letter: DeadLetter, token: Token | None, now: float) -> Batch | None:
+        self.count(letter.reason, "dead_lettered")
+        b = self._batch(DEADLETTERS, now)
+        b.items.append(letter)
+        b.messages += 1
+        if token is not None:
+            b.tokens.append(token)
+        return self._take(DEADLETTERS) if len(b.items) >= self.batch_size else None
+
+    def handle(self, topic: str, payload: bytes, token: Token | None, now_ns: int) -> Batch | None:
+        """Route one delivery; returns a batch that became full, if any."""
+        now = now_ns / 1e9
+        try:
+            decoded = self.decode(topic, payload, now_ns)
+            device_id = decoded[0].device_id if type(decoded) is list else decoded.device_id  # type: ignore[union-attr]
+            info = self.directory().get(device_id)
+            if info is None:
+                if self.policy == "reject":
+                    raise Rejected(Reason.UNKNOWN_DEVICE, f"device {device_id!r} is not registered")
+                if self.policy == "register" and device_id not in self.new_devices:
+                    self.new_devices[device_id] = "unknown"
+            else:
+                status = info.status
+                if status == "disabled":
+                    raise Rejected(Reason.DEVICE_DISABLED, f"device {device_id!r} is disabled")
+                if status == "retired":
+                    raise Rejected(Reason.DEVICE_RETIRED, f"device {device_id!r} is retired")
+        except Rejected as r:
+            parts = topic.split("/")
+            letter = DeadLetter(str(r.reason), topic, payload, now, r.detail,
+                                parts[1][:64] if len(parts) > 2 and parts[1] else None)
+            return self.dead_letter(letter, token, now)
+        self.last_seen[device_id] = now
+        origin = (topic, payload, now)
+        if type(decoded) is list:
+            if info is not None:
+                for p in decoded:
+                    p.tags["device_type"] = info.type
+                    if info.site:
+                        p.tags["site"] = info.site
+            b = self._batch(TIMESERIES, now)
+            b.items.extend(decoded)
+            b.origins.extend([origin] * len(decoded))
+            self.count(decoded[0].measurement, "received")
+        elif type(decoded) is Document:
+            b = self._batch(DOCUMENTS, now)
+            b.items.append(decoded)
+            b.origins.append(origin)
+            self.count(decoded.collection, "received")
+        else:
+            assert isinstance(decoded, StatusChange)
+            b = self._batch(REGISTRY, now)
+            b.items.append(decoded)
+            b.origins.append(origin)
+            self.count("status", "received")
+        b.messages += 1
+        if token is not None:
+            b.tokens.append(token)
+        return self._take(b.dest) if len(b.items) >= self.batch_size else None
+
+    def due(self, now: float) -> list[Batch]:
+        """Batches older than the flush interval; last-seen goes out once per interval."""
+        if (self.last_seen or self.new_devices) and now - self._activity_at >= self.flush_interval:
+            b = self._batch(REGISTRY, now)
+            b.created = min(b.created, now - self.flush_interval)
+            self._activity_at = now
+        return [self._take(d) for d, b in list(self.buffers.items())
+                if now - b.created >= self.flush_interval]
+
+    def drain(self) -> list[Batch]:
+        """Everything buffered, for shutdown."""
+        if self.last_seen or self.new_devices:
+            self._batch(REGISTRY, 0.0)
+        return [self._take(d) for d in list(self.buffers)]
+
+
+def rejected_letters(batch: Batch, rejected: list[tuple[Any, str]]) -> list[DeadLetter]:
+    """Dead letters for items a store refused, one per source message (raw bytes kept)."""
+    index = {id(item): i for i, item in enumerate(batch.items)}
+    seen: set[tuple[str, bytes, float]] = set()
+    letters: list[DeadLetter] = []
+    for item, reason in rejected:
+        i = index.get(id(item))
+        if i is None or i >= len(batch.origins):
+            continue
+        origin = batch.origins[i]
+        if origin in seen:
+            continue
+        seen.add(origin)
+        device_id = getattr(item, "device_id", None)
+        detail = reason if not isinstance(item, Point) else f"{reason} (point {item.fields!r})"[:2000]
+        letters.append(DeadLetter(str(Reason.STORE_REJECTED), origin[0], origin[1], origin[2],
+                                  detail, device_id))
+    return letters

@@ -1,0 +1,80 @@
+"""Build the daemon's resources from Settings, and run it: the one function `iot ingest run` calls."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from ingest.broker import EmbeddedBroker, parse_broker_url
+from ingest.config import Settings
+from ingest.daemon import Daemon, Resources, install_signal_handlers
+from ingest.decode import Decoder
+from ingest.metrics import Metrics
+from ingest.stores import open_documents, open_timeseries
+
+log = logging.getLogger("iot.ingest")
+
+
+def build_resources(settings: Settings, metrics: Metrics | None = None, *, migrate_embedded: bool = True) -> Resources:
+    """Open (not connect) every store. The embedded SQLite registry is migrated automatically;
+    an explicit registry URL must already be migrated (``iot registry migrate``)."""
+    from registry.db import check_migrated, make_engine, migrate
+    from registry.deadletters import DeadLetterStore
+    from registry.directory import RegistryStore
+
+    token = settings.influxdb_token.get_secret_value() if settings.influxdb_token else None
+    timeseries = open_timeseries(settings.timeseries_url, token=token, data_dir=settings.data_dir)
+    documents = open_documents(settings.documents_url, data_dir=settings.data_dir)
+    engine = make_engine(settings.resolved_registry_url())
+    if not settings.registry_url and migrate_embedded:
+        migrate(engine)
+    check_migrated(engine)
+    return Resources(timeseries, documents, RegistryStore(engine), DeadLetterStore(engine),
+                     [], metrics or Metrics())
+
+
+def build_daemon(settings: Settings, resources: Resources | None = None, *, with_alerts: bool = True) -> Daemon:
+    broker = parse_broker_url(
+        settings.broker_url,
+        password=settings.broker_password.get_secret_value() if settings.broker_password else None,
+        embedded_port=settings.embedded_broker_port,
+    )
+    res = resources or build_resources(settings)
+    decoder = Decoder(
+        topic_root=settings.topic_root,
+        max_payload_bytes=settings.max_payload_bytes,
+        future_window_s=settings.future_window,
+    )
+    daemon = Daemon(settings, broker, res, decoder.decode)
+    if with_alerts:
+        from registry.alerts.observer import AlertObserver
+
+        observer = AlertObserver(res.registry.engine, daemon.directory, clock=time.time)
+        observer.load()
+        res.observers = [*res.observers, observer]
+    return daemon
+
+
+def run_daemon(settings: Settings) -> int:
+    """`iot ingest run`: embedded broker if asked, metrics endpoint, daemon until SIGTERM/SIGINT."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    daemon = build_daemon(settings)
+    embedded = None
+    if daemon.broker.embedded:
+        embedded = EmbeddedBroker(daemon.broker.host, daemon.broker.port).start()
+        log.info("embedded broker listening on %s:%d", daemon.broker.host, daemon.broker.port)
+    server = None
+    if settings.metrics_port:
+        from ingest.http import serve_metrics
+
+        server = serve_metrics(daemon.metrics, settings.metrics_host, settings.metrics_port)
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.server_address[1])
+    install_signal_handlers(daemon)
+    try:
+        return daemon.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+        if embedded is not None:
+            embedded.stop()
