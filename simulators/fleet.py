@@ -1,0 +1,288 @@
+"""The simulated fleet as a pure, deterministic message generator (no I/O).
+
+Each device owns three ``random.Random`` streams seeded from (seed, device index): one for its
+signals, one for faults (malformed/duplicate decisions) and one for malformation details, so the
+same seed and arguments give a byte-identical message sequence, and turning faults on does not
+change the content of the well-formed messages.
+
+Message ``n`` (the slot) of a device is stamped ``start + n / rate``: ``ts`` follows the
+configured start time (default: now), in epoch milliseconds while ``rate <= 1000`` and in
+nanoseconds above that or for ``rate == 0`` (where slots are 1 µs apart). Timestamps are
+strictly increasing per device, hence per (device, kind).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Literal
+
+from simulators.faults import ID_FREE, MALFORMATIONS, malformed
+from simulators.profiles import PROFILES, Fields
+from simulators.senml import pack
+
+TIME_SERIES = ("telemetry", "metrics", "events")
+DOCUMENTS = ("config", "firmware", "maintenance")
+KINDS = (*TIME_SERIES, *DOCUMENTS, "status")
+PRELUDE = ("status", "config", "firmware", "telemetry", "metrics", "events", "maintenance")
+"""A device's first messages: a run of ``len(PRELUDE)`` messages per device has every kind."""
+MIX = (("telemetry", 0.82), ("metrics", 0.12), ("events", 0.04), ("config", 0.008),
+       ("firmware", 0.006), ("maintenance", 0.006))
+DEVICE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """What to simulate. ``count`` (messages per device) or ``duration`` bounds a run."""
+
+    devices: int = 1
+    rate: float = 1.0
+    duration: float | None = None
+    count: int | None = None
+    seed: int = 0
+    profiles: tuple[str, ...] = tuple(PROFILES)
+    format: Literal["json", "senml"] = "json"
+    pack: int = 1
+    malformed: float = 0.0
+    duplicates: float = 0.0
+    offline: float = 0.0
+    start_ms: int = 1_764_028_800_000
+    id_prefix: str = "sim-"
+    topic_root: str = "devices"
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` with a one-line message for a value that cannot work."""
+        if self.devices < 1:
+            raise ValueError(f"--devices must be at least 1, got {self.devices}")
+        if self.rate < 0:
+            raise ValueError(f"--rate must be >= 0, got {self.rate}")
+        if not self.profiles:
+            raise ValueError("at least one --profile is needed")
+        for p in self.profiles:
+            if p not in PROFILES:
+                raise ValueError(f"unknown profile {p!r}: choose from {', '.join(PROFILES)}")
+        if self.format not in ("json", "senml"):
+            raise ValueError(f"unknown format {self.format!r}: use json or senml")
+        if self.pack < 1:
+            raise ValueError(f"--pack must be at least 1, got {self.pack}")
+        for name in ("malformed", "duplicates", "offline"):
+            p = getattr(self, name)
+            if not 0 <= p <= 1:
+                raise ValueError(f"--{name} must be a fraction in [0, 1], got {p}")
+        if self.count is not None and self.count < 1:
+            raise ValueError(f"--count must be at least 1, got {self.count}")
+        if self.duration is not None and self.duration <= 0:
+            raise ValueError(f"--duration must be > 0, got {self.duration}")
+        if self.count is None and self.duration is None:
+            raise ValueError("give --duration or --count")
+        last = self.device_id(self.devices - 1)
+        if len(last) > 64 or not set(last) <= DEVICE_ID_CHARS:
+            raise ValueError(f"--id-prefix makes invalid device ids like {last!r}")
+
+    def device_id(self, index: int) -> str:
+        return f"{self.id_prefix}{index:04d}"
+
+    @property
+    def slots(self) -> int | None:
+        """Messages per device when known up front (``count``, or ``duration * rate``)."""
+        if self.count is not None:
+            return self.count
+        if self.duration is not None and self.rate > 0:
+            return max(1, round(self.duration * self.rate))
+        return None
+
+    @property
+    def ts_unit(self) -> Literal["ms", "ns"]:
+        return "ms" if 0 < self.rate <= 1000 else "ns"
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    index: int
+    device_id: str
+    profile: str
+    offline: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Malformation:
+    id: str
+    why: str
+    id_in_payload: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One MQTT publish. ``points`` are the (ts_ns, fields) the store must end up holding."""
+
+    device_id: str
+    kind: str
+    topic: str
+    payload: bytes
+    slot: int
+    malformed: Malformation | None = None
+    duplicate: bool = False
+    points: tuple[tuple[int, Fields], ...] = ()
+    readings: int = 0
+
+    @property
+    def counted(self) -> bool:
+        """Whether the manifest counts it (not a deliberate fault)."""
+        return self.malformed is None and not self.duplicate
+
+
+def plan(config: FleetConfig) -> list[DeviceSpec]:
+    """The devices: ids, profiles (cycled), and which ones drop offline mid-run."""
+    n = config.devices
+    k = 0 if config.offline == 0 else max(1, round(config.offline * n))
+    offline = set(random.Random(f"{config.seed}:offline").sample(range(n), min(k, n)))
+    return [DeviceSpec(i, config.device_id(i), config.profiles[i % len(config.profiles)],
+                       i in offline) for i in range(n)]
+
+
+@dataclass
+class _Clock:
+    start_ns: int
+    unit: Literal["ms", "ns"]
+    step: Fraction  # ns per slot
+    last: int = -1
+
+    def at(self, slot: int) -> int:
+        """Timestamp (in ``unit``) of ``slot``, strictly increasing."""
+        ns = self.start_ns + int(slot * self.step)
+        ts = ns // 1_000_000 if self.unit == "ms" else ns
+        ts = max(ts, self.last + 1)
+        self.last = ts
+        return ts
+
+    def to_ns(self, ts: int) -> int:
+        return ts * 1_000_000 if self.unit == "ms" else ts
+
+
+def _clock(config: FleetConfig) -> _Clock:
+    step = (Fraction(1000) if config.rate == 0
+            else Fraction(10**9) / Fraction(config.rate).limit_denominator(10**6))
+    return _Clock(config.start_ms * 1_000_000, config.ts_unit, step)
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _choose(rng: random.Random) -> str:
+    r = rng.random()
+    for kind, p in MIX:
+        if r < p:
+            return kind
+        r -= p
+    return "telemetry"
+
+
+def device_stream(config: FleetConfig, spec: DeviceSpec,
+                  count: int | None = None) -> Iterator[Message]:
+    """The messages of one device: ``count`` slots (default ``config.slots``; None = endless),
+    plus the duplicate copies that follow their originals."""
+    count = config.slots if count is None else count
+    profile = PROFILES[spec.profile]
+    seed = f"{config.seed}:{spec.index}"
+    rng, frng, mrng = (random.Random(f"{seed}:{s}") for s in ("signal", "faults", "malformed"))
+    clock = _clock(config)
+    prefix = f"{config.topic_root}/{spec.device_id}"
+    state = profile.new_state(spec.device_id, config.start_ms / 1000, rng)
+    per_pack = max(1, config.pack // max(1, len(profile.units))) if config.format == "senml" else 1
+    metric_per_pack = max(1, config.pack // len(profile.metric_units))
+    n_malformed = 0
+    slot = 0
+    while count is None or slot < count:
+        kind = PRELUDE[slot] if slot < len(PRELUDE) else (
+            "events" if state.alarm is not None else _choose(rng))
+        ts = clock.at(slot)
+        t_s = clock.to_ns(ts) / 1e9
+        points: list[tuple[int, Fields]] = []
+        readings = 0
+        body: Any
+        if kind == "status":
+            payload = b"online"
+        elif kind in ("telemetry", "metrics"):
+            gen = profile.telemetry if kind == "telemetry" else profile.metrics
+            if config.format == "senml":
+                samples = per_pack if kind == "telemetry" else metric_per_pack
+                for k in range(samples):  # extra samples are spread within the slot
+                    ns = clock.to_ns(ts) + int(k * clock.step / samples)
+                    points.append((ns, gen(state, ns / 1e9, rng)))
+                units = profile.units if kind == "telemetry" else profile.metric_units
+                body = pack(f"{spec.device_id}:", points, units)
+            else:
+                fields = gen(state, t_s, rng)
+                points.append((clock.to_ns(ts), fields))
+                body = {"ts": ts, **fields}
+            readings = sum(len(f) for _, f in points)
+            payload = _json(body)
+        elif kind == "events":
+            level, code, text = profile.event(state, rng)
+            fields = {"code": code, "message": text}
+            points.append((clock.to_ns(ts), dict(fields)))
+            readings = len(fields)
+            payload = _json({"ts": ts, "level": level, **fields})
+        else:
+            if kind == "config":
+                body = profile.config(state, rng, initial=slot < len(PRELUDE))
+                state.config = body
+            elif kind == "firmware":
+                body = profile.firmware(state, rng, initial=slot < len(PRELUDE))
+            else:
+                body = profile.maintenance(state, t_s, rng)
+            payload = _json({"ts": ts, **body})
+        msg = Message(spec.device_id, kind, f"{prefix}/{kind}", payload, slot,
+                      points=tuple(points), readings=readings)
+        bad, dup = frng.random(), frng.random()
+        if slot > 0 and bad < config.malformed:
+            why = mrng.choice(MALFORMATIONS)
+            mf_id = f"mf-{config.seed}-{spec.device_id}-{n_malformed}"
+            n_malformed += 1
+            mkind, topic, mpayload = malformed(why, mf_id, prefix, clock.to_ns(ts) // 1_000_000,
+                                               mrng)
+            yield Message(spec.device_id, mkind, topic, mpayload, slot,
+                          malformed=Malformation(mf_id, why, why not in ID_FREE))
+        else:
+            yield msg
+            if slot > 0 and dup < config.duplicates:
+                yield Message(msg.device_id, msg.kind, msg.topic, msg.payload, slot,
+                              duplicate=True)
+        slot += 1
+
+
+def generate(config: FleetConfig) -> Iterator[Message]:
+    """Every device's stream, interleaved slot by slot (device 0, 1, … for each slot)."""
+    streams = [device_stream(config, spec) for spec in plan(config)]
+    pending: list[Message | None] = [next(s, None) for s in streams]
+    slot = 0
+    while any(m is not None for m in pending):
+        for i, s in enumerate(streams):
+            while (m := pending[i]) is not None and m.slot == slot:
+                yield m
+                pending[i] = next(s, None)
+        slot += 1
+
+
+@dataclass
+class Tally:
+    """Counts per kind, the manifest's building block."""
+
+    messages: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    readings: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TIME_SERIES, 0))
+    documents: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DOCUMENTS, 0))
+
+    def add(self, msg: Message) -> None:
+        self.messages[msg.kind] += 1
+        if msg.kind in self.readings:
+            self.readings[msg.kind] += msg.readings
+        elif msg.kind in self.documents:
+            self.documents[msg.kind] += 1
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        return {"messages": dict(self.messages), "readings": dict(self.readings),
+                "documents": dict(self.documents)}
