@@ -12,7 +12,9 @@ from registry import cli as registry_cli
 from registry.alerts import cli as alerts_cli
 from simulators import cli as sim_cli
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="polyglot-iot: MQTT → InfluxDB, MongoDB, PostgreSQL.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="polyglot-iot: MQTT → InfluxDB, MongoDB, PostgreSQL."
+)
 ingest_app = typer.Typer(no_args_is_help=True, help="The ingestion daemon.")
 app.add_typer(ingest_app, name="ingest")
 sim_cli.app.command("provision")(registry_cli.provision)
@@ -26,7 +28,7 @@ app.add_typer(cli_deadletters.app, name="deadletters", help="Messages that could
 
 @ingest_app.command("run")
 def ingest_run(
-    broker: str | None = typer.Option(None, help="mqtt://[user:pass@]host:port, mqtts://…, or embedded"),
+    broker: str | None = typer.Option(None, help="mqtt://\\[user:pass@]host:port, mqtts://…, or embedded"),
     timeseries: str | None = typer.Option(None, help="influxdb://…, influxdb1://…, or embedded"),
     documents: str | None = typer.Option(None, help="mongodb://…, or embedded"),
     registry: str | None = typer.Option(None, help="SQLAlchemy URL; default SQLite under IOT_DATA_DIR"),

@@ -19,7 +19,16 @@ from ingest.config import Settings
 from ingest.metrics import Metrics
 from ingest.model import DeadLetter
 from ingest.observers import StreamObserver
-from ingest.routing import DEADLETTERS, DESTINATIONS, DOCUMENTS, REGISTRY, TIMESERIES, Batch, Router, Token
+from ingest.routing import (
+    DEADLETTERS,
+    DESTINATIONS,
+    DOCUMENTS,
+    REGISTRY,
+    TIMESERIES,
+    Batch,
+    Router,
+    Token,
+)
 from ingest.spool import Spool
 from ingest.stores import DocumentStore, StoreUnavailable, TimeSeriesStore
 from ingest.writer import Writer
@@ -61,7 +70,9 @@ class Resources:
 class Daemon:
     """Wires the pure router to paho, the writers and the timers. ``run`` blocks until ``stop``."""
 
-    def __init__(self, settings: Settings, broker: BrokerAddress, res: Resources, decode: Callable[[str, bytes, int], Any]) -> None:
+    def __init__(
+        self, settings: Settings, broker: BrokerAddress, res: Resources, decode: Callable[[str, bytes, int], Any]
+    ) -> None:
         self.settings = settings
         self.broker = broker
         self.res = res
@@ -108,7 +119,9 @@ class Daemon:
                 for o in res.observers:
                     o.status(b.items, now)
 
-        def make(dest: str, fn: Callable[[Batch], list[tuple[Any, str]]], after: Sequence[Callable[[Batch], None]] = ()) -> Writer:
+        def make(
+            dest: str, fn: Callable[[Batch], list[tuple[Any, str]]], after: Sequence[Callable[[Batch], None]] = ()
+        ) -> Writer:
             return Writer(dest, fn, Spool(spool_dir / dest, per_dest), self._settle, m,
                           dead_letter=self._dead_letter if dest != DEADLETTERS else None,
                           after_write=after)
@@ -128,9 +141,19 @@ class Daemon:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         m.gauge("iot_unacked_messages", lambda: self.acks.outstanding)
-        m.gauge("iot_broker_connected", lambda: 1.0 if self.connected.is_set() else 0.0)
+        m.gauge("iot_broker_subscribed", lambda: 1.0 if self.connected.is_set() else 0.0)
         m.collectors.append(self._collect)
+        m.healthy = self.health
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy: subscribed to the broker and every store taking writes (not spooling)."""
+        stores = {d: {"up": w.up, "spooled_batches": w.spool.records, "held_batches": len(w.held)}
+                  for d, w in self.writers.items()}
+        ok = self.connected.is_set() and all(w.up for w in self.writers.values())
+        return ok, {"broker": "subscribed" if self.connected.is_set() else "disconnected",
+                    "unacked": self.acks.outstanding, "stores": stores}
 
     # -- accounting -------------------------------------------------------------------------
     def _count(self, kind: str, outcome: str) -> None:
@@ -152,8 +175,13 @@ class Daemon:
         self.acks.reset()
         client.subscribe(f"{self.settings.topic_root}/#", qos=1)
         self.metrics.inc("iot_broker_connects_total")
-        self.connected.set()
         log.info("connected to %s (session present: %s)", self.broker, getattr(flags, "session_present", "?"))
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: Any, _p: Any = None) -> None:
+        if all(not r.is_failure for r in reasons):
+            self.connected.set()
+        else:
+            log.error("subscription refused: %s", reasons)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any = None) -> None:
         self.connected.clear()
@@ -171,7 +199,7 @@ class Daemon:
         except UnicodeDecodeError:
             topic = msg._topic.decode("utf-8", "replace")
         with self.lock:
-            full = self.router.handle(topic, msg.payload, token, time.time_ns())
+            full = self.router.handle(topic, bytes(msg.payload), token, time.time_ns())
         if full is not None:
             self.writers[full.dest].submit(full)
 

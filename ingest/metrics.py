@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 
 class Metrics:
@@ -16,7 +17,7 @@ class Metrics:
         self.gauges: dict[tuple[str, tuple[tuple[str, str], ...]], Callable[[], float]] = {}
         self.collectors: list[Callable[[], dict[str, float]]] = []
         self.lock = threading.Lock()
-        self.healthy: Callable[[], tuple[bool, dict[str, str]]] = lambda: (True, {})
+        self.healthy: Callable[[], tuple[bool, dict[str, Any]]] = lambda: (True, {})
 
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
         self.counters[(name, tuple(sorted(labels.items())))] += value

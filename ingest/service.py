@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from ingest.broker import EmbeddedBroker, parse_broker_url
 from ingest.config import Settings

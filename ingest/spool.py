@@ -138,10 +138,7 @@ class Spool:
         self._segments.remove(n)
         self._read_offset = 0
         self._cursor.unlink(missing_ok=True)
-        try:
-            self._path(n).unlink()
-        except FileNotFoundError:
-            pass
+        self._path(n).unlink(missing_ok=True)
         if not self._segments:
             self._size = 0
 

@@ -99,9 +99,9 @@ def _factory(table: dict[str, str], role: str, url: str) -> Any:
 
 def open_timeseries(url: str, **options: Any) -> TimeSeriesStore:
     """Build (not connect) the time-series store for ``url``; options: token, data_dir."""
-    return _factory(TIMESERIES_BACKENDS, "time-series", url).from_url(url, **options)  # type: ignore[no-any-return]
+    return _factory(TIMESERIES_BACKENDS, "time-series", url).from_url(url, **options)
 
 
 def open_documents(url: str, **options: Any) -> DocumentStore:
     """Build (not connect) the document store for ``url``; options: data_dir."""
-    return _factory(DOCUMENT_BACKENDS, "documents", url).from_url(url, **options)  # type: ignore[no-any-return]
+    return _factory(DOCUMENT_BACKENDS, "documents", url).from_url(url, **options)
