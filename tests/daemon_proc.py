@@ -1,0 +1,62 @@
+"""The real `iot ingest run` as a subprocess, for end-to-end and fault-injection tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from ingest.metrics import parse_prometheus
+from tests.servers import free_port, wait_for
+
+
+class DaemonProcess:
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.env = {**os.environ, "IOT_DATA_DIR": str(workdir / "data"), "IOT_METRICS_PORT": str(self.port),
+                    "IOT_FLUSH_INTERVAL": "0.2", **env}
+        self.log = workdir / "daemon.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> DaemonProcess:
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "ingest", "ingest", "run"], env=self.env,
+                                     stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+        wait_for(lambda: self._alive() and self.metrics().get("iot_broker_subscribed") == 1.0, timeout,
+                 "the daemon to subscribe")
+        return self
+
+    def _alive(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+        return True
+
+    def metrics(self) -> dict[str, float]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
+                return parse_prometheus(r.read().decode())
+        except (urllib.error.URLError, OSError):
+            return {}
+
+    def terminate(self, timeout: float = 90) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout)
+        self.proc = None
+        return rc
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def output(self) -> str:
+        return self.log.read_text()
