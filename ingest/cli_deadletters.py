@@ -1,3 +1,191 @@
+"""``iot deadletters list|show|replay``: parse, open the registry, call one function.
+
+Exit codes: 0 ok, 1 not found or unreachable, 2 usage or invalid input, 3 permission denied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated
+
 import typer
 
+from ingest.cli_common import emit_json, fail, iso, parse_duration, print_table, settings
+from ingest.config import Settings
+from registry.deadletters import DeadLetterRecord, DeadLetterStore
+
+if TYPE_CHECKING:
+    from ingest.broker import BrokerAddress
+
 app = typer.Typer(no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+RegistryOpt = Annotated[
+    str | None, typer.Option("--registry", help="Registry URL (env IOT_REGISTRY_URL).")
+]
+PREVIEW_CHARS = 60
+
+
+@contextmanager
+def _store(s: Settings) -> Iterator[DeadLetterStore]:
+    from registry.db import make_engine
+
+    engine = make_engine(s.resolved_registry_url())
+    try:
+        store = DeadLetterStore(engine)
+        store.connect()
+        yield store
+    finally:
+        engine.dispose()
+
+
+def preview(payload: bytes, limit: int = PREVIEW_CHARS) -> str:
+    """The first ``limit`` characters, undecodable bytes and control characters escaped."""
+    text = payload.decode("utf-8", "backslashreplace")
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return out + ("…" if len(text) > limit else "")
+
+
+def _safe(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _table(letters: Sequence[DeadLetterRecord]) -> None:
+    print_table(
+        ["id", "received", "reason", "device", "topic", "detail", "payload"],
+        [
+            (
+                d.id,
+                d.received_at,
+                d.reason,
+                _safe(d.device_id or ""),
+                _safe(d.topic),
+                _safe(preview(d.detail.encode(), 80)),
+                _safe(preview(d.payload)) + (" (replayed)" if d.replayed_at else ""),
+            )
+            for d in letters
+        ],
+    )
+
+
+@app.command("list")
+def list_(
+    reason: Annotated[str | None, typer.Option("--reason", help="Only this reason.")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="Only this device.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Received within, e.g. 24h.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most N, newest first.")] = 50,
+    json: JsonOpt = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """Dead letters, newest first."""
+    after = datetime.now(UTC) - timedelta(seconds=parse_duration(since)) if since else None
+    with _store(settings(registry_url=registry)) as store:
+        letters = store.list(reason=reason, device_id=device, since=after, limit=limit)
+    if json:
+        emit_json([d.as_dict() for d in letters])
+    elif not letters:
+        typer.echo("no dead letters")
+    else:
+        _table(letters)
+
+
+@app.command("show")
+def show(
+    id: Annotated[int, typer.Argument(metavar="ID")],
+    json: JsonOpt = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """One dead letter with its full payload (text if UTF-8, else base64)."""
+    with _store(settings(registry_url=registry)) as store:
+        letter = store.get(id)
+    if letter is None:
+        fail(f"no dead letter with id {id}", 1)
+    record = letter.as_dict()
+    if json:
+        emit_json(record)
+        return
+    width = max(len(k) for k in record)
+    for key, value in record.items():
+        if key != "payload":
+            shown = iso(value) if isinstance(value, datetime) else "" if value is None else value
+            typer.echo(f"{key:<{width}}  {shown}")
+    typer.echo(f"{'payload':<{width}}")
+    typer.echo(record["payload"])
+
+
+@app.command("replay")
+def replay(
+    ids: Annotated[list[int] | None, typer.Argument(metavar="[ID]...")] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="All not yet replayed with this reason.")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="All not yet replayed.")] = False,
+    broker: Annotated[
+        str | None, typer.Option("--broker", help="Broker URL (env IOT_BROKER_URL).")
+    ] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Republish dead letters' raw payloads to their topics (QoS 1) for the daemon to decode
+    again; the ones the broker acknowledged are marked replayed."""
+    if not ids and not reason and not all_:
+        fail("say what to replay: dead letter IDs, --reason R or --all")
+    if ids and (reason or all_):
+        fail("give either IDs or --reason/--all, not both")
+    s = settings(registry_url=registry, broker_url=broker)
+    addr = _broker_address(s)
+    with _store(s) as store:
+        _authorise(store, s, len(ids or []) or None, reason)
+        if ids:
+            missing = sorted(set(ids) - {d.id for d in store.get_many(ids)})
+            if missing:
+                fail(f"no dead letter with id {', '.join(map(str, missing))}", 1)
+            chosen = list(dict.fromkeys(ids))
+        else:
+            chosen = store.ids(reason=reason, replayed=False)
+        if not chosen:
+            typer.echo("no dead letters to replay")
+            return
+        done = _replay(store, chosen, addr)
+    typer.echo(f"replayed {done} of {len(chosen)} dead letters to {addr.host}:{addr.port}")
+    if done < len(chosen):
+        fail(f"{len(chosen) - done} not acknowledged by the broker: run replay again", 1)
+
+
+def _broker_address(s: Settings) -> BrokerAddress:
+    from ingest.broker import BrokerConfigError, parse_broker_url
+
+    secret = s.broker_password.get_secret_value() if s.broker_password else None
+    try:
+        addr = parse_broker_url(s.broker_url, password=secret)
+    except BrokerConfigError as e:
+        fail(str(e))
+    if addr.embedded:
+        fail("replay needs a running broker: pass --broker mqtt://host:port or set IOT_BROKER_URL")
+    return addr
+
+
+def _authorise(store: DeadLetterStore, s: Settings, count: int | None, reason: str | None) -> None:
+    """Replaying is an operator's action, and it is audited."""
+    from sqlalchemy.orm import Session
+
+    from registry.auth import PermissionDenied, authenticate, record_audit, require
+
+    with Session(store.engine) as session:
+        try:
+            actor = authenticate(session, s.api_key.get_secret_value() if s.api_key else None)
+            require(actor, "operator", "replay dead letters")
+        except PermissionDenied as e:
+            fail(f"permission denied: {e}", 3)
+        record_audit(session, actor, "deadletters.replay", reason or "*", ids=count)
+        session.commit()
+
+
+def _replay(store: DeadLetterStore, ids: list[int], addr: BrokerAddress) -> int:
+    from ingest.republish import publish_all
+    from registry.deadletters import replay as replay_letters
+
+    return replay_letters(store, ids, lambda msgs: publish_all(addr, msgs))

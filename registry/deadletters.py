@@ -1,0 +1,243 @@
+"""Dead letters in the registry database: what could not be stored, kept byte for byte.
+
+Lifecycle as for the other stores: ``DeadLetterStore(engine)``, ``connect()`` (reachability and
+schema), any calls. Connection failures raise :class:`ingest.stores.StoreUnavailable` so the
+daemon can spool the batch and retry.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Engine, Table, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from ingest.model import DeadLetter
+from ingest.stores import StoreUnavailable
+from registry.db import check_migrated
+from registry.models import DeadLetterRow
+
+T = TypeVar("T")
+TABLE = cast(Table, DeadLetterRow.__table__)
+_C = TABLE.c
+_DEVICE_ID_MAX = 64
+_REASON_MAX = 32
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    """A stored dead letter."""
+
+    id: int
+    received_at: datetime
+    reason: str
+    topic: str
+    device_id: str | None
+    detail: str
+    payload: bytes
+    replayed_at: datetime | None
+
+    def payload_text(self) -> tuple[str, str]:
+        """``(text, "utf-8")`` when the payload is UTF-8, else ``(base64, "base64")``."""
+        try:
+            return self.payload.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            return base64.b64encode(self.payload).decode("ascii"), "base64"
+
+    def as_dict(self) -> dict[str, Any]:
+        text, encoding = self.payload_text()
+        return {
+            "id": self.id,
+            "received_at": self.received_at,
+            "reason": self.reason,
+            "device_id": self.device_id,
+            "topic": self.topic,
+            "detail": self.detail,
+            "payload": text,
+            "payload_encoding": encoding,
+            "payload_bytes": len(self.payload),
+            "replayed_at": self.replayed_at,
+        }
+
+
+Records = list[DeadLetterRecord]
+Ids = list[int]
+
+
+def _utc(ts: datetime | None) -> datetime | None:
+    if ts is None:
+        return None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _clean(text: str) -> str:
+    """Text any database takes: no NUL (PostgreSQL refuses it), no lone surrogates."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def _row(letter: DeadLetter) -> dict[str, Any]:
+    device = letter.device_id
+    if device is not None and (not device or len(device) > _DEVICE_ID_MAX):
+        device = None
+    return {
+        "received_at": datetime.fromtimestamp(letter.received_at, UTC),
+        "topic": _clean(letter.topic),
+        "device_id": _clean(device) if device else None,
+        "reason": _clean(str(letter.reason))[:_REASON_MAX],
+        "detail": _clean(letter.detail),
+        "payload": bytes(letter.payload),
+        "replayed_at": None,
+    }
+
+
+def _record(r: Any) -> DeadLetterRecord:
+    received = _utc(r.received_at)
+    assert received is not None
+    return DeadLetterRecord(
+        id=int(r.id),
+        received_at=received,
+        reason=r.reason,
+        topic=r.topic,
+        device_id=r.device_id,
+        detail=r.detail or "",
+        payload=bytes(r.payload),
+        replayed_at=_utc(r.replayed_at),
+    )
+
+
+class DeadLetterStore:
+    """Dead letters over a SQLAlchemy engine (PostgreSQL or SQLite)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _guard(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except (OperationalError, InterfaceError) as e:
+            first = str(e.orig or e).splitlines()[0]
+            raise StoreUnavailable(f"registry unreachable: {first}") from e
+        except DBAPIError as e:
+            if e.connection_invalidated:
+                raise StoreUnavailable(f"registry connection lost: {e.orig}") from e
+            raise
+
+    def connect(self) -> None:
+        """Check the database is reachable and migrated."""
+        self._guard(lambda: check_migrated(self.engine))
+
+    def write(self, letters: Sequence[DeadLetter]) -> None:
+        """Store ``letters`` in one transaction."""
+        if not letters:
+            return
+        rows = [_row(letter) for letter in letters]
+
+        def run() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(insert(TABLE), rows)
+
+        self._guard(run)
+
+    def list(
+        self,
+        reason: str | None = None,
+        device_id: str | None = None,
+        since: datetime | None = None,
+        replayed: bool | None = None,
+        limit: int = 100,
+    ) -> Records:
+        """Dead letters, newest first."""
+        q = self._where(select(TABLE), reason, device_id, since, replayed)
+        q = q.order_by(_C.received_at.desc(), _C.id.desc()).limit(limit)
+        return self._fetch(q)
+
+    def get(self, id: int) -> DeadLetterRecord | None:
+        found = self.get_many([id])
+        return found[0] if found else None
+
+    def get_many(self, ids: Iterable[int]) -> Records:
+        """The dead letters with these ids (missing ones left out), oldest id first."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return []
+        return self._fetch(select(TABLE).where(_C.id.in_(wanted)).order_by(_C.id))
+
+    def ids(self, reason: str | None = None, replayed: bool | None = None) -> Ids:
+        """Ids matching the filter, oldest first (a snapshot for replaying in chunks)."""
+        q = self._where(select(_C.id), reason, None, None, replayed).order_by(_C.id)
+
+        def run() -> Ids:
+            with self.engine.connect() as conn:
+                return [int(i) for i in conn.execute(q).scalars()]
+
+        return self._guard(run)
+
+    def count(self, reason: str | None = None, replayed: bool | None = None) -> int:
+        q = self._where(select(func.count()).select_from(TABLE), reason, None, None, replayed)
+
+        def run() -> int:
+            with self.engine.connect() as conn:
+                return int(conn.execute(q).scalar_one())
+
+        return self._guard(run)
+
+    def mark_replayed(self, ids: Iterable[int], at: datetime | None = None) -> int:
+        """Set ``replayed_at`` (default now) on these ids; returns how many rows changed."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return 0
+        when = _utc(at) or datetime.now(UTC)
+
+        def run() -> int:
+            with self.engine.begin() as conn:
+                done = conn.execute(update(TABLE).where(_C.id.in_(wanted)).values(replayed_at=when))
+                return int(done.rowcount)
+
+        return self._guard(run)
+
+    @staticmethod
+    def _where(
+        q: Any,
+        reason: str | None,
+        device_id: str | None,
+        since: datetime | None,
+        replayed: bool | None,
+    ) -> Any:
+        if reason is not None:
+            q = q.where(_C.reason == reason)
+        if device_id is not None:
+            q = q.where(_C.device_id == device_id)
+        if since is not None:
+            q = q.where(_C.received_at >= _utc(since))
+        if replayed is not None:
+            q = q.where(_C.replayed_at.is_not(None) if replayed else _C.replayed_at.is_(None))
+        return q
+
+    def _fetch(self, q: Any) -> Records:
+        def run() -> Records:
+            with self.engine.connect() as conn:
+                return [_record(r) for r in conn.execute(q)]
+
+        return self._guard(run)
+
+
+Publish = Callable[[Sequence[tuple[str, bytes]]], Sequence[bool]]
+
+
+def replay(store: DeadLetterStore, ids: Sequence[int], publish: Publish, chunk: int = 200) -> int:
+    """Republish the raw payloads of ``ids`` to their topics, chunk by chunk, and mark the ones
+    the broker acknowledged as replayed. ``publish`` returns one ok-flag per message (or raises,
+    leaving the chunk unmarked). Returns how many were replayed."""
+    replayed = 0
+    for start in range(0, len(ids), chunk):
+        letters = store.get_many(ids[start : start + chunk])
+        if not letters:
+            continue
+        acked = publish([(d.topic, d.payload) for d in letters])
+        done = [d.id for d, ok in zip(letters, acked, strict=True) if ok]
+        replayed += store.mark_replayed(done)
+    return replayed
