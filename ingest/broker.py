@@ -24,6 +24,15 @@ class BrokerConfigError(ValueError):
     pass
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (for embedded brokers in demos and tests)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 @dataclass(frozen=True)
 class BrokerAddress:
     host: str
