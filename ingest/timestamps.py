@@ -12,8 +12,9 @@ range                  unit          why the bands don't overlap in practice
 =====================  ============  ===============================================
 
 So any time after March 1973 is read correctly in any of the four units. Negative times
-and times at or beyond 2**63 ns are rejected. Fractional values are honoured down to the
-microsecond (a double holds no more than that for present-day epoch seconds).
+and times at or beyond 2**63 ns (2262-04-11, the end of InfluxDB's range) are rejected.
+Fractional values are honoured down to the microsecond (a double holds no more than that
+for present-day epoch seconds).
 
 Strings are RFC 3339: ``YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)``; ``t``/``z`` and
 a space instead of ``T`` are accepted, a leap second ``:60`` is read as the next second,
