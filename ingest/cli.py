@@ -73,6 +73,48 @@ def demo(
         fail("stored counts differ from what was sent", 1)
 
 
+@app.command("status")
+def status(
+    url: str | None = typer.Option(None, help="daemon metrics base URL (default from IOT_METRICS_HOST/PORT)"),
+    json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """The running daemon's health at a glance: broker, stores, spool, counts. Exit 1 if degraded."""
+    from ingest.cli_common import emit_json, print_table
+    from ingest.status import fetch_status, group
+
+    s = settings()
+    if url is None:
+        if not s.metrics_port:
+            fail("the daemon's metrics endpoint is off (IOT_METRICS_PORT=0); give --url")
+        url = f"http://{s.metrics_host}:{s.metrics_port}"
+    try:
+        st = fetch_status(url)
+    except OSError as e:
+        fail(f"no daemon answering at {url}: {getattr(e, 'reason', e)}", 1)
+    health = st["health"]
+    if json_out:
+        emit_json(st)
+    else:
+        g = group(st["metrics"])
+        typer.echo(f"status: {health.get('status')}   broker: {health.get('broker')}   "
+                   f"unacknowledged: {health.get('unacked', 0)}   "
+                   f"reconnects: {int(g.get('iot_broker_disconnects_total', {}).get('', 0))}")
+        stores = health.get("stores", {})
+        print_table(["store", "up", "written", "rejected", "errors", "spooled batches", "spool bytes", "held"], [
+            (d, "yes" if v.get("up") else "NO", int(g.get("iot_items_written_total", {}).get(d, 0)),
+             int(g.get("iot_items_rejected_total", {}).get(d, 0)),
+             int(g.get("iot_store_errors_total", {}).get(d, 0)), v.get("spooled_batches", 0),
+             int(g.get("iot_spool_bytes", {}).get(d, 0)), v.get("held_batches", 0))
+            for d, v in stores.items()])
+        received = g.get("iot_messages_received_total", {})
+        print_table(["received", "messages"], sorted((k, int(v)) for k, v in received.items()))
+        dead = g.get("iot_messages_dead_lettered_total", {})
+        if dead:
+            print_table(["dead-lettered", "messages"], sorted((k, int(v)) for k, v in dead.items()))
+    if health.get("status") != "ok":
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point: run the app; known failures become one line on stderr, never a traceback."""
     from pydantic import ValidationError

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     registry_refresh: float = Field(30.0, gt=0)
     spool_dir: Path | None = None  # default: data_dir / "spool"
     spool_max_bytes: int = Field(1 << 30, ge=1 << 20)
-    metrics_port: int = Field(0, ge=0, le=65535, description="0: no HTTP endpoint")
+    metrics_port: int = Field(9108, ge=0, le=65535, description="/metrics and /healthz; 0: none")
     metrics_host: str = "127.0.0.1"
     offline_check_interval: float = Field(5.0, gt=0)
 

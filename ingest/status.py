@@ -1,0 +1,39 @@
+"""`iot status`: the daemon's /metrics and /healthz, read for a person."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from typing import Any
+
+from ingest.metrics import parse_prometheus
+
+_LABELED = re.compile(r'^(?P<name>[a-z_]+)\{(?P<labels>.*)\}$')
+
+
+def fetch_status(base_url: str, timeout: float = 3.0) -> dict[str, Any]:
+    """Health and metrics from a running daemon; raises OSError when it cannot be reached."""
+    base = base_url.rstrip("/")
+    with urllib.request.urlopen(base + "/metrics", timeout=timeout) as r:
+        metrics = parse_prometheus(r.read().decode())
+    try:
+        with urllib.request.urlopen(base + "/healthz", timeout=timeout) as r:
+            health = json.loads(r.read())
+    except urllib.error.HTTPError as e:  # 503 carries the same JSON body
+        health = json.loads(e.read() or b"{}")
+    return {"health": health, "metrics": metrics}
+
+
+def group(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
+    """``name{label="x"}`` → {name: {x: value}}; unlabeled metrics under the key ``""``."""
+    out: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        m = _LABELED.match(key)
+        if m:
+            label = m.group("labels").split("=", 1)[1].strip('"')
+            out.setdefault(m.group("name"), {})[label] = value
+        else:
+            out.setdefault(key, {})[""] = value
+    return out
