@@ -123,6 +123,8 @@ class MongoDocumentStore:
         self._db: Any = None
         self._indexed = False
         self._versions: dict[str, int] = {}  # device -> highest stored config version
+        self._known: dict[str, set[str]] = {}  # embedded only: collection -> stored keys
+        self._all_versions = False  # embedded only: _versions holds every device's
         self._lock = threading.RLock()  # montydb's SQLite engine shares one connection slot
 
     @classmethod
@@ -158,8 +160,14 @@ class MongoDocumentStore:
         if self._client is not None:
             self._client.close()
         self._client = self._db = None
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop what we remember of the stored data; it is read again when needed."""
         self._indexed = False
         self._versions.clear()
+        self._known.clear()
+        self._all_versions = False
 
     def _open_client(self) -> Any:
         if self.engine == "embedded":
@@ -235,14 +243,13 @@ class MongoDocumentStore:
                 for collection, batch in by_collection.items():
                     rejected.extend(self._write_collection(collection, batch))
         except _TRANSIENT as e:
-            self._versions.clear()
+            self._forget()
             raise self._unavailable(e) from e
         return rejected
 
     def _write_collection(self, collection: str, docs: list[Document]) -> Rejects:
         col = self._col(collection)
-        keys = list(dict.fromkeys(d.key for d in docs))
-        existing = {d["_id"] for d in col.find({"_id": {"$in": keys}}, {"_id": 1})}
+        existing = self._stored_keys(col, collection, list(dict.fromkeys(d.key for d in docs)))
         fresh: list[Document] = []
         for doc in docs:
             if doc.key not in existing:
@@ -264,19 +271,40 @@ class MongoDocumentStore:
         except _BULK_ERRORS as e:
             return self._bulk_failures(fresh, getattr(e, "details", None) or {})
         self._versions.update(versions)
+        if collection in self._known:
+            self._known[collection].update(d.key for d in fresh)
         return []
 
+    def _stored_keys(self, col: Any, collection: str, keys: list[str]) -> set[str]:
+        """Which of ``keys`` are stored. montydb answers ``$in`` by comparing every key with
+        every document in Python, so the embedded engine reads all keys once and remembers."""
+        if self.engine == "embedded":
+            if collection not in self._known:
+                self._known[collection] = {d["_id"] for d in col.find({}, {"_id": 1})}
+            return self._known[collection].intersection(keys)
+        return {d["_id"] for d in col.find({"_id": {"$in": keys}}, {"_id": 1})}
+
     def _stored_version(self, col: Any, device: str) -> int:
-        if device not in self._versions:
+        """Highest stored config version of ``device`` (0: none). montydb has no indexes, so
+        the embedded engine reads every device's highest version in one scan."""
+        if device in self._versions or self._all_versions:
+            return self._versions.setdefault(device, 0)
+        if self.engine == "embedded":
+            for d in col.find({}, {"device_id": 1, "version": 1}):
+                v = int(d.get("version", 0))
+                if v > self._versions.get(d["device_id"], 0):
+                    self._versions[d["device_id"]] = v
+            self._all_versions = True
+        else:
             top = col.find_one({"device_id": device}, {"version": 1}, sort=[("version", -1)])
             self._versions[device] = int(top["version"]) if top and "version" in top else 0
-        return self._versions[device]
+        return self._versions.setdefault(device, 0)
 
     def _bulk_failures(self, fresh: list[Document], details: dict[str, Any]) -> Rejects:
         """Sort a bulk write's errors: a duplicate key was stored before (MongoDB went on past
         it; montydb stops there, so retry whole); a version clash means another writer got in
         (retry whole, versions re-read); anything else is refused for good."""
-        self._versions.clear()
+        self._forget()
         rejected: Rejects = []
         for err in details.get("writeErrors", []):
             if err.get("code") == DUPLICATE_KEY:
