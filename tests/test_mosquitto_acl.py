@@ -1,0 +1,139 @@
+"""The exported password file and ACL, enforced by a real mosquitto: devices publish only under
+their own id, the ingest account reads everything, wrong/disabled/retired credentials are refused."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+from sqlalchemy.orm import Session
+
+from registry.auth import BOOTSTRAP_ACTOR
+from registry.db import make_engine, migrate
+from registry.devices import export_mosquitto, provision_fleet, set_status
+from tests.servers import Mosquitto, wait_for
+
+pytestmark = pytest.mark.mosquitto
+
+NOT_AUTHORIZED = 135
+BAD_CREDENTIALS = 134
+
+
+@dataclass
+class Conn:
+    client: mqtt.Client
+    connack: ReasonCode | None = None
+    messages: list[tuple[str, bytes]] = field(default_factory=list)
+    acks: dict[int, ReasonCode] = field(default_factory=dict)
+
+    def publish(self, topic: str, payload: bytes) -> ReasonCode:
+        """Publish at QoS 1 and return the broker's PUBACK reason code."""
+        info = self.client.publish(topic, payload, qos=1)
+        wait_for(lambda: info.mid in self.acks, 10, f"PUBACK for {topic}")
+        return self.acks[info.mid]
+
+
+@pytest.fixture
+def connect(mosquitto: Mosquitto) -> Iterator[Any]:
+    clients: list[mqtt.Client] = []
+
+    def _connect(user: str, password: str) -> Conn:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{user}-{uuid.uuid4().hex[:6]}",
+                             protocol=mqtt.MQTTv5)
+        conn = Conn(client)
+        client.username_pw_set(user, password)
+
+        def on_connect(_c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
+            if conn.connack is None:
+                conn.connack = rc
+            if rc.is_failure:  # refused: stop the loop from reconnecting
+                _c.disconnect()
+
+        def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+            conn.messages.append((msg.topic, bytes(msg.payload)))
+
+        def on_publish(_c: Any, _u: Any, mid: int, rc: ReasonCode, _p: Any) -> None:
+            conn.acks[mid] = rc
+
+        client.on_connect, client.on_message, client.on_publish = on_connect, on_message, on_publish
+        clients.append(client)
+        client.connect("127.0.0.1", mosquitto.port, keepalive=30)
+        client.loop_start()
+        wait_for(lambda: conn.connack is not None, 10, f"CONNACK for {user}")
+        return conn
+
+    yield _connect
+    for c in clients:
+        c.disconnect()
+        c.loop_stop()
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, mosquitto: Mosquitto) -> dict[str, str]:
+    """Five provisioned devices (the 4th disabled, the 5th retired), exported to the broker."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'registry.sqlite3'}")
+    migrate(engine)
+    with Session(engine) as s:
+        secrets = provision_fleet(s, BOOTSTRAP_ACTOR, 5, ["thermostat"], prefix="acl")
+        s.commit()
+        set_status(s, BOOTSTRAP_ACTOR, "acl-0004", "disable")
+        set_status(s, BOOTSTRAP_ACTOR, "acl-0005", "retire")
+        passwd, acl, n = export_mosquitto(s, BOOTSTRAP_ACTOR, tmp_path / "broker", "iot-ingest",
+                                          "ingest-pw")
+        s.commit()
+    engine.dispose()
+    assert n == 3
+    mosquitto.stop()
+    mosquitto.extra_conf = f"allow_anonymous false\npassword_file {passwd}\nacl_file {acl}\n"
+    mosquitto.start()
+    return secrets
+
+
+def test_devices_publish_only_under_their_own_id(fleet: dict[str, str], connect: Any) -> None:
+    ingest = connect("iot-ingest", "ingest-pw")
+    assert ingest.connack.value == 0
+    ingest.client.subscribe("devices/#", qos=1)
+    dev1 = connect("acl-0001", fleet["acl-0001"])
+    assert dev1.connack.value == 0
+
+    # the subscription is live once a message on an allowed topic arrives
+    wait_for(lambda: (dev1.publish("devices/acl-0001/status", b"online").value == 0
+                      and ("devices/acl-0001/status", b"online") in ingest.messages),
+             10, "the ingest account to receive an allowed message")
+
+    denied = dev1.publish("devices/acl-0002/telemetry", b'{"temperature": 99}')
+    assert denied.value == NOT_AUTHORIZED
+    assert dev1.publish("devices/acl-0001/telemetry", b'{"temperature": 21}').value == 0
+    wait_for(lambda: ("devices/acl-0001/telemetry", b'{"temperature": 21}') in ingest.messages,
+             10, "the control message")
+    assert not any(topic.startswith("devices/acl-0002/") for topic, _ in ingest.messages)
+
+    dev2 = connect("acl-0002", fleet["acl-0002"])
+    assert dev2.publish("devices/acl-0002/telemetry", b'{"temperature": 20}').value == 0
+    wait_for(lambda: ("devices/acl-0002/telemetry", b'{"temperature": 20}') in ingest.messages,
+             10, "acl-0002's own message")
+
+
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [
+        ("acl-0001", "wrong-secret"),
+        ("acl-0004", None),  # disabled
+        ("acl-0005", None),  # retired
+        ("stranger", "whatever"),
+        ("iot-ingest", "not-the-ingest-pw"),
+    ],
+)
+def test_bad_disabled_and_retired_credentials_are_refused(
+    fleet: dict[str, str], connect: Any, user: str, password: str | None
+) -> None:
+    conn = connect(user, password if password is not None else fleet[user])
+    assert conn.connack.is_failure
+    assert conn.connack.value in (BAD_CREDENTIALS, NOT_AUTHORIZED)
