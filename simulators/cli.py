@@ -112,6 +112,8 @@ def run(
         typer.echo(f"{sum(t.values())} messages acknowledged from {devices} devices in "
                    f"{data['elapsed_s']:.1f}s (+{len(data['malformed'])} malformed, "
                    f"{data['duplicates']} duplicates, {data['unacked']} unacknowledged)", err=True)
+    if result.unacked:
+        fail(f"{result.unacked} message(s) not acknowledged by the broker in time", 1)
     if result.lost:
         fail(f"lost the broker connection of {len(result.lost)} device(s), "
              f"e.g. {result.lost[0]}", 1)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -162,8 +162,8 @@ class _Clock:
         return ts * 1_000_000 if self.unit == "ms" else ts
 
 
-def _clock(config: FleetConfig) -> _Clock:
-    step = (Fraction(1000) if config.rate == 0
+def _clock(config: FleetConfig, samples: int = 1) -> _Clock:
+    step = (Fraction(1000 * samples) if config.rate == 0
             else Fraction(10**9) / Fraction(config.rate).limit_denominator(10**6))
     return _Clock(config.start_ms * 1_000_000, config.ts_unit, step)
 
@@ -189,11 +189,13 @@ def device_stream(config: FleetConfig, spec: DeviceSpec,
     profile = PROFILES[spec.profile]
     seed = f"{config.seed}:{spec.index}"
     rng, frng, mrng = (random.Random(f"{seed}:{s}") for s in ("signal", "faults", "malformed"))
-    clock = _clock(config)
     prefix = f"{config.topic_root}/{spec.device_id}"
     state = profile.new_state(spec.device_id, config.start_ms / 1000, rng)
-    per_pack = max(1, config.pack // max(1, len(profile.units))) if config.format == "senml" else 1
-    metric_per_pack = max(1, config.pack // len(profile.metric_units))
+    n_metrics = len(profile.metric_units) - (0 if profile.battery_powered else 1)
+    per_pack = max(1, config.pack // len(profile.units))
+    metric_per_pack = max(1, config.pack // n_metrics)
+    clock = _clock(config, max(per_pack, metric_per_pack) if config.format == "senml" else 1)
+    last_us: dict[str, int] = {}  # SenML times resolve to the microsecond: keep them apart
     n_malformed = 0
     slot = 0
     while count is None or slot < count:
@@ -211,8 +213,9 @@ def device_stream(config: FleetConfig, spec: DeviceSpec,
             if config.format == "senml":
                 samples = per_pack if kind == "telemetry" else metric_per_pack
                 for k in range(samples):  # extra samples are spread within the slot
-                    ns = clock.to_ns(ts) + int(k * clock.step / samples)
-                    points.append((ns, gen(state, ns / 1e9, rng)))
+                    us = (clock.to_ns(ts) + int(k * clock.step / samples)) // 1000
+                    us = last_us[kind] = max(us, last_us.get(kind, -1) + 1)
+                    points.append((us * 1000, gen(state, us / 1e6, rng)))
                 units = profile.units if kind == "telemetry" else profile.metric_units
                 body = pack(f"{spec.device_id}:", points, units)
             else:
@@ -250,8 +253,7 @@ def device_stream(config: FleetConfig, spec: DeviceSpec,
         else:
             yield msg
             if slot > 0 and dup < config.duplicates:
-                yield Message(msg.device_id, msg.kind, msg.topic, msg.payload, slot,
-                              duplicate=True)
+                yield replace(msg, duplicate=True)
         slot += 1
 
 

@@ -90,7 +90,7 @@ class _Device:
     fd: int = -1
     slot: int = 0
     next_msg: Message | None = None
-    pending: dict[int, Message] = field(default_factory=dict)
+    pending: dict[int, tuple[Message, float]] = field(default_factory=dict)
     connected: bool = False
     refused: str = ""
     closing: bool = False  # we stopped it (done or going offline)
@@ -174,11 +174,11 @@ class _Run:
 
     def _on_publish(self, client: mqtt.Client, dev: _Device, mid: int, rc: Any,
                     props: Any) -> None:
-        msg = dev.pending.pop(mid, None)
-        if msg is None:
+        entry = dev.pending.pop(mid, None)
+        if entry is None:
             return
         self.acked += 1
-        self.manifest.acked(msg)
+        self.manifest.acked(entry[0])
         if dev.blocked and len(dev.pending) <= self.window // 2:
             dev.blocked = False
             heapq.heappush(self.heap, (dev.due, dev.spec.index))
@@ -268,7 +268,7 @@ class _Run:
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             dev.lost = True
             return
-        dev.pending[info.mid] = msg
+        dev.pending[info.mid] = (msg, time.monotonic())
         self.manifest.sent += 1
         if dev.client.want_write():
             self.wants_write.add(dev)
@@ -322,7 +322,6 @@ class _Run:
             dev.due = self._due(dev)
             heapq.heappush(self.heap, (dev.due, dev.spec.index))
         last_report = last_misc = start
-        ack_deadline: float | None = None
         while True:
             now = time.monotonic()
             burst = 0
@@ -344,10 +343,8 @@ class _Run:
             active = [d for d in self.devices if not d.closing]
             if not active:
                 break
-            if not self.heap and not any(d.blocked for d in active):
-                ack_deadline = ack_deadline or now + self.ack_timeout
-                if now >= ack_deadline:
-                    break
+            if now - last_misc >= 1.0 and self._stalled(active, now):
+                break
             if self.heap and self.heap[0][0] <= now:
                 timeout = 0.0
             else:
@@ -374,6 +371,15 @@ class _Run:
         if self.progress:
             self.progress(self._progress(start))
         return self.manifest
+
+    def _stalled(self, active: list[_Device], now: float) -> bool:
+        """Whether some publish has waited longer than ``ack_timeout`` for its PUBACK."""
+        for dev in active:
+            if dev.pending:
+                _, sent_at = next(iter(dev.pending.values()))
+                if now - sent_at > self.ack_timeout:
+                    return True
+        return False
 
     def _progress(self, start: float) -> Progress:
         return Progress(time.monotonic() - start, self.manifest.sent, self.acked,
