@@ -52,6 +52,10 @@ _ONLINE = (
     update(DEVICES).where(DEVICES.c.id == bindparam("b_id")).values(online=bindparam("b_online"))
 )
 
+_FIRMWARE = (
+    update(DEVICES).where(DEVICES.c.id == bindparam("b_id")).values(firmware_version=bindparam("b_fw"))
+)
+
 
 class RegistryStore:
     """The device directory over a SQLAlchemy engine (PostgreSQL or SQLite)."""
@@ -101,6 +105,16 @@ class RegistryStore:
                 conn.execute(_ACTIVATE, [{"b_id": d} for d in seen])
                 if online:
                     conn.execute(_ONLINE, [{"b_id": d, "b_online": o} for d, o in online.items()])
+        self._guard(run)
+
+    def record_firmware(self, versions: Mapping[str, str]) -> None:
+        """Set the current firmware version of devices (from firmware reports); one transaction."""
+        if not versions:
+            return
+
+        def run() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(_FIRMWARE, [{"b_id": d, "b_fw": v[:64]} for d, v in versions.items()])
         self._guard(run)
 
     def register(self, devices: Iterable[tuple[str, str]]) -> None:

@@ -124,10 +124,11 @@ def test_directory_register_snapshot_and_activity(engine: Engine) -> None:
     store.record_activity({"p1": t, "x1": t, "ghost": t}, [StatusChange("auto1", True, t - 5)])
     store.record_activity({"p1": t - 100}, [StatusChange("auto1", False, t - 1),
                                             StatusChange("auto1", True, t - 2)])
+    store.record_firmware({"p1": "2.1.0", "ghost": "9"})
     with Session(engine) as s:
         p1, x1, auto1 = (s.get(Device, i) for i in ("p1", "x1", "auto1"))
         assert p1 and x1 and auto1
-        assert p1.status == "active"
+        assert p1.status == "active" and p1.firmware_version == "2.1.0"
         assert x1.status == "disabled"  # only provisioned devices become active
         p1_seen = _utc(p1.last_seen_at)
         assert p1_seen is not None and abs(p1_seen.timestamp() - t) < 1e-3  # never backwards
