@@ -1,0 +1,123 @@
+"""Points → InfluxDB line protocol. Pure and on the hot path: one pass, cached key escaping.
+
+All numbers are written as floats (never the ``i`` suffix), so a field keeps one type whether a
+device sent ``21`` or ``21.5``. Measurement, tag and field keys and tag values escape ``,`` ``=``
+and space; string field values escape ``"`` and ``\\``. What line protocol cannot carry faithfully
+— newlines in keys or tag values, a trailing backslash in a key or tag value, an empty key,
+NaN or infinity — raises :class:`Unencodable`, so the store refuses just that point.
+Empty tag values are left out (InfluxDB has no empty tags).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from ingest.model import Point
+
+
+class Unencodable(ValueError):
+    """The point cannot be expressed in line protocol as sent."""
+
+
+_KEY_ESC = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
+_MEAS_ESC = str.maketrans({",": "\\,", " ": "\\ "})
+_CACHE_MAX = 100_000
+_keys: dict[str, str] = {}
+_measurements: dict[str, str] = {}
+
+
+def _check(text: str, what: str) -> None:
+    if not text:
+        raise Unencodable(f"empty {what}")
+    if "\n" in text or "\r" in text:
+        raise Unencodable(f"newline in {what} {text[:40]!r}")
+    if text.endswith("\\"):
+        raise Unencodable(f"{what} {text[:40]!r} ends with a backslash")
+
+
+def escape_key(key: str) -> str:
+    """A tag key, tag value or field key, escaped (cached: keys repeat)."""
+    out = _keys.get(key)
+    if out is None:
+        _check(key, "key")
+        out = key.translate(_KEY_ESC)
+        if len(_keys) >= _CACHE_MAX:
+            _keys.clear()
+        _keys[key] = out
+    return out
+
+
+def escape_measurement(name: str) -> str:
+    out = _measurements.get(name)
+    if out is None:
+        _check(name, "measurement")
+        out = name.translate(_MEAS_ESC)
+        _measurements[name] = out
+    return out
+
+
+def escape_string(value: str) -> str:
+    if "\\" in value:
+        value = value.replace("\\", "\\\\")
+    if '"' in value:
+        value = value.replace('"', '\\"')
+    return f'"{value}"'
+
+
+def series_key(p: Point) -> str:
+    """``measurement,device_id=..,tag=..`` with tags sorted by key (the series identity)."""
+    head = f"{escape_measurement(p.measurement)},device_id={escape_key(p.device_id)}"
+    if not p.tags:
+        return head
+    return head + "".join(
+        f",{escape_key(k)}={escape_key(v)}"
+        for k, v in sorted(p.tags.items()) if v != "" and k != "device_id"
+    )
+
+
+def _number(k: str, v: float) -> str:
+    if not math.isfinite(v):
+        raise Unencodable(f"field {k[:40]!r} is not finite")
+    return f"{escape_key(k)}={v!r}"
+
+
+def encode_point(p: Point) -> str:
+    """One line, no trailing newline. Raises :class:`Unencodable`."""
+    parts = []
+    for k, v in p.fields.items():
+        t = type(v)
+        if t is float:
+            parts.append(_number(k, v))  # type: ignore[arg-type]
+        elif t is str:
+            parts.append(f"{escape_key(k)}={escape_string(v)}")  # type: ignore[arg-type]
+        elif t is bool:
+            parts.append(f"{escape_key(k)}={'true' if v else 'false'}")
+        elif isinstance(v, int | float):  # ints and float subclasses are written as floats
+            parts.append(_number(k, float(v)))
+        else:
+            raise Unencodable(f"field {k[:40]!r} has unsupported type {t.__name__}")
+    if not parts:
+        raise Unencodable("no fields")
+    return f"{series_key(p)} {','.join(parts)} {int(p.ts_ns)}"
+
+
+def encode_batch(points: Sequence[Point]) -> tuple[list[Point], list[str], list[tuple[Point, str]]]:
+    """Encode a batch: (encodable points, their lines, [(point, reason)] for the rest)."""
+    ok: list[Point] = []
+    lines: list[str] = []
+    bad: list[tuple[Point, str]] = []
+    for p in points:
+        try:
+            line = encode_point(p)
+        except Unencodable as e:
+            bad.append((p, f"unencodable: {e}"))
+            continue
+        ok.append(p)
+        lines.append(line)
+    return ok, lines, bad
+
+
+def encode(points: Sequence[Point]) -> bytes:
+    """The request body for ``points`` (all must be encodable)."""
+    return "\n".join(map(encode_point, points)).encode()
