@@ -119,7 +119,7 @@ def show(
 
 @app.command("replay")
 def replay(
-    ids: Annotated[list[int] | None, typer.Argument(metavar="[ID]...")] = None,
+    ids: Annotated[list[int] | None, typer.Argument(metavar="ID", show_default=False)] = None,
     reason: Annotated[
         str | None, typer.Option("--reason", help="All not yet replayed with this reason.")
     ] = None,
@@ -129,8 +129,10 @@ def replay(
     ] = None,
     registry: RegistryOpt = None,
 ) -> None:
-    """Republish dead letters' raw payloads to their topics (QoS 1) for the daemon to decode
-    again; the ones the broker acknowledged are marked replayed."""
+    """Republish raw payloads to their topics for the daemon to decode again.
+
+    QoS 1; acknowledged ones are marked replayed; ones that fail again return as new rows.
+    """
     if not ids and not reason and not all_:
         fail("say what to replay: dead letter IDs, --reason R or --all")
     if ids and (reason or all_):
