@@ -193,8 +193,8 @@ def _rule_names(session: Session, ids: Iterable[int]) -> dict[int, str]:
     wanted = set(ids)
     if not wanted:
         return {}
-    return dict(session.execute(select(AlertRule.id, AlertRule.name)
-                                .where(AlertRule.id.in_(wanted))).tuples())
+    q = select(AlertRule.id, AlertRule.name).where(AlertRule.id.in_(wanted))
+    return {i: n for i, n in session.execute(q)}
 
 
 def _summary(row: Alert, names: dict[int, str]) -> dict[str, Any]:
@@ -273,7 +273,7 @@ def stats(session: Session, actor: Actor, since: datetime | None = None,
     def counts(col: Any, limit: int | None = None) -> list[tuple[Any, int]]:
         n = func.count().label("n")
         q = scoped(select(col, n)).group_by(col).order_by(n.desc(), col)
-        return [(k, int(v)) for k, v in session.execute(q.limit(limit)).tuples()]
+        return [(k, int(v)) for k, v in session.execute(q.limit(limit))]
 
     total = session.scalar(scoped(select(func.count()).select_from(Alert))) or 0
     by_rule = counts(Alert.rule_id, top)
