@@ -72,11 +72,12 @@ def emit_json(data: Any) -> None:
 
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=title, show_lines=False, header_style="bold")
     for c in columns:
         table.add_column(c)
     for row in rows:
-        table.add_row(*("" if v is None else iso(v) if isinstance(v, datetime) else str(v) for v in row))
-    Console(soft_wrap=True).print(table)
+        table.add_row(*(escape("" if v is None else iso(v) if isinstance(v, datetime) else str(v)) for v in row))
+    Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200).print(table)
