@@ -127,7 +127,8 @@ class InfluxDB1Store:
             sel = ", ".join(f"{q.agg}({quote_ident(f)}) AS {quote_ident(f)}" for f in sorted(fields))
             stmt = (f"SELECT {sel} FROM {m} WHERE {where} GROUP BY time({q.every_s}s) fill(none) "
                     f"ORDER BY time DESC LIMIT {q.limit}")
-        rows = [Row(ts, vals) for ts, vals in self._rows(self._query(stmt)[0]) if vals]
+        raw = q.agg == "count"
+        rows = [Row(ts, vals) for ts, vals in self._rows(self._query(stmt)[0], raw) if vals]
         rows.reverse()
         return rows
 
@@ -160,12 +161,13 @@ class InfluxDB1Store:
         return {v[0] for s in result.get("series", []) for v in s["values"]}
 
     @staticmethod
-    def _rows(result: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    def _rows(result: dict[str, Any], raw: bool = False) -> list[tuple[int, dict[str, Any]]]:
+        conv = (lambda v: v) if raw else as_value
         out = []
         for s in result.get("series", []):
             cols = s["columns"]
             for values in s["values"]:
-                vals = {c: as_value(v) for c, v in zip(cols[1:], values[1:], strict=True)
+                vals = {c: conv(v) for c, v in zip(cols[1:], values[1:], strict=True)
                         if v is not None}
                 out.append((int(values[0]), vals))
         return out
