@@ -1,3 +1,96 @@
+"""``iot telemetry query``: read one device's time series from the configured store."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
 import typer
 
+from ingest.cli_common import CliError, emit_json, fail, parse_duration, print_table, settings
+from ingest.model import MEASUREMENTS, Kind
+from ingest.stores import AGGREGATES, Row, SeriesQuery, open_timeseries
+
 app = typer.Typer(no_args_is_help=True)
+
+KINDS = [k.value for k in MEASUREMENTS]
+
+
+def parse_time(text: str, option: str, now_ns: int) -> int:
+    """``1h`` (that long ago), or an ISO 8601 / RFC 3339 time → ns since the epoch."""
+    try:
+        return now_ns - int(parse_duration(text) * 1e9)
+    except CliError:
+        pass
+    try:
+        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"invalid {option} {text!r}: use a duration (30s, 5m, 1h, 7d) or an ISO time")
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return int(t.timestamp()) * 10**9 + t.microsecond * 1000
+
+
+def iso_ns(ts_ns: int) -> str:
+    s, ns = divmod(ts_ns, 10**9)
+    t = datetime.fromtimestamp(s, UTC).replace(microsecond=ns // 1000)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def run_query(store_url: str, token: str | None, data_dir: Any, q: SeriesQuery) -> list[Row]:
+    store = open_timeseries(store_url, token=token, data_dir=data_dir)
+    store.connect()
+    try:
+        return store.query(q)
+    finally:
+        store.close()
+
+
+@app.command("query")
+def query(
+    device: Annotated[str, typer.Option("--device", "-d", help="device id")],
+    field: Annotated[str | None, typer.Option(help="only this field")] = None,
+    kind: Annotated[str, typer.Option(help="telemetry|metrics|events")] = "telemetry",
+    since: Annotated[str, typer.Option(help="start: duration ago (1h) or ISO time")] = "1h",
+    until: Annotated[str | None, typer.Option(help="end (exclusive): duration ago or ISO time")] = None,
+    every: Annotated[str | None, typer.Option(help="bucket width, e.g. 1m (needs --agg)")] = None,
+    agg: Annotated[str | None, typer.Option(help="mean|min|max|last|count (needs --every)")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="newest N rows")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    timeseries: Annotated[str | None, typer.Option("--timeseries", help="store URL")] = None,
+) -> None:
+    """Rows (time + one column per field) of one device, oldest first."""
+    if kind not in KINDS:
+        fail(f"invalid --kind {kind!r}: use one of {', '.join(KINDS)}")
+    if (every is None) != (agg is None):
+        fail("--every and --agg go together")
+    if agg is not None and agg not in AGGREGATES:
+        fail(f"invalid --agg {agg!r}: use one of {', '.join(AGGREGATES)}")
+    every_s = None
+    if every is not None:
+        every_s = int(parse_duration(every))
+        if every_s < 1:
+            fail(f"invalid --every {every!r}: at least 1s")
+    now = time.time_ns()
+    q = SeriesQuery(
+        measurement=MEASUREMENTS[Kind(kind)], device_id=device, field=field,
+        since_ns=parse_time(since, "--since", now),
+        until_ns=parse_time(until, "--until", now) if until is not None else None,
+        every_s=every_s, agg=agg, limit=limit,
+    )
+    s = settings(timeseries_url=timeseries)
+    token = s.influxdb_token.get_secret_value() if s.influxdb_token else None
+    try:
+        rows = run_query(s.timeseries_url, token, s.data_dir, q)
+    except ValueError as e:  # the query itself is unusable (e.g. too many buckets)
+        fail(str(e).splitlines()[0])
+    if as_json:
+        emit_json([{"time": iso_ns(r.ts_ns), "ts_ns": r.ts_ns, **r.values} for r in rows])
+        return
+    columns: dict[str, None] = {}
+    for r in rows:
+        columns.update(dict.fromkeys(sorted(r.values)))
+    print_table(["time", *columns],
+                ([iso_ns(r.ts_ns), *(r.values.get(c) for c in columns)] for r in rows),
+                title=f"{q.measurement} {device}" + (f" {agg} per {every}" if agg else ""))
