@@ -125,7 +125,7 @@ def main() -> None:
     from registry.db import SchemaNotMigrated
 
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
     except CliError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(e.code)
@@ -147,3 +147,4 @@ def main() -> None:
             e.show()
             sys.exit(e.exit_code)
         raise
+    sys.exit(rc if isinstance(rc, int) else 0)

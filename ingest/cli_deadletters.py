@@ -48,12 +48,6 @@ def preview(payload: bytes, limit: int = PREVIEW_CHARS) -> str:
     return out + ("…" if len(text) > limit else "")
 
 
-def _safe(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
-
-
 def _table(letters: Sequence[DeadLetterRecord]) -> None:
     print_table(
         ["id", "received", "reason", "device", "topic", "detail", "payload"],
@@ -62,10 +56,10 @@ def _table(letters: Sequence[DeadLetterRecord]) -> None:
                 d.id,
                 d.received_at,
                 d.reason,
-                _safe(d.device_id or ""),
-                _safe(d.topic),
-                _safe(preview(d.detail.encode(), 80)),
-                _safe(preview(d.payload)) + (" (replayed)" if d.replayed_at else ""),
+                d.device_id or "",
+                d.topic,
+                preview(d.detail.encode(), 80),
+                preview(d.payload) + (" (replayed)" if d.replayed_at else ""),
             )
             for d in letters
         ],

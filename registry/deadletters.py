@@ -8,6 +8,7 @@ daemon can spool the batch and retry.
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -91,7 +92,29 @@ def _row(letter: DeadLetter) -> dict[str, Any]:
         "detail": _clean(letter.detail),
         "payload": bytes(letter.payload),
         "replayed_at": None,
+        "key": letter_key(letter.topic, bytes(letter.payload)),
     }
+
+
+def _upsert(dialect: str) -> Any:
+    """INSERT …, or on a known key: refresh the row and make it pending again (it failed again)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        return insert(TABLE)
+    stmt = dialect_insert(TABLE)
+    return stmt.on_conflict_do_update(
+        index_elements=[_C.key],
+        set_={"received_at": stmt.excluded.received_at, "reason": stmt.excluded.reason,
+              "detail": stmt.excluded.detail, "replayed_at": None},
+    )
+
+
+def letter_key(topic: str, payload: bytes) -> str:
+    """Idempotency key: the same message dead-lettered again (redelivery) updates its row."""
+    return hashlib.sha256(topic.encode("utf-8", "surrogateescape") + b"\0" + payload).hexdigest()
 
 
 def _record(r: Any) -> DeadLetterRecord:
@@ -114,6 +137,7 @@ class DeadLetterStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._upsert = _upsert(engine.dialect.name)
 
     def _guard(self, fn: Callable[[], T]) -> T:
         try:
@@ -134,11 +158,11 @@ class DeadLetterStore:
         """Store ``letters`` in one transaction."""
         if not letters:
             return
-        rows = [_row(letter) for letter in letters]
+        rows = list({r["key"]: r for r in map(_row, letters)}.values())
 
         def run() -> None:
             with self.engine.begin() as conn:
-                conn.execute(insert(TABLE), rows)
+                conn.execute(self._upsert, rows)
 
         self._guard(run)
 

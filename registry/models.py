@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -32,7 +32,7 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
 
 
 class Device(Base):
@@ -161,3 +161,4 @@ class DeadLetterRow(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     replayed_at: Mapped[datetime | None]
+    key: Mapped[str | None] = mapped_column(String(64), unique=True)  # sha256(topic, payload): redelivery-safe

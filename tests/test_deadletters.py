@@ -62,13 +62,26 @@ def store(registry_url: str) -> Iterator[DeadLetterStore]:
     yield from _open(registry_url)
 
 
-def letter(reason: str, at: float, device: str | None = "dev-1", payload: bytes = b"{bad",
+def letter(reason: str, at: float, device: str | None = "dev-1", payload: bytes | None = None,
            topic: str | None = None, detail: str = "") -> DeadLetter:
     topic = topic or f"devices/{device or 'x'}/telemetry"
+    payload = payload if payload is not None else f"{{bad {reason} {at}".encode()
     return DeadLetter(reason, topic, payload, at, detail, device)
 
 
 # --- the store -----------------------------------------------------------------------------------
+
+
+def test_redelivered_message_updates_its_row_instead_of_adding_one(store: DeadLetterStore) -> None:
+    first = letter("invalid_json", T0, payload=b"{same")
+    store.write([first, letter("invalid_json", T0 + 1, payload=b"{same")])  # duplicate inside a batch
+    [row] = store.list()
+    store.mark_replayed([row.id])
+    store.write([letter("oversize", T0 + 2, payload=b"{same")])  # redelivered / failed again after replay
+    [again] = store.list()
+    assert (again.id, again.reason, again.replayed_at) == (row.id, "oversize", None)
+    store.write([letter("invalid_json", T0 + 3, payload=b"{other")])
+    assert store.count() == 2
 
 
 def test_write_list_get_round_trip(store: DeadLetterStore) -> None:
@@ -134,7 +147,7 @@ def test_awkward_text_is_stored_not_refused(store: DeadLetterStore) -> None:
 
 def test_write_is_one_transaction(store: DeadLetterStore) -> None:
     store.write([])
-    store.write([letter("oversize", T0 + i, payload=b"x" * 1000) for i in range(250)])
+    store.write([letter("oversize", T0 + i, payload=b"x" * 1000 + str(i).encode()) for i in range(250)])
     assert store.count(reason="oversize") == 250
 
 
@@ -190,7 +203,7 @@ def test_cli_list_empty_and_table(tmp_path: Path, sqlite_url: str) -> None:
 def test_cli_list_json_and_since(tmp_path: Path, sqlite_url: str) -> None:
     now = datetime.now(UTC).timestamp()
     for store in _open(sqlite_url):
-        store.write([letter("invalid_json", now - 7200, "old"), letter("no_fields", now - 60, "new")])
+        store.write([letter("invalid_json", now - 7200, "old"), letter("no_fields", now - 60, "new", b"{bad")])
     done = iot(tmp_path, sqlite_url, "list", "--json", "--since", "1h")
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
