@@ -46,6 +46,8 @@ _UPSERT = """
 INSERT INTO points (measurement, series, device_id, tags, ts_ns, fields) VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (measurement, series, ts_ns) DO UPDATE SET fields = json_patch(fields, excluded.fields)
 """
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+_sorted = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 _SQL_AGG = {"mean": "avg(j.value)", "min": "min(j.value)", "max": "max(j.value)",
             "count": "count(*)"}
 
@@ -150,10 +152,8 @@ class EmbeddedTimeSeriesStore:
                     new_types.setdefault((p.measurement, k), _type_of(v))
             tags = {k: v for k, v in p.tags.items() if k != "device_id" and v != ""}
             fields = {k: v if type(v) in (bool, str) else float(v) for k, v in p.fields.items()}
-            series = json.dumps([p.device_id, sorted(tags.items())], separators=(",", ":"))
-            rows.append((p.measurement, series, p.device_id,
-                         json.dumps(tags, sort_keys=True, separators=(",", ":")),
-                         int(p.ts_ns), json.dumps(fields, separators=(",", ":"))))
+            series = _compact([p.device_id, sorted(tags.items())])
+            rows.append((p.measurement, series, p.device_id, _sorted(tags), int(p.ts_ns), _compact(fields)))
         with self._lock:
             db = self._conn()
             try:
