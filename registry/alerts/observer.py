@@ -30,7 +30,7 @@ class AlertObserver:
     """A :class:`ingest.observers.StreamObserver` that raises, updates and resolves alerts."""
 
     def __init__(self, engine: Engine, directory: Callable[[], Mapping[str, DeviceLike]],
-                 clock: Callable[[], float] = time.time, reload_interval: float = 10.0) -> None:
+                 clock: Callable[[], float] = time.time, reload_interval: float = 5.0) -> None:
         self.db = engine
         self.directory = directory
         self.clock = clock

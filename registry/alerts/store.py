@@ -75,12 +75,18 @@ def load_open(session: Session) -> list[OpenAlert]:
     return [OpenAlert(r, d, v, (utc(s) or datetime.now(UTC)).timestamp()) for r, d, v, s in rows]
 
 
-def _open_row(session: Session, rule_id: int, device_id: str) -> Alert | None:
-    return session.scalar(
-        select(Alert)
-        .where(Alert.rule_id == rule_id, Alert.device_id == device_id, Alert.status != "resolved")
-        .with_for_update()
-    )
+def _open_rows(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, str], Alert]:
+    """The open alerts of these (rule, device) pairs, locked, in a few queries."""
+    out: dict[tuple[int, str], Alert] = {}
+    devices = sorted({d for _, d in keys})
+    for i in range(0, len(devices), 500):
+        q = (select(Alert).where(Alert.status != "resolved",
+                                 Alert.device_id.in_(devices[i:i + 500]))
+             .with_for_update())
+        for row in session.scalars(q):
+            if (row.rule_id, row.device_id) in keys:
+                out[(row.rule_id, row.device_id)] = row
+    return out
 
 
 def apply_transitions(session: Session, transitions: Sequence[Transition]) -> None:
@@ -95,12 +101,11 @@ def apply_transitions(session: Session, transitions: Sequence[Transition]) -> No
     rule_ids = {t.rule_id for t in transitions if t.action == OPEN}
     live = set(session.scalars(select(AlertRule.id).where(AlertRule.id.in_(rule_ids)))) \
         if rule_ids else set()
-    rows: dict[tuple[int, str], Alert | None] = {}
+    rows: dict[tuple[int, str], Alert | None] = dict(
+        _open_rows(session, {(t.rule_id, t.device_id) for t in transitions}))
     for t in transitions:
         key = (t.rule_id, t.device_id)
-        if key not in rows:
-            rows[key] = _open_row(session, *key)
-        row = rows[key]
+        row = rows.get(key)
         at = _dt(t.at)
         if t.action == OPEN and row is None:
             if t.rule_id not in live:
