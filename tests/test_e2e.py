@@ -52,7 +52,8 @@ def test_fleet_is_stored_exactly(
         expected = {d: {k.value: e.tally.readings[k.value] for k in TS_KINDS} for d, e in manifest.devices.items()}
         ts = open_timeseries(influxdb1_url)
         ts.connect()
-        dls = DeadLetterStore(make_engine(postgres_url))
+        engine = make_engine(postgres_url)
+        dls = DeadLetterStore(engine)
         wait_for(lambda: stored_readings(ts, devices) == expected and dls.count() >= len(manifest.malformed),
                  90, "every reading and dead letter to be stored", interval=0.5)
     finally:
@@ -76,6 +77,7 @@ def test_fleet_is_stored_exactly(
 
     # every malformed message is dead-lettered, with its raw bytes, exactly once
     letters = dls.list(limit=100_000)
+    ts.close()
     assert len(letters) == len(manifest.malformed)
     for m in manifest.malformed:
         if m.get("id_in_payload", True):
@@ -85,6 +87,7 @@ def test_fleet_is_stored_exactly(
     docs = open_documents("embedded", data_dir=data)
     docs.connect()
     try:
+        engine.dispose()
         for kind in DOC_KINDS:
             for d, entry in manifest.devices.items():
                 assert docs.count(COLLECTIONS[kind], d) == entry.tally.documents[kind.value], (kind, d)
