@@ -194,4 +194,9 @@ def test_validation_messages() -> None:
         validate(Rule(id=0, name="x", kind="nodata", severity="info", hold_s=5, scope="site"))
     with pytest.raises(RuleError, match="needs --for"):
         validate(Rule(id=0, name="x", kind="nodata", severity="info"))
+    with pytest.raises(RuleError, match="unknown measurement"):
+        validate(Rule(id=0, name="x", kind="threshold", severity="info", field="t", op=">",
+                      threshold=1, measurement="readings"))
+    with pytest.raises(RuleError, match="takes no --field"):
+        validate(Rule(id=0, name="x", kind="event", severity="info", field="t"))
     assert validate(HOT) is HOT

@@ -100,6 +100,11 @@ def validate(rule: Rule) -> Rule:
             raise RuleError(f"unknown comparison {rule.op!r} (use {' '.join(OPS)})")
         if rule.threshold is None:
             raise RuleError(f"a {rule.kind} rule needs --value")
+    if rule.measurement is not None and rule.measurement not in MEASUREMENTS.values():
+        raise RuleError(f"unknown measurement {rule.measurement!r} "
+                        f"(use {', '.join(MEASUREMENTS.values())})")
+    if rule.kind in ("nodata", "event") and (rule.field or rule.op or rule.threshold is not None):
+        raise RuleError(f"a {rule.kind} rule takes no --field, --op or --value")
     if rule.kind == "nodata" and rule.hold_s <= 0:
         raise RuleError("a nodata rule needs --for (e.g. 300s)")
     if rule.kind == "event" and (rule.level or "error") not in LEVELS:
