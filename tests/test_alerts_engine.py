@@ -96,6 +96,13 @@ def test_hold_expires_on_tick_when_device_goes_quiet_while_breaching() -> None:
     assert actions(ticked) == [OPEN] and ticked[0].value == 85
 
 
+def test_hold_on_tick_counts_from_arrival_for_replayed_data() -> None:
+    e = Engine([HOT])
+    assert e.observe([pt(0, temperature=85)], 10_000, DEVICES) == []  # hours late (a spool)
+    assert e.tick(10_030, DEVICES) == []
+    assert actions(e.tick(10_060, DEVICES)) == [OPEN]
+
+
 def test_measurement_filter_and_string_fields() -> None:
     r = Rule(id=2, name="cpu", kind="threshold", severity="minor", field="cpu", op=">=",
              threshold=90, measurement="device_metrics")

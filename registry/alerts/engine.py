@@ -50,6 +50,7 @@ class Transition:
 class _State:
     firing: bool = False
     pending_since: float | None = None  # start of the current breaching run (point time)
+    pending_arrival: float = 0.0  # when that run's first point arrived (wall time)
     last_ts: float | None = None  # newest point evaluated (point time)
     last_value: float | None = None
     last_breach: float | None = None  # rate/event: arrival time of the newest breach
@@ -139,7 +140,7 @@ class Engine:
                     if not in_scope(r, p.device_id, info, p.tags):
                         continue
                     if r.kind == "threshold":
-                        self._threshold(r, p.device_id, info, ts, value, out)
+                        self._threshold(r, p.device_id, info, ts, value, now, out)
                     else:
                         self._rate(r, p.device_id, info, ts, value, now, out)
         seen = {p.device_id for p in points}
@@ -160,12 +161,13 @@ class Engine:
         return []
 
     def tick(self, now: float, devices: Devices) -> list[Transition]:
-        """Time-driven checks: nodata, holds of a silent breaching device, quiet periods."""
+        """Time-driven checks: nodata, quiet periods, and holds of a device that went silent while
+        breaching (its last value is taken to persist; the hold counts from its arrival)."""
         out: list[Transition] = []
         for (rule_id, dev), st in self._states.items():
             r = self.rules[rule_id]
             if r.kind == "threshold" and not st.firing and st.pending_since is not None:
-                if st.last_breaching and now - st.pending_since >= r.hold_s:
+                if st.last_breaching and now - st.pending_arrival >= r.hold_s:
                     st.firing = True
                     out.append(self._open(r, dev, devices.get(dev), now, st.last_value))
             elif (r.kind in ("rate", "event") and st.firing and st.last_breach is not None
@@ -203,7 +205,7 @@ class Engine:
                           info.site if info is not None else None)
 
     def _threshold(self, r: Rule, dev: str, info: DeviceLike | None, ts: float, value: float,
-                   out: list[Transition]) -> None:
+                   now: float, out: list[Transition]) -> None:
         st = self._states.get((r.id, dev))
         if st is None:
             st = self._states[(r.id, dev)] = _State()
@@ -222,7 +224,7 @@ class Engine:
                 out.append(Transition(RESOLVE, r.id, dev, ts, value, message="back to normal"))
         elif hit:
             if st.pending_since is None:
-                st.pending_since = ts
+                st.pending_since, st.pending_arrival = ts, now
             if ts - st.pending_since >= r.hold_s:
                 st.firing = True
                 out.append(self._open(r, dev, info, ts, value))
