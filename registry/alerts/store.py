@@ -94,13 +94,13 @@ def apply_transitions(session: Session, transitions: Sequence[Transition]) -> No
 
     open: a new alert + an ``opened`` event (an alert already open for the pair is updated
     instead). update: count, last value and last seen, no event row. resolve: ``auto_resolved``.
-    Transitions whose alert is gone (resolved by a person, rule removed) are dropped.
+    Transitions whose alert is gone (resolved by a person, rule removed or disabled) are dropped.
     """
     if not transitions:
         return
     rule_ids = {t.rule_id for t in transitions if t.action == OPEN}
-    live = set(session.scalars(select(AlertRule.id).where(AlertRule.id.in_(rule_ids)))) \
-        if rule_ids else set()
+    live = set(session.scalars(select(AlertRule.id).where(
+        AlertRule.id.in_(rule_ids), AlertRule.enabled.is_(True)))) if rule_ids else set()
     rows: dict[tuple[int, str], Alert | None] = dict(
         _open_rows(session, {(t.rule_id, t.device_id) for t in transitions}))
     for t in transitions:
