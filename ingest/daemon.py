@@ -102,6 +102,8 @@ class Daemon:
             if b.extra.get("register"):
                 store.register(list(b.extra["register"].items()))
             store.record_activity(b.extra.get("last_seen", {}), b.items)
+            if b.extra.get("firmware"):
+                store.record_firmware(b.extra["firmware"])
             return []
 
         def write_deadletters(b: Batch) -> list[tuple[Any, str]]:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ingest.model import DeadLetter, Decoded, Document, Point, Reason, Rejected, StatusChange
+from ingest.model import COLLECTIONS, DeadLetter, Decoded, Document, Kind, Point, Reason, Rejected, StatusChange
 
 Token = tuple[int, int]
 Origin = tuple[str, bytes, float]  # topic, raw payload, received at (epoch s)
@@ -14,6 +14,7 @@ Policy = Literal["accept", "reject", "register"]
 
 TIMESERIES, DOCUMENTS, REGISTRY, DEADLETTERS = "timeseries", "documents", "registry", "deadletters"
 DESTINATIONS = (TIMESERIES, DOCUMENTS, REGISTRY, DEADLETTERS)
+FIRMWARE = COLLECTIONS[Kind.FIRMWARE]
 
 
 @dataclass(slots=True)
@@ -58,6 +59,7 @@ class Router:
         self.buffers: dict[str, Batch] = {}
         self.last_seen: dict[str, float] = {}
         self.new_devices: dict[str, str] = {}
+        self.firmware: dict[str, str] = {}
         self._activity_at = 0.0
 
     def _batch(self, dest: str, now: float) -> Batch:
@@ -69,8 +71,8 @@ class Router:
     def _take(self, dest: str) -> Batch:
         b = self.buffers.pop(dest)
         if dest == REGISTRY:
-            b.extra = {"last_seen": self.last_seen, "register": self.new_devices}
-            self.last_seen, self.new_devices = {}, {}
+            b.extra = {"last_seen": self.last_seen, "register": self.new_devices, "firmware": self.firmware}
+            self.last_seen, self.new_devices, self.firmware = {}, {}, {}
         return b
 
     def dead_letter(self, letter: DeadLetter, token: Token | None, now: float) -> Batch | None:
@@ -118,6 +120,10 @@ class Router:
             b.origins.extend([origin] * len(decoded))
             self.count(decoded[0].measurement, "received")
         elif type(decoded) is Document:
+            if decoded.collection == FIRMWARE:
+                version = decoded.body.get("version")
+                if isinstance(version, str) and "fail" not in str(decoded.body.get("status", "")):
+                    self.firmware[device_id] = version
             b = self._batch(DOCUMENTS, now)
             b.items.append(decoded)
             b.origins.append(origin)
@@ -135,7 +141,7 @@ class Router:
 
     def due(self, now: float) -> list[Batch]:
         """Batches older than the flush interval; last-seen goes out once per interval."""
-        if (self.last_seen or self.new_devices) and now - self._activity_at >= self.flush_interval:
+        if (self.last_seen or self.new_devices or self.firmware) and now - self._activity_at >= self.flush_interval:
             b = self._batch(REGISTRY, now)
             b.created = min(b.created, now - self.flush_interval)
             self._activity_at = now
@@ -144,7 +150,7 @@ class Router:
 
     def drain(self) -> list[Batch]:
         """Everything buffered, for shutdown."""
-        if self.last_seen or self.new_devices:
+        if self.last_seen or self.new_devices or self.firmware:
             self._batch(REGISTRY, 0.0)
         return [self._take(d) for d in list(self.buffers)]
 

@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from ingest.model import COLLECTIONS, MEASUREMENTS, Kind
 from ingest.stores import SeriesQuery, open_documents, open_timeseries
 from registry.db import make_engine, migrate
 from registry.deadletters import DeadLetterStore
+from registry.models import Device
 from simulators.fleet import FleetConfig
 from simulators.runner import run_fleet
 from tests.daemon_proc import DaemonProcess
@@ -87,7 +89,12 @@ def test_fleet_is_stored_exactly(
     docs = open_documents("embedded", data_dir=data)
     docs.connect()
     try:
+        with engine.connect() as conn:
+            firmware = dict(conn.execute(select(Device.id, Device.firmware_version)).all())
         engine.dispose()
+        for d in devices:  # the registry tracks each device's firmware from its reports
+            reported = {doc["version"] for doc in docs.find(COLLECTIONS[Kind.FIRMWARE], d, limit=1000)}
+            assert firmware[d] in reported, (d, firmware[d], reported)
         for kind in DOC_KINDS:
             for d, entry in manifest.devices.items():
                 assert docs.count(COLLECTIONS[kind], d) == entry.tally.documents[kind.value], (kind, d)
