@@ -58,10 +58,11 @@ def demo(
 
     s = settings()
     typer.echo(f"polyglot-iot demo: {devices} devices x {rate:g} msg/s for {duration:g}s "
-               "(embedded broker and stores, 2% malformed, 1% duplicates)", err=True)
+               "(embedded broker and stores, 2% malformed, 2% duplicates)", err=True)
     r = run_demo(s, duration=duration, devices=devices, rate=rate, seed=seed, progress=None)
-    rows = [(k, r.sent[k], r.stored[k], "ok" if r.sent[k] == r.stored[k] else "MISMATCH") for k in r.sent]
-    print_table(["kind", "sent", "stored", ""], rows, title="readings (time series) and documents")
+    rows = [(k, "readings" if k in ("telemetry", "metrics", "events") else "documents", r.sent[k], r.stored[k],
+             "ok" if r.sent[k] == r.stored[k] else "MISMATCH") for k in r.sent]
+    print_table(["kind", "counted as", "sent", "stored", ""], rows, title="sent vs stored")
     print_table(["", "count"], [
         ("malformed messages sent", r.malformed_sent),
         ("dead-lettered", r.dead_lettered),

@@ -38,7 +38,8 @@ def run_demo(settings: Settings, *, duration: float, devices: int, rate: float, 
              progress: Any = None) -> DemoResult:
     """Run the whole pipeline in-process on a fresh data directory and count what arrived."""
     from ingest.service import build_daemon
-    from registry.db import make_engine
+    from registry.alerts.demo import install_demo_rules
+    from registry.db import make_engine, migrate
     from registry.deadletters import DeadLetterStore
     from simulators.fleet import FleetConfig
     from simulators.runner import run_fleet
@@ -53,17 +54,20 @@ def run_demo(settings: Settings, *, duration: float, devices: int, rate: float, 
         "client_id": "iot-demo-ingest",
     })
     logging.getLogger("iot").setLevel(logging.WARNING)
+    engine = make_engine(s.resolved_registry_url())
+    migrate(engine)
+    install_demo_rules(engine)
+    engine.dispose()
     broker = EmbeddedBroker("127.0.0.1", port).start()
     try:
         daemon = build_daemon(s)
-        _demo_rules(daemon)
         daemon.start()
         deadline = time.monotonic() + 15
         while not daemon.connected.wait(0.1):
             if time.monotonic() > deadline:
                 raise RuntimeError("the daemon did not subscribe to the embedded broker")
         config = FleetConfig(devices=devices, rate=rate, duration=duration, seed=seed, malformed=0.02,
-                             duplicates=0.01, start_ms=int(time.time() * 1000) - int(duration * 1000))
+                             duplicates=0.02, start_ms=int(time.time() * 1000))
         manifest = run_fleet(config, f"mqtt://127.0.0.1:{port}", progress)
         deadline = time.monotonic() + 30 + duration
         while not daemon.idle() and time.monotonic() < deadline:
@@ -89,15 +93,6 @@ def run_demo(settings: Settings, *, duration: float, devices: int, rate: float, 
                         manifest.duplicates, _alert_counts(engine), str(data_dir))
     engine.dispose()
     return result
-
-
-def _demo_rules(daemon: Any) -> None:
-    """A few alert rules so the demo shows alerts opening (kept if they already exist)."""
-    try:
-        from registry.alerts.demo import install_demo_rules
-    except ImportError:
-        return
-    install_demo_rules(daemon.res.registry.engine)
 
 
 def _alert_counts(engine: Any) -> dict[str, int]:
