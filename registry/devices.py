@@ -3,7 +3,6 @@ changes rows and records the audit trail. The caller commits."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -116,28 +115,40 @@ def provision_fleet(
     session: Session, actor: Actor, n: int, profiles: Sequence[str] = ("generic",),
     site: str | None = None, prefix: str = "sim",
 ) -> dict[str, str]:
-    """Register ``n`` new devices ``{prefix}-NNNN`` (profiles assigned round-robin as types),
-    each with a fresh secret; returns ``{device_id: secret}``."""
+    """Register devices ``{prefix}-0000`` … ``{prefix}-{n-1}`` — the ids ``iot sim run --devices n``
+    uses, with profiles assigned round-robin in the simulator's order — each with a fresh secret;
+    returns ``{device_id: secret}``. Devices that already exist get a new secret (rotated);
+    disabled and retired ones are left alone and get none."""
     require(actor, "admin", "provision devices", site)
     if n < 1:
         raise ValueError("--devices must be at least 1")
     profiles = list(profiles) or ["generic"]
-    taken = set(session.scalars(select(Device.id).where(Device.id.like(f"{prefix}-%"))))
-    ids = (f"{prefix}-{i:04d}" for i in itertools.count(1))
-    fresh = list(itertools.islice((i for i in ids if i not in taken), n))
-    _check_id(fresh[-1])
+    wanted = [f"{prefix}-{i:04d}" for i in range(n)]
+    _check_id(wanted[-1])
+    existing = {d.id: d for d in session.scalars(select(Device).where(Device.id.in_(wanted)))}
     now = datetime.now(UTC)
     secrets: dict[str, str] = {}
-    for i, device_id in enumerate(fresh):
+    fresh: list[str] = []
+    for i, device_id in enumerate(wanted):
+        device = existing.get(device_id)
+        if device is not None and device.status in ("disabled", "retired"):
+            continue
         secret = credentials.issue_secret()
         secrets[device_id] = secret
+        if device is not None:
+            device.secret_hash = credentials.hash_mosquitto(secret)
+            continue
+        fresh.append(device_id)
         session.add(Device(
             id=device_id, type=profiles[i % len(profiles)], site=site, labels={"simulated": True},
             status="provisioned", online=False, created_at=now,
             secret_hash=credentials.hash_mosquitto(secret),
         ))
-    record_audit(session, actor, "device.provision", f"fleet:{prefix}", count=n,
-                 profiles=profiles, site=site, first=fresh[0], last=fresh[-1])
+    if not secrets:
+        raise ValueError(f"every device {wanted[0]} … {wanted[-1]} is disabled or retired")
+    record_audit(session, actor, "device.provision", f"fleet:{prefix}", count=n, new=len(fresh),
+                 rotated=len(secrets) - len(fresh), profiles=profiles, site=site,
+                 first=wanted[0], last=wanted[-1])
     return secrets
 
 

@@ -83,8 +83,8 @@ def fleet(tmp_path: Path, mosquitto: Mosquitto) -> dict[str, str]:
     with Session(engine) as s:
         secrets = provision_fleet(s, BOOTSTRAP_ACTOR, 5, ["thermostat"], prefix="acl")
         s.commit()
-        set_status(s, BOOTSTRAP_ACTOR, "acl-0004", "disable")
-        set_status(s, BOOTSTRAP_ACTOR, "acl-0005", "retire")
+        set_status(s, BOOTSTRAP_ACTOR, "acl-0003", "disable")
+        set_status(s, BOOTSTRAP_ACTOR, "acl-0004", "retire")
         passwd, acl, n = export_mosquitto(s, BOOTSTRAP_ACTOR, tmp_path / "broker", "iot-ingest",
                                           "ingest-pw")
         s.commit()
@@ -100,33 +100,33 @@ def test_devices_publish_only_under_their_own_id(fleet: dict[str, str], connect:
     ingest = connect("iot-ingest", "ingest-pw")
     assert ingest.connack.value == 0
     ingest.client.subscribe("devices/#", qos=1)
-    dev1 = connect("acl-0001", fleet["acl-0001"])
+    dev1 = connect("acl-0000", fleet["acl-0000"])
     assert dev1.connack.value == 0
 
     # the subscription is live once a message on an allowed topic arrives
-    wait_for(lambda: (dev1.publish("devices/acl-0001/status", b"online").value == 0
-                      and ("devices/acl-0001/status", b"online") in ingest.messages),
+    wait_for(lambda: (dev1.publish("devices/acl-0000/status", b"online").value == 0
+                      and ("devices/acl-0000/status", b"online") in ingest.messages),
              10, "the ingest account to receive an allowed message")
 
-    denied = dev1.publish("devices/acl-0002/telemetry", b'{"temperature": 99}')
+    denied = dev1.publish("devices/acl-0001/telemetry", b'{"temperature": 99}')
     assert denied.value == NOT_AUTHORIZED
-    assert dev1.publish("devices/acl-0001/telemetry", b'{"temperature": 21}').value == 0
-    wait_for(lambda: ("devices/acl-0001/telemetry", b'{"temperature": 21}') in ingest.messages,
+    assert dev1.publish("devices/acl-0000/telemetry", b'{"temperature": 21}').value == 0
+    wait_for(lambda: ("devices/acl-0000/telemetry", b'{"temperature": 21}') in ingest.messages,
              10, "the control message")
-    assert not any(topic.startswith("devices/acl-0002/") for topic, _ in ingest.messages)
+    assert not any(topic.startswith("devices/acl-0001/") for topic, _ in ingest.messages)
 
-    dev2 = connect("acl-0002", fleet["acl-0002"])
-    assert dev2.publish("devices/acl-0002/telemetry", b'{"temperature": 20}').value == 0
-    wait_for(lambda: ("devices/acl-0002/telemetry", b'{"temperature": 20}') in ingest.messages,
-             10, "acl-0002's own message")
+    dev2 = connect("acl-0001", fleet["acl-0001"])
+    assert dev2.publish("devices/acl-0001/telemetry", b'{"temperature": 20}').value == 0
+    wait_for(lambda: ("devices/acl-0001/telemetry", b'{"temperature": 20}') in ingest.messages,
+             10, "acl-0001's own message")
 
 
 @pytest.mark.parametrize(
     ("user", "password"),
     [
-        ("acl-0001", "wrong-secret"),
-        ("acl-0004", None),  # disabled
-        ("acl-0005", None),  # retired
+        ("acl-0000", "wrong-secret"),
+        ("acl-0003", None),  # disabled
+        ("acl-0004", None),  # retired
         ("stranger", "whatever"),
         ("iot-ingest", "not-the-ingest-pw"),
     ],

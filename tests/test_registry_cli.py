@@ -246,7 +246,7 @@ def test_sim_provision(migrated: Iot, registry_url: str, tmp_path: Path) -> None
     assert r.out.strip() == f"provisioned 3 devices; secrets in {pwfile}"
     assert stat.S_IMODE(pwfile.stat().st_mode) == 0o600
     secrets = json.loads(pwfile.read_text())
-    assert sorted(secrets) == ["sim-0001", "sim-0002", "sim-0003"]
+    assert sorted(secrets) == ["sim-0000", "sim-0001", "sim-0002"]  # the ids `iot sim run --devices 3` uses
     assert not any(s in r.out for s in secrets.values())
 
     engine = make_engine(registry_url)
@@ -257,15 +257,17 @@ def test_sim_provision(migrated: Iot, registry_url: str, tmp_path: Path) -> None
             assert dev.secret_hash and credentials.verify(secret, dev.secret_hash)
     engine.dispose()
 
-    r = iot("sim", "provision", "--devices", "2", "--profile", "thermostat", "--profile", "energy",
+    r = iot("sim", "provision", "--devices", "4", "--profile", "thermostat", "--profile", "energy",
             "--password-file", str(pwfile), "--show-secrets")
     assert r.code == 0, r.err
     merged = json.loads(pwfile.read_text())
-    assert sorted(merged) == [f"sim-000{i}" for i in range(1, 6)]
-    assert merged["sim-0004"] in r.out and merged["sim-0001"] not in r.out
+    assert sorted(merged) == [f"sim-000{i}" for i in range(4)]
+    assert merged["sim-0003"] in r.out and merged["sim-0000"] in r.out
+    assert merged["sim-0000"] != secrets["sim-0000"]  # existing devices get a rotated secret
     rows = _json(iot("devices", "list", "--json"))
     assert isinstance(rows, list)
-    assert {d["id"]: d["type"] for d in rows}["sim-0005"] == "energy"
+    types = {d["id"]: d["type"] for d in rows}
+    assert types["sim-0003"] == "energy" and types["sim-0000"] != "energy"
 
     r = iot("sim", "provision", "--devices", "1", "--profile", "toaster")
     assert r.code == 2 and "unknown profile 'toaster'" in r.err
@@ -273,7 +275,7 @@ def test_sim_provision(migrated: Iot, registry_url: str, tmp_path: Path) -> None
     assert r.code == 2 and "at least 1" in r.err
     default = tmp_path / "data" / "sim-passwords.json"
     assert iot("sim", "provision", "--devices", "1", "--prefix", "bench").code == 0
-    assert list(json.loads(default.read_text())) == ["bench-0001"]
+    assert list(json.loads(default.read_text())) == ["bench-0000"]
 
 
 def test_export_mosquitto(migrated: Iot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -281,8 +283,8 @@ def test_export_mosquitto(migrated: Iot, tmp_path: Path, monkeypatch: pytest.Mon
     pwfile = tmp_path / "fleet.json"
     assert iot("sim", "provision", "--devices", "4", "--password-file", str(pwfile)).code == 0
     assert iot("devices", "add", "nosecret").code == 0
-    assert iot("devices", "disable", "sim-0003").code == 0
-    assert iot("devices", "retire", "sim-0004").code == 0
+    assert iot("devices", "disable", "sim-0002").code == 0
+    assert iot("devices", "retire", "sim-0003").code == 0
     out = tmp_path / "broker"
 
     r = iot("registry", "export-mosquitto", "--dir", str(out))
@@ -297,12 +299,12 @@ def test_export_mosquitto(migrated: Iot, tmp_path: Path, monkeypatch: pytest.Mon
     for f in ("passwd", "acl"):
         assert stat.S_IMODE((out / f).stat().st_mode) == 0o600
     users = dict(line.split(":", 1) for line in (out / "passwd").read_text().splitlines())
-    assert sorted(users) == ["iot-ingest", "sim-0001", "sim-0002"]
+    assert sorted(users) == ["iot-ingest", "sim-0000", "sim-0001"]
     assert credentials.verify("ingest-secret", users["iot-ingest"])
     assert credentials.verify(json.loads(pwfile.read_text())["sim-0001"], users["sim-0001"])
     acl = (out / "acl").read_text()
     assert "user sim-0001\ntopic write devices/sim-0001/#" in acl
-    assert "sim-0003" not in acl and "sim-0004" not in acl
+    assert "sim-0002" not in acl and "sim-0003" not in acl
 
     monkeypatch.setenv("IOT_BROKER_PASSWORD", "from-env")
     r = iot("registry", "export-mosquitto", "--dir", str(out), "--ingest-user", "collector")
