@@ -7,7 +7,6 @@ import logging
 import os
 import ssl
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -156,27 +155,3 @@ class EmbeddedBroker:
         loop.call_soon_threadsafe(loop.stop)
         if self._thread:
             self._thread.join(10)
-
-
-def publish_all(
-    addr: BrokerAddress,
-    messages: list[tuple[str, bytes]],
-    *,
-    client_id: str,
-    timeout: float = 30.0,
-    on_error: Callable[[str], None] | None = None,
-) -> int:
-    """Publish ``messages`` at QoS 1 and wait for every PUBACK; returns how many were acknowledged."""
-    client, kwargs = make_client(addr, client_id)
-    client.connect(addr.host, addr.port, 30, **kwargs)
-    client.loop_start()
-    try:
-        infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
-        acked = 0
-        for info in infos:
-            info.wait_for_publish(timeout)
-            acked += info.is_published()
-        return acked
-    finally:
-        client.disconnect()
-        client.loop_stop()
