@@ -14,6 +14,9 @@ Policy = Literal["accept", "reject", "register"]
 
 TIMESERIES, DOCUMENTS, REGISTRY, DEADLETTERS = "timeseries", "documents", "registry", "deadletters"
 DESTINATIONS = (TIMESERIES, DOCUMENTS, REGISTRY, DEADLETTERS)
+UNKNOWN_TYPE = "unknown"
+"""Type of an auto-registered device. Not written as a tag: a point redelivered after the device
+was registered must land in the same series as its first write (idempotent overwrite)."""
 FIRMWARE = COLLECTIONS[Kind.FIRMWARE]
 
 
@@ -95,7 +98,7 @@ class Router:
                 if self.policy == "reject":
                     raise Rejected(Reason.UNKNOWN_DEVICE, f"device {device_id!r} is not registered")
                 if self.policy == "register" and device_id not in self.new_devices:
-                    self.new_devices[device_id] = "unknown"
+                    self.new_devices[device_id] = UNKNOWN_TYPE
             else:
                 status = info.status
                 if status == "disabled":
@@ -112,7 +115,8 @@ class Router:
         if type(decoded) is list:
             if info is not None:
                 for p in decoded:
-                    p.tags["device_type"] = info.type
+                    if info.type != UNKNOWN_TYPE:  # a placeholder tag would split the series
+                        p.tags["device_type"] = info.type
                     if info.site:
                         p.tags["site"] = info.site
             b = self._batch(TIMESERIES, now)
