@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 
@@ -11,6 +12,9 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+T = TypeVar("T")
 
 
 class SchemaNotMigrated(RuntimeError):
@@ -86,3 +90,33 @@ def check_migrated(engine: Engine) -> None:
             f"registry schema is not migrated (at {current or 'empty'}, code needs {head}): "
             "run `iot registry migrate`"
         )
+
+
+class EngineStore:
+    """Base of the stores that live in the registry database: connection failures become
+    :class:`ingest.stores.StoreUnavailable` so the daemon can spool and retry."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _guard(self, fn: Callable[[], T]) -> T:
+        from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+        from ingest.stores import StoreUnavailable
+
+        try:
+            return fn()
+        except (OperationalError, InterfaceError) as e:
+            first = str(e.orig or e).splitlines()[0]
+            raise StoreUnavailable(f"registry unreachable: {first}") from e
+        except DBAPIError as e:
+            if e.connection_invalidated:
+                raise StoreUnavailable(f"registry connection lost: {e.orig}") from e
+            raise
+
+    def connect(self) -> None:
+        """Check the database is reachable and migrated."""
+        self._guard(lambda: check_migrated(self.engine))
+
+    def close(self) -> None:
+        self.engine.dispose()

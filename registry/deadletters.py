@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Engine, Table, func, insert, select, update
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from ingest.model import DeadLetter
-from ingest.stores import StoreUnavailable
-from registry.db import check_migrated
+from registry.db import EngineStore
 from registry.models import DeadLetterRow
 
 T = TypeVar("T")
@@ -98,13 +97,10 @@ def _row(letter: DeadLetter) -> dict[str, Any]:
 
 def _upsert(dialect: str) -> Any:
     """INSERT …, or on a known key: refresh the row and make it pending again (it failed again)."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:
+    if dialect not in ("postgresql", "sqlite"):
         return insert(TABLE)
-    stmt = dialect_insert(TABLE)
+    module = importlib.import_module(f"sqlalchemy.dialects.{dialect}")
+    stmt = module.insert(TABLE)
     return stmt.on_conflict_do_update(
         index_elements=[_C.key],
         set_={"received_at": stmt.excluded.received_at, "reason": stmt.excluded.reason,
@@ -132,27 +128,12 @@ def _record(r: Any) -> DeadLetterRecord:
     )
 
 
-class DeadLetterStore:
+class DeadLetterStore(EngineStore):
     """Dead letters over a SQLAlchemy engine (PostgreSQL or SQLite)."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        super().__init__(engine)
         self._upsert = _upsert(engine.dialect.name)
-
-    def _guard(self, fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        except (OperationalError, InterfaceError) as e:
-            first = str(e.orig or e).splitlines()[0]
-            raise StoreUnavailable(f"registry unreachable: {first}") from e
-        except DBAPIError as e:
-            if e.connection_invalidated:
-                raise StoreUnavailable(f"registry connection lost: {e.orig}") from e
-            raise
-
-    def connect(self) -> None:
-        """Check the database is reachable and migrated."""
-        self._guard(lambda: check_migrated(self.engine))
 
     def write(self, letters: Sequence[DeadLetter]) -> None:
         """Store ``letters`` in one transaction."""

@@ -7,17 +7,15 @@ raise :class:`ingest.stores.StoreUnavailable` so the daemon can retry later.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, Table, bindparam, or_, select, update
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy import Table, bindparam, or_, select, update
 
 from ingest.model import StatusChange
-from ingest.stores import StoreUnavailable
-from registry.db import check_migrated
+from registry.db import EngineStore
 from registry.models import Device
 
 T = TypeVar("T")
@@ -57,25 +55,8 @@ _FIRMWARE = (
 )
 
 
-class RegistryStore:
+class RegistryStore(EngineStore):
     """The device directory over a SQLAlchemy engine (PostgreSQL or SQLite)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def _guard(self, fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        except (OperationalError, InterfaceError) as e:
-            first = str(e.orig or e).splitlines()[0]
-            raise StoreUnavailable(f"registry unreachable: {first}") from e
-        except DBAPIError as e:
-            if e.connection_invalidated:
-                raise StoreUnavailable(f"registry connection lost: {e.orig}") from e
-            raise
-
-    def connect(self) -> None:
-        self._guard(lambda: check_migrated(self.engine))
 
     def devices(self) -> dict[str, DeviceInfo]:
         """The whole directory (id → type, site, status); the daemon caches and refreshes it."""
@@ -144,5 +125,3 @@ class RegistryStore:
                     conn.execute(table.insert(), rows)
         self._guard(run)
 
-    def close(self) -> None:
-        self.engine.dispose()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from ingest.model import Point
+
 T = TypeVar("T")
 
 
@@ -37,3 +39,14 @@ def _split(
         if r is not None:
             out.extend(_split(items[lo:hi], lines[lo:hi], send, r))
     return out
+
+
+def write_points(points: Sequence[Point], send: Callable[[Sequence[str]], str | None]) -> list[tuple[Point, str]]:
+    """Encode ``points`` as line protocol, send them in one request, and pin down any refusals:
+    the shared ``write`` of the InfluxDB adapters."""
+    from ingest.stores.lineprotocol import encode_batch
+
+    ok, lines, bad = encode_batch(points)
+    if lines:
+        bad.extend(bisect_rejections(ok, lines, send))
+    return bad

@@ -19,8 +19,7 @@ import urllib3
 
 from ingest.model import Point
 from ingest.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
-from ingest.stores.bisect import bisect_rejections
-from ingest.stores.lineprotocol import encode_batch
+from ingest.stores.bisect import write_points
 from ingest.stores.tsquery import NUMERIC_AGGS, as_value, check_query
 
 
@@ -90,10 +89,7 @@ class InfluxDB1Store:
     # -- writes ------------------------------------------------------------------------------
 
     def write(self, points: Sequence[Point]) -> list[tuple[Point, str]]:
-        ok, lines, bad = encode_batch(points)
-        if lines:
-            bad.extend(bisect_rejections(ok, lines, self._send))
-        return bad
+        return write_points(points, self._send)
 
     def _send(self, lines: Sequence[str]) -> str | None:
         body = "\n".join(lines).encode()

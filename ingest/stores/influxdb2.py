@@ -17,8 +17,7 @@ import urllib3
 
 from ingest.model import Point
 from ingest.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
-from ingest.stores.bisect import bisect_rejections
-from ingest.stores.lineprotocol import encode_batch
+from ingest.stores.bisect import write_points
 from ingest.stores.tsquery import NUMERIC_AGGS, check_query
 
 _SKIP = frozenset({"result", "table", "_start", "_stop", "_measurement", "_time"})
@@ -120,10 +119,7 @@ class InfluxDB2Store:
             self._client = self._write = None
 
     def write(self, points: Sequence[Point]) -> list[tuple[Point, str]]:
-        ok, lines, bad = encode_batch(points)
-        if lines:
-            bad.extend(bisect_rejections(ok, lines, self._send))
-        return bad
+        return write_points(points, self._send)
 
     def _send(self, lines: Sequence[str]) -> str | None:
         from influxdb_client.rest import ApiException
