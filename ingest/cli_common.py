@@ -25,11 +25,20 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def settings(**overrides: Any) -> Settings:
-    """Settings from env/.env with the non-None CLI flags laid over them."""
+    """Settings from env/.env (and files in ``IOT_SECRETS_DIR``, one per secret, named like
+    ``iot_influxdb_token``) with the non-None CLI flags laid over them."""
     from pydantic import ValidationError
 
+    import os
+
+    values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    secrets_dir = os.environ.get("IOT_SECRETS_DIR")
+    if secrets_dir:
+        if not os.path.isdir(secrets_dir):
+            fail(f"IOT_SECRETS_DIR {secrets_dir!r} is not a directory")
+        values["_secrets_dir"] = secrets_dir
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        return Settings(**values)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"])

@@ -1,0 +1,21 @@
+from pathlib import Path
+
+import pytest
+
+from ingest.cli_common import CliError, settings
+
+
+def test_secrets_come_from_files_and_never_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "iot_influxdb_token").write_text("s3cret-token")
+    monkeypatch.setenv("IOT_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("IOT_BATCH_SIZE", "250")
+    s = settings(flush_interval=0.5)
+    assert s.influxdb_token is not None and s.influxdb_token.get_secret_value() == "s3cret-token"
+    assert "s3cret-token" not in repr(s) and "s3cret-token" not in str(s.model_dump())
+    assert (s.batch_size, s.flush_interval) == (250, 0.5)
+
+
+def test_bad_setting_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IOT_BATCH_SIZE", "lots")
+    with pytest.raises(CliError, match="IOT_BATCH_SIZE"):
+        settings()
