@@ -141,6 +141,8 @@ class _Run:
         self.heap: list[tuple[float, int]] = []
         self.acked = 0
         self.wants_write: set[_Device] = set()
+        self.open: set[_Device] = set(self.devices)  # not yet closing
+        self.draining: set[_Device] = set()
         self.t0 = 0.0
         self.stop_at: float | None = None
 
@@ -220,8 +222,9 @@ class _Run:
     # -- network -------------------------------------------------------------------------
     def _io(self, timeout: float) -> None:
         for dev in list(self.wants_write):
-            if dev.client.want_write() and not dev.closing:
-                self.sel.modify(dev.fd, selectors.EVENT_READ | selectors.EVENT_WRITE, dev)
+            if dev.client.want_write() and dev.client.socket() is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    self.sel.modify(dev.fd, selectors.EVENT_READ | selectors.EVENT_WRITE, dev)
             else:
                 self.wants_write.discard(dev)
         for key, events in self.sel.select(timeout):
@@ -246,6 +249,9 @@ class _Run:
         self.wants_write.discard(dev)
         if not dev.closing:
             dev.lost = True
+            dev.closing = True
+            self.open.discard(dev)
+            self.draining.discard(dev)
 
     def _close_all(self) -> None:
         for dev in self.devices:
@@ -266,7 +272,7 @@ class _Run:
     def _send(self, dev: _Device, msg: Message) -> None:
         info = dev.client.publish(msg.topic, msg.payload, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            dev.lost = True
+            self._forget(dev)
             return
         dev.pending[info.mid] = (msg, time.monotonic())
         self.manifest.sent += 1
@@ -282,12 +288,11 @@ class _Run:
             msg = next(dev.stream, None)
         dev.next_msg = msg
         dev.slot += 1
-        stop = msg is None or dev.lost or (self.stop_at is not None
-                                           and time.monotonic() >= self.stop_at)
-        if dev.spec.offline and self.half is not None and dev.slot >= self.half:
-            stop = True
-        if stop:
-            dev.draining = True
+        if dev.closing:
+            return
+        stop = msg is None or (self.stop_at is not None and time.monotonic() >= self.stop_at)
+        if stop or (dev.spec.offline and self.half is not None and dev.slot >= self.half):
+            self._drain(dev)
             return
         dev.due = self._due(dev)
         if len(dev.pending) >= self.window:
@@ -295,10 +300,17 @@ class _Run:
         else:
             heapq.heappush(self.heap, (dev.due, dev.spec.index))
 
+    def _drain(self, dev: _Device) -> None:
+        """No more sends for ``dev``: it leaves once its publishes are acknowledged."""
+        dev.draining = True
+        self.draining.add(dev)
+
     def _finish(self, dev: _Device) -> None:
         """A drained device leaves: abruptly if it is one that drops offline, else cleanly."""
         dev.closing = True
         dev.draining = False
+        self.open.discard(dev)
+        self.draining.discard(dev)
         if dev.spec.offline:
             sock = dev.client.socket()
             with contextlib.suppress(KeyError, ValueError):
@@ -328,22 +340,16 @@ class _Run:
             while self.heap and self.heap[0][0] <= now and burst < 256:
                 _, i = heapq.heappop(self.heap)
                 dev = self.devices[i]
-                if dev.lost or dev.draining or dev.closing:
+                if dev.draining or dev.closing:
                     continue
                 if half_time is not None and dev.spec.offline and now >= half_time:
-                    dev.draining = True
+                    self._drain(dev)
                     continue
                 self._send_slot(dev)
                 burst += 1
-            for dev in self.devices:
-                if dev.draining and not dev.pending and not dev.closing:
-                    self._finish(dev)
-                elif dev.lost and not dev.closing:
-                    dev.closing = True
-            active = [d for d in self.devices if not d.closing]
-            if not active:
-                break
-            if now - last_misc >= 1.0 and self._stalled(active, now):
+            for dev in [d for d in self.draining if not d.pending]:
+                self._finish(dev)
+            if not self.open:
                 break
             if self.heap and self.heap[0][0] <= now:
                 timeout = 0.0
@@ -353,17 +359,18 @@ class _Run:
             now = time.monotonic()
             if now - last_misc >= 1.0:
                 last_misc = now
-                for dev in active:
+                if self._stalled(now):
+                    break
+                for dev in self.open:
                     if dev.client.socket() is not None:
                         dev.client.loop_misc()
             if self.progress and now - last_report >= 0.25:
                 last_report = now
                 self.progress(self._progress(start))
         self.manifest.unacked = sum(len(d.pending) for d in self.devices)
-        for dev in self.devices:
-            if not dev.closing:
-                dev.closing = True
-                dev.client.disconnect()
+        for dev in list(self.open):
+            dev.closing = True
+            dev.client.disconnect()
         self._io(0)
         self._close_all()
         self.manifest.elapsed_s = time.monotonic() - start
@@ -372,9 +379,9 @@ class _Run:
             self.progress(self._progress(start))
         return self.manifest
 
-    def _stalled(self, active: list[_Device], now: float) -> bool:
+    def _stalled(self, now: float) -> bool:
         """Whether some publish has waited longer than ``ack_timeout`` for its PUBACK."""
-        for dev in active:
+        for dev in self.open:
             if dev.pending:
                 _, sent_at = next(iter(dev.pending.values()))
                 if now - sent_at > self.ack_timeout:
@@ -383,4 +390,4 @@ class _Run:
 
     def _progress(self, start: float) -> Progress:
         return Progress(time.monotonic() - start, self.manifest.sent, self.acked,
-                        sum(1 for d in self.devices if not d.closing))
+                        len(self.open))

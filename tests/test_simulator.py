@@ -23,7 +23,7 @@ from ingest.model import Point, Rejected
 from simulators.faults import ID_FREE, MALFORMATIONS
 from simulators.fleet import KINDS, PRELUDE, FleetConfig, Message, device_stream, generate, plan
 from simulators.manifest import Manifest
-from simulators.runner import SimError, parse_broker_url, run_fleet
+from simulators.runner import Progress, SimError, parse_broker_url, run_fleet
 from tests.servers import Mosquitto, wait_for
 
 START_MS = 1_764_028_800_000  # 2025-11-25T00:00:00Z
@@ -372,3 +372,37 @@ def test_password_file_credentials(tmp_path: Path) -> None:
             run_fleet(c, server.url, passwords={"pw-0000": "s3cret-a"})
     finally:
         server.stop()
+
+
+@pytest.mark.mosquitto
+def test_a_frozen_broker_ends_the_run_with_unacknowledged_messages(mosquitto: Mosquitto) -> None:
+    import signal
+
+    acked = threading.Event()
+
+    def progress(p: Progress) -> None:
+        if p.acked >= 20 and not acked.is_set():
+            assert mosquitto.proc is not None
+            mosquitto.proc.send_signal(signal.SIGSTOP)
+            acked.set()
+
+    c = cfg(devices=2, count=100_000, rate=100.0)
+    try:
+        manifest = run_fleet(c, mosquitto.url, progress, ack_timeout=1.0)
+    finally:
+        if mosquitto.proc is not None:
+            mosquitto.proc.send_signal(signal.SIGCONT)
+    assert acked.is_set()
+    assert manifest.unacked > 0
+    assert 20 <= sum(manifest.totals.messages.values()) < manifest.sent
+
+
+@pytest.mark.mosquitto
+def test_a_killed_broker_marks_devices_lost(mosquitto: Mosquitto) -> None:
+    def progress(p: Progress) -> None:
+        if p.acked >= 20:
+            mosquitto.kill()
+
+    manifest = run_fleet(cfg(devices=3, count=100_000, rate=100.0), mosquitto.url, progress)
+    assert sorted(manifest.lost) == [s.device_id for s in plan(cfg(devices=3))]
+    assert sum(manifest.totals.messages.values()) >= 20
