@@ -68,10 +68,11 @@ def run(
     duplicates: float = typer.Option(0.0, "--duplicates", help="fraction re-sent identically"),
     offline: float = typer.Option(0.0, "--offline", help="fraction of devices that drop offline"),
     start: str = typer.Option("now", "--start", help="simulated clock start: now, epoch, ISO"),
-    id_prefix: str = typer.Option("sim-", "--id-prefix", help="device ids are PREFIX0000…"),
+    id_prefix: str = typer.Option("sim-", "--id-prefix", help="device ids are PREFIX0001…"),
     manifest: Path = typer.Option(None, "--manifest", help="write exact acknowledged counts here"),
     password_file: Path = typer.Option(None, "--password-file",
-                                       help="JSON {device_id: secret} from `iot sim provision`"),
+                                       help="JSON {device_id: secret} from `iot sim provision`; "
+                                       "the first N ids in it (sorted) are the devices"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress line"),
     as_json: bool = typer.Option(False, "--json", help="print the manifest as JSON"),
 ) -> None:
@@ -81,7 +82,9 @@ def run(
 
     if duration is None and count is None:
         fail("give --duration (e.g. 30s) or --count")
+    passwords = _passwords(password_file) if password_file else None
     config = FleetConfig(
+        device_ids=tuple(sorted(passwords)) if passwords else (),
         devices=devices, rate=rate, count=count, seed=seed,
         duration=parse_duration(duration) if duration is not None else None,
         profiles=tuple(profile) if profile else FleetConfig.profiles,
@@ -93,7 +96,6 @@ def run(
     except ValueError as e:
         fail(str(e))
     url = settings(broker_url=broker).broker_url
-    passwords = _passwords(password_file) if password_file else None
     progress = _show if not quiet and sys.stderr.isatty() else None
     try:
         result = run_fleet(config, url, progress, passwords)

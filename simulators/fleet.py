@@ -7,8 +7,14 @@ change the content of the well-formed messages.
 
 Message ``n`` (the slot) of a device is stamped ``start + n / rate``: ``ts`` follows the
 configured start time (default: now), in epoch milliseconds while ``rate <= 1000`` and in
-nanoseconds above that or for ``rate == 0`` (where slots are 1 µs apart). Timestamps are
-strictly increasing per device, hence per (device, kind).
+nanoseconds above that or for ``rate == 0`` (where slots are 1 µs apart, times the samples per
+SenML pack). Timestamps are strictly increasing per device, hence per (device, kind). A SenML
+pack of several samples spreads them within its slot, on whole microseconds (the resolution a
+SenML time survives decoding with).
+
+Malformed messages (``--malformed P``) replace well-formed ones and carry the id
+``mf-<seed>-<device_id>-<n>``; duplicates (``--duplicates P``) follow their original at once.
+Devices are numbered from 1 (``sim-0001``…) like `iot sim provision` names them.
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ class FleetConfig:
     start_ms: int = 1_764_028_800_000
     id_prefix: str = "sim-"
     topic_root: str = "devices"
+    device_ids: tuple[str, ...] = ()
+    """Explicit ids (e.g. from a provisioning password file); default ``{id_prefix}0001``…"""
 
     def validate(self) -> None:
         """Raise ``ValueError`` with a one-line message for a value that cannot work."""
@@ -78,12 +86,19 @@ class FleetConfig:
             raise ValueError(f"--duration must be > 0, got {self.duration}")
         if self.count is None and self.duration is None:
             raise ValueError("give --duration or --count")
-        last = self.device_id(self.devices - 1)
-        if len(last) > 64 or not set(last) <= DEVICE_ID_CHARS:
-            raise ValueError(f"--id-prefix makes invalid device ids like {last!r}")
+        if self.device_ids and len(self.device_ids) < self.devices:
+            raise ValueError(f"{self.devices} devices asked for, only "
+                             f"{len(self.device_ids)} device ids known")
+        for i in range(self.devices):
+            d = self.device_id(i)
+            if not 0 < len(d) <= 64 or not set(d) <= DEVICE_ID_CHARS:
+                raise ValueError(f"invalid device id {d!r}: 1-64 of [A-Za-z0-9_.:-]")
 
     def device_id(self, index: int) -> str:
-        return f"{self.id_prefix}{index:04d}"
+        """The id of device ``index`` (0-based): numbered from 1 like `iot sim provision`."""
+        if self.device_ids:
+            return self.device_ids[index]
+        return f"{self.id_prefix}{index + 1:04d}"
 
     @property
     def slots(self) -> int | None:
