@@ -68,11 +68,10 @@ def run(
     duplicates: float = typer.Option(0.0, "--duplicates", help="fraction re-sent identically"),
     offline: float = typer.Option(0.0, "--offline", help="fraction of devices that drop offline"),
     start: str = typer.Option("now", "--start", help="simulated clock start: now, epoch, ISO"),
-    id_prefix: str = typer.Option("sim-", "--id-prefix", help="device ids are PREFIX0001…"),
+    id_prefix: str = typer.Option("sim-", "--id-prefix", help="device ids are PREFIX0000…"),
     manifest: Path = typer.Option(None, "--manifest", help="write exact acknowledged counts here"),
     password_file: Path = typer.Option(None, "--password-file",
-                                       help="JSON {device_id: secret} from `iot sim provision`; "
-                                       "the first N ids in it (sorted) are the devices"),
+                                       help="JSON {device_id: secret} from `iot sim provision`"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress line"),
     as_json: bool = typer.Option(False, "--json", help="print the manifest as JSON"),
 ) -> None:
@@ -84,7 +83,6 @@ def run(
         fail("give --duration (e.g. 30s) or --count")
     passwords = _passwords(password_file) if password_file else None
     config = FleetConfig(
-        device_ids=tuple(sorted(passwords)) if passwords else (),
         devices=devices, rate=rate, count=count, seed=seed,
         duration=parse_duration(duration) if duration is not None else None,
         profiles=tuple(profile) if profile else FleetConfig.profiles,

@@ -14,7 +14,7 @@ SenML time survives decoding with).
 
 Malformed messages (``--malformed P``) replace well-formed ones and carry the id
 ``mf-<seed>-<device_id>-<n>``; duplicates (``--duplicates P``) follow their original at once.
-Devices are numbered from 1 (``sim-0001``…) like `iot sim provision` names them.
+Devices are numbered from 0 (``sim-0000``…) as `iot sim provision` registers them.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class FleetConfig:
     id_prefix: str = "sim-"
     topic_root: str = "devices"
     device_ids: tuple[str, ...] = ()
-    """Explicit ids (e.g. from a provisioning password file); default ``{id_prefix}0001``…"""
+    """Explicit ids, if not ``{id_prefix}0000``, ``{id_prefix}0001``…"""
 
     def validate(self) -> None:
         """Raise ``ValueError`` with a one-line message for a value that cannot work."""
@@ -95,10 +95,10 @@ class FleetConfig:
                 raise ValueError(f"invalid device id {d!r}: 1-64 of [A-Za-z0-9_.:-]")
 
     def device_id(self, index: int) -> str:
-        """The id of device ``index`` (0-based): numbered from 1 like `iot sim provision`."""
+        """The id of device ``index``: ``{id_prefix}0000``… (the ids `iot sim provision` gives)."""
         if self.device_ids:
             return self.device_ids[index]
-        return f"{self.id_prefix}{index + 1:04d}"
+        return f"{self.id_prefix}{index:04d}"
 
     @property
     def slots(self) -> int | None:

@@ -333,7 +333,7 @@ def test_cli_run_writes_the_manifest(mosquitto_server: Mosquitto, tmp_path: Path
     data = json.loads(out.read_text())
     assert data["seed"] == 5 and data["format"] == "json"
     assert sum(data["totals"]["messages"].values()) == 27
-    assert set(data["devices"]) == {f"{prefix}{i:04d}" for i in (1, 2, 3)}
+    assert set(data["devices"]) == {f"{prefix}{i:04d}" for i in range(3)}
     assert all(d["messages"]["status"] == 1 for d in data["devices"].values())
 
 
@@ -357,7 +357,7 @@ def test_cli_unreachable_broker_exits_1(mosquitto: Mosquitto) -> None:
 @pytest.mark.mosquitto
 def test_password_file_credentials(tmp_path: Path) -> None:
     pwfile = tmp_path / "passwd"
-    secrets = {"pw-0001": "s3cret-a", "pw-0002": "s3cret-b"}
+    secrets = {"pw-0000": "s3cret-a", "pw-0001": "s3cret-b"}
     pwfile.write_text("".join(f"{k}:{v}\n" for k, v in secrets.items()))
     subprocess.run(["mosquitto_passwd", "-U", str(pwfile)], check=True)
     server = Mosquitto(tmp_path / "m", extra_conf=f"allow_anonymous false\n"
@@ -367,19 +367,20 @@ def test_password_file_credentials(tmp_path: Path) -> None:
         manifest = run_fleet(c, server.url, passwords=secrets)
         assert sum(manifest.totals.messages.values()) == 20
         with pytest.raises(SimError, match="refused"):
-            run_fleet(c, server.url, passwords=secrets | {"pw-0002": "wrong"})
+            run_fleet(c, server.url, passwords=secrets | {"pw-0001": "wrong"})
         with pytest.raises(SimError, match="no password"):
-            run_fleet(c, server.url, passwords={"pw-0001": "s3cret-a"})
+            run_fleet(c, server.url, passwords={"pw-0000": "s3cret-a"})
         pwjson = tmp_path / "pw.json"
         pwjson.write_text(json.dumps(secrets))
         out = tmp_path / "manifest.json"
         done = _iot("sim", "run", "--broker", server.url, "--devices", "2", "--count", "5",
-                    "--password-file", str(pwjson), "--manifest", str(out), "--quiet")
+                    "--password-file", str(pwjson), "--manifest", str(out), "--quiet",
+                    "--id-prefix", "pw-")
         assert done.returncode == 0, done.stderr
         assert set(json.loads(out.read_text())["devices"]) == set(secrets)
         done = _iot("sim", "run", "--broker", server.url, "--devices", "3", "--count", "5",
-                    "--password-file", str(pwjson))
-        assert done.returncode == 2 and "only 2 device ids" in done.stderr
+                    "--password-file", str(pwjson), "--id-prefix", "pw-")
+        assert done.returncode == 2 and "no password for device pw-0002" in done.stderr
     finally:
         server.stop()
 
