@@ -23,7 +23,6 @@ import heapq
 import selectors
 import ssl
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +30,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from ingest import broker as ingest_broker
+from ingest.broker import BrokerAddress
 from simulators.fleet import DeviceSpec, FleetConfig, Message, device_stream, plan
 from simulators.manifest import Manifest
 
@@ -43,31 +44,15 @@ class SimError(Exception):
         self.code = code
 
 
-@dataclass(frozen=True)
-class BrokerAddress:
-    host: str
-    port: int
-    tls: bool = False
-    username: str | None = None
-    password: str | None = None
-
-
 def parse_broker_url(url: str) -> BrokerAddress:
     """``mqtt://[user:pass@]host:port`` or ``mqtts://…``; ``ValueError`` for anything else."""
-    if url.strip() == "embedded":
+    if url.strip() in ("", "embedded"):
         raise ValueError("the simulator needs a running broker: give --broker mqtt://host:port "
                          "(or use `iot demo`, which runs an embedded broker with a fleet)")
-    u = urllib.parse.urlsplit(url)
-    if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
-        raise ValueError(f"invalid broker URL {url!r}: use mqtt://[user:pass@]host:port or mqtts://")
     try:
-        port = u.port or (8883 if u.scheme == "mqtts" else 1883)
-    except ValueError as e:
+        return ingest_broker.parse_broker_url(url)
+    except ingest_broker.BrokerConfigError as e:
         raise ValueError(f"invalid broker URL {url!r}: {e}") from None
-    unq = urllib.parse.unquote
-    return BrokerAddress(u.hostname, port, u.scheme == "mqtts",
-                         unq(u.username) if u.username else None,
-                         unq(u.password) if u.password else None)
 
 
 @dataclass(frozen=True)
