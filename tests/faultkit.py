@@ -17,7 +17,7 @@ from ingest.model import COLLECTIONS, MEASUREMENTS, Kind
 from ingest.stores import open_documents
 from registry.db import make_engine, migrate
 from registry.deadletters import DeadLetterStore
-from simulators.fleet import FleetConfig
+from simulators.fleet import FleetConfig, generate
 from simulators.manifest import Manifest
 from simulators.runner import run_fleet
 from tests.daemon_proc import DaemonProcess
@@ -79,6 +79,15 @@ def expected_documents(*manifests: Manifest) -> Counts:
             for k in DOC_KINDS:
                 row[k.value] += entry.tally.documents[k.value]
     return out
+
+
+def expected_letters(config: FleetConfig, *manifests: Manifest) -> int:
+    """Dead letters the malformed messages the broker acknowledged must leave: one per distinct
+    (topic, payload). Dead letters are idempotent by content, so a device sending the very same
+    bad message twice (``{}`` is one) leaves one row, exactly as a redelivery does."""
+    acked = {m["id"] for manifest in manifests for m in manifest.malformed}
+    return len({(msg.topic, msg.payload) for msg in generate(config)
+                if msg.malformed is not None and msg.malformed.id in acked})
 
 
 def stored_documents(data_dir: Path, devices: list[str]) -> Counts:

@@ -15,6 +15,7 @@ from tests.faultkit import (
     Pipeline,
     dead_letters,
     expected_documents,
+    expected_letters,
     expected_readings,
     metric,
     stored_documents,
@@ -26,8 +27,8 @@ pytestmark = [pytest.mark.mosquitto, pytest.mark.postgres, pytest.mark.influxd]
 
 def crash_and_recover(pipe: Pipeline, kills: int, devices: int, rate: float, count: int) -> None:
     daemon = pipe.daemon().start()
-    fleet = Background(lambda: pipe.publish(pipe.fleet(devices=devices, rate=rate, count=count, seed=4,
-                                                       malformed=0.03, duplicates=0.05)))
+    config = pipe.fleet(devices=devices, rate=rate, count=count, seed=4, malformed=0.03, duplicates=0.05)
+    fleet = Background(lambda: pipe.publish(config))
     fleet.start()
     for k in range(kills):
         running = daemon  # each daemon counts from zero
@@ -38,8 +39,8 @@ def crash_and_recover(pipe: Pipeline, kills: int, devices: int, rate: float, cou
         daemon = pipe.daemon().start()
     try:
         manifest = fleet.result()
-        expected = expected_readings(manifest)
-        pipe.wait_stored(expected, len(manifest.malformed), 120, daemon)
+        expected, letters = expected_readings(manifest), expected_letters(config, manifest)
+        pipe.wait_stored(expected, letters, 120, daemon)
     finally:
         rc = daemon.terminate()
     assert rc == 0, daemon.output()[-3000:]
@@ -48,14 +49,14 @@ def crash_and_recover(pipe: Pipeline, kills: int, devices: int, rate: float, cou
     assert pipe.readings() == expected  # nothing extra after the final flush either
     store = dead_letters(pipe.registry_url)
     try:
-        assert store.count() == len(manifest.malformed)  # redelivered dead letters are not stored twice
-        letters = store.list(limit=100_000)
+        assert store.count() == letters  # redelivered dead letters are not stored twice
+        stored = store.list(limit=100_000)
     finally:
         store.engine.dispose()
     for m in manifest.malformed:
         if m["id_in_payload"]:
             found = re.compile(re.escape(m["id"].encode()) + rb"(?!\d)")  # mf-..-1 is not mf-..-10
-            assert sum(bool(found.search(letter.payload)) for letter in letters) == 1, m
+            assert sum(bool(found.search(letter.payload)) for letter in stored) == 1, m
     assert stored_documents(pipe.data_dir, list(manifest.devices)) == expected_documents(manifest)
 
 
