@@ -90,3 +90,21 @@ def mongodb_url() -> str:
     if not url:
         pytest.skip("no MongoDB server here: set IOT_TEST_MONGODB_URL to run against one")
     return url
+
+
+@pytest.fixture
+def influxd(tmp_path: Path) -> Iterator[Influxd]:
+    """A private influxd for tests that stop or kill the time-series store."""
+    _require("influxd", "influxdb")
+    server = Influxd(tmp_path / "influxd").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres(tmp_path: Path) -> Iterator[Postgres]:
+    """A private PostgreSQL cluster for tests that stop or kill the registry database."""
+    _require("pg_ctl", "postgresql")
+    server = Postgres(tmp_path / "postgres").start()
+    yield server
+    server.stop()
