@@ -104,6 +104,13 @@ def dead_letters(registry_url: str) -> DeadLetterStore:
     return DeadLetterStore(make_engine(registry_url))
 
 
+def urllib_broker(url: str) -> tuple[str, int]:
+    """``mqtt://host:port`` → (host, port)."""
+    u = urllib.parse.urlsplit(url)
+    assert u.hostname and u.port
+    return u.hostname, u.port
+
+
 def metric(values: dict[str, float], name: str, **labels: str) -> float:
     inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     return values.get(f"{name}{{{inner}}}" if inner else name, 0.0)
