@@ -166,7 +166,7 @@ class Pipeline:
         })
 
     def fleet(self, **kw: Any) -> FleetConfig:
-        return FleetConfig(topic_root=self.topic_root, id_prefix=self.prefix, **kw)
+        return FleetConfig(**{"topic_root": self.topic_root, "id_prefix": self.prefix, **kw})
 
     def publish(self, config: FleetConfig) -> Manifest:
         manifest = run_fleet(config, self.broker_url)
