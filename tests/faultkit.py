@@ -111,6 +111,25 @@ def urllib_broker(url: str) -> tuple[str, int]:
     return u.hostname, u.port
 
 
+def publish_raw(broker_url: str, messages: list[tuple[str, bytes]]) -> None:
+    """Publish hand-made messages at QoS 1 and wait for every PUBACK."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    host, port = urllib_broker(broker_url)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
+        for info in infos:
+            info.wait_for_publish(10)
+            assert info.is_published()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 def metric(values: dict[str, float], name: str, **labels: str) -> float:
     inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     return values.get(f"{name}{{{inner}}}" if inner else name, 0.0)

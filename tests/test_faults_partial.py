@@ -6,30 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.model import Reason
-from tests.faultkit import Pipeline, dead_letters, expected_letters, expected_readings, metric, urllib_broker
+from tests.faultkit import Pipeline, dead_letters, expected_letters, expected_readings, metric, publish_raw
 from tests.servers import Mosquitto
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.postgres, pytest.mark.influxd]
-
-
-def publish(broker_url: str, messages: list[tuple[str, bytes]]) -> None:
-    host, port = urllib_broker(broker_url)
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="partial-pub")
-    client.connect(host, port)
-    client.loop_start()
-    try:
-        infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
-        for info in infos:
-            info.wait_for_publish(10)
-            assert info.is_published()
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def test_field_type_conflict_dead_letters_only_that_message(tmp_path: Path, mosquitto_server: Mosquitto,
@@ -49,7 +32,7 @@ def test_field_type_conflict_dead_letters_only_that_message(tmp_path: Path, mosq
         ts = config.start_ms + 86_400_000  # after every fleet reading
         topic = f"{pipe.topic_root}/{device}/telemetry"
         bad = json.dumps({"ts": ts + 2, field: "not-a-number"}).encode()
-        publish(pipe.broker_url, [(topic, json.dumps({"ts": ts + 1, field: 1.5}).encode()), (topic, bad),
+        publish_raw(pipe.broker_url, [(topic, json.dumps({"ts": ts + 1, field: 1.5}).encode()), (topic, bad),
                                   (topic, json.dumps({"ts": ts + 3, field: 2.5}).encode())])
         expected[device]["telemetry"] += 2
         pipe.wait_stored(expected, letters + 1, 60, daemon)

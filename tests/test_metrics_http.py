@@ -1,0 +1,162 @@
+"""/healthz and /metrics of a running daemon, and `iot status` reading them for a person: healthy,
+degraded (a store down: 503, exit 1) and no daemon at all (one line, exit 1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemon_proc import DaemonProcess
+from tests.faultkit import Pipeline, expected_letters, expected_readings, metric, publish_raw
+from tests.servers import Mosquitto, free_port, wait_for
+
+pytestmark = [pytest.mark.mosquitto, pytest.mark.postgres, pytest.mark.influxd]
+
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABELS = rf'\{{{NAME}="(?:[^"\\\n]|\\.)*"(?:,{NAME}="(?:[^"\\\n]|\\.)*")*\}}'
+SAMPLE = re.compile(rf"^(?P<name>{NAME})(?:{LABELS})? (?P<value>[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|NaN|Inf))$")
+TYPE = re.compile(rf"^# TYPE (?P<name>{NAME}) (?P<kind>counter|gauge|histogram|summary|untyped)$")
+
+
+def get(url: str) -> tuple[int, str, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.headers["Content-Type"], r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers["Content-Type"], e.read().decode()
+
+
+def parse_exposition(text: str) -> dict[str, float]:
+    """Strict Prometheus text format 0.0.4: every line a TYPE comment or a sample of a typed family."""
+    typed: dict[str, str] = {}
+    out: dict[str, float] = {}
+    assert text.endswith("\n")
+    for line in text.splitlines():
+        if m := TYPE.match(line):
+            assert m["name"] not in typed, f"second TYPE line for {m['name']}"
+            typed[m["name"]] = m["kind"]
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"not a Prometheus sample line: {line!r}"
+        assert m["name"] in typed, f"sample before its TYPE line: {line!r}"
+        if typed[m["name"]] == "counter":
+            assert m["name"].endswith("_total")
+        key = line.rsplit(" ", 1)[0]
+        assert key not in out, f"duplicate sample {key}"
+        out[key] = float(m["value"])
+    return out
+
+
+def table_rows(text: str) -> dict[str, list[str]]:
+    """Rows of the rich tables in ``text``, by first cell."""
+    rows: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in re.split("[│┃]", line)[1:-1]]
+        if cells and cells[0]:
+            rows[cells[0]] = cells
+    return rows
+
+
+def iot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ingest", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+
+
+def status(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return iot("status", "--url", f"http://127.0.0.1:{daemon.port}", *args)
+
+
+def test_healthy_daemon(tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_url: str, postgres_url: str) -> None:
+    pipe = Pipeline("health", tmp_path, mosquitto_server.url, influxdb1_url, postgres_url)
+    daemon = pipe.daemon().start()
+    try:
+        config = pipe.fleet(devices=2, rate=0, count=100, seed=21, malformed=0.05, duplicates=0.05)
+        manifest = pipe.publish(config)
+        pipe.wait_stored(expected_readings(manifest), expected_letters(config, manifest), 60, daemon)
+        wait_for(lambda: metric(daemon.metrics(), "iot_unacked_messages") == 0, 30, "every message acknowledged")
+
+        code, ctype, body = get(f"http://127.0.0.1:{daemon.port}/healthz")
+        assert (code, ctype) == (200, "application/json")
+        health = json.loads(body)
+        assert health["status"] == "ok" and health["broker"] == "subscribed" and health["unacked"] == 0
+        assert set(health["stores"]) == {"timeseries", "documents", "registry", "deadletters"}
+        assert all(s["up"] and s["spooled_batches"] == 0 and s["held_batches"] == 0
+                   for s in health["stores"].values())
+
+        code, ctype, body = get(f"http://127.0.0.1:{daemon.port}/metrics")
+        assert code == 200 and ctype.startswith("text/plain; version=0.0.4")
+        m = parse_exposition(body)
+        sent_telemetry = manifest.totals.messages["telemetry"] + manifest.duplicates_by_kind.get("telemetry", 0)
+        assert m['iot_messages_received_total{kind="sensor_readings"}'] == sent_telemetry
+        assert sum(v for k, v in m.items() if k.startswith("iot_messages_dead_lettered_total")) \
+            == len(manifest.malformed)
+        assert m["iot_broker_subscribed"] == 1 and m["iot_unacked_messages"] == 0
+        assert m['iot_store_up{dest="timeseries"}'] == 1
+        assert get(f"http://127.0.0.1:{daemon.port}/nope")[0] == 404
+
+        table = status(daemon)
+        assert table.returncode == 0, table.stderr
+        assert table.stdout.split()[:4] == ["status:", "ok", "broker:", "subscribed"]
+        rows = table_rows(table.stdout)
+        assert {"timeseries", "documents", "registry", "deadletters"} <= set(rows)
+        assert rows["timeseries"][1] == "yes"
+        assert int(rows["sensor_readings"][1]) == sent_telemetry
+
+        as_json = status(daemon, "--json")
+        assert as_json.returncode == 0, as_json.stderr
+        doc: dict[str, Any] = json.loads(as_json.stdout)
+        assert doc["health"]["status"] == "ok"
+        assert doc["metrics"]['iot_messages_received_total{kind="sensor_readings"}'] == sent_telemetry
+
+        by_env = iot("status", "--json", env={"IOT_METRICS_PORT": str(daemon.port)})  # URL from settings
+        assert by_env.returncode == 0 and json.loads(by_env.stdout)["health"]["status"] == "ok"
+    finally:
+        assert daemon.terminate() == 0
+
+
+def test_degraded_daemon_answers_503_and_status_exits_1(tmp_path: Path, mosquitto_server: Mosquitto,
+                                                         postgres_url: str) -> None:
+    nowhere = f"influxdb1://127.0.0.1:{free_port()}/gone"  # nothing listens: every write fails
+    pipe = Pipeline("degraded", tmp_path, mosquitto_server.url, nowhere, postgres_url)
+    daemon = pipe.daemon().start()
+    try:
+        publish_raw(pipe.broker_url, [(f"{pipe.topic_root}/{pipe.prefix}1/telemetry", b'{"t": 21.5}')])
+        wait_for(lambda: get(f"http://127.0.0.1:{daemon.port}/healthz")[0] == 503, 30, "/healthz to report 503")
+        _, ctype, body = get(f"http://127.0.0.1:{daemon.port}/healthz")
+        health = json.loads(body)
+        assert ctype == "application/json" and health["status"] == "degraded"
+        assert health["stores"]["timeseries"]["up"] is False
+        assert health["stores"]["timeseries"]["spooled_batches"] == 1  # consumed, safe on disk
+        assert health["stores"]["documents"]["up"] is True
+
+        m = parse_exposition(get(f"http://127.0.0.1:{daemon.port}/metrics")[2])
+        assert m['iot_store_up{dest="timeseries"}'] == 0 and m['iot_spool_batches{dest="timeseries"}'] == 1
+
+        table = status(daemon)
+        assert table.returncode == 1
+        assert table.stdout.startswith("status: degraded")
+        assert table_rows(table.stdout)["timeseries"][1] == "NO"
+        assert "Traceback" not in table.stderr
+
+        as_json = status(daemon, "--json")
+        assert as_json.returncode == 1
+        assert json.loads(as_json.stdout)["health"]["stores"]["timeseries"]["up"] is False
+    finally:
+        assert daemon.terminate() == 0
+
+
+def test_status_without_a_daemon_is_one_line() -> None:
+    done = iot("status", "--url", f"http://127.0.0.1:{free_port()}")
+    assert done.returncode == 1
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no daemon answering at"), done.stderr
