@@ -20,7 +20,7 @@ from tests.faultkit import (
     metric,
     stored_documents,
 )
-from tests.servers import Mosquitto, wait_for
+from tests.servers import Influxd, Mosquitto, wait_for
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.postgres, pytest.mark.influxd]
 
@@ -71,3 +71,31 @@ def test_repeated_kill_9_soak(tmp_path: Path, mosquitto_server: Mosquitto, influ
                               postgres_url: str) -> None:
     pipe = Pipeline("crashsoak", tmp_path, mosquitto_server.url, influxdb1_url, postgres_url)
     crash_and_recover(pipe, kills=5, devices=20, rate=20, count=2400)
+
+
+def test_kill_9_while_spooling_replays_the_spool_from_disk(tmp_path: Path, mosquitto_server: Mosquitto,
+                                                           influxd: Influxd, postgres_url: str) -> None:
+    """Acknowledged to the broker, held only in the spool: a crash must not lose it."""
+    pipe = Pipeline("crashspool", tmp_path, mosquitto_server.url, influxd.create_database("spool"), postgres_url)
+    daemon = pipe.daemon().start()
+    influxd.stop()
+    config = pipe.fleet(devices=3, rate=0, count=300, seed=6, malformed=0.03)
+    manifest = pipe.publish(config)
+
+    def all_spooled() -> bool:
+        m = daemon.metrics()
+        return metric(m, "iot_spool_batches", dest="timeseries") > 0 and metric(m, "iot_unacked_messages") == 0 \
+            and metric(m, "iot_messages_acked_total") >= manifest.sent
+    wait_for(all_spooled, 60, "every message to be spooled and acknowledged")
+    daemon.kill()  # the broker has nothing left for us: only the spool on disk holds the readings
+    influxd.start()
+    daemon = pipe.daemon().start()
+    try:
+        expected, letters = expected_readings(manifest), expected_letters(config, manifest)
+        pipe.wait_stored(expected, letters, 60, daemon)
+        m = daemon.metrics()
+    finally:
+        assert daemon.terminate() == 0
+    assert metric(m, "iot_replayed_batches_total", dest="timeseries") > 0
+    assert metric(m, "iot_messages_received_total", kind="sensor_readings") == 0  # nothing was redelivered
+    assert pipe.readings() == expected
