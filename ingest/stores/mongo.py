@@ -50,6 +50,22 @@ _BULK_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def _complete_torn_collections(db_dir: Path) -> None:
+    """montydb creates a collection's SQLite file, then its table: a crash in between leaves a file
+    it takes for the collection ever after, failing every write with "no such table". Create the
+    missing table (IF NOT EXISTS: harmless when another process has it, or got there first)."""
+    from montydb.storage.sqlite import SQLITE_DB_EXT, SQLITE_RECORD_TABLE
+
+    for path in db_dir.glob(f"*{SQLITE_DB_EXT}"):
+        conn = sqlite3.connect(path, timeout=30)
+        try:
+            with conn:
+                conn.execute(f"CREATE TABLE IF NOT EXISTS [{SQLITE_RECORD_TABLE}]"
+                             "(k text NOT NULL, v text NOT NULL, PRIMARY KEY(k))")
+        finally:
+            conn.close()
+
+
 def body_problem(value: Any, path: str = "") -> str | None:
     """Why MongoDB (or the embedded engine) would refuse this body, or None if it is storable."""
     if isinstance(value, dict):
@@ -178,8 +194,9 @@ class MongoDocumentStore:
             try:
                 if not (repo / ".monty.storage").exists():
                     set_storage(str(repo), storage=EMBEDDED_STORAGE, use_bson=False)
+                _complete_torn_collections(repo / DEFAULT_DATABASE)
                 client = MontyClient(str(repo), tz_aware=True)
-            except OSError as e:
+            except (OSError, sqlite3.Error) as e:
                 raise StoreUnavailable(f"embedded document store at {repo}: {_short(e)}") from e
             self._db = client[DEFAULT_DATABASE]
             return client
