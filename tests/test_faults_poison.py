@@ -83,4 +83,4 @@ def test_poison_flood_never_stalls_good_traffic(tmp_path: Path, mosquitto_server
 def test_poison_flood_soak(tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_url: str,
                            postgres_url: str) -> None:
     pipe = Pipeline("poisonsoak", tmp_path, mosquitto_server.url, influxdb1_url, postgres_url)
-    flood(pipe, poison_devices=20, poison_count=3000, rss_limit_mib=400)
+    flood(pipe, poison_devices=10, poison_count=1000, rss_limit_mib=400)
