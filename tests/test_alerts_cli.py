@@ -3,35 +3,20 @@ every command, JSON output, exit codes and role checks."""
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ingest.cli import main
 from registry.alerts import store
 from registry.alerts.engine import OPEN, Transition
 from registry.auth import BOOTSTRAP_ACTOR, create_key
 from registry.db import make_engine, migrate
 from registry.models import AuditEntry
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
+from tests.cli_runner import Result, run_iot
 
 Iot = Callable[..., Result]
 
@@ -64,15 +49,7 @@ def iot(registry_url: str, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
 
     def run(*args: str, as_: str = "admin") -> Result:
         monkeypatch.setenv("IOT_API_KEY", keys[as_])
-        monkeypatch.setattr(sys, "argv", ["iot", "alerts", *args])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = int(e.code or 0)
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
+        return run_iot(monkeypatch, capsys, "alerts", *args)
 
     yield run
 

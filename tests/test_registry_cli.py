@@ -5,28 +5,18 @@ from __future__ import annotations
 
 import json
 import stat
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
 
-from ingest.cli import main
 from registry import credentials
 from registry.db import make_engine
 from registry.models import Device
+from tests.cli_runner import Result, run_iot
 from tests.servers import free_port
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
 
 Iot = Callable[..., Result]
 
@@ -55,15 +45,7 @@ def iot(
             monkeypatch.delenv("IOT_API_KEY", raising=False)
         else:
             monkeypatch.setenv("IOT_API_KEY", key)
-        monkeypatch.setattr(sys, "argv", ["iot", *args])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = int(e.code or 0)
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
+        return run_iot(monkeypatch, capsys, *args)
 
     return run
 
