@@ -21,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import paho.mqtt.client as mqtt  # noqa: E402
-from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.daemon_proc import DaemonProcess  # noqa: E402
-from tests.servers import Influxd, Mosquitto, wait_for  # noqa: E402
+from tests.daemon_proc import DaemonProcess
+from tests.servers import Influxd, Mosquitto, wait_for
 
 T0 = 1_764_000_000_000_000_000
 
@@ -111,8 +111,9 @@ def main() -> None:
             influxd.stop()
             broker.stop()
     msgs = per * args.publishers
-    print(f"{'live' if args.live else 'drain'}: {msgs} messages, {total_readings} readings "
-          f"(pack {args.pack}) stored={stored} in {dt:.2f}s -> {msgs / dt:,.0f} msg/s, {total_readings / dt:,.0f} readings/s")
+    mode = "live" if args.live else "drain"
+    print(f"{mode}: {msgs} messages, {total_readings} readings (pack {args.pack}) stored={stored} "
+          f"in {dt:.2f}s -> {msgs / dt:,.0f} msg/s, {total_readings / dt:,.0f} readings/s")
 
 
 if __name__ == "__main__":

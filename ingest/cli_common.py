@@ -27,9 +27,9 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def settings(**overrides: Any) -> Settings:
     """Settings from env/.env (and files in ``IOT_SECRETS_DIR``, one per secret, named like
     ``iot_influxdb_token``) with the non-None CLI flags laid over them."""
-    from pydantic import ValidationError
-
     import os
+
+    from pydantic import ValidationError
 
     values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     secrets_dir = os.environ.get("IOT_SECRETS_DIR")
