@@ -31,6 +31,7 @@ class Batch:
     created: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
     messages: int = 0
+    nbytes: int = 0
 
     def record(self) -> tuple[list[Any], list[Origin], dict[str, Any]]:
         return (self.items, self.origins, self.extra)
@@ -49,12 +50,14 @@ class Router:
         *,
         batch_size: int,
         flush_interval: float,
+        max_batch_bytes: int = 16 << 20,
         directory: Callable[[], Mapping[str, Any]] = dict,
         policy: Policy = "accept",
         count: Callable[[str, str], None] = lambda kind, outcome: None,
     ) -> None:
         self.decode = decode
         self.batch_size = batch_size
+        self.max_batch_bytes = max_batch_bytes
         self.flush_interval = flush_interval
         self.directory = directory
         self.policy = policy
@@ -83,9 +86,14 @@ class Router:
         b = self._batch(DEADLETTERS, now)
         b.items.append(letter)
         b.messages += 1
+        b.nbytes += len(letter.payload)
         if token is not None:
             b.tokens.append(token)
-        return self._take(DEADLETTERS) if len(b.items) >= self.batch_size else None
+        return self._take(DEADLETTERS) if self._full(b) else None
+
+    def _full(self, b: Batch) -> bool:
+        """Full by item count, or by raw bytes so a flood of large payloads stays bounded in memory."""
+        return len(b.items) >= self.batch_size or b.nbytes >= self.max_batch_bytes
 
     def handle(self, topic: str, payload: bytes, token: Token | None, now_ns: int) -> Batch | None:
         """Route one delivery; returns a batch that became full, if any."""
@@ -139,9 +147,10 @@ class Router:
             b.origins.append(origin)
             self.count("status", "received")
         b.messages += 1
+        b.nbytes += len(payload)
         if token is not None:
             b.tokens.append(token)
-        return self._take(b.dest) if len(b.items) >= self.batch_size else None
+        return self._take(b.dest) if self._full(b) else None
 
     def due(self, now: float) -> list[Batch]:
         """Batches older than the flush interval; last-seen goes out once per interval."""

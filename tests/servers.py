@@ -238,7 +238,7 @@ class Influxd(_Process):
         wait_for(self._ping, 30, "influxd to answer /ping")
         return self
 
-    def query(self, q: str, db: str | None = None) -> dict:  # type: ignore[type-arg]
+    def query(self, q: str, db: str | None = None) -> dict:
         import json
 
         params = {"q": q, "epoch": "ns"}
@@ -246,7 +246,7 @@ class Influxd(_Process):
             params["db"] = db
         data = urllib.parse.urlencode(params).encode()
         with urllib.request.urlopen(self.base() + "/query", data=data, timeout=30) as r:
-            return json.loads(r.read())  # type: ignore[no-any-return]
+            return json.loads(r.read())
 
     def create_database(self, name: str) -> str:
         self.query(f'CREATE DATABASE "{name}"')
