@@ -5,7 +5,6 @@ nothing lost, nothing extra."""
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 from typing import Any
 
