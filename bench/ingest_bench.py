@@ -49,13 +49,13 @@ def publish(port: int, worker: int, n: int, pack: int, devices: int) -> float:
     msgs = payloads(worker, n, pack, devices)
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{worker}", protocol=mqtt.MQTTv5)
     c.max_inflight_messages_set(2000)
-    c.max_queued_messages_set(0)
     c.connect("127.0.0.1", port)
     c.loop_start()
     t = time.perf_counter()
-    infos = [c.publish(topic, body, qos=1) for topic, body in msgs]
-    for info in infos:
-        info.wait_for_publish(120)
+    for start in range(0, len(msgs), 20_000):
+        infos = [c.publish(topic, body, qos=1) for topic, body in msgs[start:start + 20_000]]
+        for info in infos:
+            info.wait_for_publish(120)
     dt = time.perf_counter() - t
     c.disconnect()
     c.loop_stop()
@@ -96,7 +96,7 @@ def main() -> None:
                     pub = pool.starmap(publish, [(broker.port, w, per, args.pack, args.devices)
                                                  for w in range(args.publishers)])
                 print(f"queued {per * args.publishers} messages in Mosquitto in {max(pub):.1f}s")
-                t = time.perf_counter()
+                t = time.perf_counter()  # includes the daemon's start-up (about 1 s)
                 daemon.start(timeout=120)
             else:
                 t = time.perf_counter()
