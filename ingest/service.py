@@ -55,10 +55,20 @@ def build_daemon(settings: Settings, resources: Resources | None = None, *, with
     return daemon
 
 
+def _scheme(url: str) -> str:
+    """What a URL points at, without credentials (logs never carry secrets)."""
+    return url.split("://", 1)[0] if "://" in url else url
+
+
 def run_daemon(settings: Settings) -> int:
     """`iot ingest run`: embedded broker if asked, metrics endpoint, daemon until SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     daemon = build_daemon(settings)
+    log.info("stores: time series %s, documents %s, registry %s (batch %d, flush %.2fs, unknown devices: %s)",
+             _scheme(settings.timeseries_url), _scheme(settings.documents_url),
+             _scheme(settings.resolved_registry_url()), settings.batch_size, settings.flush_interval,
+             settings.unknown_devices)
     embedded = None
     if daemon.broker.embedded:
         embedded = EmbeddedBroker(daemon.broker.host, daemon.broker.port).start()
