@@ -45,7 +45,7 @@ from ingest.model import (
     Rejected,
     StatusChange,
 )
-from ingest.senml import resolve, to_points
+from ingest.senml import resolve, to_points, valid_unicode
 from ingest.timestamps import BadTimestamp, to_ns
 
 LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
@@ -103,14 +103,6 @@ def parse_topic(topic: str, root: str = "devices") -> tuple[str, Kind]:
     return device_id, k
 
 
-def _valid_unicode(s: str) -> bool:
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _bad_key(k: str) -> Rejected:
     if not k:
         return Rejected(Reason.WRONG_TYPE, "empty field name")
@@ -136,7 +128,7 @@ def _fields(obj: dict[str, Any], skip: frozenset[str]) -> dict[str, FieldValue]:
             except OverflowError:
                 raise Rejected(Reason.NON_FINITE, f"field {k[:32]!r} is too large") from None
         elif tv is str:
-            if not v.isascii() and not _valid_unicode(v):
+            if not v.isascii() and not valid_unicode(v):
                 raise Rejected(Reason.INVALID_UTF8, f"field {k[:32]!r} has a lone surrogate")
         elif tv is not bool:
             what = "null" if v is None else "an object" if tv is dict else "an array"
@@ -157,17 +149,17 @@ def _check_document(body: dict[str, Any]) -> None:
             for k, v in node.items():
                 if k.startswith("$") or "\x00" in k:
                     raise Rejected(Reason.WRONG_TYPE, f"document key {k[:32]!r} not storable")
-                if not k.isascii() and not _valid_unicode(k):
+                if not k.isascii() and not valid_unicode(k):
                     raise Rejected(Reason.INVALID_UTF8, "document key has a lone surrogate")
                 if type(v) is dict or type(v) is list:
                     stack.append((v, depth + 1))
-                elif type(v) is str and not v.isascii() and not _valid_unicode(v):
+                elif type(v) is str and not v.isascii() and not valid_unicode(v):
                     raise Rejected(Reason.INVALID_UTF8, "document string has a lone surrogate")
         else:
             for v in node:
                 if type(v) is dict or type(v) is list:
                     stack.append((v, depth + 1))
-                elif type(v) is str and not v.isascii() and not _valid_unicode(v):
+                elif type(v) is str and not v.isascii() and not valid_unicode(v):
                     raise Rejected(Reason.INVALID_UTF8, "document string has a lone surrogate")
 
 
@@ -287,7 +279,7 @@ class Decoder:
                 raise Rejected(Reason.WRONG_TYPE, "event message must be a string")
             fields["message"] = message
         for s in (code, message):
-            if type(s) is str and not s.isascii() and not _valid_unicode(s):
+            if type(s) is str and not s.isascii() and not valid_unicode(s):
                 raise Rejected(Reason.INVALID_UTF8, "event text has a lone surrogate")
         if not fields:
             fields["count"] = 1.0

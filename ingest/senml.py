@@ -90,7 +90,8 @@ def _str(x: object, label: str, i: int) -> str:
     return x
 
 
-def _valid_unicode(s: str) -> bool:
+def valid_unicode(s: str) -> bool:
+    """False for strings with lone surrogates (JSON ``\\ud800`` escapes), which no store can take."""
     try:
         s.encode("utf-8")
     except UnicodeEncodeError:
@@ -162,7 +163,7 @@ def resolve(records: object, now: float) -> list[ResolvedRecord]:
                 bu = _str(x, "bu", i)
             elif key == "vs":
                 value = _str(x, "vs", i)
-                if not value.isascii() and not _valid_unicode(value):
+                if not value.isascii() and not valid_unicode(value):
                     raise _bad(f"record {i}: vs has a lone surrogate")
                 kind = "vs"
                 nvalues += 1
