@@ -240,3 +240,14 @@ class Background(threading.Thread):
             raise self._error
         assert self._manifest is not None
         return self._manifest
+
+
+def assert_stored_exactly(pipe: Pipeline, manifest: Manifest, expected: Any, letters: int) -> None:
+    """Every reading, document and dead letter of the manifest is stored, and nothing more."""
+    assert pipe.readings() == expected
+    store = dead_letters(pipe.registry_url)
+    try:
+        assert store.count() == letters
+    finally:
+        store.engine.dispose()
+    assert stored_documents(pipe.data_dir, list(manifest.devices)) == expected_documents(manifest)

@@ -13,13 +13,11 @@ import pytest
 
 from tests.faultkit import (
     Pipeline,
-    dead_letters,
-    expected_documents,
+    assert_stored_exactly,
     expected_letters,
     expected_readings,
     metric,
     metric_sum,
-    stored_documents,
 )
 from tests.servers import Mosquitto, wait_for
 
@@ -53,13 +51,7 @@ def restart_mid_drain(pipe: Pipeline, broker: Mosquitto, restarts: int, devices:
     assert metric(m, "iot_broker_disconnects_total") >= restarts
     assert daemon.output().count("session present: True") >= restarts + 1  # resumed, not a fresh session
 
-    assert pipe.readings() == expected
-    store = dead_letters(pipe.registry_url)
-    try:
-        assert store.count() == letters
-    finally:
-        store.engine.dispose()
-    assert stored_documents(pipe.data_dir, list(manifest.devices)) == expected_documents(manifest)
+    assert_stored_exactly(pipe, manifest, expected, letters)
 
 
 def test_broker_restart_mid_stream_loses_nothing(tmp_path: Path, mosquitto: Mosquitto, influxdb1_url: str,

@@ -13,12 +13,10 @@ from tests.daemon_proc import DaemonProcess
 from tests.faultkit import (
     Background,
     Pipeline,
-    dead_letters,
-    expected_documents,
+    assert_stored_exactly,
     expected_letters,
     expected_readings,
     metric,
-    stored_documents,
 )
 from tests.servers import Influxd, Mosquitto, Postgres, wait_for
 
@@ -72,13 +70,7 @@ def outage(pipe: Pipeline, server: Server, seconds: float, down: list[str], flow
                                                                              dest=dest)
         assert metric(m, "iot_store_up", dest=dest) == 1
 
-    assert pipe.readings() == expected
-    store = dead_letters(pipe.registry_url)
-    try:
-        assert store.count() == letters
-    finally:
-        store.engine.dispose()
-    assert stored_documents(pipe.data_dir, list(manifest.devices)) == expected_documents(manifest)
+    assert_stored_exactly(pipe, manifest, expected, letters)
 
 
 def test_influxd_down_30s(tmp_path: Path, mosquitto_server: Mosquitto, influxd: Influxd,

@@ -10,13 +10,11 @@ import pytest
 
 from tests.faultkit import (
     Pipeline,
-    dead_letters,
-    expected_documents,
+    assert_stored_exactly,
     expected_letters,
     expected_readings,
     metric,
     metric_sum,
-    stored_documents,
 )
 from tests.servers import Influxd, Mosquitto, wait_for
 
@@ -52,13 +50,7 @@ def fill_the_spool(pipe: Pipeline, influxd: Influxd, devices: int, count: int) -
     assert rc == 0, daemon.output()[-3000:]
     assert metric(m, "iot_spool_batches", dest="timeseries") == 0
     assert metric(m, "iot_held_batches", dest="timeseries") == 0
-    assert pipe.readings() == expected
-    store = dead_letters(pipe.registry_url)
-    try:
-        assert store.count() == letters
-    finally:
-        store.engine.dispose()
-    assert stored_documents(pipe.data_dir, list(manifest.devices)) == expected_documents(manifest)
+    assert_stored_exactly(pipe, manifest, expected, letters)
 
 
 def test_spool_full_backpressure_drops_nothing(tmp_path: Path, mosquitto_server: Mosquitto, influxd: Influxd,
