@@ -115,16 +115,18 @@ class EmbeddedBroker:
         self._thread = threading.Thread(target=self._run, name="embedded-broker", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
-            raise RuntimeError("embedded broker did not start in time")
+            raise OSError("embedded broker did not start in time")
         if self._error is not None:
-            raise RuntimeError(f"embedded broker failed to start on {self.host}:{self.port}: {self._error}")
+            reason = getattr(self._error, "strerror", None) or self._error
+            raise OSError(f"embedded broker cannot listen on {self.host}:{self.port}: {reason} "
+                          "(set IOT_EMBEDDED_BROKER_PORT, or IOT_BROKER_URL to a running broker)")
         return self
 
     def _run(self) -> None:
         from amqtt.broker import Broker
 
         for name in ("amqtt", "transitions"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)

@@ -47,8 +47,6 @@ class Connected:
         if not self.ok:
             try:
                 self.store.connect()
-            except StoreUnavailable:
-                raise
             except OSError as e:
                 raise StoreUnavailable(str(e)) from e
             self.ok = True
@@ -304,6 +302,9 @@ class Daemon:
                 store.close()
             except Exception as e:
                 log.debug("closing %s: %s", type(store).__name__, e)
+        log.info("stopped: %d messages acknowledged, %d spooled batches kept for the next start",
+                 int(self.metrics.value("iot_messages_acked_total")),
+                 sum(w.spool.records for w in self.writers.values()))
         return 0
 
 
