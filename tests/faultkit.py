@@ -61,24 +61,24 @@ def stored_readings(url: str, prefix: str) -> Counts | None:
     return out
 
 
-def expected_readings(*manifests: Manifest) -> Counts:
+def _summed(manifests: tuple[Manifest, ...], kinds: Any, what: str) -> Counts:
     out: Counts = {}
     for m in manifests:
         for device, entry in m.devices.items():
-            row = out.setdefault(device, {k.value: 0 for k in TS_KINDS})
-            for k in TS_KINDS:
-                row[k.value] += entry.tally.readings[k.value]
+            row = out.setdefault(device, {k.value: 0 for k in kinds})
+            tally = getattr(entry.tally, what)
+            for k in kinds:
+                row[k.value] += tally[k.value]
+    return out
+
+
+def expected_readings(*manifests: Manifest) -> Counts:
+    out = _summed(manifests, TS_KINDS, "readings")
     return {d: row for d, row in out.items() if any(row.values())}
 
 
 def expected_documents(*manifests: Manifest) -> Counts:
-    out: Counts = {}
-    for m in manifests:
-        for device, entry in m.devices.items():
-            row = out.setdefault(device, {k.value: 0 for k in DOC_KINDS})
-            for k in DOC_KINDS:
-                row[k.value] += entry.tally.documents[k.value]
-    return out
+    return _summed(manifests, DOC_KINDS, "documents")
 
 
 def expected_letters(config: FleetConfig, *manifests: Manifest) -> int:
