@@ -1,6 +1,6 @@
 """Micro-benchmark of the per-message decoder (not a test): decodes/s and readings/s.
 
-    /work/venv/bin/python bench/decode_bench.py [--seconds 2]
+/work/venv/bin/python bench/decode_bench.py [--seconds 2]
 """
 
 from __future__ import annotations

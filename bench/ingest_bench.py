@@ -53,7 +53,7 @@ def publish(port: int, worker: int, n: int, pack: int, devices: int) -> float:
     c.loop_start()
     t = time.perf_counter()
     for start in range(0, len(msgs), 20_000):
-        infos = [c.publish(topic, body, qos=1) for topic, body in msgs[start:start + 20_000]]
+        infos = [c.publish(topic, body, qos=1) for topic, body in msgs[start : start + 20_000]]
         for info in infos:
             info.wait_for_publish(120)
     dt = time.perf_counter() - t
@@ -83,8 +83,14 @@ def main() -> None:
         broker = Mosquitto(work / "mosquitto").start()
         influxd = Influxd(work / "influxd").start()
         url = influxd.create_database("bench")
-        env = {"IOT_BROKER_URL": broker.url, "IOT_TIMESERIES_URL": url, "IOT_TOPIC_ROOT": "bench",
-               "IOT_CLIENT_ID": "bench-ingest", "IOT_FLUSH_INTERVAL": "1.0", "IOT_UNKNOWN_DEVICES": "accept"}
+        env = {
+            "IOT_BROKER_URL": broker.url,
+            "IOT_TIMESERIES_URL": url,
+            "IOT_TOPIC_ROOT": "bench",
+            "IOT_CLIENT_ID": "bench-ingest",
+            "IOT_FLUSH_INTERVAL": "1.0",
+            "IOT_UNKNOWN_DEVICES": "accept",
+        }
         daemon = DaemonProcess(work / "daemon", env)
         per = args.messages // args.publishers
         total_readings = per * args.publishers * args.pack
@@ -93,16 +99,18 @@ def main() -> None:
             if not args.live:
                 daemon.terminate()
                 with mp.Pool(args.publishers) as pool:
-                    pub = pool.starmap(publish, [(broker.port, w, per, args.pack, args.devices)
-                                                 for w in range(args.publishers)])
+                    pub = pool.starmap(
+                        publish, [(broker.port, w, per, args.pack, args.devices) for w in range(args.publishers)]
+                    )
                 print(f"queued {per * args.publishers} messages in Mosquitto in {max(pub):.1f}s")
                 t = time.perf_counter()  # includes the daemon's start-up (about 1 s)
                 daemon.start(timeout=120)
             else:
                 t = time.perf_counter()
                 with mp.Pool(args.publishers) as pool:
-                    pool.starmap(publish, [(broker.port, w, per, args.pack, args.devices)
-                                           for w in range(args.publishers)])
+                    pool.starmap(
+                        publish, [(broker.port, w, per, args.pack, args.devices) for w in range(args.publishers)]
+                    )
             wait_for(lambda: count(influxd, "bench") >= total_readings, 900, "all readings", interval=0.25)
             dt = time.perf_counter() - t
             stored = count(influxd, "bench")
@@ -112,8 +120,10 @@ def main() -> None:
             broker.stop()
     msgs = per * args.publishers
     mode = "live" if args.live else "drain"
-    print(f"{mode}: {msgs} messages, {total_readings} readings (pack {args.pack}) stored={stored} "
-          f"in {dt:.2f}s -> {msgs / dt:,.0f} msg/s, {total_readings / dt:,.0f} readings/s")
+    print(
+        f"{mode}: {msgs} messages, {total_readings} readings (pack {args.pack}) stored={stored} "
+        f"in {dt:.2f}s -> {msgs / dt:,.0f} msg/s, {total_readings / dt:,.0f} readings/s"
+    )
 
 
 if __name__ == "__main__":

@@ -24,20 +24,40 @@ def bench_generate(fmt: str, pack: int, devices: int, count: int) -> dict[str, o
         n += 1
         readings += m.readings
     dt = time.perf_counter() - t0
-    return {"bench": "generate", "format": fmt, "pack": pack, "messages": n,
-            "msg_per_s": round(n / dt), "readings_per_s": round(readings / dt)}
+    return {
+        "bench": "generate",
+        "format": fmt,
+        "pack": pack,
+        "messages": n,
+        "msg_per_s": round(n / dt),
+        "readings_per_s": round(readings / dt),
+    }
 
 
-def bench_publish(broker: str, fmt: str, pack: int, devices: int,
-                  seconds: float) -> dict[str, object]:
-    config = FleetConfig(devices=devices, duration=seconds, rate=0.0, format=fmt,  # type: ignore[arg-type]
-                         pack=pack, id_prefix="bench-", start_ms=int(time.time() * 1000))
+def bench_publish(broker: str, fmt: str, pack: int, devices: int, seconds: float) -> dict[str, object]:
+    config = FleetConfig(
+        devices=devices,
+        duration=seconds,
+        rate=0.0,
+        format=fmt,  # type: ignore[arg-type]
+        pack=pack,
+        id_prefix="bench-",
+        start_ms=int(time.time() * 1000),
+    )
     m = run_fleet(config, broker)
     acked = sum(m.totals.messages.values())
     readings = sum(m.totals.readings.values())
-    return {"bench": "publish", "format": fmt, "pack": pack, "devices": devices,
-            "acked": acked, "unacked": m.unacked, "elapsed_s": round(m.elapsed_s, 2),
-            "msg_per_s": round(acked / m.elapsed_s), "readings_per_s": round(readings / m.elapsed_s)}
+    return {
+        "bench": "publish",
+        "format": fmt,
+        "pack": pack,
+        "devices": devices,
+        "acked": acked,
+        "unacked": m.unacked,
+        "elapsed_s": round(m.elapsed_s, 2),
+        "msg_per_s": round(acked / m.elapsed_s),
+        "readings_per_s": round(readings / m.elapsed_s),
+    }
 
 
 def main() -> None:
@@ -50,8 +70,7 @@ def main() -> None:
     for fmt, pack in (("json", 1), ("senml", 1), ("senml", 20)):
         print(json.dumps(bench_generate(fmt, pack, args.devices, args.count)), flush=True)
         if args.broker:
-            print(json.dumps(bench_publish(args.broker, fmt, pack, args.devices, args.seconds)),
-                  flush=True)
+            print(json.dumps(bench_publish(args.broker, fmt, pack, args.devices, args.seconds)), flush=True)
 
 
 if __name__ == "__main__":

@@ -26,17 +26,26 @@ from ingest.stores.lineprotocol import encode_batch
 def make_points(n: int, devices: int = 1000) -> list[Point]:
     rnd = random.Random(7)
     t0 = time.time_ns() - n * 1_000_000
-    return [Point("sensor_readings", f"dev-{i % devices:04d}",
-                  {"temperature": round(rnd.uniform(15, 30), 2), "humidity": round(rnd.uniform(20, 80), 1),
-                   "door": rnd.random() < 0.5},
-                  t0 + i * 1_000_000, {"site": f"site-{i % 7}", "device_type": "thermo"})
-            for i in range(n)]
+    return [
+        Point(
+            "sensor_readings",
+            f"dev-{i % devices:04d}",
+            {
+                "temperature": round(rnd.uniform(15, 30), 2),
+                "humidity": round(rnd.uniform(20, 80), 1),
+                "door": rnd.random() < 0.5,
+            },
+            t0 + i * 1_000_000,
+            {"site": f"site-{i % 7}", "device_type": "thermo"},
+        )
+        for i in range(n)
+    ]
 
 
 def bench_encode(points: list[Point], batch: int) -> float:
     start = time.perf_counter()
     for i in range(0, len(points), batch):
-        encode_batch(points[i:i + batch])
+        encode_batch(points[i : i + batch])
     return len(points) / (time.perf_counter() - start)
 
 
@@ -45,7 +54,7 @@ def bench_store(store: TimeSeriesStore, points: list[Point], batch: int) -> floa
     try:
         start = time.perf_counter()
         for i in range(0, len(points), batch):
-            rejected = store.write(points[i:i + batch])
+            rejected = store.write(points[i : i + batch])
             assert not rejected, rejected[:1]
         rate = len(points) / (time.perf_counter() - start)
         assert store.count("sensor_readings") == 3 * len(points)

@@ -118,8 +118,10 @@ class EmbeddedBroker:
             raise OSError("embedded broker did not start in time")
         if self._error is not None:
             reason = getattr(self._error, "strerror", None) or self._error
-            raise OSError(f"embedded broker cannot listen on {self.host}:{self.port}: {reason} "
-                          "(set IOT_EMBEDDED_BROKER_PORT, or IOT_BROKER_URL to a running broker)")
+            raise OSError(
+                f"embedded broker cannot listen on {self.host}:{self.port}: {reason} "
+                "(set IOT_EMBEDDED_BROKER_PORT, or IOT_BROKER_URL to a running broker)"
+            )
         return self
 
     def _run(self) -> None:

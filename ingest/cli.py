@@ -39,9 +39,15 @@ def ingest_run(
     """Run the ingestion daemon until SIGTERM/SIGINT, then flush, acknowledge and exit 0."""
     from ingest.service import run_daemon
 
-    s = settings(broker_url=broker, timeseries_url=timeseries, documents_url=documents,
-                 registry_url=registry, batch_size=batch_size, flush_interval=flush_interval,
-                 metrics_port=metrics_port)
+    s = settings(
+        broker_url=broker,
+        timeseries_url=timeseries,
+        documents_url=documents,
+        registry_url=registry,
+        batch_size=batch_size,
+        flush_interval=flush_interval,
+        metrics_port=metrics_port,
+    )
     raise typer.Exit(run_daemon(s))
 
 
@@ -57,18 +63,32 @@ def demo(
     from ingest.demo import run_demo
 
     s = settings()
-    typer.echo(f"polyglot-iot demo: {devices} devices x {rate:g} msg/s for {duration:g}s "
-               "(embedded broker and stores, 2% malformed, 2% duplicates)", err=True)
+    typer.echo(
+        f"polyglot-iot demo: {devices} devices x {rate:g} msg/s for {duration:g}s "
+        "(embedded broker and stores, 2% malformed, 2% duplicates)",
+        err=True,
+    )
     r = run_demo(s, duration=duration, devices=devices, rate=rate, seed=seed, progress=None)
-    rows = [(k, "readings" if k in ("telemetry", "metrics", "events") else "documents", r.sent[k], r.stored[k],
-             "ok" if r.sent[k] == r.stored[k] else "MISMATCH") for k in r.sent]
+    rows = [
+        (
+            k,
+            "readings" if k in ("telemetry", "metrics", "events") else "documents",
+            r.sent[k],
+            r.stored[k],
+            "ok" if r.sent[k] == r.stored[k] else "MISMATCH",
+        )
+        for k in r.sent
+    ]
     print_table(["kind", "counted as", "sent", "stored", ""], rows, title="sent vs stored")
-    print_table(["", "count"], [
-        ("malformed messages sent", r.malformed_sent),
-        ("dead-lettered", r.dead_lettered),
-        ("duplicate copies sent (stored once)", r.duplicates_sent),
-        *[(f"alerts {status}", n) for status, n in sorted(r.alerts.items())],
-    ])
+    print_table(
+        ["", "count"],
+        [
+            ("malformed messages sent", r.malformed_sent),
+            ("dead-lettered", r.dead_lettered),
+            ("duplicate copies sent (stored once)", r.duplicates_sent),
+            *[(f"alerts {status}", n) for status, n in sorted(r.alerts.items())],
+        ],
+    )
     typer.echo(f"data kept in {r.data_dir} — try: IOT_DATA_DIR={r.data_dir} iot devices list")
     if not r.complete:
         fail("stored counts differ from what was sent", 1)
@@ -97,16 +117,28 @@ def status(
         emit_json(st)
     else:
         g = group(st["metrics"])
-        typer.echo(f"status: {health.get('status')}   broker: {health.get('broker')}   "
-                   f"unacknowledged: {health.get('unacked', 0)}   "
-                   f"reconnects: {int(g.get('iot_broker_disconnects_total', {}).get('', 0))}")
+        typer.echo(
+            f"status: {health.get('status')}   broker: {health.get('broker')}   "
+            f"unacknowledged: {health.get('unacked', 0)}   "
+            f"reconnects: {int(g.get('iot_broker_disconnects_total', {}).get('', 0))}"
+        )
         stores = health.get("stores", {})
-        print_table(["store", "up", "written", "rejected", "errors", "spooled batches", "spool bytes", "held"], [
-            (d, "yes" if v.get("up") else "NO", int(g.get("iot_items_written_total", {}).get(d, 0)),
-             int(g.get("iot_items_rejected_total", {}).get(d, 0)),
-             int(g.get("iot_store_errors_total", {}).get(d, 0)), v.get("spooled_batches", 0),
-             int(g.get("iot_spool_bytes", {}).get(d, 0)), v.get("held_batches", 0))
-            for d, v in stores.items()])
+        print_table(
+            ["store", "up", "written", "rejected", "errors", "spooled batches", "spool bytes", "held"],
+            [
+                (
+                    d,
+                    "yes" if v.get("up") else "NO",
+                    int(g.get("iot_items_written_total", {}).get(d, 0)),
+                    int(g.get("iot_items_rejected_total", {}).get(d, 0)),
+                    int(g.get("iot_store_errors_total", {}).get(d, 0)),
+                    v.get("spooled_batches", 0),
+                    int(g.get("iot_spool_bytes", {}).get(d, 0)),
+                    v.get("held_batches", 0),
+                )
+                for d, v in stores.items()
+            ],
+        )
         received = g.get("iot_messages_received_total", {})
         print_table(["received", "messages"], sorted((k, int(v)) for k, v in received.items()))
         dead = g.get("iot_messages_dead_lettered_total", {})

@@ -22,9 +22,7 @@ if TYPE_CHECKING:
 app = typer.Typer(no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-RegistryOpt = Annotated[
-    str | None, typer.Option("--registry", help="Registry URL (env IOT_REGISTRY_URL).")
-]
+RegistryOpt = Annotated[str | None, typer.Option("--registry", help="Registry URL (env IOT_REGISTRY_URL).")]
 PREVIEW_CHARS = 60
 
 
@@ -114,13 +112,9 @@ def show(
 @app.command("replay")
 def replay(
     ids: Annotated[list[int] | None, typer.Argument(metavar="ID", show_default=False)] = None,
-    reason: Annotated[
-        str | None, typer.Option("--reason", help="All not yet replayed with this reason.")
-    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="All not yet replayed with this reason.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="All not yet replayed.")] = False,
-    broker: Annotated[
-        str | None, typer.Option("--broker", help="Broker URL (env IOT_BROKER_URL).")
-    ] = None,
+    broker: Annotated[str | None, typer.Option("--broker", help="Broker URL (env IOT_BROKER_URL).")] = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Republish raw payloads to their topics for the daemon to decode again.

@@ -74,10 +74,14 @@ def query(
             fail(f"invalid --every {every!r}: at least 1s")
     now = time.time_ns()
     q = SeriesQuery(
-        measurement=MEASUREMENTS[Kind(kind)], device_id=device, field=field,
+        measurement=MEASUREMENTS[Kind(kind)],
+        device_id=device,
+        field=field,
         since_ns=parse_time(since, "--since", now),
         until_ns=parse_time(until, "--until", now) if until is not None else None,
-        every_s=every_s, agg=agg, limit=limit,
+        every_s=every_s,
+        agg=agg,
+        limit=limit,
     )
     s = settings(timeseries_url=timeseries)
     token = s.influxdb_token.get_secret_value() if s.influxdb_token else None
@@ -91,6 +95,8 @@ def query(
     columns: dict[str, None] = {}
     for r in rows:
         columns.update(dict.fromkeys(sorted(r.values)))
-    print_table(["time", *columns],
-                ([iso_ns(r.ts_ns), *(r.values.get(c) for c in columns)] for r in rows),
-                title=f"{q.measurement} {device}" + (f" {agg} per {every}" if agg else ""))
+    print_table(
+        ["time", *columns],
+        ([iso_ns(r.ts_ns), *(r.values.get(c) for c in columns)] for r in rows),
+        title=f"{q.measurement} {device}" + (f" {agg} per {every}" if agg else ""),
+    )

@@ -10,9 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="IOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="IOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     data_dir: Path = Path(".iot-data")
     broker_url: str = "embedded"

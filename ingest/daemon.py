@@ -122,9 +122,15 @@ class Daemon:
         def make(
             dest: str, fn: Callable[[Batch], list[tuple[Any, str]]], after: Sequence[Callable[[Batch], None]] = ()
         ) -> Writer:
-            return Writer(dest, fn, Spool(spool_dir / dest, per_dest), self._settle, m,
-                          dead_letter=self._dead_letter if dest != DEADLETTERS else None,
-                          after_write=after)
+            return Writer(
+                dest,
+                fn,
+                Spool(spool_dir / dest, per_dest),
+                self._settle,
+                m,
+                dead_letter=self._dead_letter if dest != DEADLETTERS else None,
+                after_write=after,
+            )
 
         self.writers: dict[str, Writer] = {
             TIMESERIES: make(TIMESERIES, lambda b: ts().write(b.items), [observe_points]),
@@ -134,7 +140,10 @@ class Daemon:
         }
         self._registry = reg
         self.client, self._connect_kwargs = make_client(
-            broker, settings.client_id, persistent=True, manual_ack=True,
+            broker,
+            settings.client_id,
+            persistent=True,
+            manual_ack=True,
             receive_maximum=settings.receive_maximum,
         )
         self.client.reconnect_delay_set(1, 30)
@@ -149,11 +158,16 @@ class Daemon:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Healthy: subscribed to the broker and every store taking writes (not spooling)."""
-        stores = {d: {"up": w.up, "spooled_batches": w.spool.records, "held_batches": len(w.held)}
-                  for d, w in self.writers.items()}
+        stores = {
+            d: {"up": w.up, "spooled_batches": w.spool.records, "held_batches": len(w.held)}
+            for d, w in self.writers.items()
+        }
         ok = self.connected.is_set() and all(w.up for w in self.writers.values())
-        return ok, {"broker": "subscribed" if self.connected.is_set() else "disconnected",
-                    "unacked": self.acks.outstanding, "stores": stores}
+        return ok, {
+            "broker": "subscribed" if self.connected.is_set() else "disconnected",
+            "unacked": self.acks.outstanding,
+            "stores": stores,
+        }
 
     # -- accounting -------------------------------------------------------------------------
     def _count(self, kind: str, outcome: str) -> None:
@@ -266,8 +280,11 @@ class Daemon:
         """Nothing buffered, queued, spooled or awaiting acknowledgement."""
         with self.lock:
             buffered = bool(self.router.buffers)
-        return not buffered and self.acks.outstanding == 0 and all(
-            w.idle.is_set() and not w.backlog for w in self.writers.values())
+        return (
+            not buffered
+            and self.acks.outstanding == 0
+            and all(w.idle.is_set() and not w.backlog for w in self.writers.values())
+        )
 
     def run(self) -> int:
         """Start, block until :meth:`stop`, then stop consuming, flush, acknowledge, disconnect."""
@@ -302,9 +319,11 @@ class Daemon:
                 store.close()
             except Exception as e:
                 log.debug("closing %s: %s", type(store).__name__, e)
-        log.info("stopped: %d messages acknowledged, %d spooled batches kept for the next start",
-                 int(self.metrics.value("iot_messages_acked_total")),
-                 sum(w.spool.records for w in self.writers.values()))
+        log.info(
+            "stopped: %d messages acknowledged, %d spooled batches kept for the next start",
+            int(self.metrics.value("iot_messages_acked_total")),
+            sum(w.spool.records for w in self.writers.values()),
+        )
         return 0
 
 

@@ -132,9 +132,7 @@ def _fields(obj: dict[str, Any], skip: frozenset[str]) -> dict[str, FieldValue]:
                 raise Rejected(Reason.INVALID_UTF8, f"field {k[:32]!r} has a lone surrogate")
         elif tv is not bool:
             what = "null" if v is None else "an object" if tv is dict else "an array"
-            raise Rejected(
-                Reason.WRONG_TYPE, f"field {k[:32]!r} is {what}; fields are numbers, bools, strings"
-            )
+            raise Rejected(Reason.WRONG_TYPE, f"field {k[:32]!r} is {what}; fields are numbers, bools, strings")
         fields[k] = v
     return fields
 
@@ -202,9 +200,7 @@ class Decoder:
             self._topics[topic] = info
         device_id, kind = info
         if len(payload) > self.max_payload_bytes:
-            raise Rejected(
-                Reason.OVERSIZE, f"{len(payload)} bytes > limit {self.max_payload_bytes}"
-            )
+            raise Rejected(Reason.OVERSIZE, f"{len(payload)} bytes > limit {self.max_payload_bytes}")
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -240,8 +236,7 @@ class Decoder:
             return self._senml(device_id, kind, obj, now_ns)
         raise Rejected(
             Reason.WRONG_TYPE,
-            f"{kind} payload must be a JSON object"
-            + (" or a SenML array" if kind is not Kind.EVENTS else ""),
+            f"{kind} payload must be a JSON object" + (" or a SenML array" if kind is not Kind.EVENTS else ""),
         )
 
     def _ts(self, obj: dict[str, Any], now_ns: int) -> int:
@@ -253,18 +248,14 @@ class Decoder:
         except BadTimestamp as e:
             raise Rejected(Reason.BAD_TIMESTAMP, str(e)) from None
         if ts > now_ns + self.future_window_ns:
-            raise Rejected(
-                Reason.FUTURE_TIMESTAMP, f"ts is {(ts - now_ns) / 1e9:.0f}s after arrival"
-            )
+            raise Rejected(Reason.FUTURE_TIMESTAMP, f"ts is {(ts - now_ns) / 1e9:.0f}s after arrival")
         return ts
 
     def _event(self, device_id: str, obj: dict[str, Any], now_ns: int) -> Point:
         level = obj.get("level")
         if type(level) is not str or level.lower() not in LEVELS:
             got = "missing" if level is None else repr(level)[:32]
-            raise Rejected(
-                Reason.WRONG_TYPE, f"event level {got}; must be one of {', '.join(sorted(LEVELS))}"
-            )
+            raise Rejected(Reason.WRONG_TYPE, f"event level {got}; must be one of {', '.join(sorted(LEVELS))}")
         fields = _fields(obj, _EVENT_SKIP)
         code = obj.get("code", _MISSING)
         if code is not _MISSING:
@@ -322,6 +313,4 @@ class Decoder:
             raise Rejected(Reason.WRONG_TYPE, usage)
         if type(status) is not str or status.strip().lower() not in ("online", "offline"):
             raise Rejected(Reason.WRONG_TYPE, usage)
-        return StatusChange(
-            device_id, status.strip().lower() == "online", self._ts(obj, now_ns) / 1e9
-        )
+        return StatusChange(device_id, status.strip().lower() == "online", self._ts(obj, now_ns) / 1e9)

@@ -34,8 +34,9 @@ class DemoResult:
         return self.sent == self.stored and self.dead_lettered == self.malformed_sent
 
 
-def run_demo(settings: Settings, *, duration: float, devices: int, rate: float, seed: int,
-             progress: Any = None) -> DemoResult:
+def run_demo(
+    settings: Settings, *, duration: float, devices: int, rate: float, seed: int, progress: Any = None
+) -> DemoResult:
     """Run the whole pipeline in-process on a fresh data directory and count what arrived."""
     from ingest.service import build_daemon
     from registry.alerts.demo import install_demo_rules
@@ -47,12 +48,21 @@ def run_demo(settings: Settings, *, duration: float, devices: int, rate: float, 
     data_dir = settings.data_dir / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)
     port = free_port()
-    s = settings.model_copy(update={
-        "data_dir": data_dir, "broker_url": "embedded", "embedded_broker_port": port,
-        "timeseries_url": "embedded", "documents_url": "embedded", "registry_url": "",
-        "flush_interval": 0.25, "metrics_port": 0, "spool_dir": None, "unknown_devices": "register",
-        "client_id": "iot-demo-ingest",
-    })
+    s = settings.model_copy(
+        update={
+            "data_dir": data_dir,
+            "broker_url": "embedded",
+            "embedded_broker_port": port,
+            "timeseries_url": "embedded",
+            "documents_url": "embedded",
+            "registry_url": "",
+            "flush_interval": 0.25,
+            "metrics_port": 0,
+            "spool_dir": None,
+            "unknown_devices": "register",
+            "client_id": "iot-demo-ingest",
+        }
+    )
     logging.getLogger("iot").setLevel(logging.WARNING)
     engine = make_engine(s.resolved_registry_url())
     migrate(engine)
@@ -66,8 +76,15 @@ def run_demo(settings: Settings, *, duration: float, devices: int, rate: float, 
         while not daemon.connected.wait(0.1):
             if time.monotonic() > deadline:
                 raise RuntimeError("the daemon did not subscribe to the embedded broker")
-        config = FleetConfig(devices=devices, rate=rate, duration=duration, seed=seed, malformed=0.02,
-                             duplicates=0.02, start_ms=int(time.time() * 1000))
+        config = FleetConfig(
+            devices=devices,
+            rate=rate,
+            duration=duration,
+            seed=seed,
+            malformed=0.02,
+            duplicates=0.02,
+            start_ms=int(time.time() * 1000),
+        )
         manifest = run_fleet(config, f"mqtt://127.0.0.1:{port}", progress)
         deadline = time.monotonic() + 30 + duration
         while not daemon.idle() and time.monotonic() < deadline:
@@ -89,8 +106,15 @@ def run_demo(settings: Settings, *, duration: float, devices: int, rate: float, 
         ts.close()
         docs.close()
     engine = make_engine(s.resolved_registry_url())
-    result = DemoResult(sent, stored, len(manifest.malformed), DeadLetterStore(engine).count(),
-                        manifest.duplicates, _alert_counts(engine), str(data_dir))
+    result = DemoResult(
+        sent,
+        stored,
+        len(manifest.malformed),
+        DeadLetterStore(engine).count(),
+        manifest.duplicates,
+        _alert_counts(engine),
+        str(data_dir),
+    )
     engine.dispose()
     return result
 

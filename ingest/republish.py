@@ -12,9 +12,7 @@ from ingest.broker import BrokerAddress, make_client
 from ingest.stores import StoreUnavailable
 
 
-def publish_all(
-    addr: BrokerAddress, messages: Sequence[tuple[str, bytes]], *, timeout: float = 30.0
-) -> list[bool]:
+def publish_all(addr: BrokerAddress, messages: Sequence[tuple[str, bytes]], *, timeout: float = 30.0) -> list[bool]:
     """Publish each ``(topic, payload)`` at QoS 1; one flag per message: True when the broker
     acknowledged it (MQTT 5: with a success reason code). Raises :class:`StoreUnavailable` when
     the broker cannot be reached."""

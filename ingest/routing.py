@@ -115,8 +115,9 @@ class Router:
                     raise Rejected(Reason.DEVICE_RETIRED, f"device {device_id!r} is retired")
         except Rejected as r:
             parts = topic.split("/")
-            letter = DeadLetter(str(r.reason), topic, payload, now, r.detail,
-                                parts[1][:64] if len(parts) > 2 and parts[1] else None)
+            letter = DeadLetter(
+                str(r.reason), topic, payload, now, r.detail, parts[1][:64] if len(parts) > 2 and parts[1] else None
+            )
             return self.dead_letter(letter, token, now)
         self.last_seen[device_id] = now
         origin = (topic, payload, now)
@@ -158,8 +159,7 @@ class Router:
             b = self._batch(REGISTRY, now)
             b.created = min(b.created, now - self.flush_interval)
             self._activity_at = now
-        return [self._take(d) for d, b in list(self.buffers.items())
-                if now - b.created >= self.flush_interval]
+        return [self._take(d) for d, b in list(self.buffers.items()) if now - b.created >= self.flush_interval]
 
     def drain(self) -> list[Batch]:
         """Everything buffered, for shutdown."""
@@ -183,6 +183,5 @@ def rejected_letters(batch: Batch, rejected: list[tuple[Any, str]]) -> list[Dead
         seen.add(origin)
         device_id = getattr(item, "device_id", None)
         detail = reason if not isinstance(item, Point) else f"{reason} (point {item.fields!r})"[:2000]
-        letters.append(DeadLetter(str(Reason.STORE_REJECTED), origin[0], origin[1], origin[2],
-                                  detail, device_id))
+        letters.append(DeadLetter(str(Reason.STORE_REJECTED), origin[0], origin[1], origin[2], detail, device_id))
     return letters

@@ -103,11 +103,7 @@ def _check_data(x: object, i: int) -> str:
     s = _str(x, "vd", i)
     body = s.rstrip("=")
     padding = len(s) - len(body)
-    if (
-        not _B64URL.issuperset(body)
-        or len(body) % 4 == 1
-        or (padding and padding != -len(body) % 4)
-    ):
+    if not _B64URL.issuperset(body) or len(body) % 4 == 1 or (padding and padding != -len(body) % 4):
         raise _bad(f"record {i}: vd is not base64url")
     try:
         base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))

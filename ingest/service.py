@@ -29,8 +29,7 @@ def build_resources(settings: Settings, metrics: Metrics | None = None, *, migra
     if not settings.registry_url and migrate_embedded:
         migrate(engine)
     check_migrated(engine)
-    return Resources(timeseries, documents, RegistryStore(engine), DeadLetterStore(engine),
-                     [], metrics or Metrics())
+    return Resources(timeseries, documents, RegistryStore(engine), DeadLetterStore(engine), [], metrics or Metrics())
 
 
 def build_daemon(settings: Settings, resources: Resources | None = None, *, with_alerts: bool = True) -> Daemon:
@@ -65,10 +64,15 @@ def run_daemon(settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     daemon = build_daemon(settings)
-    log.info("stores: time series %s, documents %s, registry %s (batch %d, flush %.2fs, unknown devices: %s)",
-             _scheme(settings.timeseries_url), _scheme(settings.documents_url),
-             _scheme(settings.resolved_registry_url()), settings.batch_size, settings.flush_interval,
-             settings.unknown_devices)
+    log.info(
+        "stores: time series %s, documents %s, registry %s (batch %d, flush %.2fs, unknown devices: %s)",
+        _scheme(settings.timeseries_url),
+        _scheme(settings.documents_url),
+        _scheme(settings.resolved_registry_url()),
+        settings.batch_size,
+        settings.flush_interval,
+        settings.unknown_devices,
+    )
     embedded = None
     if daemon.broker.embedded:
         embedded = EmbeddedBroker(daemon.broker.host, daemon.broker.port).start()

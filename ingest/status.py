@@ -10,7 +10,7 @@ from typing import Any
 
 from ingest.metrics import parse_prometheus
 
-_LABELED = re.compile(r'^(?P<name>[a-z_]+)\{(?P<labels>.*)\}$')
+_LABELED = re.compile(r"^(?P<name>[a-z_]+)\{(?P<labels>.*)\}$")
 
 
 def fetch_status(base_url: str, timeout: float = 3.0) -> dict[str, Any]:

@@ -84,14 +84,7 @@ def _digits(s: str, a: int, b: int) -> int:
 
 def rfc3339_to_ns(s: str) -> int:
     """Parse an RFC 3339 timestamp with an offset -> ns since the epoch."""
-    if (
-        len(s) < 20
-        or s[4] != "-"
-        or s[7] != "-"
-        or s[10] not in "Tt "
-        or s[13] != ":"
-        or s[16] != ":"
-    ):
+    if len(s) < 20 or s[4] != "-" or s[7] != "-" or s[10] not in "Tt " or s[13] != ":" or s[16] != ":":
         raise BadTimestamp(f"not an RFC 3339 timestamp: {s[:40]!r}")
     year, month, day = _digits(s, 0, 4), _digits(s, 5, 7), _digits(s, 8, 10)
     hour, minute, sec = _digits(s, 11, 13), _digits(s, 14, 16), _digits(s, 17, 19)

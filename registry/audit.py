@@ -13,8 +13,13 @@ from registry.models import AuditEntry
 
 
 def query_audit(
-    session: Session, actor: Actor, since: datetime | None = None, who: str | None = None,
-    action: str | None = None, target: str | None = None, limit: int = 200,
+    session: Session,
+    actor: Actor,
+    since: datetime | None = None,
+    who: str | None = None,
+    action: str | None = None,
+    target: str | None = None,
+    limit: int = 200,
 ) -> list[AuditEntry]:
     """Newest first; operators and admins may read the trail."""
     require(actor, "operator", "read the audit trail")
@@ -32,5 +37,4 @@ def query_audit(
 
 def as_dict(e: AuditEntry) -> dict[str, Any]:
     at = e.at.replace(tzinfo=UTC) if e.at.tzinfo is None else e.at
-    return {"id": e.id, "at": at, "actor": e.actor, "action": e.action, "target": e.target,
-            "detail": e.detail}
+    return {"id": e.id, "at": at, "actor": e.actor, "action": e.action, "target": e.target, "detail": e.detail}

@@ -74,22 +74,16 @@ def require(actor: Actor, role: str, action: str, site: str | None = None) -> No
     if site is not None and not actor.can_see_site(site):
         assert actor.sites is not None
         raise PermissionDenied(
-            f"key {actor.name!r} is limited to sites {', '.join(actor.sites)}: may not {action} "
-            f"at site {site}"
+            f"key {actor.name!r} is limited to sites {', '.join(actor.sites)}: may not {action} at site {site}"
         )
 
 
 def record_audit(session: Session, actor: Actor, action: str, target: str, **detail: Any) -> None:
     """Add an audit entry (who, when, what, on what); the caller commits with the change."""
-    session.add(
-        AuditEntry(at=datetime.now(UTC), actor=actor.name, action=action, target=target,
-                   detail=detail)
-    )
+    session.add(AuditEntry(at=datetime.now(UTC), actor=actor.name, action=action, target=target, detail=detail))
 
 
-def create_key(
-    session: Session, actor: Actor, name: str, role: str, sites: Sequence[str] = ()
-) -> str:
+def create_key(session: Session, actor: Actor, name: str, role: str, sites: Sequence[str] = ()) -> str:
     """Create an API key and return it (the only time it is visible); admins only."""
     require(actor, "admin", "manage API keys")
     if role not in ROLES:
@@ -100,8 +94,15 @@ def create_key(
         raise ValueError(f"an API key named {name!r} already exists")
     key = "iotk_" + secrets.token_urlsafe(32)
     session.add(
-        ApiKey(name=name, key_prefix=key[:KEY_PREFIX_LEN], key_hash=hash_key(key), role=role,
-               sites=list(sites) or None, created_at=datetime.now(UTC), disabled=False)
+        ApiKey(
+            name=name,
+            key_prefix=key[:KEY_PREFIX_LEN],
+            key_hash=hash_key(key),
+            role=role,
+            sites=list(sites) or None,
+            created_at=datetime.now(UTC),
+            disabled=False,
+        )
     )
     record_audit(session, actor, "key.add", f"key:{name}", role=role, sites=list(sites) or None)
     return key

@@ -29,9 +29,7 @@ keys_app = typer.Typer(no_args_is_help=True, help="Operator API keys (admins onl
 registry_app.add_typer(keys_app, name="keys")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-RegistryOpt = Annotated[
-    str | None, typer.Option("--registry", help="Registry URL (env IOT_REGISTRY_URL).")
-]
+RegistryOpt = Annotated[str | None, typer.Option("--registry", help="Registry URL (env IOT_REGISTRY_URL).")]
 
 
 @contextmanager
@@ -77,9 +75,7 @@ def add(
     type: Annotated[str, typer.Option("--type", help="Device type / profile.")] = "generic",
     site: Annotated[str | None, typer.Option("--site")] = None,
     label: Annotated[list[str] | None, typer.Option("--label", help="k=v, repeatable")] = None,
-    with_secret: Annotated[
-        bool, typer.Option("--with-secret", help="Issue a broker secret (printed once).")
-    ] = False,
+    with_secret: Annotated[bool, typer.Option("--with-secret", help="Issue a broker secret (printed once).")] = False,
     registry: RegistryOpt = None,
 ) -> None:
     """Register a device (admins)."""
@@ -131,8 +127,7 @@ def _merge_stores(s: Settings, device_id: str) -> tuple[dict[str, Any], list[str
         ts = open_timeseries(s.timeseries_url, data_dir=s.data_dir, token=token)
         ts.connect()
         try:
-            for key, measurement in (("telemetry", "sensor_readings"),
-                                     ("metrics", "device_metrics")):
+            for key, measurement in (("telemetry", "sensor_readings"), ("metrics", "device_metrics")):
                 latest = ts.latest(measurement, device_id)
                 merged[key] = {f: {"value": v, "at": iso(t / 1e9)} for f, (t, v) in latest.items()}
         finally:
@@ -217,9 +212,7 @@ def _known_profiles() -> list[str]:
 
 def provision(
     devices: Annotated[int, typer.Option("--devices", "-n", help="How many devices.")],
-    profile: Annotated[
-        list[str] | None, typer.Option("--profile", help="Profile(s), assigned round-robin.")
-    ] = None,
+    profile: Annotated[list[str] | None, typer.Option("--profile", help="Profile(s), assigned round-robin.")] = None,
     site: Annotated[str | None, typer.Option("--site")] = None,
     prefix: Annotated[str, typer.Option("--prefix", help="Device id prefix.")] = "sim",
     password_file: Annotated[
@@ -275,8 +268,7 @@ def status_cmd(as_json: JsonOpt = False, registry: RegistryOpt = None) -> None:
     elif current == head:
         typer.echo(f"current {current}, head {head}: up to date")
     if current != head:
-        fail(f"registry schema at {current or '(empty)'}, head {head}: "
-             "run `iot registry migrate`", 1)
+        fail(f"registry schema at {current or '(empty)'}, head {head}: run `iot registry migrate`", 1)
 
 
 @registry_app.command("export-mosquitto")
@@ -299,9 +291,7 @@ def export_mosquitto(
     else:
         password = s.broker_password.get_secret_value() if s.broker_password else ""
     with acting(s) as (session, actor):
-        passwd, acl, n = dev.export_mosquitto(
-            session, actor, dir, ingest_user, password, s.topic_root
-        )
+        passwd, acl, n = dev.export_mosquitto(session, actor, dir, ingest_user, password, s.topic_root)
     typer.echo(f"wrote {passwd} and {acl}: {n} devices + {ingest_user}")
 
 
@@ -318,14 +308,17 @@ def audit_cmd(
     """Who changed what, newest first (operators and admins)."""
     start = datetime.now(UTC) - timedelta(seconds=parse_duration(since)) if since else None
     with acting(settings(registry_url=registry)) as (session, actor):
-        rows = [audit_mod.as_dict(e) for e in audit_mod.query_audit(
-            session, actor, start, actor_name, action, target, limit)]
+        rows = [
+            audit_mod.as_dict(e)
+            for e in audit_mod.query_audit(session, actor, start, actor_name, action, target, limit)
+        ]
     if as_json:
         emit_json(rows)
         return
-    print_table(("at", "actor", "action", "target", "detail"),
-                ([r["at"], r["actor"], r["action"], r["target"],
-                  json.dumps(r["detail"], default=str)] for r in rows))
+    print_table(
+        ("at", "actor", "action", "target", "detail"),
+        ([r["at"], r["actor"], r["action"], r["target"], json.dumps(r["detail"], default=str)] for r in rows),
+    )
 
 
 @keys_app.command("add")
@@ -349,16 +342,26 @@ def keys_list(as_json: JsonOpt = False, registry: RegistryOpt = None) -> None:
     """API keys (never the keys themselves)."""
     with acting(settings(registry_url=registry)) as (session, actor):
         rows: list[dict[str, Any]] = [
-            {"name": k.name, "role": k.role, "sites": k.sites, "prefix": k.key_prefix,
-             "created_at": k.created_at, "disabled": k.disabled}
+            {
+                "name": k.name,
+                "role": k.role,
+                "sites": k.sites,
+                "prefix": k.key_prefix,
+                "created_at": k.created_at,
+                "disabled": k.disabled,
+            }
             for k in list_keys(session, actor)
         ]
     if as_json:
         emit_json(rows)
         return
-    print_table(("name", "role", "sites", "prefix", "created_at", "disabled"),
-                ([r["name"], r["role"], ",".join(r["sites"] or []) or "all", r["prefix"],
-                  r["created_at"], r["disabled"]] for r in rows))
+    print_table(
+        ("name", "role", "sites", "prefix", "created_at", "disabled"),
+        (
+            [r["name"], r["role"], ",".join(r["sites"] or []) or "all", r["prefix"], r["created_at"], r["disabled"]]
+            for r in rows
+        ),
+    )
 
 
 @keys_app.command("disable")

@@ -87,8 +87,7 @@ def check_migrated(engine: Engine) -> None:
     current, head = current_revision(engine), head_revision()
     if current != head:
         raise SchemaNotMigrated(
-            f"registry schema is not migrated (at {current or 'empty'}, code needs {head}): "
-            "run `iot registry migrate`"
+            f"registry schema is not migrated (at {current or 'empty'}, code needs {head}): run `iot registry migrate`"
         )
 
 

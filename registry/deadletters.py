@@ -103,8 +103,12 @@ def _upsert(dialect: str) -> Any:
     stmt = module.insert(TABLE)
     return stmt.on_conflict_do_update(
         index_elements=[_C.key],
-        set_={"received_at": stmt.excluded.received_at, "reason": stmt.excluded.reason,
-              "detail": stmt.excluded.detail, "replayed_at": None},
+        set_={
+            "received_at": stmt.excluded.received_at,
+            "reason": stmt.excluded.reason,
+            "detail": stmt.excluded.detail,
+            "replayed_at": None,
+        },
     )
 
 

@@ -33,9 +33,16 @@ def _check_id(device_id: str) -> None:
 def as_dict(d: Device) -> dict[str, Any]:
     """The registry row as plain data (never the secret hash)."""
     return {
-        "id": d.id, "type": d.type, "site": d.site, "labels": d.labels or {}, "status": d.status,
-        "online": d.online, "created_at": _utc(d.created_at), "last_seen_at": _utc(d.last_seen_at),
-        "firmware_version": d.firmware_version, "has_secret": d.secret_hash is not None,
+        "id": d.id,
+        "type": d.type,
+        "site": d.site,
+        "labels": d.labels or {},
+        "status": d.status,
+        "online": d.online,
+        "created_at": _utc(d.created_at),
+        "last_seen_at": _utc(d.last_seen_at),
+        "firmware_version": d.firmware_version,
+        "has_secret": d.secret_hash is not None,
     }
 
 
@@ -44,8 +51,13 @@ def _utc(ts: datetime | None) -> datetime | None:
 
 
 def add_device(
-    session: Session, actor: Actor, device_id: str, type: str = "generic",
-    site: str | None = None, labels: Mapping[str, Any] | None = None, with_secret: bool = False,
+    session: Session,
+    actor: Actor,
+    device_id: str,
+    type: str = "generic",
+    site: str | None = None,
+    labels: Mapping[str, Any] | None = None,
+    with_secret: bool = False,
 ) -> str | None:
     """Register a device (status provisioned); returns its fresh secret when ``with_secret``."""
     require(actor, "admin", "add devices", site)
@@ -53,18 +65,36 @@ def add_device(
     if session.get(Device, device_id) is not None:
         raise ValueError(f"device {device_id} already exists")
     secret = credentials.issue_secret() if with_secret else None
-    session.add(Device(
-        id=device_id, type=type, site=site, labels=dict(labels or {}), status="provisioned",
-        online=False, created_at=datetime.now(UTC),
-        secret_hash=credentials.hash_mosquitto(secret) if secret else None,
-    ))
-    record_audit(session, actor, "device.add", f"device:{device_id}", type=type, site=site,
-                 labels=dict(labels or {}), secret=bool(secret))
+    session.add(
+        Device(
+            id=device_id,
+            type=type,
+            site=site,
+            labels=dict(labels or {}),
+            status="provisioned",
+            online=False,
+            created_at=datetime.now(UTC),
+            secret_hash=credentials.hash_mosquitto(secret) if secret else None,
+        )
+    )
+    record_audit(
+        session,
+        actor,
+        "device.add",
+        f"device:{device_id}",
+        type=type,
+        site=site,
+        labels=dict(labels or {}),
+        secret=bool(secret),
+    )
     return secret
 
 
 def list_devices(
-    session: Session, actor: Actor, status: str | None = None, type: str | None = None,
+    session: Session,
+    actor: Actor,
+    status: str | None = None,
+    type: str | None = None,
     site: str | None = None,
 ) -> list[Device]:
     """Devices the actor may see, filtered, ordered by id."""
@@ -106,14 +136,17 @@ def set_status(session: Session, actor: Actor, device_id: str, action: str) -> D
     if action == "retire":
         device.secret_hash = None
         device.online = False
-    record_audit(session, actor, f"device.{action}", f"device:{device_id}",
-                 before=before, after=device.status)
+    record_audit(session, actor, f"device.{action}", f"device:{device_id}", before=before, after=device.status)
     return device
 
 
 def provision_fleet(
-    session: Session, actor: Actor, n: int, profiles: Sequence[str] = ("generic",),
-    site: str | None = None, prefix: str = "sim",
+    session: Session,
+    actor: Actor,
+    n: int,
+    profiles: Sequence[str] = ("generic",),
+    site: str | None = None,
+    prefix: str = "sim",
 ) -> dict[str, str]:
     """Register devices ``{prefix}-0000`` … ``{prefix}-{n-1}`` — the ids ``iot sim run --devices n``
     uses, with profiles assigned round-robin in the simulator's order — each with a fresh secret;
@@ -139,16 +172,33 @@ def provision_fleet(
             device.secret_hash = credentials.hash_mosquitto(secret)
             continue
         fresh.append(device_id)
-        session.add(Device(
-            id=device_id, type=profiles[i % len(profiles)], site=site, labels={"simulated": True},
-            status="provisioned", online=False, created_at=now,
-            secret_hash=credentials.hash_mosquitto(secret),
-        ))
+        session.add(
+            Device(
+                id=device_id,
+                type=profiles[i % len(profiles)],
+                site=site,
+                labels={"simulated": True},
+                status="provisioned",
+                online=False,
+                created_at=now,
+                secret_hash=credentials.hash_mosquitto(secret),
+            )
+        )
     if not secrets:
         raise ValueError(f"every device {wanted[0]} … {wanted[-1]} is disabled or retired")
-    record_audit(session, actor, "device.provision", f"fleet:{prefix}", count=n, new=len(fresh),
-                 rotated=len(secrets) - len(fresh), profiles=profiles, site=site,
-                 first=wanted[0], last=wanted[-1])
+    record_audit(
+        session,
+        actor,
+        "device.provision",
+        f"fleet:{prefix}",
+        count=n,
+        new=len(fresh),
+        rotated=len(secrets) - len(fresh),
+        profiles=profiles,
+        site=site,
+        first=wanted[0],
+        last=wanted[-1],
+    )
     return secrets
 
 
@@ -162,7 +212,11 @@ def write_private(path: Path, text: str) -> None:
 
 
 def export_mosquitto(
-    session: Session, actor: Actor, directory: Path, ingest_user: str, ingest_password: str,
+    session: Session,
+    actor: Actor,
+    directory: Path,
+    ingest_user: str,
+    ingest_password: str,
     topic_root: str = "devices",
 ) -> tuple[Path, Path, int]:
     """Write ``passwd`` and ``acl`` for mosquitto; only provisioned/active devices with a
@@ -170,10 +224,13 @@ def export_mosquitto(
     require(actor, "admin", "export broker credentials")
     if not ingest_password:
         raise ValueError("no ingest password: use --ingest-password-file or IOT_BROKER_PASSWORD")
-    allowed = list(session.scalars(
-        select(Device).where(Device.status.in_(("provisioned", "active")),
-                             Device.secret_hash.is_not(None)).order_by(Device.id)
-    ))
+    allowed = list(
+        session.scalars(
+            select(Device)
+            .where(Device.status.in_(("provisioned", "active")), Device.secret_hash.is_not(None))
+            .order_by(Device.id)
+        )
+    )
     if any(d.id == ingest_user for d in allowed):
         raise ValueError(f"a device is named like the ingest account {ingest_user!r}")
     entries = {ingest_user: credentials.hash_mosquitto(ingest_password)}
@@ -181,6 +238,5 @@ def export_mosquitto(
     passwd, acl = directory / "passwd", directory / "acl"
     write_private(passwd, credentials.password_file(entries))
     write_private(acl, credentials.acl_file([d.id for d in allowed], ingest_user, topic_root))
-    record_audit(session, actor, "broker.export", f"dir:{directory}", devices=len(allowed),
-                 ingest_user=ingest_user)
+    record_audit(session, actor, "broker.export", f"dir:{directory}", devices=len(allowed), ingest_user=ingest_user)
     return passwd, acl, len(allowed)

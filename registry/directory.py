@@ -42,17 +42,11 @@ _BUMP_SEEN = (
     .values(last_seen_at=_SEEN)
 )
 _ACTIVATE = (
-    update(DEVICES)
-    .where(DEVICES.c.id == bindparam("b_id"), DEVICES.c.status == "provisioned")
-    .values(status="active")
+    update(DEVICES).where(DEVICES.c.id == bindparam("b_id"), DEVICES.c.status == "provisioned").values(status="active")
 )
-_ONLINE = (
-    update(DEVICES).where(DEVICES.c.id == bindparam("b_id")).values(online=bindparam("b_online"))
-)
+_ONLINE = update(DEVICES).where(DEVICES.c.id == bindparam("b_id")).values(online=bindparam("b_online"))
 
-_FIRMWARE = (
-    update(DEVICES).where(DEVICES.c.id == bindparam("b_id")).values(firmware_version=bindparam("b_fw"))
-)
+_FIRMWARE = update(DEVICES).where(DEVICES.c.id == bindparam("b_id")).values(firmware_version=bindparam("b_fw"))
 
 
 class RegistryStore(EngineStore):
@@ -60,16 +54,16 @@ class RegistryStore(EngineStore):
 
     def devices(self) -> dict[str, DeviceInfo]:
         """The whole directory (id → type, site, status); the daemon caches and refreshes it."""
+
         def run() -> dict[str, DeviceInfo]:
             cols = DEVICES.c
             with self.engine.connect() as conn:
                 rows = conn.execute(select(cols.id, cols.type, cols.site, cols.status))
                 return {r.id: DeviceInfo(r.id, r.type, r.site, r.status) for r in rows}
+
         return self._guard(run)
 
-    def record_activity(
-        self, last_seen: Mapping[str, float], status: Sequence[StatusChange]
-    ) -> None:
+    def record_activity(self, last_seen: Mapping[str, float], status: Sequence[StatusChange]) -> None:
         """One transaction: bump last seen (only forward), provisioned → active on first
         message, apply online/offline changes (last per device wins). Unknown ids: ignored."""
         seen = dict(last_seen)
@@ -86,6 +80,7 @@ class RegistryStore(EngineStore):
                 conn.execute(_ACTIVATE, [{"b_id": d} for d in seen])
                 if online:
                     conn.execute(_ONLINE, [{"b_id": d, "b_online": o} for d, o in online.items()])
+
         self._guard(run)
 
     def record_firmware(self, versions: Mapping[str, str]) -> None:
@@ -96,6 +91,7 @@ class RegistryStore(EngineStore):
         def run() -> None:
             with self.engine.begin() as conn:
                 conn.execute(_FIRMWARE, [{"b_id": d, "b_fw": v[:64]} for d, v in versions.items()])
+
         self._guard(run)
 
     def register(self, devices: Iterable[tuple[str, str]]) -> None:
@@ -110,9 +106,17 @@ class RegistryStore(EngineStore):
             with self.engine.begin() as conn:
                 known = set(conn.scalars(select(table.c.id).where(table.c.id.in_(list(wanted)))))
                 rows: list[dict[str, Any]] = [
-                    {"id": d, "type": t or "generic", "site": None, "labels": {},
-                     "status": "active", "online": False, "created_at": now}
-                    for d, t in wanted.items() if d not in known
+                    {
+                        "id": d,
+                        "type": t or "generic",
+                        "site": None,
+                        "labels": {},
+                        "status": "active",
+                        "online": False,
+                        "created_at": now,
+                    }
+                    for d, t in wanted.items()
+                    if d not in known
                 ]
                 if not rows:
                     return
@@ -123,5 +127,5 @@ class RegistryStore(EngineStore):
                     conn.execute(mod.insert(table).on_conflict_do_nothing(), rows)
                 else:
                     conn.execute(table.insert(), rows)
-        self._guard(run)
 
+        self._guard(run)

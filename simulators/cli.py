@@ -46,22 +46,26 @@ def _passwords(path: Path) -> dict[str, str]:
 
 
 def _show(p: Any) -> None:
-    sys.stderr.write(f"\r{p.elapsed:7.1f}s  sent {p.sent:>9}  acked {p.acked:>9}  "
-                     f"{p.rate:9.0f} msg/s  devices {p.devices_online:>5}  ")
+    sys.stderr.write(
+        f"\r{p.elapsed:7.1f}s  sent {p.sent:>9}  acked {p.acked:>9}  "
+        f"{p.rate:9.0f} msg/s  devices {p.devices_online:>5}  "
+    )
     sys.stderr.flush()
 
 
 @app.command("run")
 def run(
-    broker: str = typer.Option(None, "--broker", help="mqtt://[user:pass@]host:port, mqtts://… "
-                               "(default IOT_BROKER_URL)"),
+    broker: str = typer.Option(
+        None, "--broker", help="mqtt://[user:pass@]host:port, mqtts://… (default IOT_BROKER_URL)"
+    ),
     devices: int = typer.Option(1, "--devices", help="number of simulated devices"),
     rate: float = typer.Option(1.0, "--rate", help="messages per second per device; 0 = max"),
     duration: str = typer.Option(None, "--duration", help="how long, e.g. 30s, 5m"),
     count: int = typer.Option(None, "--count", help="messages per device (instead of duration)"),
     seed: int = typer.Option(0, "--seed"),
-    profile: list[str] = typer.Option(None, "--profile", help="thermostat, vibration, energy, "
-                                      "air_quality; repeat to mix (default: all)"),
+    profile: list[str] = typer.Option(
+        None, "--profile", help="thermostat, vibration, energy, air_quality; repeat to mix (default: all)"
+    ),
     fmt: str = typer.Option("json", "--format", help="json or senml"),
     pack: int = typer.Option(1, "--pack", help="SenML: up to N records per pack (whole samples)"),
     malformed: float = typer.Option(0.0, "--malformed", help="fraction of malformed messages"),
@@ -70,8 +74,9 @@ def run(
     start: str = typer.Option("now", "--start", help="simulated clock start: now, epoch, ISO"),
     id_prefix: str = typer.Option("sim-", "--id-prefix", help="device ids are PREFIX0000…"),
     manifest: Path = typer.Option(None, "--manifest", help="write exact acknowledged counts here"),
-    password_file: Path = typer.Option(None, "--password-file",
-                                       help="JSON {device_id: secret} from `iot sim provision`"),
+    password_file: Path = typer.Option(
+        None, "--password-file", help="JSON {device_id: secret} from `iot sim provision`"
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="no progress line"),
     as_json: bool = typer.Option(False, "--json", help="print the manifest as JSON"),
 ) -> None:
@@ -83,11 +88,19 @@ def run(
         fail("give --duration (e.g. 30s) or --count")
     passwords = _passwords(password_file) if password_file else None
     config = FleetConfig(
-        devices=devices, rate=rate, count=count, seed=seed,
+        devices=devices,
+        rate=rate,
+        count=count,
+        seed=seed,
         duration=parse_duration(duration) if duration is not None else None,
         profiles=tuple(profile) if profile else FleetConfig.profiles,
-        format=fmt, pack=pack, malformed=malformed,  # type: ignore[arg-type]
-        duplicates=duplicates, offline=offline, start_ms=_start_ms(start), id_prefix=id_prefix,
+        format=fmt,
+        pack=pack,
+        malformed=malformed,  # type: ignore[arg-type]
+        duplicates=duplicates,
+        offline=offline,
+        start_ms=_start_ms(start),
+        id_prefix=id_prefix,
     )
     try:
         config.validate()
@@ -109,11 +122,13 @@ def run(
         emit_json(data)
     elif not quiet:
         t = data["totals"]["messages"]
-        typer.echo(f"{sum(t.values())} messages acknowledged from {devices} devices in "
-                   f"{data['elapsed_s']:.1f}s (+{len(data['malformed'])} malformed, "
-                   f"{data['duplicates']} duplicates, {data['unacked']} unacknowledged)", err=True)
+        typer.echo(
+            f"{sum(t.values())} messages acknowledged from {devices} devices in "
+            f"{data['elapsed_s']:.1f}s (+{len(data['malformed'])} malformed, "
+            f"{data['duplicates']} duplicates, {data['unacked']} unacknowledged)",
+            err=True,
+        )
     if result.unacked:
         fail(f"{result.unacked} message(s) not acknowledged by the broker in time", 1)
     if result.lost:
-        fail(f"lost the broker connection of {len(result.lost)} device(s), "
-             f"e.g. {result.lost[0]}", 1)
+        fail(f"lost the broker connection of {len(result.lost)} device(s), e.g. {result.lost[0]}", 1)

@@ -30,8 +30,7 @@ ID_FREE = frozenset({"no_fields"})
 """Malformations whose payload cannot carry the id."""
 
 
-def malformed(why: str, mf_id: str, topic_prefix: str, ts_ms: int,
-              rng: random.Random) -> tuple[str, str, bytes]:
+def malformed(why: str, mf_id: str, topic_prefix: str, ts_ms: int, rng: random.Random) -> tuple[str, str, bytes]:
     """(topic kind, topic, payload) for one malformed message of kind ``why``.
 
     ``topic_prefix`` is ``{root}/{device_id}``; ``ts_ms`` the slot's simulated time.
@@ -40,23 +39,27 @@ def malformed(why: str, mf_id: str, topic_prefix: str, ts_ms: int,
     dumps = json.dumps
     payload: bytes
     if why == "invalid_json":
-        payload = rng.choice((
-            f'{{"ts": {ts_ms}, "temperature": 21.5, "note": "{mf_id}"',
-            f'{{ts: {ts_ms}, "note": "{mf_id}"}}',
-            f'{{"ts": {ts_ms}, "note": "{mf_id}",}}',
-            f"{mf_id}",
-        )).encode()
+        payload = rng.choice(
+            (
+                f'{{"ts": {ts_ms}, "temperature": 21.5, "note": "{mf_id}"',
+                f'{{ts: {ts_ms}, "note": "{mf_id}"}}',
+                f'{{"ts": {ts_ms}, "note": "{mf_id}",}}',
+                f"{mf_id}",
+            )
+        ).encode()
     elif why == "invalid_utf8":
         payload = f'{{"ts": {ts_ms}, "note": "{mf_id}", "bad": "'.encode() + b'\xff\xfe\xc3"}'
     elif why == "non_finite":
         literal = rng.choice(("NaN", "Infinity", "-Infinity", "1e999"))
         payload = f'{{"ts": {ts_ms}, "value": {literal}, "note": "{mf_id}"}}'.encode()
     elif why == "wrong_type":
-        payload = rng.choice((
-            dumps({"ts": ts_ms, "value": {"nested": 1.0, "note": mf_id}}),
-            dumps({"ts": ts_ms, "value": [1.0, 2.0], "note": mf_id}),
-            dumps(mf_id),
-        )).encode()
+        payload = rng.choice(
+            (
+                dumps({"ts": ts_ms, "value": {"nested": 1.0, "note": mf_id}}),
+                dumps({"ts": ts_ms, "value": [1.0, 2.0], "note": mf_id}),
+                dumps(mf_id),
+            )
+        ).encode()
     elif why == "no_fields":
         payload = rng.choice((dumps({"ts": ts_ms}), "{}")).encode()
     elif why == "oversize":
@@ -66,20 +69,24 @@ def malformed(why: str, mf_id: str, topic_prefix: str, ts_ms: int,
     elif why == "future_timestamp":
         payload = dumps({"ts": ts_ms + FUTURE_MS, "value": 1.0, "note": mf_id}).encode()
     elif why == "bad_timestamp":
-        payload = rng.choice((
-            dumps({"ts": f"yesterday {mf_id}", "value": 1.0}),
-            dumps({"ts": [ts_ms], "value": 1.0, "note": mf_id}),
-        )).encode()
+        payload = rng.choice(
+            (
+                dumps({"ts": f"yesterday {mf_id}", "value": 1.0}),
+                dumps({"ts": [ts_ms], "value": 1.0, "note": mf_id}),
+            )
+        ).encode()
     elif why == "unknown_kind":
         kind = "diagnostics"
         payload = dumps({"ts": ts_ms, "value": 1.0, "note": mf_id}).encode()
     elif why == "invalid_senml":
         base = topic_prefix.rsplit("/", 1)[-1] + ":"
-        payload = rng.choice((
-            dumps([{"bn": base, "bt": ts_ms / 1000, "n": "value", "v": mf_id}]),
-            dumps([{"bn": base, "bt": mf_id, "n": "value", "v": 1.0}]),
-            dumps([mf_id, 1.0]),
-        )).encode()
+        payload = rng.choice(
+            (
+                dumps([{"bn": base, "bt": ts_ms / 1000, "n": "value", "v": mf_id}]),
+                dumps([{"bn": base, "bt": mf_id, "n": "value", "v": 1.0}]),
+                dumps([mf_id, 1.0]),
+            )
+        ).encode()
         kind = "telemetry"
     elif why == "document_not_object":
         kind = rng.choice(("config", "firmware", "maintenance"))

@@ -35,8 +35,14 @@ DOCUMENTS = ("config", "firmware", "maintenance")
 KINDS = (*TIME_SERIES, *DOCUMENTS, "status")
 PRELUDE = ("status", "config", "firmware", "telemetry", "metrics", "events", "maintenance")
 """A device's first messages: a run of ``len(PRELUDE)`` messages per device has every kind."""
-MIX = (("telemetry", 0.82), ("metrics", 0.12), ("events", 0.04), ("config", 0.008),
-       ("firmware", 0.006), ("maintenance", 0.006))
+MIX = (
+    ("telemetry", 0.82),
+    ("metrics", 0.12),
+    ("events", 0.04),
+    ("config", 0.008),
+    ("firmware", 0.006),
+    ("maintenance", 0.006),
+)
 DEVICE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
 
 
@@ -87,8 +93,7 @@ class FleetConfig:
         if self.count is None and self.duration is None:
             raise ValueError("give --duration or --count")
         if self.device_ids and len(self.device_ids) < self.devices:
-            raise ValueError(f"{self.devices} devices asked for, only "
-                             f"{len(self.device_ids)} device ids known")
+            raise ValueError(f"{self.devices} devices asked for, only {len(self.device_ids)} device ids known")
         for i in range(self.devices):
             d = self.device_id(i)
             if not 0 < len(d) <= 64 or not set(d) <= DEVICE_ID_CHARS:
@@ -154,8 +159,9 @@ def plan(config: FleetConfig) -> list[DeviceSpec]:
     n = config.devices
     k = 0 if config.offline == 0 else max(1, round(config.offline * n))
     offline = set(random.Random(f"{config.seed}:offline").sample(range(n), min(k, n)))
-    return [DeviceSpec(i, config.device_id(i), config.profiles[i % len(config.profiles)],
-                       i in offline) for i in range(n)]
+    return [
+        DeviceSpec(i, config.device_id(i), config.profiles[i % len(config.profiles)], i in offline) for i in range(n)
+    ]
 
 
 @dataclass
@@ -178,8 +184,11 @@ class _Clock:
 
 
 def _clock(config: FleetConfig, samples: int = 1) -> _Clock:
-    step = (Fraction(1000 * samples) if config.rate == 0
-            else Fraction(10**9) / Fraction(config.rate).limit_denominator(10**6))
+    step = (
+        Fraction(1000 * samples)
+        if config.rate == 0
+        else Fraction(10**9) / Fraction(config.rate).limit_denominator(10**6)
+    )
     return _Clock(config.start_ms * 1_000_000, config.ts_unit, step)
 
 
@@ -196,8 +205,7 @@ def _choose(rng: random.Random) -> str:
     return "telemetry"
 
 
-def device_stream(config: FleetConfig, spec: DeviceSpec,
-                  count: int | None = None) -> Iterator[Message]:
+def device_stream(config: FleetConfig, spec: DeviceSpec, count: int | None = None) -> Iterator[Message]:
     """The messages of one device: ``count`` slots (default ``config.slots``; None = endless),
     plus the duplicate copies that follow their originals."""
     count = config.slots if count is None else count
@@ -214,8 +222,7 @@ def device_stream(config: FleetConfig, spec: DeviceSpec,
     n_malformed = 0
     slot = 0
     while count is None or slot < count:
-        kind = PRELUDE[slot] if slot < len(PRELUDE) else (
-            "events" if state.alarm is not None else _choose(rng))
+        kind = PRELUDE[slot] if slot < len(PRELUDE) else ("events" if state.alarm is not None else _choose(rng))
         ts = clock.at(slot)
         t_s = clock.to_ns(ts) / 1e9
         points: list[tuple[int, Fields]] = []
@@ -254,17 +261,16 @@ def device_stream(config: FleetConfig, spec: DeviceSpec,
             else:
                 body = profile.maintenance(state, t_s, rng)
             payload = _json({"ts": ts, **body})
-        msg = Message(spec.device_id, kind, f"{prefix}/{kind}", payload, slot,
-                      points=tuple(points), readings=readings)
+        msg = Message(spec.device_id, kind, f"{prefix}/{kind}", payload, slot, points=tuple(points), readings=readings)
         bad, dup = frng.random(), frng.random()
         if slot > 0 and bad < config.malformed:
             why = mrng.choice(MALFORMATIONS)
             mf_id = f"mf-{config.seed}-{spec.device_id}-{n_malformed}"
             n_malformed += 1
-            mkind, topic, mpayload = malformed(why, mf_id, prefix, clock.to_ns(ts) // 1_000_000,
-                                               mrng)
-            yield Message(spec.device_id, mkind, topic, mpayload, slot,
-                          malformed=Malformation(mf_id, why, why not in ID_FREE))
+            mkind, topic, mpayload = malformed(why, mf_id, prefix, clock.to_ns(ts) // 1_000_000, mrng)
+            yield Message(
+                spec.device_id, mkind, topic, mpayload, slot, malformed=Malformation(mf_id, why, why not in ID_FREE)
+            )
         else:
             yield msg
             if slot > 0 and dup < config.duplicates:
@@ -301,5 +307,4 @@ class Tally:
             self.documents[msg.kind] += 1
 
     def as_dict(self) -> dict[str, dict[str, int]]:
-        return {"messages": dict(self.messages), "readings": dict(self.readings),
-                "documents": dict(self.documents)}
+        return {"messages": dict(self.messages), "readings": dict(self.readings), "documents": dict(self.documents)}

@@ -42,15 +42,21 @@ class Manifest:
 
     @classmethod
     def start(cls, config: FleetConfig, specs: list[DeviceSpec]) -> Manifest:
-        return cls(config.seed, config.format, config.start_ms, config.ts_unit,
-                   {s.device_id: DeviceEntry(s.profile) for s in specs})
+        return cls(
+            config.seed,
+            config.format,
+            config.start_ms,
+            config.ts_unit,
+            {s.device_id: DeviceEntry(s.profile) for s in specs},
+        )
 
     def acked(self, msg: Message) -> None:
         """Count one message the broker acknowledged."""
         if msg.malformed is not None:
             m = msg.malformed
-            self.malformed.append({"id": m.id, "topic": msg.topic, "kind": msg.kind, "why": m.why,
-                                   "id_in_payload": m.id_in_payload})
+            self.malformed.append(
+                {"id": m.id, "topic": msg.topic, "kind": msg.kind, "why": m.why, "id_in_payload": m.id_in_payload}
+            )
             return
         if msg.duplicate:
             self.duplicates += 1
@@ -60,11 +66,9 @@ class Manifest:
         entry.tally.add(msg)
         self.totals.add(msg)
         per_device = max(1, self.max_samples // len(self.devices))
-        if (msg.points and entry.samples < per_device and len(self.samples) < self.max_samples
-                and msg.slot % 5 == 3):
+        if msg.points and entry.samples < per_device and len(self.samples) < self.max_samples and msg.slot % 5 == 3:
             ts_ns, fields = msg.points[-1]
-            self.samples.append({"kind": msg.kind, "device_id": msg.device_id, "ts_ns": ts_ns,
-                                 "fields": dict(fields)})
+            self.samples.append({"kind": msg.kind, "device_id": msg.device_id, "ts_ns": ts_ns, "fields": dict(fields)})
             entry.samples += 1
 
     def went_offline(self, device_id: str) -> None:
@@ -80,8 +84,9 @@ class Manifest:
             "format": self.format,
             "start_ms": self.start_ms,
             "ts_unit": self.ts_unit,
-            "devices": {d: {"profile": e.profile, "offline": e.offline, **e.tally.as_dict()}
-                        for d, e in self.devices.items()},
+            "devices": {
+                d: {"profile": e.profile, "offline": e.offline, **e.tally.as_dict()} for d, e in self.devices.items()
+            },
             "totals": self.totals.as_dict(),
             "malformed": self.malformed,
             "duplicates": self.duplicates,

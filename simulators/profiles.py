@@ -58,7 +58,11 @@ class Profile:
     units: ClassVar[dict[str, str]] = {}
     battery_powered: ClassVar[bool] = True
     metric_units: ClassVar[dict[str, str]] = {
-        "cpu": "%", "memory": "%", "battery": "%", "rssi": "dBm", "uptime": "s",
+        "cpu": "%",
+        "memory": "%",
+        "battery": "%",
+        "rssi": "dBm",
+        "uptime": "s",
     }
     info_events: ClassVar[tuple[tuple[str, str], ...]] = (
         ("I100", "heartbeat"),
@@ -127,8 +131,7 @@ class Profile:
         }
 
     def maintenance(self, state: DeviceState, t_s: float, rng: random.Random) -> dict[str, Any]:
-        kind = rng.choice(self.maintenance_types + (("battery_replacement",)
-                                                    if self.battery_powered else ()))
+        kind = rng.choice(self.maintenance_types + (("battery_replacement",) if self.battery_powered else ()))
         if kind == "battery_replacement":
             state.battery = 100.0
         return {
@@ -144,7 +147,10 @@ class Profile:
 class Thermostat(Profile):
     name = "thermostat"
     units: ClassVar[dict[str, str]] = {
-        "temperature": "Cel", "humidity": "%RH", "setpoint": "Cel", "heating": "",
+        "temperature": "Cel",
+        "humidity": "%RH",
+        "setpoint": "Cel",
+        "heating": "",
     }
 
     def telemetry(self, state: DeviceState, t_s: float, rng: random.Random) -> Fields:
@@ -163,15 +169,20 @@ class Thermostat(Profile):
 
     def config(self, state: DeviceState, rng: random.Random, initial: bool) -> dict[str, Any]:
         doc = super().config(state, rng, initial)
-        doc |= {"setpoint": _r(rng.choice((19.0, 20.0, 20.5, 21.0, 21.5, 22.0)), 1),
-                "mode": rng.choice(("heat", "auto", "eco")), "hysteresis": 0.5}
+        doc |= {
+            "setpoint": _r(rng.choice((19.0, 20.0, 20.5, 21.0, 21.5, 22.0)), 1),
+            "mode": rng.choice(("heat", "auto", "eco")),
+            "hysteresis": 0.5,
+        }
         return doc
 
 
 class Vibration(Profile):
     name = "vibration"
     units: ClassVar[dict[str, str]] = {
-        "rms_velocity": "mm/s", "peak_velocity": "mm/s", "frequency": "Hz",
+        "rms_velocity": "mm/s",
+        "peak_velocity": "mm/s",
+        "frequency": "Hz",
     }
     maintenance_types = ("inspection", "bearing_lubrication", "alignment_check", "sensor_remount")
 
@@ -181,8 +192,7 @@ class Vibration(Profile):
         if rng.random() < 0.01:
             rms *= rng.uniform(4, 8)
             level = "error" if rms > 12 else "warning"
-            state.alarm = Alarm(level, "E501" if level == "error" else "W501",
-                                f"vibration spike: rms {rms:.2f} mm/s")
+            state.alarm = Alarm(level, "E501" if level == "error" else "W501", f"vibration spike: rms {rms:.2f} mm/s")
         peak = rms * rng.uniform(1.4, 3.0)
         return {
             "rms_velocity": _r(rms, 3),
@@ -192,8 +202,11 @@ class Vibration(Profile):
 
     def config(self, state: DeviceState, rng: random.Random, initial: bool) -> dict[str, Any]:
         doc = super().config(state, rng, initial)
-        doc |= {"alarm_rms_mm_s": _r(rng.choice((7.1, 11.0, 18.0)), 1), "axis": "xyz",
-                "window_ms": float(rng.choice((500, 1000, 2000)))}
+        doc |= {
+            "alarm_rms_mm_s": _r(rng.choice((7.1, 11.0, 18.0)), 1),
+            "axis": "xyz",
+            "window_ms": float(rng.choice((500, 1000, 2000))),
+        }
         return doc
 
 
@@ -201,7 +214,10 @@ class EnergyMeter(Profile):
     name = "energy"
     battery_powered = False
     units: ClassVar[dict[str, str]] = {
-        "power": "W", "voltage": "V", "current": "A", "energy": "kWh",
+        "power": "W",
+        "voltage": "V",
+        "current": "A",
+        "energy": "kWh",
     }
     maintenance_types = ("inspection", "seal_check", "firmware_audit")
 
@@ -229,8 +245,11 @@ class EnergyMeter(Profile):
 
     def config(self, state: DeviceState, rng: random.Random, initial: bool) -> dict[str, Any]:
         doc = super().config(state, rng, initial)
-        doc |= {"ct_ratio": float(rng.choice((50, 100, 200))), "phases": 1.0,
-                "tariff": rng.choice(("flat", "peak_offpeak"))}
+        doc |= {
+            "ct_ratio": float(rng.choice((50, 100, 200))),
+            "phases": 1.0,
+            "tariff": rng.choice(("flat", "peak_offpeak")),
+        }
         return doc
 
 
@@ -254,10 +273,8 @@ class AirQuality(Profile):
 
     def config(self, state: DeviceState, rng: random.Random, initial: bool) -> dict[str, Any]:
         doc = super().config(state, rng, initial)
-        doc |= {"co2_alarm_ppm": float(rng.choice((1000, 1200, 1500))),
-                "fan": rng.choice(("auto", "low", "high"))}
+        doc |= {"co2_alarm_ppm": float(rng.choice((1000, 1200, 1500))), "fan": rng.choice(("auto", "low", "high"))}
         return doc
 
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (Thermostat(), Vibration(), EnergyMeter(),
-                                                     AirQuality())}
+PROFILES: dict[str, Profile] = {p.name: p for p in (Thermostat(), Vibration(), EnergyMeter(), AirQuality())}

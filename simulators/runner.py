@@ -47,8 +47,10 @@ class SimError(Exception):
 def parse_broker_url(url: str) -> BrokerAddress:
     """``mqtt://[user:pass@]host:port`` or ``mqtts://…``; ``ValueError`` for anything else."""
     if url.strip() in ("", "embedded"):
-        raise ValueError("the simulator needs a running broker: give --broker mqtt://host:port "
-                         "(or use `iot demo`, which runs an embedded broker with a fleet)")
+        raise ValueError(
+            "the simulator needs a running broker: give --broker mqtt://host:port "
+            "(or use `iot demo`, which runs an embedded broker with a fleet)"
+        )
     try:
         return ingest_broker.parse_broker_url(url)
     except ingest_broker.BrokerConfigError as e:
@@ -85,11 +87,16 @@ class _Device:
     due: float = 0.0
 
 
-def run_fleet(config: FleetConfig, broker_url: str,
-              progress: Callable[[Progress], None] | None = None,
-              passwords: Mapping[str, str] | None = None, *,
-              window: int = 100, connect_timeout: float = 15.0,
-              ack_timeout: float = 30.0) -> Manifest:
+def run_fleet(
+    config: FleetConfig,
+    broker_url: str,
+    progress: Callable[[Progress], None] | None = None,
+    passwords: Mapping[str, str] | None = None,
+    *,
+    window: int = 100,
+    connect_timeout: float = 15.0,
+    ack_timeout: float = 30.0,
+) -> Manifest:
     """Connect every device, publish its stream paced at ``config.rate``, return the manifest.
 
     ``passwords`` maps device id → secret (username = device id); without it the URL's
@@ -107,15 +114,22 @@ def run_fleet(config: FleetConfig, broker_url: str,
         if missing:
             raise SimError(f"no password for device {missing[0]} in the password file", 2)
     manifest = Manifest.start(config, specs)
-    return _Run(config, addr, specs, manifest, progress, passwords, window, connect_timeout,
-                ack_timeout).run()
+    return _Run(config, addr, specs, manifest, progress, passwords, window, connect_timeout, ack_timeout).run()
 
 
 class _Run:
-    def __init__(self, config: FleetConfig, addr: BrokerAddress, specs: list[DeviceSpec],
-                 manifest: Manifest, progress: Callable[[Progress], None] | None,
-                 passwords: Mapping[str, str] | None, window: int, connect_timeout: float,
-                 ack_timeout: float) -> None:
+    def __init__(
+        self,
+        config: FleetConfig,
+        addr: BrokerAddress,
+        specs: list[DeviceSpec],
+        manifest: Manifest,
+        progress: Callable[[Progress], None] | None,
+        passwords: Mapping[str, str] | None,
+        window: int,
+        connect_timeout: float,
+        ack_timeout: float,
+    ) -> None:
         self.config, self.addr, self.manifest = config, addr, manifest
         self.progress, self.window = progress, window
         self.connect_timeout, self.ack_timeout = connect_timeout, ack_timeout
@@ -133,12 +147,12 @@ class _Run:
 
     # -- set-up --------------------------------------------------------------------------
     def _device(self, spec: DeviceSpec, passwords: Mapping[str, str] | None) -> _Device:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=spec.device_id,
-                             clean_session=True, protocol=mqtt.MQTTv311)
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=spec.device_id, clean_session=True, protocol=mqtt.MQTTv311
+        )
         dev = _Device(spec, client, device_stream(self.config, spec))
         client.user_data_set(dev)
-        client.will_set(f"{self.config.topic_root}/{spec.device_id}/status", b"offline", qos=1,
-                        retain=False)
+        client.will_set(f"{self.config.topic_root}/{spec.device_id}/status", b"offline", qos=1, retain=False)
         client.max_inflight_messages_set(self.window)
         client.max_queued_messages_set(0)
         if passwords is not None:
@@ -152,15 +166,13 @@ class _Run:
         client.on_disconnect = self._on_disconnect
         return dev
 
-    def _on_connect(self, client: mqtt.Client, dev: _Device, flags: Any, rc: Any,
-                    props: Any) -> None:
+    def _on_connect(self, client: mqtt.Client, dev: _Device, flags: Any, rc: Any, props: Any) -> None:
         if rc.is_failure:
             dev.refused = str(rc)
         else:
             dev.connected = True
 
-    def _on_publish(self, client: mqtt.Client, dev: _Device, mid: int, rc: Any,
-                    props: Any) -> None:
+    def _on_publish(self, client: mqtt.Client, dev: _Device, mid: int, rc: Any, props: Any) -> None:
         entry = dev.pending.pop(mid, None)
         if entry is None:
             return
@@ -170,8 +182,7 @@ class _Run:
             dev.blocked = False
             heapq.heappush(self.heap, (dev.due, dev.spec.index))
 
-    def _on_disconnect(self, client: mqtt.Client, dev: _Device, flags: Any, rc: Any,
-                       props: Any) -> None:
+    def _on_disconnect(self, client: mqtt.Client, dev: _Device, flags: Any, rc: Any, props: Any) -> None:
         if not dev.closing:
             dev.lost = True
 
@@ -183,8 +194,7 @@ class _Run:
                 dev.client.connect(a.host, a.port, keepalive=30)
             except (OSError, ssl.SSLError) as e:
                 self._close_all()
-                raise SimError(f"cannot connect to broker {a.host}:{a.port}: "
-                               f"{e.strerror or e}") from None
+                raise SimError(f"cannot connect to broker {a.host}:{a.port}: {e.strerror or e}") from None
             sock = dev.client.socket()
             assert sock is not None
             dev.fd = sock.fileno()
@@ -201,8 +211,7 @@ class _Run:
                     raise SimError(f"broker closed the connection of {d.spec.device_id}")
             if time.monotonic() > deadline:
                 self._close_all()
-                raise SimError(f"no CONNACK from {a.host}:{a.port} within "
-                               f"{self.connect_timeout:.0f}s")
+                raise SimError(f"no CONNACK from {a.host}:{a.port} within {self.connect_timeout:.0f}s")
 
     # -- network -------------------------------------------------------------------------
     def _io(self, timeout: float) -> None:
@@ -311,10 +320,8 @@ class _Run:
     def run(self) -> Manifest:
         self._connect_all()
         self.t0 = start = time.monotonic()
-        self.stop_at = (start + self.config.duration
-                        if self.slots is None and self.config.duration else None)
-        half_time = (start + self.config.duration / 2
-                     if self.half is None and self.config.duration else None)
+        self.stop_at = start + self.config.duration if self.slots is None and self.config.duration else None
+        half_time = start + self.config.duration / 2 if self.half is None and self.config.duration else None
         for dev in self.devices:
             dev.due = self._due(dev)
             heapq.heappush(self.heap, (dev.due, dev.spec.index))
@@ -374,5 +381,4 @@ class _Run:
         return False
 
     def _progress(self, start: float) -> Progress:
-        return Progress(time.monotonic() - start, self.manifest.sent, self.acked,
-                        len(self.open))
+        return Progress(time.monotonic() - start, self.manifest.sent, self.acked, len(self.open))

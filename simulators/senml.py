@@ -15,8 +15,7 @@ from simulators.profiles import Fields
 NS = 1_000_000_000
 
 
-def pack(base_name: str, samples: Sequence[tuple[int, Fields]],
-         units: Mapping[str, str]) -> list[dict[str, Any]]:
+def pack(base_name: str, samples: Sequence[tuple[int, Fields]], units: Mapping[str, str]) -> list[dict[str, Any]]:
     """Records for ``samples`` of (ts_ns, fields), named ``{base_name}{field}``."""
     bt = samples[0][0] // NS
     records: list[dict[str, Any]] = []

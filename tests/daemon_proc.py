@@ -19,18 +19,27 @@ class DaemonProcess:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.env = {**os.environ, "IOT_DATA_DIR": str(workdir / "data"), "IOT_METRICS_PORT": str(self.port),
-                    "IOT_FLUSH_INTERVAL": "0.2", **env}
+        self.env = {
+            **os.environ,
+            "IOT_DATA_DIR": str(workdir / "data"),
+            "IOT_METRICS_PORT": str(self.port),
+            "IOT_FLUSH_INTERVAL": "0.2",
+            **env,
+        }
         self.log = workdir / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> DaemonProcess:
         out = self.log.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "ingest", "ingest", "run"], env=self.env,
-                                     stdout=out, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest", "ingest", "run"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+        )
         out.close()
-        wait_for(lambda: self._alive() and self.metrics().get("iot_broker_subscribed") == 1.0, timeout,
-                 "the daemon to subscribe")
+        wait_for(
+            lambda: self._alive() and self.metrics().get("iot_broker_subscribed") == 1.0,
+            timeout,
+            "the daemon to subscribe",
+        )
         return self
 
     def _alive(self) -> bool:

@@ -50,8 +50,9 @@ def stored_readings(url: str, prefix: str) -> Counts | None:
     overwrites of a redelivered point leave the count unchanged)."""
     out: Counts = {}
     for kind in TS_KINDS:
-        res = influx_query(url, f"SELECT count(*) FROM \"{MEASUREMENTS[kind]}\" "
-                                f"WHERE device_id =~ /^{prefix}/ GROUP BY device_id")
+        res = influx_query(
+            url, f'SELECT count(*) FROM "{MEASUREMENTS[kind]}" WHERE device_id =~ /^{prefix}/ GROUP BY device_id'
+        )
         if res is None:
             return None
         for series in res["results"][0].get("series", []):
@@ -86,8 +87,13 @@ def expected_letters(config: FleetConfig, *manifests: Manifest) -> int:
     (topic, payload). Dead letters are idempotent by content, so a device sending the very same
     bad message twice (``{}`` is one) leaves one row, exactly as a redelivery does."""
     acked = {m["id"] for manifest in manifests for m in manifest.malformed}
-    return len({(msg.topic, msg.payload) for msg in generate(config)
-                if msg.malformed is not None and msg.malformed.id in acked})
+    return len(
+        {
+            (msg.topic, msg.payload)
+            for msg in generate(config)
+            if msg.malformed is not None and msg.malformed.id in acked
+        }
+    )
 
 
 def stored_documents(data_dir: Path, devices: list[str]) -> Counts:
@@ -174,15 +180,19 @@ class Pipeline:
 
     def daemon(self, **env: str) -> DaemonProcess:
         """A daemon process (not started); every one of a pipeline shares data dir and client id."""
-        return DaemonProcess(self.workdir / "daemon", {
-            "IOT_BROKER_URL": self.broker_url,
-            "IOT_TIMESERIES_URL": self.timeseries_url,
-            "IOT_REGISTRY_URL": self.registry_url,
-            "IOT_DOCUMENTS_URL": "embedded",
-            "IOT_CLIENT_ID": f"ingest-{self.name}",
-            "IOT_TOPIC_ROOT": self.topic_root,
-            **self.env, **env,
-        })
+        return DaemonProcess(
+            self.workdir / "daemon",
+            {
+                "IOT_BROKER_URL": self.broker_url,
+                "IOT_TIMESERIES_URL": self.timeseries_url,
+                "IOT_REGISTRY_URL": self.registry_url,
+                "IOT_DOCUMENTS_URL": "embedded",
+                "IOT_CLIENT_ID": f"ingest-{self.name}",
+                "IOT_TOPIC_ROOT": self.topic_root,
+                **self.env,
+                **env,
+            },
+        )
 
     def fleet(self, **kw: Any) -> FleetConfig:
         return FleetConfig(**{"topic_root": self.topic_root, "id_prefix": self.prefix, **kw})
@@ -211,8 +221,10 @@ class Pipeline:
         try:
             wait_for(done, timeout, "every reading and dead letter to be stored", interval=0.5)
         except TimeoutError as e:
-            raise AssertionError(f"{e}: readings {last[0]} != {expected} or letters {last[1]} < {letters}\n"
-                                 f"daemon log tail:\n{daemon.output()[-3000:]}") from None
+            raise AssertionError(
+                f"{e}: readings {last[0]} != {expected} or letters {last[1]} < {letters}\n"
+                f"daemon log tail:\n{daemon.output()[-3000:]}"
+            ) from None
         finally:
             store.engine.dispose()
 

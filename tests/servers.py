@@ -159,37 +159,63 @@ class Postgres(_Process):
                 st = parent.stat()
                 if st.st_uid == 0 and not st.st_mode & 0o001:
                     os.chmod(parent, st.st_mode | 0o011)
-        self._run([str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
-                   "-A", "trust", "-E", "UTF8", "--no-sync"])
+        self._run(
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ]
+        )
 
     @property
     def url(self) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> Postgres:
-        opts = (f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-                   "-o", opts, "-w", "-t", "60", "start"])
+        opts = (
+            f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            [
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-o",
+                opts,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
         return self
 
     def create_database(self, name: str) -> str:
         import psycopg
 
-        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres",
-                             dbname="postgres", autocommit=True) as conn:
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", autocommit=True
+        ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
         with contextlib.suppress(RuntimeError):
-            self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast",
-                       "-w", "stop"])
+            self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
 
     def kill(self) -> None:
         with contextlib.suppress(RuntimeError):
-            self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
-                       "-w", "stop"])
+            self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"])
 
 
 class Influxd(_Process):
@@ -212,9 +238,9 @@ class Influxd(_Process):
             f'[data]\n  dir = "{d}/data"\n  wal-dir = "{d}/wal"\n  query-log-enabled = false\n'
             '  wal-fsync-delay = "0s"\n'
             f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
-            '  max-body-size = 0\n'
-            '[monitor]\n  store-enabled = false\n'
-            '[continuous_queries]\n  enabled = false\n'
+            "  max-body-size = 0\n"
+            "[monitor]\n  store-enabled = false\n"
+            "[continuous_queries]\n  enabled = false\n"
         )
 
     def base(self) -> str:

@@ -23,8 +23,11 @@ Iot = Callable[..., Result]
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    url = (f"sqlite:///{tmp_path / 'registry.sqlite3'}" if request.param == "sqlite"
-           else request.getfixturevalue("postgres_url"))
+    url = (
+        f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
     migrate(url)
     return url
 
@@ -33,16 +36,20 @@ def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def keys(registry_url: str) -> dict[str, str]:
     engine = make_engine(registry_url)
     with Session(engine) as s, s.begin():
-        out = {role: create_key(s, BOOTSTRAP_ACTOR, role, role) for role in
-               ("admin", "operator", "viewer")}
+        out = {role: create_key(s, BOOTSTRAP_ACTOR, role, role) for role in ("admin", "operator", "viewer")}
         out["paris"] = create_key(s, BOOTSTRAP_ACTOR, "paris-op", "operator", ["paris"])
     engine.dispose()
     return out
 
 
 @pytest.fixture
-def iot(registry_url: str, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Iterator[Iot]:
+def iot(
+    registry_url: str,
+    keys: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> Iterator[Iot]:
     monkeypatch.chdir(tmp_path)  # no stray .env
     monkeypatch.setenv("IOT_REGISTRY_URL", registry_url)
     monkeypatch.setenv("COLUMNS", "250")
@@ -60,9 +67,13 @@ def seed(url: str, *spec: tuple[str, str, str | None, str, float]) -> list[int]:
     now = datetime.now(UTC).timestamp()
     with Session(engine) as s, s.begin():
         rules = {r.name: r.id for r in store.list_rules(s, BOOTSTRAP_ACTOR)}
-        store.apply_transitions(s, [
-            Transition(OPEN, rules[name], dev, now - ago * 3600, 85.0, f"{name} on {dev}", sev,
-                       site) for name, dev, site, sev, ago in spec])
+        store.apply_transitions(
+            s,
+            [
+                Transition(OPEN, rules[name], dev, now - ago * 3600, 85.0, f"{name} on {dev}", sev, site)
+                for name, dev, site, sev, ago in spec
+            ],
+        )
     with Session(engine) as s:
         ids = [a["id"] for a in store.list_alerts(s, BOOTSTRAP_ACTOR, limit=1000)]
     engine.dispose()
@@ -70,35 +81,87 @@ def seed(url: str, *spec: tuple[str, str, str | None, str, float]) -> list[int]:
 
 
 def test_rules_add_list_enable_disable_remove(iot: Iot) -> None:
-    r = iot("rules", "add", "hot", "--kind", "threshold", "--field", "temperature", "--op", ">",
-            "--value", "80", "--for", "60s", "--hysteresis", "2", "--severity", "major", "--json")
+    r = iot(
+        "rules",
+        "add",
+        "hot",
+        "--kind",
+        "threshold",
+        "--field",
+        "temperature",
+        "--op",
+        ">",
+        "--value",
+        "80",
+        "--for",
+        "60s",
+        "--hysteresis",
+        "2",
+        "--severity",
+        "major",
+        "--json",
+    )
     assert r.code == 0, r.err
     assert r.json()["definition"] == "temperature > 80 for 60s"
-    assert iot("rules", "add", "jump", "--kind", "rate", "--field", "pressure", "--op", ">",
-               "--value", "5", "--severity", "minor", "--scope", "type", "--scope-value",
-               "pump").code == 0
-    assert iot("rules", "add", "silent", "--kind", "nodata", "--for", "5m", "--severity",
-               "critical", "--scope", "site", "--scope-value", "paris").code == 0
+    assert (
+        iot(
+            "rules",
+            "add",
+            "jump",
+            "--kind",
+            "rate",
+            "--field",
+            "pressure",
+            "--op",
+            ">",
+            "--value",
+            "5",
+            "--severity",
+            "minor",
+            "--scope",
+            "type",
+            "--scope-value",
+            "pump",
+        ).code
+        == 0
+    )
+    assert (
+        iot(
+            "rules",
+            "add",
+            "silent",
+            "--kind",
+            "nodata",
+            "--for",
+            "5m",
+            "--severity",
+            "critical",
+            "--scope",
+            "site",
+            "--scope-value",
+            "paris",
+        ).code
+        == 0
+    )
     assert iot("rules", "add", "errs", "--kind", "event", "--severity", "warning").code == 0
     rules = iot("rules", "list", "--json", as_="viewer").json()
     assert isinstance(rules, list)
     assert {r["name"]: r["definition"] for r in rules} == {
-        "errs": "event level >= error", "hot": "temperature > 80 for 60s",
-        "jump": "|dpressure/dt| > 5/s", "silent": "no data for 300s"}
+        "errs": "event level >= error",
+        "hot": "temperature > 80 for 60s",
+        "jump": "|dpressure/dt| > 5/s",
+        "silent": "no data for 300s",
+    }
     assert "temperature > 80" in iot("rules", "list", as_="viewer").out
 
-    bad = iot("rules", "add", "x", "--kind", "threshold", "--op", ">", "--value", "1",
-              "--severity", "major")
+    bad = iot("rules", "add", "x", "--kind", "threshold", "--op", ">", "--value", "1", "--severity", "major")
     assert (bad.code, bad.err.strip()) == (2, "error: a threshold rule needs --field")
     dup = iot("rules", "add", "hot", "--kind", "nodata", "--for", "1m", "--severity", "info")
     assert dup.code == 2 and "already exists" in dup.err
-    assert iot("rules", "add", "y", "--kind", "nodata", "--for", "soon",
-               "--severity", "info").code == 2
-    denied = iot("rules", "add", "z", "--kind", "nodata", "--for", "1m", "--severity", "info",
-                 as_="operator")
+    assert iot("rules", "add", "y", "--kind", "nodata", "--for", "soon", "--severity", "info").code == 2
+    denied = iot("rules", "add", "z", "--kind", "nodata", "--for", "1m", "--severity", "info", as_="operator")
     assert denied.code == 3
-    assert denied.err.strip() == ("error: permission denied: role operator may not manage "
-                                  "alert rules (needs admin)")
+    assert denied.err.strip() == ("error: permission denied: role operator may not manage alert rules (needs admin)")
 
     assert iot("rules", "disable", "hot").code == 0
     assert iot("rules", "enable", "hot").code == 0
@@ -110,12 +173,31 @@ def test_rules_add_list_enable_disable_remove(iot: Iot) -> None:
 
 def test_alert_commands(iot: Iot, registry_url: str) -> None:
     for name in ("hot", "cold"):
-        assert iot("rules", "add", name, "--kind", "threshold", "--field", "t", "--op", ">",
-                   "--value", "1", "--severity", "major").code == 0
-    a1, a2, a3, a4 = seed(registry_url, ("hot", "d1", "paris", "major", 1),
-                          ("hot", "d2", "lyon", "critical", 2),
-                          ("cold", "d1", "paris", "minor", 3),
-                          ("cold", "d9", "lyon", "info", 48))
+        assert (
+            iot(
+                "rules",
+                "add",
+                name,
+                "--kind",
+                "threshold",
+                "--field",
+                "t",
+                "--op",
+                ">",
+                "--value",
+                "1",
+                "--severity",
+                "major",
+            ).code
+            == 0
+        )
+    a1, a2, a3, a4 = seed(
+        registry_url,
+        ("hot", "d1", "paris", "major", 1),
+        ("hot", "d2", "lyon", "critical", 2),
+        ("cold", "d1", "paris", "minor", 3),
+        ("cold", "d9", "lyon", "info", 48),
+    )
 
     listed = iot("list", "--json", as_="viewer")
     assert listed.code == 0
@@ -123,8 +205,7 @@ def test_alert_commands(iot: Iot, registry_url: str) -> None:
     filtered = iot("list", "--json", "--severity", "critical", "--status", "open")
     assert [a["device_id"] for a in filtered.json()] == ["d2"]
     assert [a["id"] for a in iot("list", "--json", "--device", "d1").json()] == [a1, a3]
-    assert [a["id"] for a in iot("list", "--json", "--site", "lyon", "--since", "24h"
-                                 ).json()] == [a2]
+    assert [a["id"] for a in iot("list", "--json", "--site", "lyon", "--since", "24h").json()] == [a2]
     assert len(iot("list", "--json", "--limit", "1").json()) == 1
     table = iot("list")
     assert table.code == 0 and "d9" in table.out and "critical" in table.out
@@ -137,8 +218,9 @@ def test_alert_commands(iot: Iot, registry_url: str) -> None:
 
     viewer_ack = iot("ack", str(a1), as_="viewer")
     assert viewer_ack.code == 3
-    assert viewer_ack.err.strip() == ("error: permission denied: role viewer may not "
-                                      "acknowledge alerts (needs operator)")
+    assert viewer_ack.err.strip() == (
+        "error: permission denied: role viewer may not acknowledge alerts (needs operator)"
+    )
     assert viewer_ack.out == ""
     ack = iot("ack", str(a1), "--note", "on it", as_="operator")
     assert (ack.code, ack.out.strip()) == (0, f"alert {a1} acknowledged by operator")
@@ -154,11 +236,12 @@ def test_alert_commands(iot: Iot, registry_url: str) -> None:
 
     shown = iot("show", str(a1), "--json", as_="viewer").json()
     assert isinstance(shown, dict)
-    assert (shown["status"], shown["acknowledged_by"], shown["resolved_by"]) == (
-        "resolved", "operator", "operator")
+    assert (shown["status"], shown["acknowledged_by"], shown["resolved_by"]) == ("resolved", "operator", "operator")
     assert [(e["action"], e["actor"], e["note"]) for e in shown["timeline"]] == [
-        ("opened", "system", "hot on d1"), ("acknowledged", "operator", "on it"),
-        ("resolved", "operator", "fixed")]
+        ("opened", "system", "hot on d1"),
+        ("acknowledged", "operator", "on it"),
+        ("resolved", "operator", "fixed"),
+    ]
     text = iot("show", str(a1))
     assert text.code == 0 and "acknowledged" in text.out and "on it" in text.out
     assert iot("show", "424242").code == 1
@@ -175,17 +258,23 @@ def test_alert_commands(iot: Iot, registry_url: str) -> None:
 
     engine = make_engine(registry_url)
     with Session(engine) as s:
-        actions = [(e.actor, e.action) for e in s.scalars(
-            select(AuditEntry).where(AuditEntry.action.like("alert%")).order_by(AuditEntry.id))]
+        actions = [
+            (e.actor, e.action)
+            for e in s.scalars(select(AuditEntry).where(AuditEntry.action.like("alert%")).order_by(AuditEntry.id))
+        ]
     engine.dispose()
-    assert actions == [("admin", "alert_rule.add"), ("admin", "alert_rule.add"),
-                       ("operator", "alert.ack"), ("operator", "alert.resolve"),
-                       ("paris-op", "alert.resolve")]
+    assert actions == [
+        ("admin", "alert_rule.add"),
+        ("admin", "alert_rule.add"),
+        ("operator", "alert.ack"),
+        ("operator", "alert.resolve"),
+        ("paris-op", "alert.resolve"),
+    ]
 
 
-def test_unknown_key_and_unmigrated_database(iot: Iot, keys: dict[str, str],
-                                             monkeypatch: pytest.MonkeyPatch,
-                                             tmp_path: Path) -> None:
+def test_unknown_key_and_unmigrated_database(
+    iot: Iot, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     keys["bogus"] = "iotk_not-a-real-key"
     r = iot("list", as_="bogus")
     assert r.code == 3 and "unknown API key" in r.err

@@ -23,12 +23,22 @@ DEVICES = {
     "d1": Info("d1", "thermo", "paris"),
     "d2": Info("d2", "pump", "lyon"),
 }
-HOT = Rule(id=1, name="hot", kind="threshold", severity="major", field="temperature", op=">",
-           threshold=80, hold_s=60, hysteresis=2)
+HOT = Rule(
+    id=1,
+    name="hot",
+    kind="threshold",
+    severity="major",
+    field="temperature",
+    op=">",
+    threshold=80,
+    hold_s=60,
+    hysteresis=2,
+)
 
 
-def pt(t: float, dev: str = "d1", measurement: str = "sensor_readings", tags: dict | None = None,
-       **fields: float | str) -> Point:
+def pt(
+    t: float, dev: str = "d1", measurement: str = "sensor_readings", tags: dict | None = None, **fields: float | str
+) -> Point:
     return Point(measurement, dev, dict(fields), int(t * 1e9), tags or {})
 
 
@@ -47,8 +57,7 @@ def test_threshold_needs_hold_then_opens_once_and_updates() -> None:
     opened = run(e, 60, temperature=86)
     assert actions(opened) == [OPEN]
     o = opened[0]
-    assert (o.rule_id, o.device_id, o.value, o.at, o.severity, o.site) == (1, "d1", 86, 60, "major",
-                                                                          "paris")
+    assert (o.rule_id, o.device_id, o.value, o.at, o.severity, o.site) == (1, "d1", 86, 60, "major", "paris")
     assert "temperature > 80 for 60s" in o.message
     assert actions(run(e, 70, temperature=95)) == [UPDATE]
     assert actions(run(e, 80, temperature=81)) == [UPDATE]
@@ -82,8 +91,7 @@ def test_cleared_for_every_operator() -> None:
 
 
 def test_out_of_order_point_is_ignored() -> None:
-    e = Engine([Rule(id=1, name="hot", kind="threshold", severity="major", field="temperature",
-                     op=">", threshold=80)])
+    e = Engine([Rule(id=1, name="hot", kind="threshold", severity="major", field="temperature", op=">", threshold=80)])
     assert actions(run(e, 10, temperature=90)) == [OPEN]
     assert e.observe([pt(5, temperature=20)], 11, DEVICES) == []  # older than the newest point
 
@@ -104,8 +112,16 @@ def test_hold_on_tick_counts_from_arrival_for_replayed_data() -> None:
 
 
 def test_measurement_filter_and_string_fields() -> None:
-    r = Rule(id=2, name="cpu", kind="threshold", severity="minor", field="cpu", op=">=",
-             threshold=90, measurement="device_metrics")
+    r = Rule(
+        id=2,
+        name="cpu",
+        kind="threshold",
+        severity="minor",
+        field="cpu",
+        op=">=",
+        threshold=90,
+        measurement="device_metrics",
+    )
     e = Engine([r])
     assert e.observe([pt(1, cpu=95)], 1, DEVICES) == []  # telemetry, not metrics
     assert e.observe([pt(2, cpu="high", measurement="device_metrics")], 2, DEVICES) == []
@@ -113,8 +129,9 @@ def test_measurement_filter_and_string_fields() -> None:
 
 
 def test_rate_of_change_abs_and_signed_and_quiet_resolve() -> None:
-    r = Rule(id=3, name="jump", kind="rate", severity="warning", field="pressure", op=">",
-             threshold=5, clear_after_s=30)
+    r = Rule(
+        id=3, name="jump", kind="rate", severity="warning", field="pressure", op=">", threshold=5, clear_after_s=30
+    )
     e = Engine([r])
     assert run(e, 0, pressure=100) == []
     assert run(e, 10, pressure=120) == []  # 2/s
@@ -126,8 +143,9 @@ def test_rate_of_change_abs_and_signed_and_quiet_resolve() -> None:
     res = e.tick(43, DEVICES)
     assert actions(res) == [RESOLVE]
 
-    signed = Engine([Rule(id=4, name="rise", kind="rate", severity="info", field="pressure",
-                          op=">", threshold=5, absolute=False)])
+    signed = Engine(
+        [Rule(id=4, name="rise", kind="rate", severity="info", field="pressure", op=">", threshold=5, absolute=False)]
+    )
     run(signed, 0, pressure=100)
     assert run(signed, 1, pressure=80) == []  # falling fast is not rising
     assert actions(run(signed, 2, pressure=90)) == [OPEN]
@@ -167,16 +185,28 @@ def test_event_level_at_or_above() -> None:
 
 @pytest.mark.parametrize(
     ("scope", "value", "hits"),
-    [("all", None, {"d1", "d2", "x9"}), ("device", "d2", {"d2"}), ("type", "thermo", {"d1"}),
-     ("site", "lyon", {"d2", "x9"})],
+    [
+        ("all", None, {"d1", "d2", "x9"}),
+        ("device", "d2", {"d2"}),
+        ("type", "thermo", {"d1"}),
+        ("site", "lyon", {"d2", "x9"}),
+    ],
 )
 def test_scopes(scope: str, value: str | None, hits: set[str]) -> None:
-    r = Rule(id=7, name="s", kind="threshold", severity="info", field="level", op=">", threshold=0,
-             scope=scope, scope_value=value)
+    r = Rule(
+        id=7,
+        name="s",
+        kind="threshold",
+        severity="info",
+        field="level",
+        op=">",
+        threshold=0,
+        scope=scope,
+        scope_value=value,
+    )
     e = Engine([r])
     # x9 is not in the registry: its point tags stand in
-    points = [pt(1, "d1", level=1), pt(1, "d2", level=1),
-              pt(1, "x9", tags={"site": "lyon"}, level=1)]
+    points = [pt(1, "d1", level=1), pt(1, "d2", level=1), pt(1, "x9", tags={"site": "lyon"}, level=1)]
     assert {t.device_id for t in e.observe(points, 1, DEVICES)} == hits
 
 
@@ -202,8 +232,18 @@ def test_validation_messages() -> None:
     with pytest.raises(RuleError, match="needs --for"):
         validate(Rule(id=0, name="x", kind="nodata", severity="info"))
     with pytest.raises(RuleError, match="unknown measurement"):
-        validate(Rule(id=0, name="x", kind="threshold", severity="info", field="t", op=">",
-                      threshold=1, measurement="readings"))
+        validate(
+            Rule(
+                id=0,
+                name="x",
+                kind="threshold",
+                severity="info",
+                field="t",
+                op=">",
+                threshold=1,
+                measurement="readings",
+            )
+        )
     with pytest.raises(RuleError, match="takes no --field"):
         validate(Rule(id=0, name="x", kind="event", severity="info", field="t"))
     assert validate(HOT) is HOT

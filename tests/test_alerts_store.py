@@ -34,8 +34,11 @@ DIRECTORY = {
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    url = (f"sqlite:///{tmp_path / 'registry.sqlite3'}" if request.param == "sqlite"
-           else request.getfixturevalue("postgres_url"))
+    url = (
+        f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
     migrate(url)
     engine = make_engine(url)
     yield engine
@@ -61,22 +64,37 @@ def alerts(engine: Engine) -> list[Alert]:
 
 
 def hot(hold: float = 0, hyst: float = 0, **kw: object) -> Rule:
-    return Rule(id=0, name=str(kw.pop("name", "hot")), kind="threshold", severity="major",
-                field="temperature", op=">", threshold=80, hold_s=hold, hysteresis=hyst,
-                **kw)  # type: ignore[arg-type]
+    return Rule(
+        id=0,
+        name=str(kw.pop("name", "hot")),
+        kind="threshold",
+        severity="major",
+        field="temperature",
+        op=">",
+        threshold=80,
+        hold_s=hold,
+        hysteresis=hyst,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def test_transitions_one_alert_per_pair_counted_not_flooded(db: Engine) -> None:
     rid = add(db, hot())
-    apply(db, Transition(OPEN, rid, "d1", T0, 85, "hot: t > 80", "major", "paris"),
-          *(Transition(UPDATE, rid, "d1", T0 + i, 85 + i) for i in range(1, 4)))
+    apply(
+        db,
+        Transition(OPEN, rid, "d1", T0, 85, "hot: t > 80", "major", "paris"),
+        *(Transition(UPDATE, rid, "d1", T0 + i, 85 + i) for i in range(1, 4)),
+    )
     apply(db, Transition(OPEN, rid, "d1", T0 + 5, 99, "again", "major", "paris"))
     [a] = alerts(db)
     assert (a.status, a.count, a.last_value, a.site, a.severity) == ("open", 5, 99, "paris", "major")
     assert store.utc(a.last_seen_at) == datetime.fromtimestamp(T0 + 5, UTC)
     assert [e.action for e in a.events] == ["opened"]  # repeats are counted, not logged
-    apply(db, Transition(RESOLVE, rid, "d1", T0 + 9, 70, "back to normal"),
-          Transition(OPEN, rid, "d1", T0 + 20, 90, "hot again", "major", "paris"))
+    apply(
+        db,
+        Transition(RESOLVE, rid, "d1", T0 + 9, 70, "back to normal"),
+        Transition(OPEN, rid, "d1", T0 + 20, 90, "hot again", "major", "paris"),
+    )
     first, second = alerts(db)
     assert (first.status, first.resolved_by) == ("resolved", "system")
     assert [e.action for e in first.events] == ["opened", "auto_resolved"]
@@ -97,27 +115,32 @@ def test_human_lifecycle_history_and_audit(db: Engine) -> None:
     apply(db, Transition(UPDATE, rid, "d1", T0 + 1, 90))  # still counted while acknowledged
     with Session(db) as s, s.begin():
         store.resolve(s, OPERATOR, a.id, "fan replaced")
-    with Session(db) as s, s.begin(), pytest.raises(store.InvalidTransition,
-                                                    match=r"already resolved \(by olga at"):
+    with Session(db) as s, s.begin(), pytest.raises(store.InvalidTransition, match=r"already resolved \(by olga at"):
         store.resolve(s, OPERATOR, a.id)
     with Session(db) as s, pytest.raises(store.AlertNotFound, match="no alert 12345"):
         store.acknowledge(s, OPERATOR, 12345)
     with Session(db) as s:
         shown = store.show_alert(s, VIEWER, a.id)
-        audit = [(e.actor, e.action, e.target) for e in s.scalars(
-            select(AuditEntry).where(AuditEntry.action.like("alert.%")).order_by(AuditEntry.id))]
+        audit = [
+            (e.actor, e.action, e.target)
+            for e in s.scalars(select(AuditEntry).where(AuditEntry.action.like("alert.%")).order_by(AuditEntry.id))
+        ]
     assert shown["count"] == 2 and shown["rule"] == "hot"
     assert [(e["action"], e["actor"], e["note"]) for e in shown["timeline"]] == [
-        ("opened", "system", "hot"), ("acknowledged", "olga", "looking"),
-        ("resolved", "olga", "fan replaced")]
-    assert audit == [("olga", "alert.ack", f"alert:{a.id}"),
-                     ("olga", "alert.resolve", f"alert:{a.id}")]
+        ("opened", "system", "hot"),
+        ("acknowledged", "olga", "looking"),
+        ("resolved", "olga", "fan replaced"),
+    ]
+    assert audit == [("olga", "alert.ack", f"alert:{a.id}"), ("olga", "alert.resolve", f"alert:{a.id}")]
 
 
 def test_roles_and_site_limits(db: Engine) -> None:
     rid = add(db, hot())
-    apply(db, Transition(OPEN, rid, "d1", T0, 85, "p", "major", "paris"),
-          Transition(OPEN, rid, "d2", T0, 85, "l", "major", "lyon"))
+    apply(
+        db,
+        Transition(OPEN, rid, "d1", T0, 85, "p", "major", "paris"),
+        Transition(OPEN, rid, "d2", T0, 85, "l", "major", "lyon"),
+    )
     paris_id, lyon_id = (a.id for a in alerts(db))
     with Session(db) as s, pytest.raises(PermissionDenied, match="viewer may not acknowledge"):
         store.acknowledge(s, VIEWER, paris_id)
@@ -138,8 +161,10 @@ def test_list_filters_newest_first(db: Engine) -> None:
     r1, r2 = add(db, hot()), add(db, hot(name="cold"))
     now = datetime.now(UTC).timestamp()
     spec = [  # rule, device, site, severity, hours ago
-        (r1, "d1", "paris", "major", 1), (r1, "d2", "lyon", "major", 2),
-        (r2, "d1", "paris", "critical", 3), (r2, "d3", None, "info", 30),
+        (r1, "d1", "paris", "major", 1),
+        (r1, "d2", "lyon", "major", 2),
+        (r2, "d1", "paris", "critical", 3),
+        (r2, "d3", None, "info", 30),
         (r2, "d2", "lyon", "critical", 50),
     ]
     for rid, dev, site, sev, ago in spec:
@@ -153,8 +178,7 @@ def test_list_filters_newest_first(db: Engine) -> None:
         with Session(db) as s:
             return [(a["device_id"], a["rule"]) for a in store.list_alerts(s, VIEWER, **f)]  # type: ignore[arg-type]
 
-    assert devices() == [("d1", "hot"), ("d2", "hot"), ("d1", "cold"), ("d3", "cold"),
-                         ("d2", "cold")]
+    assert devices() == [("d1", "hot"), ("d2", "hot"), ("d1", "cold"), ("d3", "cold"), ("d2", "cold")]
     assert devices(status="open") == [("d1", "hot"), ("d3", "cold"), ("d2", "cold")]
     assert devices(status="resolved") == [("d2", "hot")]
     assert devices(severity="critical") == [("d1", "cold"), ("d2", "cold")]
@@ -171,10 +195,13 @@ def test_stats_counts_and_mean_times(db: Engine) -> None:
     r1, r2 = add(db, hot()), add(db, hot(name="cold"))
     base = datetime.now(UTC) - timedelta(hours=5)
     t = base.timestamp()
-    apply(db, Transition(OPEN, r1, "d1", t, 1, "a", "major", "paris"),
-          Transition(OPEN, r1, "d2", t, 1, "b", "critical", "lyon"),
-          Transition(OPEN, r2, "d1", t, 1, "c", "major", "paris"),
-          Transition(OPEN, r2, "old", t - 10 * 86400, 1, "d", "info", None))
+    apply(
+        db,
+        Transition(OPEN, r1, "d1", t, 1, "a", "major", "paris"),
+        Transition(OPEN, r1, "d2", t, 1, "b", "critical", "lyon"),
+        Transition(OPEN, r2, "d1", t, 1, "c", "major", "paris"),
+        Transition(OPEN, r2, "old", t - 10 * 86400, 1, "d", "info", None),
+    )
     a, b, c, _old = alerts(db)
     with Session(db) as s, s.begin():
         store.acknowledge(s, ADMIN, a.id, now=base + timedelta(seconds=60))
@@ -255,8 +282,7 @@ def test_observer_picks_up_new_rules_on_tick_and_nodata(db: Engine) -> None:
     obs = AlertObserver(db, lambda: DIRECTORY, clock=lambda: T0, reload_interval=10)
     obs.load()
     obs.observe([pt(T0, "d1", temperature=20)], T0)
-    add(db, Rule(id=0, name="silent", kind="nodata", severity="critical", hold_s=60,
-                 scope="site", scope_value="paris"))
+    add(db, Rule(id=0, name="silent", kind="nodata", severity="critical", hold_s=60, scope="site", scope_value="paris"))
     obs.tick(T0 + 5)
     assert alerts(db) == []  # not reloaded yet
     obs.tick(T0 + 61)

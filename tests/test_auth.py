@@ -84,11 +84,12 @@ def test_bootstrap_then_keys_are_required(session: Session) -> None:
     with pytest.raises(ValueError, match="already exists"):
         create_key(session, admin, "alice", "viewer")
 
-    actions = [(e.actor, e.action, e.target) for e in session.scalars(
-        select(AuditEntry).order_by(AuditEntry.id))]
-    assert actions == [("local-admin", "key.add", "key:alice"),
-                       ("local-admin", "key.add", "key:root"),
-                       ("root", "key.disable", "key:alice")]
+    actions = [(e.actor, e.action, e.target) for e in session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+    assert actions == [
+        ("local-admin", "key.add", "key:alice"),
+        ("local-admin", "key.add", "key:root"),
+        ("root", "key.disable", "key:alice"),
+    ]
 
 
 def test_record_audit_keeps_detail(session: Session) -> None:
@@ -96,7 +97,11 @@ def test_record_audit_keeps_detail(session: Session) -> None:
     session.commit()
     entry = session.scalars(select(AuditEntry)).one()
     assert (entry.actor, entry.action, entry.target, entry.detail) == (
-        "bob", "device.add", "device:d1", {"site": "x", "n": 2})
+        "bob",
+        "device.add",
+        "device:d1",
+        {"site": "x", "n": 2},
+    )
     assert entry.at is not None
 
 

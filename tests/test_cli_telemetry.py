@@ -25,8 +25,9 @@ IOT = [sys.executable, "-c", "from ingest.cli import main; main()"]
 def seed(url: str, data_dir: Path) -> None:
     store = open_timeseries(url, data_dir=data_dir)
     store.connect()
-    points = [Point("sensor_readings", "dev-7", {"temperature": 20.5 + i, "door": "open"}, T0 + i * 10 * S)
-              for i in range(6)]
+    points = [
+        Point("sensor_readings", "dev-7", {"temperature": 20.5 + i, "door": "open"}, T0 + i * 10 * S) for i in range(6)
+    ]
     points.append(Point("device_metrics", "dev-7", {"battery": 87.25}, T0))
     assert store.write(points) == []
     store.close()
@@ -60,8 +61,22 @@ def test_table_and_json(store_url: str, tmp_path: Path) -> None:
 
 def test_aggregated_via_flag(store_url: str, tmp_path: Path) -> None:
     until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 // S + 60))
-    code, out, _ = invoke("-d", "dev-7", "--timeseries", store_url, "--since", "1h", "--until", until,
-                          "--every", "1m", "--agg", "max", "--json", env={"IOT_DATA_DIR": str(tmp_path)})
+    code, out, _ = invoke(
+        "-d",
+        "dev-7",
+        "--timeseries",
+        store_url,
+        "--since",
+        "1h",
+        "--until",
+        until,
+        "--every",
+        "1m",
+        "--agg",
+        "max",
+        "--json",
+        env={"IOT_DATA_DIR": str(tmp_path)},
+    )
     assert code == 0, out
     assert [(r["ts_ns"], r["temperature"]) for r in json.loads(out)] == [(T0, 25.5)]
 
@@ -69,19 +84,23 @@ def test_aggregated_via_flag(store_url: str, tmp_path: Path) -> None:
 def run_iot(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOT_")}
     env["IOT_DATA_DIR"] = str(tmp_path)
-    return subprocess.run([*IOT, "telemetry", "query", *args], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=60)
+    return subprocess.run(
+        [*IOT, "telemetry", "query", *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["-d", "x", "--every", "1m"], "--every and --agg go together"),
-    (["-d", "x", "--agg", "mean"], "--every and --agg go together"),
-    (["-d", "x", "--every", "1m", "--agg", "median"], "invalid --agg"),
-    (["-d", "x", "--since", "yesterday"], "invalid --since"),
-    (["-d", "x", "--kind", "config"], "invalid --kind"),
-    (["-d", "x", "--since", "3650d", "--every", "1s", "--agg", "mean"], "buckets"),
-    (["-d", "x", "--timeseries", "nosuch://h"], "unsupported time-series URL scheme"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-d", "x", "--every", "1m"], "--every and --agg go together"),
+        (["-d", "x", "--agg", "mean"], "--every and --agg go together"),
+        (["-d", "x", "--every", "1m", "--agg", "median"], "invalid --agg"),
+        (["-d", "x", "--since", "yesterday"], "invalid --since"),
+        (["-d", "x", "--kind", "config"], "invalid --kind"),
+        (["-d", "x", "--since", "3650d", "--every", "1s", "--agg", "mean"], "buckets"),
+        (["-d", "x", "--timeseries", "nosuch://h"], "unsupported time-series URL scheme"),
+    ],
+)
 def test_user_mistakes_are_one_line_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
     done = run_iot(*args, tmp_path=tmp_path)
     assert done.returncode == 2

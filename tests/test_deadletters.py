@@ -62,8 +62,14 @@ def store(registry_url: str) -> Iterator[DeadLetterStore]:
     yield from _open(registry_url)
 
 
-def letter(reason: str, at: float, device: str | None = "dev-1", payload: bytes | None = None,
-           topic: str | None = None, detail: str = "") -> DeadLetter:
+def letter(
+    reason: str,
+    at: float,
+    device: str | None = "dev-1",
+    payload: bytes | None = None,
+    topic: str | None = None,
+    detail: str = "",
+) -> DeadLetter:
     topic = topic or f"devices/{device or 'x'}/telemetry"
     payload = payload if payload is not None else f"{{bad {reason} {at}".encode()
     return DeadLetter(reason, topic, payload, at, detail, device)
@@ -101,7 +107,10 @@ def test_list_newest_first_with_filters(store: DeadLetterStore) -> None:
     store.write([letter("invalid_json", T0, "a"), letter("oversize", T0 + 10, "b")])
     store.write([letter("invalid_json", T0 + 20, "b"), letter("invalid_json", T0 + 5, None)])
     assert [(d.reason, d.device_id) for d in store.list()] == [
-        ("invalid_json", "b"), ("oversize", "b"), ("invalid_json", None), ("invalid_json", "a"),
+        ("invalid_json", "b"),
+        ("oversize", "b"),
+        ("invalid_json", None),
+        ("invalid_json", "a"),
     ]
     assert [d.device_id for d in store.list(reason="invalid_json")] == ["b", None, "a"]
     assert [d.reason for d in store.list(device_id="b")] == ["invalid_json", "oversize"]
@@ -183,7 +192,11 @@ def iot(cwd: Path, url: str, *args: str, **env: str) -> subprocess.CompletedProc
     full_env.update(IOT_REGISTRY_URL=url, IOT_DATA_DIR=str(cwd / "data"), COLUMNS="200", **env)
     return subprocess.run(
         [sys.executable, "-c", "from ingest.cli import main; main()", "deadletters", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -208,8 +221,9 @@ def test_cli_list_json_and_since(tmp_path: Path, sqlite_url: str) -> None:
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
     assert [(r["device_id"], r["reason"], r["payload"]) for r in rows] == [("new", "no_fields", "{bad")]
-    assert json.loads(iot(tmp_path, sqlite_url, "list", "--json", "--device", "old").stdout)[0][
-        "reason"] == "invalid_json"
+    assert (
+        json.loads(iot(tmp_path, sqlite_url, "list", "--json", "--device", "old").stdout)[0]["reason"] == "invalid_json"
+    )
     done = iot(tmp_path, sqlite_url, "list", "--since", "yesterday")
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "duration" in done.stderr
 
@@ -274,9 +288,7 @@ class Subscriber:
 
 
 @pytest.mark.mosquitto
-def test_cli_replay_republishes_exact_bytes(
-    tmp_path: Path, sqlite_url: str, mosquitto_server: Mosquitto
-) -> None:
+def test_cli_replay_republishes_exact_bytes(tmp_path: Path, sqlite_url: str, mosquitto_server: Mosquitto) -> None:
     ns = uuid.uuid4().hex[:8]
     raw = [b"\xff\x00binary", b'{"temperature": NaN}', b"x" * 70000]
     letters = [
@@ -289,15 +301,13 @@ def test_cli_replay_republishes_exact_bytes(
         ids = store.ids()
     sub = Subscriber(mosquitto_server, f"t{ns}/#")
     try:
-        done = iot(tmp_path, sqlite_url, "replay", "--reason", "non_finite",
-                   "--broker", mosquitto_server.url)
+        done = iot(tmp_path, sqlite_url, "replay", "--reason", "non_finite", "--broker", mosquitto_server.url)
         assert done.returncode == 0, done.stderr
         assert "replayed 1 of 1" in done.stdout
         wait_for(lambda: len(sub.messages()) == 1, 10, "one replayed message")
         assert sub.messages() == [(letters[1].topic, raw[1])]
 
-        done = iot(tmp_path, sqlite_url, "replay", str(ids[0]), str(ids[2]),
-                   "--broker", mosquitto_server.url)
+        done = iot(tmp_path, sqlite_url, "replay", str(ids[0]), str(ids[2]), "--broker", mosquitto_server.url)
         assert done.returncode == 0, done.stderr
         assert "replayed 2 of 2" in done.stdout
         wait_for(lambda: len(sub.messages()) == 3, 10, "three replayed messages")

@@ -33,8 +33,10 @@ def one(topic: str, payload: object) -> Point:
 
 
 def rejected(topic: str, payload: bytes | str | object, decoder: Decoder = dec) -> Rejected:
-    raw = payload if isinstance(payload, bytes) else (
-        payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+    raw = (
+        payload
+        if isinstance(payload, bytes)
+        else (payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
     )
     with pytest.raises(Rejected) as e:
         decoder.decode(topic, raw, NOW_NS)
@@ -152,9 +154,7 @@ def test_every_decoder_reason_is_covered() -> None:
 def test_oversize_is_checked_before_decoding() -> None:
     small = Decoder(max_payload_bytes=10)
     assert rejected(T, b"\xff" * 11, small).reason is Reason.OVERSIZE
-    assert small.decode(T, b'{"a": 1.5}', NOW_NS) == [
-        Point("sensor_readings", "d1", {"a": 1.5}, NOW_NS)
-    ]
+    assert small.decode(T, b'{"a": 1.5}', NOW_NS) == [Point("sensor_readings", "d1", {"a": 1.5}, NOW_NS)]
 
 
 # --- topics -------------------------------------------------------------------------------
@@ -213,9 +213,7 @@ def test_odd_but_valid_field_names_are_kept() -> None:
 def test_senml_pack_on_metrics() -> None:
     pack = [{"bn": "d1/", "bt": NOW - 10, "bu": "%", "n": "cpu", "v": 12}, {"n": "mem", "v": 50}]
     assert decode("devices/d1/metrics", pack) == [
-        Point(
-            "device_metrics", "d1", {"cpu": 12.0, "mem": 50.0}, NOW_NS - 10 * 10**9, {"unit": "%"}
-        )
+        Point("device_metrics", "d1", {"cpu": 12.0, "mem": 50.0}, NOW_NS - 10 * 10**9, {"unit": "%"})
     ]
 
 
@@ -308,9 +306,7 @@ def test_future_window_edge() -> None:
     assert rejected(T, {"ts": NOW_NS + 300 * 10**9 + 1, "a": 1}).reason is Reason.FUTURE_TIMESTAMP
     strict = Decoder(future_window_s=0)
     assert rejected(T, {"ts": NOW_NS + 1, "a": 1}, strict).reason is Reason.FUTURE_TIMESTAMP
-    assert strict.decode(T, b'{"a": 1}', NOW_NS) == [
-        Point("sensor_readings", "d1", {"a": 1.0}, NOW_NS)
-    ]
+    assert strict.decode(T, b'{"a": 1}', NOW_NS) == [Point("sensor_readings", "d1", {"a": 1.0}, NOW_NS)]
 
 
 def test_old_timestamps_are_kept() -> None:

@@ -60,9 +60,7 @@ scalars = st.one_of(
 )
 json_values = st.recursive(
     scalars,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=5)
-    ),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
     max_leaves=20,
 )
 LABELS = ["bn", "bt", "bu", "bv", "bs", "bver", "n", "u", "v", "vs", "vb", "vd", "s", "t", "ut"]
@@ -233,9 +231,7 @@ finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_
     unit=st.sampled_from([None, "Cel", "%RH", "V"]),
     base_time=st.integers(1_600_000_000, 1_764_000_000),
 )
-def test_valid_senml_packs_keep_every_reading(
-    readings: dict[str, float], unit: str | None, base_time: int
-) -> None:
+def test_valid_senml_packs_keep_every_reading(readings: dict[str, float], unit: str | None, base_time: int) -> None:
     pack: list[dict[str, Any]] = [{"bn": "dev-1/", "bt": base_time}]
     if unit:
         pack[0]["bu"] = unit
@@ -254,12 +250,8 @@ no_surrogates = st.characters(exclude_categories=["Cs"])
 @FUZZ
 @given(
     fields=st.dictionaries(
-        st.text(no_surrogates, min_size=1, max_size=10).filter(
-            lambda k: k.isprintable() and k not in ("ts", "time")
-        ),
-        st.one_of(
-            st.booleans(), st.integers(-(2**60), 2**60), finite, st.text(no_surrogates, max_size=10)
-        ),
+        st.text(no_surrogates, min_size=1, max_size=10).filter(lambda k: k.isprintable() and k not in ("ts", "time")),
+        st.one_of(st.booleans(), st.integers(-(2**60), 2**60), finite, st.text(no_surrogates, max_size=10)),
         min_size=1,
         max_size=10,
     )
@@ -275,9 +267,7 @@ def test_valid_json_objects_keep_every_field(fields: dict[str, Any]) -> None:
 @FUZZ
 @given(
     topic=st.sampled_from([f"devices/dev-1/{k}" for k in ("telemetry", "metrics", "events")]),
-    value=st.one_of(
-        st.lists(plausible_records, min_size=1, max_size=10), plausible_objects, plausible_events
-    ),
+    value=st.one_of(st.lists(plausible_records, min_size=1, max_size=10), plausible_objects, plausible_events),
 )
 def test_plausible_time_series_payloads(topic: str, value: Any) -> None:
     try:

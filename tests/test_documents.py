@@ -65,9 +65,7 @@ def store(opener: Opener) -> MongoDocumentStore:
     return opener()
 
 
-def doc(
-    collection: str, device: str, key: str, at: float = 1_764_038_400.0, **body: Any
-) -> Document:
+def doc(collection: str, device: str, key: str, at: float = 1_764_038_400.0, **body: Any) -> Document:
     return Document(collection, device, key, body or {"n": key}, at)
 
 

@@ -33,21 +33,38 @@ def stored_readings(ts: Any, devices: list[str]) -> dict[str, dict[str, int]]:
 
 @pytest.mark.parametrize("fmt", ["json", "senml"])
 def test_fleet_is_stored_exactly(
-    tmp_path: Path, fmt: str, mosquitto_server: Mosquitto, influxd_server: Influxd,
-    influxdb1_url: str, postgres_url: str,
+    tmp_path: Path,
+    fmt: str,
+    mosquitto_server: Mosquitto,
+    influxd_server: Influxd,
+    influxdb1_url: str,
+    postgres_url: str,
 ) -> None:
     migrate(postgres_url)
     data = tmp_path / "daemon" / "data"
-    daemon = DaemonProcess(tmp_path / "daemon", {
-        "IOT_BROKER_URL": mosquitto_server.url,
-        "IOT_TIMESERIES_URL": influxdb1_url,
-        "IOT_REGISTRY_URL": postgres_url,
-        "IOT_DOCUMENTS_URL": "embedded",
-        "IOT_CLIENT_ID": f"ingest-e2e-{fmt}",
-        "IOT_TOPIC_ROOT": f"e2e{fmt}",
-    }).start()
-    config = FleetConfig(devices=4, rate=0, count=150, seed=11, format=fmt, pack=5 if fmt == "senml" else 1,  # type: ignore[arg-type]
-                         malformed=0.04, duplicates=0.03, topic_root=f"e2e{fmt}", id_prefix=f"{fmt}-")
+    daemon = DaemonProcess(
+        tmp_path / "daemon",
+        {
+            "IOT_BROKER_URL": mosquitto_server.url,
+            "IOT_TIMESERIES_URL": influxdb1_url,
+            "IOT_REGISTRY_URL": postgres_url,
+            "IOT_DOCUMENTS_URL": "embedded",
+            "IOT_CLIENT_ID": f"ingest-e2e-{fmt}",
+            "IOT_TOPIC_ROOT": f"e2e{fmt}",
+        },
+    ).start()
+    config = FleetConfig(
+        devices=4,
+        rate=0,
+        count=150,
+        seed=11,
+        format=fmt,
+        pack=5 if fmt == "senml" else 1,  # type: ignore[arg-type]
+        malformed=0.04,
+        duplicates=0.03,
+        topic_root=f"e2e{fmt}",
+        id_prefix=f"{fmt}-",
+    )
     try:
         manifest = run_fleet(config, mosquitto_server.url)
         assert manifest.unacked == 0 and not manifest.lost
@@ -57,8 +74,12 @@ def test_fleet_is_stored_exactly(
         ts.connect()
         engine = make_engine(postgres_url)
         dls = DeadLetterStore(engine)
-        wait_for(lambda: stored_readings(ts, devices) == expected and dls.count() >= len(manifest.malformed),
-                 90, "every reading and dead letter to be stored", interval=0.5)
+        wait_for(
+            lambda: stored_readings(ts, devices) == expected and dls.count() >= len(manifest.malformed),
+            90,
+            "every reading and dead letter to be stored",
+            interval=0.5,
+        )
     finally:
         rc = daemon.terminate()
     assert rc == 0, daemon.output()[-3000:]
@@ -70,8 +91,12 @@ def test_fleet_is_stored_exactly(
     # spot checks: exact values at exact timestamps
     assert manifest.samples
     for sample in manifest.samples:
-        q = SeriesQuery(MEASUREMENTS[Kind(sample["kind"])], sample["device_id"],
-                        since_ns=sample["ts_ns"], until_ns=sample["ts_ns"] + 1)
+        q = SeriesQuery(
+            MEASUREMENTS[Kind(sample["kind"])],
+            sample["device_id"],
+            since_ns=sample["ts_ns"],
+            until_ns=sample["ts_ns"] + 1,
+        )
         rows = [r.values for r in ts.query(q) if r.ts_ns == sample["ts_ns"]]
         stored = {k: v for row in rows for k, v in row.items() if v is not None}
         assert stored, sample

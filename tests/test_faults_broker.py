@@ -33,15 +33,21 @@ def restart_mid_drain(pipe: Pipeline, broker: Mosquitto, restarts: int, devices:
     try:
         for k in range(restarts):
             written = (k + 1) * manifest.sent // (restarts + 2)
-            wait_for(lambda: metric(daemon.metrics(), "iot_messages_acked_total") > written,  # noqa: B023
-                     90, "part of the burst to be stored")
+            wait_for(
+                lambda: metric(daemon.metrics(), "iot_messages_acked_total") > written,  # noqa: B023
+                90,
+                "part of the burst to be stored",
+            )
             m = daemon.metrics()
             seen = metric_sum(m, "iot_messages_received_total") + metric_sum(m, "iot_messages_dead_lettered_total")
             assert seen < manifest.sent, "the daemon had drained the burst before the broker went away"
             broker.stop()  # SIGTERM: mosquitto saves its queues
             broker.start()
-            wait_for(lambda: metric(daemon.metrics(), "iot_broker_connects_total") >= k + 2, 60,  # noqa: B023
-                     "the daemon to reconnect")
+            wait_for(
+                lambda: metric(daemon.metrics(), "iot_broker_connects_total") >= k + 2,
+                60,  # noqa: B023
+                "the daemon to reconnect",
+            )
         expected, letters = expected_readings(manifest), expected_letters(config, manifest)
         pipe.wait_stored(expected, letters, 120, daemon)
         m = daemon.metrics()
@@ -54,14 +60,16 @@ def restart_mid_drain(pipe: Pipeline, broker: Mosquitto, restarts: int, devices:
     assert_stored_exactly(pipe, manifest, expected, letters)
 
 
-def test_broker_restart_mid_stream_loses_nothing(tmp_path: Path, mosquitto: Mosquitto, influxdb1_url: str,
-                                                 postgres_url: str) -> None:
+def test_broker_restart_mid_stream_loses_nothing(
+    tmp_path: Path, mosquitto: Mosquitto, influxdb1_url: str, postgres_url: str
+) -> None:
     pipe = Pipeline("broker", tmp_path, mosquitto.url, influxdb1_url, postgres_url)
     restart_mid_drain(pipe, mosquitto, restarts=1, devices=10, count=2000)
 
 
 @pytest.mark.soak
-def test_repeated_broker_restarts_soak(tmp_path: Path, mosquitto: Mosquitto, influxdb1_url: str,
-                                       postgres_url: str) -> None:
+def test_repeated_broker_restarts_soak(
+    tmp_path: Path, mosquitto: Mosquitto, influxdb1_url: str, postgres_url: str
+) -> None:
     pipe = Pipeline("brokersoak", tmp_path, mosquitto.url, influxdb1_url, postgres_url)
     restart_mid_drain(pipe, mosquitto, restarts=4, devices=50, count=2000)

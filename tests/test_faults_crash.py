@@ -32,8 +32,11 @@ def crash_and_recover(pipe: Pipeline, kills: int, devices: int, rate: float, cou
     fleet.start()
     for k in range(kills):
         running = daemon  # each daemon counts from zero
-        wait_for(lambda: metric(running.metrics(), "iot_items_written_total", dest="timeseries") > 50,  # noqa: B023
-                 60, "part of the stream to be stored")
+        wait_for(
+            lambda: metric(running.metrics(), "iot_items_written_total", dest="timeseries") > 50,  # noqa: B023
+            60,
+            "part of the stream to be stored",
+        )
         daemon.kill()
         assert fleet.is_alive(), f"kill {k + 1} came after the fleet had finished: not mid-stream"
         daemon = pipe.daemon().start()
@@ -60,21 +63,24 @@ def crash_and_recover(pipe: Pipeline, kills: int, devices: int, rate: float, cou
     assert stored_documents(pipe.data_dir, list(manifest.devices)) == expected_documents(manifest)
 
 
-def test_kill_9_mid_stream_loses_nothing(tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_url: str,
-                                         postgres_url: str) -> None:
+def test_kill_9_mid_stream_loses_nothing(
+    tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_url: str, postgres_url: str
+) -> None:
     pipe = Pipeline("crash", tmp_path, mosquitto_server.url, influxdb1_url, postgres_url)
     crash_and_recover(pipe, kills=1, devices=4, rate=60, count=600)
 
 
 @pytest.mark.soak
-def test_repeated_kill_9_soak(tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_url: str,
-                              postgres_url: str) -> None:
+def test_repeated_kill_9_soak(
+    tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_url: str, postgres_url: str
+) -> None:
     pipe = Pipeline("crashsoak", tmp_path, mosquitto_server.url, influxdb1_url, postgres_url)
     crash_and_recover(pipe, kills=5, devices=20, rate=20, count=2400)
 
 
-def test_kill_9_while_spooling_replays_the_spool_from_disk(tmp_path: Path, mosquitto_server: Mosquitto,
-                                                           influxd: Influxd, postgres_url: str) -> None:
+def test_kill_9_while_spooling_replays_the_spool_from_disk(
+    tmp_path: Path, mosquitto_server: Mosquitto, influxd: Influxd, postgres_url: str
+) -> None:
     """Acknowledged to the broker, held only in the spool: a crash must not lose it."""
     pipe = Pipeline("crashspool", tmp_path, mosquitto_server.url, influxd.create_database("spool"), postgres_url)
     daemon = pipe.daemon().start()
@@ -84,8 +90,12 @@ def test_kill_9_while_spooling_replays_the_spool_from_disk(tmp_path: Path, mosqu
 
     def all_spooled() -> bool:
         m = daemon.metrics()
-        return metric(m, "iot_spool_batches", dest="timeseries") > 0 and metric(m, "iot_unacked_messages") == 0 \
+        return (
+            metric(m, "iot_spool_batches", dest="timeseries") > 0
+            and metric(m, "iot_unacked_messages") == 0
             and metric(m, "iot_messages_acked_total") >= manifest.sent
+        )
+
     wait_for(all_spooled, 60, "every message to be spooled and acknowledged")
     daemon.kill()  # the broker has nothing left for us: only the spool on disk holds the readings
     influxd.start()

@@ -29,23 +29,27 @@ def written(daemon: DaemonProcess, dest: str) -> float:
     return metric(daemon.metrics(), "iot_items_written_total", dest=dest)
 
 
-def outage(pipe: Pipeline, server: Server, seconds: float, down: list[str], flowing: list[str],
-           rate: float) -> None:
+def outage(pipe: Pipeline, server: Server, seconds: float, down: list[str], flowing: list[str], rate: float) -> None:
     """Fleet at ``rate`` msg/s/device for ``seconds`` + ~15 s; ``server`` down for ``seconds`` after ~3 s."""
     daemon = pipe.daemon().start()
-    config = pipe.fleet(devices=3, rate=rate, count=int(rate * (seconds + 15)), seed=5, malformed=0.06,
-                        duplicates=0.02)
+    config = pipe.fleet(devices=3, rate=rate, count=int(rate * (seconds + 15)), seed=5, malformed=0.06, duplicates=0.02)
     fleet = Background(lambda: pipe.publish(config))
     fleet.start()
     try:
-        wait_for(lambda: written(daemon, "timeseries") > 20 and written(daemon, "registry") > 0, 30,
-                 "the stream to be flowing")
+        wait_for(
+            lambda: written(daemon, "timeseries") > 20 and written(daemon, "registry") > 0,
+            30,
+            "the stream to be flowing",
+        )
         server.stop()
         t0 = time.monotonic()
         before = {d: written(daemon, d) for d in flowing}
         for dest in down:  # consuming on, into the spool
-            wait_for(lambda: metric(daemon.metrics(), "iot_spool_batches", dest=dest) > 0,  # noqa: B023
-                     seconds, f"the {dest} spool to fill")
+            wait_for(
+                lambda: metric(daemon.metrics(), "iot_spool_batches", dest=dest) > 0,  # noqa: B023
+                seconds,
+                f"the {dest} spool to fill",
+            )
         for dest in flowing:
             wait_for(lambda: written(daemon, dest) > before[dest], seconds, f"{dest} to keep flowing")  # noqa: B023
         health = daemon.metrics()
@@ -58,46 +62,48 @@ def outage(pipe: Pipeline, server: Server, seconds: float, down: list[str], flow
         manifest = fleet.result()
         expected, letters = expected_readings(manifest), expected_letters(config, manifest)
         pipe.wait_stored(expected, letters, 120, daemon)
-        wait_for(lambda: all(metric(daemon.metrics(), "iot_spool_batches", dest=d) == 0 for d in down), 60,
-                 "the spool to drain")
+        wait_for(
+            lambda: all(metric(daemon.metrics(), "iot_spool_batches", dest=d) == 0 for d in down),
+            60,
+            "the spool to drain",
+        )
         m = daemon.metrics()
     finally:
         rc = daemon.terminate()
     assert rc == 0, daemon.output()[-3000:]
     for dest in down:
         assert metric(m, "iot_spooled_batches_total", dest=dest) > 0
-        assert metric(m, "iot_replayed_batches_total", dest=dest) == metric(m, "iot_spooled_batches_total",
-                                                                             dest=dest)
+        assert metric(m, "iot_replayed_batches_total", dest=dest) == metric(m, "iot_spooled_batches_total", dest=dest)
         assert metric(m, "iot_store_up", dest=dest) == 1
 
     assert_stored_exactly(pipe, manifest, expected, letters)
 
 
-def test_influxd_down_30s(tmp_path: Path, mosquitto_server: Mosquitto, influxd: Influxd,
-                          postgres_url: str) -> None:
+def test_influxd_down_30s(tmp_path: Path, mosquitto_server: Mosquitto, influxd: Influxd, postgres_url: str) -> None:
     url = influxd.create_database("outage")
     pipe = Pipeline("tsout", tmp_path, mosquitto_server.url, url, postgres_url)
     outage(pipe, influxd, 30, ["timeseries"], ["documents", "deadletters"], rate=10)
 
 
-def test_postgres_down_10s(tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_url: str,
-                           postgres: Postgres) -> None:
+def test_postgres_down_10s(tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_url: str, postgres: Postgres) -> None:
     url = postgres.create_database("outage")
     pipe = Pipeline("pgout", tmp_path, mosquitto_server.url, influxdb1_url, url)
     outage(pipe, postgres, 10, ["registry", "deadletters"], ["timeseries", "documents"], rate=10)
 
 
 @pytest.mark.soak
-def test_influxd_down_long_soak(tmp_path: Path, mosquitto_server: Mosquitto, influxd: Influxd,
-                                postgres_url: str) -> None:
+def test_influxd_down_long_soak(
+    tmp_path: Path, mosquitto_server: Mosquitto, influxd: Influxd, postgres_url: str
+) -> None:
     url = influxd.create_database("outage")
     pipe = Pipeline("tsoutsoak", tmp_path, mosquitto_server.url, url, postgres_url)
     outage(pipe, influxd, 180, ["timeseries"], ["documents", "deadletters"], rate=20)
 
 
 @pytest.mark.soak
-def test_postgres_down_long_soak(tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_url: str,
-                                 postgres: Postgres) -> None:
+def test_postgres_down_long_soak(
+    tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_url: str, postgres: Postgres
+) -> None:
     url = postgres.create_database("outage")
     pipe = Pipeline("pgoutsoak", tmp_path, mosquitto_server.url, influxdb1_url, url)
     outage(pipe, postgres, 120, ["registry", "deadletters"], ["timeseries", "documents"], rate=20)

@@ -15,8 +15,9 @@ from tests.servers import Mosquitto
 pytestmark = [pytest.mark.mosquitto, pytest.mark.postgres, pytest.mark.influxd]
 
 
-def test_field_type_conflict_dead_letters_only_that_message(tmp_path: Path, mosquitto_server: Mosquitto,
-                                                             influxdb1_url: str, postgres_url: str) -> None:
+def test_field_type_conflict_dead_letters_only_that_message(
+    tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_url: str, postgres_url: str
+) -> None:
     pipe = Pipeline("partial", tmp_path, mosquitto_server.url, influxdb1_url, postgres_url)
     daemon = pipe.daemon(IOT_FLUSH_INTERVAL="1.0").start()  # the three messages below share a batch
     try:
@@ -25,15 +26,24 @@ def test_field_type_conflict_dead_letters_only_that_message(tmp_path: Path, mosq
         expected, letters = expected_readings(manifest), expected_letters(config, manifest)
         pipe.wait_stored(expected, letters, 60, daemon)  # the field types are set now
 
-        sample = next(s for s in manifest.samples if s["kind"] == "telemetry"
-                      and any(type(v) is float for v in s["fields"].values()))
+        sample = next(
+            s
+            for s in manifest.samples
+            if s["kind"] == "telemetry" and any(type(v) is float for v in s["fields"].values())
+        )
         device = sample["device_id"]
         field = next(k for k, v in sample["fields"].items() if type(v) is float)
         ts = config.start_ms + 86_400_000  # after every fleet reading
         topic = f"{pipe.topic_root}/{device}/telemetry"
         bad = json.dumps({"ts": ts + 2, field: "not-a-number"}).encode()
-        publish_raw(pipe.broker_url, [(topic, json.dumps({"ts": ts + 1, field: 1.5}).encode()), (topic, bad),
-                                  (topic, json.dumps({"ts": ts + 3, field: 2.5}).encode())])
+        publish_raw(
+            pipe.broker_url,
+            [
+                (topic, json.dumps({"ts": ts + 1, field: 1.5}).encode()),
+                (topic, bad),
+                (topic, json.dumps({"ts": ts + 3, field: 2.5}).encode()),
+            ],
+        )
         expected[device]["telemetry"] += 2
         pipe.wait_stored(expected, letters + 1, 60, daemon)
         m = daemon.metrics()

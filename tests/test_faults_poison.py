@@ -30,14 +30,18 @@ def flood(pipe: Pipeline, poison_devices: int, poison_count: int, rss_limit_mib:
     pid = daemon.proc.pid
     peak = [rss_kib(pid)]
     # every message after each device's first is malformed; ~1 in 11 is a 257 KiB oversize one
-    poison_cfg = pipe.fleet(devices=poison_devices, rate=50, count=poison_count, seed=13, malformed=1.0,
-                            id_prefix=f"{pipe.prefix}bad-")
+    poison_cfg = pipe.fleet(
+        devices=poison_devices, rate=50, count=poison_count, seed=13, malformed=1.0, id_prefix=f"{pipe.prefix}bad-"
+    )
     poison = Background(lambda: pipe.publish(poison_cfg))
     poison.start()
     good_cfg = pipe.fleet(devices=3, rate=100, count=300, seed=14, id_prefix=f"{pipe.prefix}good-")
     try:
-        wait_for(lambda: metric(daemon.metrics(), "iot_items_written_total", dest="deadletters") > 50, 30,
-                 "the flood to reach the daemon")
+        wait_for(
+            lambda: metric(daemon.metrics(), "iot_items_written_total", dest="deadletters") > 50,
+            30,
+            "the flood to reach the daemon",
+        )
         good = pipe.publish(good_cfg)  # meanwhile, the flood goes on
         expected = expected_readings(good)
 
@@ -73,14 +77,14 @@ def flood(pipe: Pipeline, poison_devices: int, poison_count: int, rss_limit_mib:
     assert stored_documents(pipe.data_dir, devices) == expected_documents(good, bad)
 
 
-def test_poison_flood_never_stalls_good_traffic(tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_url: str,
-                                                postgres_url: str) -> None:
+def test_poison_flood_never_stalls_good_traffic(
+    tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_url: str, postgres_url: str
+) -> None:
     pipe = Pipeline("poison", tmp_path, mosquitto_server.url, influxdb1_url, postgres_url)
     flood(pipe, poison_devices=5, poison_count=400, rss_limit_mib=400)
 
 
 @pytest.mark.soak
-def test_poison_flood_soak(tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_url: str,
-                           postgres_url: str) -> None:
+def test_poison_flood_soak(tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_url: str, postgres_url: str) -> None:
     pipe = Pipeline("poisonsoak", tmp_path, mosquitto_server.url, influxdb1_url, postgres_url)
     flood(pipe, poison_devices=10, poison_count=1000, rss_limit_mib=400)

@@ -31,9 +31,11 @@ def fill_the_spool(pipe: Pipeline, influxd: Influxd, devices: int, count: int) -
 
         def backpressure() -> bool:
             m = daemon.metrics()
-            return (metric(m, "iot_spool_full_total", dest="timeseries") >= 1
-                    and metric(m, "iot_held_batches", dest="timeseries") > 0
-                    and metric(m, "iot_unacked_messages") > 0)
+            return (
+                metric(m, "iot_spool_full_total", dest="timeseries") >= 1
+                and metric(m, "iot_held_batches", dest="timeseries") > 0
+                and metric(m, "iot_unacked_messages") > 0
+            )
 
         wait_for(backpressure, 60, "the spool to fill and acknowledgements to stop")
         m = daemon.metrics()
@@ -53,8 +55,9 @@ def fill_the_spool(pipe: Pipeline, influxd: Influxd, devices: int, count: int) -
     assert_stored_exactly(pipe, manifest, expected, letters)
 
 
-def test_spool_full_backpressure_drops_nothing(tmp_path: Path, mosquitto_server: Mosquitto, influxd: Influxd,
-                                               postgres_url: str) -> None:
+def test_spool_full_backpressure_drops_nothing(
+    tmp_path: Path, mosquitto_server: Mosquitto, influxd: Influxd, postgres_url: str
+) -> None:
     pipe = Pipeline("spool", tmp_path, mosquitto_server.url, influxd.create_database("spool"), postgres_url)
     fill_the_spool(pipe, influxd, devices=4, count=3000)
 

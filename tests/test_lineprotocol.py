@@ -13,8 +13,13 @@ from tests.servers import Influxd
 
 
 def test_basic_line_numbers_are_floats_and_tags_sorted() -> None:
-    p = Point("sensor_readings", "dev-1", {"t": 21, "h": 40.5, "ok": True, "msg": "hi"}, 1_000,
-              {"site": "b", "device_type": "a"})
+    p = Point(
+        "sensor_readings",
+        "dev-1",
+        {"t": 21, "h": 40.5, "ok": True, "msg": "hi"},
+        1_000,
+        {"site": "b", "device_type": "a"},
+    )
     assert encode_point(p) == (
         'sensor_readings,device_id=dev-1,device_type=a,site=b t=21.0,h=40.5,ok=true,msg="hi" 1000'
     )
@@ -22,9 +27,7 @@ def test_basic_line_numbers_are_floats_and_tags_sorted() -> None:
 
 def test_escaping_of_keys_tag_values_and_strings() -> None:
     p = Point("m x,y", "d", {"f k=,": 'say "hi" \\ there\nnext'}, 5, {"t k": "v,=w x"})
-    assert encode_point(p) == (
-        'm\\ x\\,y,device_id=d,t\\ k=v\\,\\=w\\ x f\\ k\\=\\,="say \\"hi\\" \\\\ there\nnext" 5'
-    )
+    assert encode_point(p) == ('m\\ x\\,y,device_id=d,t\\ k=v\\,\\=w\\ x f\\ k\\=\\,="say \\"hi\\" \\\\ there\nnext" 5')
 
 
 def test_floats_keep_full_precision_and_bool_is_not_a_number() -> None:
@@ -32,15 +35,18 @@ def test_floats_keep_full_precision_and_bool_is_not_a_number() -> None:
     assert "a=0.30000000000000004" in line and "b=1e+16" in line and "c=false" in line
 
 
-@pytest.mark.parametrize(("fields", "tags", "why"), [
-    ({"x": float("nan")}, {}, "not finite"),
-    ({"x": float("inf")}, {}, "not finite"),
-    ({}, {}, "no fields"),
-    ({"a\nb": 1.0}, {}, "newline"),
-    ({"x": 1.0}, {"t": "ends\\"}, "backslash"),
-    ({"": 1.0}, {}, "empty"),
-    ({"x": [1]}, {}, "unsupported type"),
-])
+@pytest.mark.parametrize(
+    ("fields", "tags", "why"),
+    [
+        ({"x": float("nan")}, {}, "not finite"),
+        ({"x": float("inf")}, {}, "not finite"),
+        ({}, {}, "no fields"),
+        ({"a\nb": 1.0}, {}, "newline"),
+        ({"x": 1.0}, {"t": "ends\\"}, "backslash"),
+        ({"": 1.0}, {}, "empty"),
+        ({"x": [1]}, {}, "unsupported type"),
+    ],
+)
 def test_unencodable_points(fields: dict, tags: dict, why: str) -> None:
     with pytest.raises(Unencodable, match=why):
         encode_point(Point("m", "d", fields, 1, tags))
@@ -77,12 +83,15 @@ def test_round_trip_through_influxd(influxdb1_url: str, influxd_server: Influxd)
     store.connect()
     try:
         fields: dict[str, FieldValue] = {
-            "we ird,=key": 'quote " back \\ slash\nnewline', "n": 42, "b": True, "f": -1.5e-7}
+            "we ird,=key": 'quote " back \\ slash\nnewline',
+            "n": 42,
+            "b": True,
+            "f": -1.5e-7,
+        }
         tags = {"site": "hall 1,=x", "unit": "°C"}
         assert store.write([Point("m,x y", "dev.1:a", fields, 1_700_000_000_123_456_789, tags)]) == []
         rows = store.query(SeriesQuery("m,x y", "dev.1:a", 0, limit=10))
-        assert [(r.ts_ns, r.values) for r in rows] == [
-            (1_700_000_000_123_456_789, {**fields, "n": 42.0})]
+        assert [(r.ts_ns, r.values) for r in rows] == [(1_700_000_000_123_456_789, {**fields, "n": 42.0})]
         raw = influxd_server.query('SELECT * FROM "m,x y"', influxdb1_url.rsplit("/", 1)[1])
         series = raw["results"][0]["series"][0]
         row = dict(zip(series["columns"], series["values"][0], strict=True))

@@ -67,8 +67,13 @@ def table_rows(text: str) -> dict[str, list[str]]:
 
 
 def iot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ingest", *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "ingest", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def status(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
@@ -89,16 +94,16 @@ def test_healthy_daemon(tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_u
         health = json.loads(body)
         assert health["status"] == "ok" and health["broker"] == "subscribed" and health["unacked"] == 0
         assert set(health["stores"]) == {"timeseries", "documents", "registry", "deadletters"}
-        assert all(s["up"] and s["spooled_batches"] == 0 and s["held_batches"] == 0
-                   for s in health["stores"].values())
+        assert all(s["up"] and s["spooled_batches"] == 0 and s["held_batches"] == 0 for s in health["stores"].values())
 
         code, ctype, body = get(f"http://127.0.0.1:{daemon.port}/metrics")
         assert code == 200 and ctype.startswith("text/plain; version=0.0.4")
         m = parse_exposition(body)
         sent_telemetry = manifest.totals.messages["telemetry"] + manifest.duplicates_by_kind.get("telemetry", 0)
         assert m['iot_messages_received_total{kind="sensor_readings"}'] == sent_telemetry
-        assert sum(v for k, v in m.items() if k.startswith("iot_messages_dead_lettered_total")) \
-            == len(manifest.malformed)
+        assert sum(v for k, v in m.items() if k.startswith("iot_messages_dead_lettered_total")) == len(
+            manifest.malformed
+        )
         assert m["iot_broker_subscribed"] == 1 and m["iot_unacked_messages"] == 0
         assert m['iot_store_up{dest="timeseries"}'] == 1
         assert get(f"http://127.0.0.1:{daemon.port}/nope")[0] == 404
@@ -123,8 +128,9 @@ def test_healthy_daemon(tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_u
         assert daemon.terminate() == 0
 
 
-def test_degraded_daemon_answers_503_and_status_exits_1(tmp_path: Path, mosquitto_server: Mosquitto,
-                                                         postgres_url: str) -> None:
+def test_degraded_daemon_answers_503_and_status_exits_1(
+    tmp_path: Path, mosquitto_server: Mosquitto, postgres_url: str
+) -> None:
     nowhere = f"influxdb1://127.0.0.1:{free_port()}/gone"  # nothing listens: every write fails
     pipe = Pipeline("degraded", tmp_path, mosquitto_server.url, nowhere, postgres_url)
     daemon = pipe.daemon().start()

@@ -45,8 +45,9 @@ def connect(mosquitto: Mosquitto) -> Iterator[Any]:
     clients: list[mqtt.Client] = []
 
     def _connect(user: str, password: str) -> Conn:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{user}-{uuid.uuid4().hex[:6]}",
-                             protocol=mqtt.MQTTv5)
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"{user}-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
+        )
         conn = Conn(client)
         client.username_pw_set(user, password)
 
@@ -85,8 +86,7 @@ def fleet(tmp_path: Path, mosquitto: Mosquitto) -> dict[str, str]:
         s.commit()
         set_status(s, BOOTSTRAP_ACTOR, "acl-0003", "disable")
         set_status(s, BOOTSTRAP_ACTOR, "acl-0004", "retire")
-        passwd, acl, n = export_mosquitto(s, BOOTSTRAP_ACTOR, tmp_path / "broker", "iot-ingest",
-                                          "ingest-pw")
+        passwd, acl, n = export_mosquitto(s, BOOTSTRAP_ACTOR, tmp_path / "broker", "iot-ingest", "ingest-pw")
         s.commit()
     engine.dispose()
     assert n == 3
@@ -104,21 +104,28 @@ def test_devices_publish_only_under_their_own_id(fleet: dict[str, str], connect:
     assert dev1.connack.value == 0
 
     # the subscription is live once a message on an allowed topic arrives
-    wait_for(lambda: (dev1.publish("devices/acl-0000/status", b"online").value == 0
-                      and ("devices/acl-0000/status", b"online") in ingest.messages),
-             10, "the ingest account to receive an allowed message")
+    wait_for(
+        lambda: (
+            dev1.publish("devices/acl-0000/status", b"online").value == 0
+            and ("devices/acl-0000/status", b"online") in ingest.messages
+        ),
+        10,
+        "the ingest account to receive an allowed message",
+    )
 
     denied = dev1.publish("devices/acl-0001/telemetry", b'{"temperature": 99}')
     assert denied.value == NOT_AUTHORIZED
     assert dev1.publish("devices/acl-0000/telemetry", b'{"temperature": 21}').value == 0
-    wait_for(lambda: ("devices/acl-0000/telemetry", b'{"temperature": 21}') in ingest.messages,
-             10, "the control message")
+    wait_for(
+        lambda: ("devices/acl-0000/telemetry", b'{"temperature": 21}') in ingest.messages, 10, "the control message"
+    )
     assert not any(topic.startswith("devices/acl-0001/") for topic, _ in ingest.messages)
 
     dev2 = connect("acl-0001", fleet["acl-0001"])
     assert dev2.publish("devices/acl-0001/telemetry", b'{"temperature": 20}').value == 0
-    wait_for(lambda: ("devices/acl-0001/telemetry", b'{"temperature": 20}') in ingest.messages,
-             10, "acl-0001's own message")
+    wait_for(
+        lambda: ("devices/acl-0001/telemetry", b'{"temperature": 20}') in ingest.messages, 10, "acl-0001's own message"
+    )
 
 
 @pytest.mark.parametrize(

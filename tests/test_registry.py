@@ -93,8 +93,9 @@ def test_one_open_alert_per_rule_and_device(engine: Engine) -> None:
         s.flush()
 
         def alert(status: str) -> Alert:
-            return Alert(rule_id=rule.id, device_id="d1", severity="major", status=status,
-                         opened_at=now, last_seen_at=now)
+            return Alert(
+                rule_id=rule.id, device_id="d1", severity="major", status=status, opened_at=now, last_seen_at=now
+            )
 
         s.add_all([alert("resolved"), alert("resolved"), alert("open")])
         s.commit()
@@ -107,10 +108,28 @@ def test_directory_register_snapshot_and_activity(engine: Engine) -> None:
     store = RegistryStore(engine)
     store.connect()
     with Session(engine) as s:
-        s.add(Device(id="p1", type="thermostat", site="plant", labels={}, status="provisioned",
-                     online=False, created_at=datetime.now(UTC)))
-        s.add(Device(id="x1", type="energy", site=None, labels={}, status="disabled",
-                     online=False, created_at=datetime.now(UTC)))
+        s.add(
+            Device(
+                id="p1",
+                type="thermostat",
+                site="plant",
+                labels={},
+                status="provisioned",
+                online=False,
+                created_at=datetime.now(UTC),
+            )
+        )
+        s.add(
+            Device(
+                id="x1",
+                type="energy",
+                site=None,
+                labels={},
+                status="disabled",
+                online=False,
+                created_at=datetime.now(UTC),
+            )
+        )
         s.commit()
     store.register([("auto1", "vibration"), ("p1", "other")])
     store.register([("auto1", "changed")])
@@ -122,8 +141,7 @@ def test_directory_register_snapshot_and_activity(engine: Engine) -> None:
 
     t = time.time()
     store.record_activity({"p1": t, "x1": t, "ghost": t}, [StatusChange("auto1", True, t - 5)])
-    store.record_activity({"p1": t - 100}, [StatusChange("auto1", False, t - 1),
-                                            StatusChange("auto1", True, t - 2)])
+    store.record_activity({"p1": t - 100}, [StatusChange("auto1", False, t - 1), StatusChange("auto1", True, t - 2)])
     store.record_firmware({"p1": "2.1.0", "ghost": "9"})
     with Session(engine) as s:
         p1, x1, auto1 = (s.get(Device, i) for i in ("p1", "x1", "auto1"))

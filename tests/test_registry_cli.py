@@ -30,7 +30,9 @@ def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def iot(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
     registry_url: str,
 ) -> Iot:
     """Run `iot ARGS...` in-process as the key ``key`` (None: no IOT_API_KEY)."""
@@ -85,8 +87,20 @@ def test_unmigrated_schema_is_refused_then_migrate(iot: Iot) -> None:
 
 def test_device_lifecycle_and_audit(migrated: Iot, registry_url: str) -> None:
     iot = migrated
-    r = iot("devices", "add", "th-1", "--type", "thermostat", "--site", "north",
-            "--label", "floor=2", "--label", "room=lab", "--with-secret")
+    r = iot(
+        "devices",
+        "add",
+        "th-1",
+        "--type",
+        "thermostat",
+        "--site",
+        "north",
+        "--label",
+        "floor=2",
+        "--label",
+        "room=lab",
+        "--with-secret",
+    )
     assert r.code == 0, r.err
     secret = r.out.strip().splitlines()[-1].rsplit(" ", 1)[-1]
     assert iot("devices", "add", "en-1", "--type", "energy", "--site", "south").code == 0
@@ -146,8 +160,7 @@ def test_device_lifecycle_and_audit(migrated: Iot, registry_url: str) -> None:
     ]
     assert trail[0]["detail"] == {"before": "provisioned", "after": "retired"}
     assert all(e["at"].endswith("Z") for e in trail)
-    assert len(_json(iot("registry", "audit", "--since", "1h", "--action", "device.add",
-                         "--json"))) == 2
+    assert len(_json(iot("registry", "audit", "--since", "1h", "--action", "device.add", "--json"))) == 2
     assert _json(iot("registry", "audit", "--actor", "someone-else", "--json")) == []
     r = iot("registry", "audit", "--since", "yesterday")
     assert r.code == 2 and "invalid duration" in r.err
@@ -167,7 +180,8 @@ def test_roles_and_keys(migrated: Iot) -> None:
     admin = _add_key(iot, "root", "admin")  # bootstrap: no key exists yet
     r = iot("devices", "list")
     assert r.code == 3 and r.err.strip() == (
-        "error: permission denied: an API key is required: set IOT_API_KEY (ask an admin for one)")
+        "error: permission denied: an API key is required: set IOT_API_KEY (ask an admin for one)"
+    )
     r = iot("registry", "keys", "add", "--name", "x", "--role", "admin")
     assert r.code == 3  # bootstrap is over
     viewer = _add_key(iot, "vic", "viewer", key=admin)
@@ -180,11 +194,9 @@ def test_roles_and_keys(migrated: Iot) -> None:
     assert iot("devices", "add", "s1", "--site", "south", key=admin).code == 0
 
     r = iot("devices", "disable", "n1", key=viewer)
-    assert (r.code, r.err.strip()) == (
-        3, "error: permission denied: role viewer may not disable devices (needs admin)")
+    assert (r.code, r.err.strip()) == (3, "error: permission denied: role viewer may not disable devices (needs admin)")
     r = iot("devices", "add", "o1", key=operator)
-    assert (r.code, r.err.strip()) == (
-        3, "error: permission denied: role operator may not add devices (needs admin)")
+    assert (r.code, r.err.strip()) == (3, "error: permission denied: role operator may not add devices (needs admin)")
     r = iot("sim", "provision", "--devices", "2", key=operator)
     assert r.code == 3 and "may not provision devices" in r.err
     r = iot("registry", "audit", key=viewer)
@@ -202,7 +214,11 @@ def test_roles_and_keys(migrated: Iot) -> None:
     keys = _json(iot("registry", "keys", "list", "--json", key=admin))
     assert isinstance(keys, list)
     assert {k["name"]: k["role"] for k in keys} == {
-        "root": "admin", "vic": "viewer", "olga": "operator", "nora": "viewer"}
+        "root": "admin",
+        "vic": "viewer",
+        "olga": "operator",
+        "nora": "viewer",
+    }
     assert all(k["prefix"] and k["prefix"] not in (admin, viewer) for k in keys)
     listed = iot("registry", "keys", "list", key=admin).out
     assert "olga" in listed and not any(k in listed for k in (admin, viewer, operator, north))
@@ -214,10 +230,8 @@ def test_roles_and_keys(migrated: Iot) -> None:
 
     trail = _json(iot("registry", "audit", "--json", key=operator))
     assert isinstance(trail, list)
-    assert ("root", "key.disable", "key:vic") in [(e["actor"], e["action"], e["target"])
-                                                  for e in trail]
-    assert ("local-admin", "key.add", "key:root") in [(e["actor"], e["action"], e["target"])
-                                                       for e in trail]
+    assert ("root", "key.disable", "key:vic") in [(e["actor"], e["action"], e["target"]) for e in trail]
+    assert ("local-admin", "key.add", "key:root") in [(e["actor"], e["action"], e["target"]) for e in trail]
 
 
 def test_sim_provision(migrated: Iot, registry_url: str, tmp_path: Path) -> None:
@@ -239,8 +253,19 @@ def test_sim_provision(migrated: Iot, registry_url: str, tmp_path: Path) -> None
             assert dev.secret_hash and credentials.verify(secret, dev.secret_hash)
     engine.dispose()
 
-    r = iot("sim", "provision", "--devices", "4", "--profile", "thermostat", "--profile", "energy",
-            "--password-file", str(pwfile), "--show-secrets")
+    r = iot(
+        "sim",
+        "provision",
+        "--devices",
+        "4",
+        "--profile",
+        "thermostat",
+        "--profile",
+        "energy",
+        "--password-file",
+        str(pwfile),
+        "--show-secrets",
+    )
     assert r.code == 0, r.err
     merged = json.loads(pwfile.read_text())
     assert sorted(merged) == [f"sim-000{i}" for i in range(4)]
@@ -274,8 +299,7 @@ def test_export_mosquitto(migrated: Iot, tmp_path: Path, monkeypatch: pytest.Mon
 
     ingest_pw = tmp_path / "ingest.pw"
     ingest_pw.write_text("ingest-secret\n")
-    r = iot("registry", "export-mosquitto", "--dir", str(out), "--ingest-password-file",
-            str(ingest_pw))
+    r = iot("registry", "export-mosquitto", "--dir", str(out), "--ingest-password-file", str(ingest_pw))
     assert r.code == 0, r.err
     assert "2 devices + iot-ingest" in r.out
     for f in ("passwd", "acl"):
@@ -293,8 +317,7 @@ def test_export_mosquitto(migrated: Iot, tmp_path: Path, monkeypatch: pytest.Mon
     assert r.code == 0, r.err
     users = dict(line.split(":", 1) for line in (out / "passwd").read_text().splitlines())
     assert credentials.verify("from-env", users["collector"])
-    r = iot("registry", "export-mosquitto", "--dir", str(out), "--ingest-password-file",
-            str(tmp_path / "missing"))
+    r = iot("registry", "export-mosquitto", "--dir", str(out), "--ingest-password-file", str(tmp_path / "missing"))
     assert r.code == 2 and "cannot read" in r.err
     trail = _json(iot("registry", "audit", "--action", "broker.", "--json"))
     assert isinstance(trail, list) and len(trail) == 2

@@ -14,7 +14,8 @@ def test_a_batch_is_cut_by_bytes_as_well_as_by_count() -> None:
 def test_points_batch_is_cut_at_batch_size() -> None:
     router = Router(Decoder().decode, batch_size=3, flush_interval=1.0)
     now = 1_764_000_000 * 10**9
-    results = [router.handle("devices/d1/telemetry", b'{"ts": %d, "t": 1}' % (now // 10**6 - i), (0, i), now)
-               for i in range(3)]
+    results = [
+        router.handle("devices/d1/telemetry", b'{"ts": %d, "t": 1}' % (now // 10**6 - i), (0, i), now) for i in range(3)
+    ]
     assert results[:2] == [None, None]
     assert results[2] is not None and results[2].dest == TIMESERIES and results[2].tokens == [(0, 0), (0, 1), (0, 2)]

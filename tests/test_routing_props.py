@@ -17,8 +17,9 @@ from ingest.model import DeadLetter, Document, Point, Reason, StatusChange
 from ingest.routing import DEADLETTERS, DOCUMENTS, REGISTRY, TIMESERIES, Batch, Router
 
 NOW_NS = 1_764_038_400_000_000_000
-PROPS = settings(max_examples=300, deadline=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPS = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 
 @dataclass(frozen=True)
@@ -40,22 +41,46 @@ KINDS = ["telemetry", "metrics", "events", "config", "firmware", "maintenance", 
 ITEM_TYPES = {TIMESERIES: Point, DOCUMENTS: Document, REGISTRY: StatusChange, DEADLETTERS: DeadLetter}
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=8),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(),
+    st.text(max_size=8),
     st.sampled_from(["online", "offline", "info", "error", "2025-11-25T02:40:00Z", 1764038400123, 10**20]),
 )
-objects = st.dictionaries(st.sampled_from(["ts", "temperature", "level", "code", "message", "status", "n", "v",
-                                           "bn", "bt", "t", "u", "vs", "time", ""]), scalars, max_size=5)
+objects = st.dictionaries(
+    st.sampled_from(
+        ["ts", "temperature", "level", "code", "message", "status", "n", "v", "bn", "bt", "t", "u", "vs", "time", ""]
+    ),
+    scalars,
+    max_size=5,
+)
 structured = st.one_of(objects, st.lists(objects, max_size=4), scalars)
 payloads = st.one_of(
     structured.map(lambda v: json.dumps(v).encode()),
     st.binary(max_size=60),
-    st.sampled_from([b"online", b"OFFLINE", b'{"temperature": 21.5}', b'{"ts": 1764038400123, "x": 1}',
-                     b'[{"bn": "d:", "n": "t", "v": 1}, {"n": "h", "v": 2}]', b'{"level": "info", "code": 7}',
-                     b'{"fw": "1.2.3"}', b"\xff\xfe", b"NaN", b'{"v": Infinity}']),
+    st.sampled_from(
+        [
+            b"online",
+            b"OFFLINE",
+            b'{"temperature": 21.5}',
+            b'{"ts": 1764038400123, "x": 1}',
+            b'[{"bn": "d:", "n": "t", "v": 1}, {"n": "h", "v": 2}]',
+            b'{"level": "info", "code": 7}',
+            b'{"fw": "1.2.3"}',
+            b"\xff\xfe",
+            b"NaN",
+            b'{"v": Infinity}',
+        ]
+    ),
 )
 topics = st.one_of(
-    st.builds(lambda r, d, k: f"{r}/{d}/{k}", st.sampled_from(["devices", "other"]),
-              st.sampled_from(DEVICES), st.sampled_from(KINDS)),
+    st.builds(
+        lambda r, d, k: f"{r}/{d}/{k}",
+        st.sampled_from(["devices", "other"]),
+        st.sampled_from(DEVICES),
+        st.sampled_from(KINDS),
+    ),
     st.text(max_size=20),
 )
 # a step is a delivery (topic, payload) or the clock moving on by some seconds
@@ -64,9 +89,14 @@ steps = st.lists(st.one_of(st.tuples(topics, payloads), st.floats(0.0, 3.0)), ma
 
 def run(steps: list[Any], batch_size: int, policy: str) -> tuple[list[Batch], int, Counter[str]]:
     outcomes: Counter[str] = Counter()
-    router = Router(Decoder(future_window_s=300.0).decode, batch_size=batch_size, flush_interval=1.0,
-                    directory=lambda: DIRECTORY, policy=policy,  # type: ignore[arg-type]
-                    count=lambda kind, outcome: outcomes.update([outcome]))
+    router = Router(
+        Decoder(future_window_s=300.0).decode,
+        batch_size=batch_size,
+        flush_interval=1.0,
+        directory=lambda: DIRECTORY,
+        policy=policy,  # type: ignore[arg-type]
+        count=lambda kind, outcome: outcomes.update([outcome]),
+    )
     out: list[Batch] = []
     now_ns = NOW_NS
     deliveries = 0

@@ -129,8 +129,7 @@ def test_rfc_5_1_2_sensml_stream() -> None:
         {"n": URN, "u": "%RH", "t": bt + 10 * i, "v": v} for i, v in enumerate(values)
     ]
     assert points(rfc(EX_5_1_2_STREAM)) == [
-        pt({"value": v}, 1_320_067_464_000_000_000 + i * 10_000_000_000, "%RH")
-        for i, v in enumerate(values)
+        pt({"value": v}, 1_320_067_464_000_000_000 + i * 10_000_000_000, "%RH") for i, v in enumerate(values)
     ]
 
 
@@ -192,9 +191,7 @@ def test_rfc_5_1_4_resolved_data_is_a_fixed_point() -> None:
 
 
 def test_rfc_5_1_3_points_one_per_time_and_unit() -> None:
-    expected = [
-        pt({"value": r["v"]}, round(r["t"]) * 1_000_000_000, r["u"]) for r in rfc(EX_5_1_4)
-    ]
+    expected = [pt({"value": r["v"]}, round(r["t"]) * 1_000_000_000, r["u"]) for r in rfc(EX_5_1_4)]
     assert points(rfc(EX_5_1_3)) == expected
     assert len(expected) == 13
 
@@ -286,8 +283,7 @@ def test_base_value_and_base_sum_are_added_and_carried() -> None:
     ]
     assert points(pack, "d1") == [
         pt(
-            {"a": 101.5, "a_sum": 60.0, "b": 99.0, "b_sum": 50.0, "c_sum": 55.0}
-            | {"d": "x", "d_sum": 50.0},
+            {"a": 101.5, "a_sum": 60.0, "b": 99.0, "b_sum": 50.0, "c_sum": 55.0} | {"d": "x", "d_sum": 50.0},
             NOW_NS,
             device="d1",
         )
@@ -332,9 +328,7 @@ def test_sub_second_times_round_to_microseconds() -> None:
 
 
 def test_pack_of_ten_same_time_and_unit_is_one_point() -> None:
-    pack = [{"bn": "d7/", "bt": 1.7e9, "bu": "Cel", "n": "s0", "v": 0}] + [
-        {"n": f"s{i}", "v": i} for i in range(1, 10)
-    ]
+    pack = [{"bn": "d7/", "bt": 1.7e9, "bu": "Cel", "n": "s0", "v": 0}] + [{"n": f"s{i}", "v": i} for i in range(1, 10)]
     got = points(pack, "d7")
     assert got == [pt({f"s{i}": float(i) for i in range(10)}, 1_700_000_000 * 10**9, "Cel", "d7")]
 
@@ -345,15 +339,11 @@ def test_records_without_unit_share_a_point_without_unit_tag() -> None:
 
 
 def test_same_field_twice_in_one_point_keeps_the_last() -> None:
-    assert points([{"n": "a", "v": 1}, {"n": "a", "v": 2}], "d") == [
-        pt({"a": 2.0}, NOW_NS, device="d")
-    ]
+    assert points([{"n": "a", "v": 1}, {"n": "a", "v": 2}], "d") == [pt({"a": 2.0}, NOW_NS, device="d")]
 
 
 def test_unknown_labels_are_ignored_and_update_time_is_kept() -> None:
-    assert senml([{"n": "a", "v": 1, "foo": {"x": 1}, "ut": 30}]) == [
-        {"n": "a", "t": NOW, "v": 1.0, "ut": 30.0}
-    ]
+    assert senml([{"n": "a", "v": 1, "foo": {"x": 1}, "ut": 30}]) == [{"n": "a", "t": NOW, "v": 1.0, "ut": 30.0}]
 
 
 def test_bver_up_to_10_is_accepted_and_must_be_constant() -> None:

@@ -42,6 +42,7 @@ def wire(config: FleetConfig) -> list[tuple[str, bytes]]:
 
 # -- pure generation ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fmt", ["json", "senml"])
 def test_same_seed_same_bytes_other_seed_differs(fmt: str) -> None:
     c = cfg(format=fmt, pack=10, malformed=0.1, duplicates=0.1, offline=0.5)
@@ -150,9 +151,17 @@ def test_senml_packs_follow_rfc_8428() -> None:
 
 
 def test_validate_rejects_bad_values() -> None:
-    for bad in ({"devices": 0}, {"profiles": ("toaster",)}, {"malformed": 1.5},
-                {"duplicates": -0.1}, {"offline": 2.0}, {"rate": -1.0}, {"count": 0},
-                {"format": "xml"}, {"id_prefix": "bad prefix/"}):
+    for bad in (
+        {"devices": 0},
+        {"profiles": ("toaster",)},
+        {"malformed": 1.5},
+        {"duplicates": -0.1},
+        {"offline": 2.0},
+        {"rate": -1.0},
+        {"count": 0},
+        {"format": "xml"},
+        {"id_prefix": "bad prefix/"},
+    ):
         with pytest.raises(ValueError):
             cfg(**bad).validate()
     with pytest.raises(ValueError, match="duration"):
@@ -161,8 +170,7 @@ def test_validate_rejects_bad_values() -> None:
 
 def test_broker_urls() -> None:
     a = parse_broker_url("mqtt://u%40x:p%3As@broker.local:1884")
-    assert (a.host, a.port, a.tls, a.username, a.password) == ("broker.local", 1884, False,
-                                                                 "u@x", "p:s")
+    assert (a.host, a.port, a.tls, a.username, a.password) == ("broker.local", 1884, False, "u@x", "p:s")
     assert parse_broker_url("mqtts://h").port == 8883
     for bad in ("embedded", "http://h:1", "mqtt://"):
         with pytest.raises(ValueError):
@@ -170,6 +178,7 @@ def test_broker_urls() -> None:
 
 
 # -- the pipeline's decoder accepts exactly the well-formed messages -------------------------
+
 
 def _merge(points: list[Point]) -> dict[int, dict[str, object]]:
     by_ts: dict[int, dict[str, object]] = defaultdict(dict)
@@ -180,8 +189,7 @@ def _merge(points: list[Point]) -> dict[int, dict[str, object]]:
 
 @pytest.mark.parametrize("fmt", ["json", "senml"])
 @pytest.mark.parametrize("rate", [10.0, 0.0])
-def test_decoder_accepts_every_good_message_and_rejects_every_malformed(fmt: str,
-                                                                        rate: float) -> None:
+def test_decoder_accepts_every_good_message_and_rejects_every_malformed(fmt: str, rate: float) -> None:
     c = cfg(format=fmt, pack=9, rate=rate, count=300, malformed=0.15, duplicates=0.05)
     decoder = Decoder()
     manifest = Manifest.start(c, plan(c))
@@ -205,6 +213,7 @@ def test_decoder_accepts_every_good_message_and_rejects_every_malformed(fmt: str
 
 
 # -- real MQTT ---------------------------------------------------------------------------------
+
 
 class Subscriber:
     """A paho client on devices/# at QoS 1 recording (topic, payload) for one device prefix."""
@@ -251,16 +260,16 @@ def _expected_on_wire(config: FleetConfig, manifest: Manifest) -> dict[str, list
 
 @pytest.mark.mosquitto
 @pytest.mark.parametrize("fmt", ["json", "senml"])
-def test_manifest_equals_what_a_subscriber_received(mosquitto_server: Mosquitto,
-                                                    fmt: str) -> None:
+def test_manifest_equals_what_a_subscriber_received(mosquitto_server: Mosquitto, fmt: str) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}-"
-    c = cfg(devices=6, count=80, rate=0.0, id_prefix=prefix, format=fmt, pack=8,
-            malformed=0.1, duplicates=0.1, offline=0.34)
+    c = cfg(
+        devices=6, count=80, rate=0.0, id_prefix=prefix, format=fmt, pack=8, malformed=0.1, duplicates=0.1, offline=0.34
+    )
     sub = Subscriber(mosquitto_server.url, prefix)
     try:
         manifest = run_fleet(c, mosquitto_server.url)
         wills = len(manifest.offline)
-        expected = (manifest.sent + wills)
+        expected = manifest.sent + wills
         wait_for(lambda: sub.count() >= expected, 30, f"{expected} messages at the subscriber")
         got = list(sub.got)
     finally:
@@ -318,17 +327,34 @@ def test_unreachable_broker_is_a_sim_error(mosquitto: Mosquitto) -> None:
 
 
 def _iot(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ingest", *args], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "ingest", *args], capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.mosquitto
 def test_cli_run_writes_the_manifest(mosquitto_server: Mosquitto, tmp_path: Path) -> None:
     out = tmp_path / "manifest.json"
     prefix = f"c{uuid.uuid4().hex[:8]}-"
-    done = _iot("sim", "run", "--broker", mosquitto_server.url, "--devices", "3", "--count", "9",
-                "--rate", "0", "--seed", "5", "--id-prefix", prefix, "--manifest", str(out),
-                "--start", "2025-11-25T00:00:00Z", "--quiet")
+    done = _iot(
+        "sim",
+        "run",
+        "--broker",
+        mosquitto_server.url,
+        "--devices",
+        "3",
+        "--count",
+        "9",
+        "--rate",
+        "0",
+        "--seed",
+        "5",
+        "--id-prefix",
+        prefix,
+        "--manifest",
+        str(out),
+        "--start",
+        "2025-11-25T00:00:00Z",
+        "--quiet",
+    )
     assert done.returncode == 0, done.stderr
     data = json.loads(out.read_text())
     assert data["seed"] == 5 and data["format"] == "json"
@@ -338,8 +364,13 @@ def test_cli_run_writes_the_manifest(mosquitto_server: Mosquitto, tmp_path: Path
 
 
 def test_cli_mistakes_are_one_line_with_exit_2() -> None:
-    for args in (["--profile", "toaster"], ["--malformed", "1.5"], ["--devices", "0"],
-                 ["--broker", "embedded"], ["--broker", "http://x:1"]):
+    for args in (
+        ["--profile", "toaster"],
+        ["--malformed", "1.5"],
+        ["--devices", "0"],
+        ["--broker", "embedded"],
+        ["--broker", "http://x:1"],
+    ):
         done = _iot("sim", "run", "--count", "3", "--broker", "mqtt://127.0.0.1:1", *args)
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.count("\n") == 1 and done.stderr.startswith("error:")
@@ -360,8 +391,7 @@ def test_password_file_credentials(tmp_path: Path) -> None:
     secrets = {"pw-0000": "s3cret-a", "pw-0001": "s3cret-b"}
     pwfile.write_text("".join(f"{k}:{v}\n" for k, v in secrets.items()))
     subprocess.run(["mosquitto_passwd", "-U", str(pwfile)], check=True)
-    server = Mosquitto(tmp_path / "m", extra_conf=f"allow_anonymous false\n"
-                       f"password_file {pwfile}\n").start()
+    server = Mosquitto(tmp_path / "m", extra_conf=f"allow_anonymous false\npassword_file {pwfile}\n").start()
     try:
         c = cfg(devices=2, count=10, rate=0.0, id_prefix="pw-")
         manifest = run_fleet(c, server.url, passwords=secrets)
@@ -373,13 +403,39 @@ def test_password_file_credentials(tmp_path: Path) -> None:
         pwjson = tmp_path / "pw.json"
         pwjson.write_text(json.dumps(secrets))
         out = tmp_path / "manifest.json"
-        done = _iot("sim", "run", "--broker", server.url, "--devices", "2", "--count", "5",
-                    "--password-file", str(pwjson), "--manifest", str(out), "--quiet",
-                    "--id-prefix", "pw-")
+        done = _iot(
+            "sim",
+            "run",
+            "--broker",
+            server.url,
+            "--devices",
+            "2",
+            "--count",
+            "5",
+            "--password-file",
+            str(pwjson),
+            "--manifest",
+            str(out),
+            "--quiet",
+            "--id-prefix",
+            "pw-",
+        )
         assert done.returncode == 0, done.stderr
         assert set(json.loads(out.read_text())["devices"]) == set(secrets)
-        done = _iot("sim", "run", "--broker", server.url, "--devices", "3", "--count", "5",
-                    "--password-file", str(pwjson), "--id-prefix", "pw-")
+        done = _iot(
+            "sim",
+            "run",
+            "--broker",
+            server.url,
+            "--devices",
+            "3",
+            "--count",
+            "5",
+            "--password-file",
+            str(pwjson),
+            "--id-prefix",
+            "pw-",
+        )
         assert done.returncode == 2 and "no password for device pw-0002" in done.stderr
     finally:
         server.stop()

@@ -20,27 +20,29 @@ S = 10**9
 T0 = (time.time_ns() // (60 * S)) * 60 * S - 3600 * S  # a minute boundary an hour ago
 
 
-@pytest.fixture(params=[
-    "embedded",
-    pytest.param("influxdb1", marks=pytest.mark.influxd),
-    pytest.param("influxdb2", marks=pytest.mark.influxdb2),
-])
+@pytest.fixture(
+    params=[
+        "embedded",
+        pytest.param("influxdb1", marks=pytest.mark.influxd),
+        pytest.param("influxdb2", marks=pytest.mark.influxdb2),
+    ]
+)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TimeSeriesStore]:
     if request.param == "embedded":
         s = open_timeseries("embedded", data_dir=tmp_path)
     elif request.param == "influxdb1":
         s = open_timeseries(request.getfixturevalue("influxdb1_url"))
     else:
-        s = open_timeseries(request.getfixturevalue("influxdb2_url"),
-                            token=os.environ.get("IOT_INFLUXDB_TOKEN"))
+        s = open_timeseries(request.getfixturevalue("influxdb2_url"), token=os.environ.get("IOT_INFLUXDB_TOKEN"))
     s.connect()
     yield s
     s.close()
 
 
 def pts(device: str, n: int, start: int = T0, step: int = 10 * S, **tags: str) -> list[Point]:
-    return [Point(M, device, {"temperature": 20.0 + i, "state": f"s{i}"}, start + i * step, dict(tags))
-            for i in range(n)]
+    return [
+        Point(M, device, {"temperature": 20.0 + i, "state": f"s{i}"}, start + i * step, dict(tags)) for i in range(n)
+    ]
 
 
 def test_write_query_raw_newest_last(store: TimeSeriesStore) -> None:
@@ -69,25 +71,27 @@ def test_aggregates_per_bucket(store: TimeSeriesStore) -> None:
     assert store.write(pts("d1", 12)) == []  # 10 s apart: six per minute
     q = SeriesQuery(M, "d1", T0, until_ns=T0 + 120 * S, every_s=60, agg="mean")
     rows = store.query(q)
-    assert [(r.ts_ns, r.values) for r in rows] == [(T0, {"temperature": 22.5}),
-                                                   (T0 + 60 * S, {"temperature": 28.5})]
+    assert [(r.ts_ns, r.values) for r in rows] == [(T0, {"temperature": 22.5}), (T0 + 60 * S, {"temperature": 28.5})]
     expect = {"min": 20.0, "max": 25.0}
     for agg, value in expect.items():
         got = store.query(SeriesQuery(M, "d1", T0, until_ns=T0 + 60 * S, every_s=60, agg=agg))
         assert [r.values for r in got] == [{"temperature": value}]
     last = store.query(SeriesQuery(M, "d1", T0, until_ns=T0 + 120 * S, every_s=60, agg="last"))
-    assert [r.values for r in last] == [{"temperature": 25.0, "state": "s5"},
-                                        {"temperature": 31.0, "state": "s11"}]
-    count = store.query(SeriesQuery(M, "d1", T0, until_ns=T0 + 120 * S, every_s=60, agg="count",
-                                    field="state", limit=1))
+    assert [r.values for r in last] == [{"temperature": 25.0, "state": "s5"}, {"temperature": 31.0, "state": "s11"}]
+    count = store.query(
+        SeriesQuery(M, "d1", T0, until_ns=T0 + 120 * S, every_s=60, agg="count", field="state", limit=1)
+    )
     assert [(r.ts_ns, r.values) for r in count] == [(T0 + 60 * S, {"state": 6})]
 
 
 def test_latest_per_field(store: TimeSeriesStore) -> None:
     assert store.write([*pts("d1", 3), Point(M, "d1", {"humidity": 40.0}, T0 + 5 * S)]) == []
     assert store.write(pts("d2", 1)) == []
-    assert store.latest(M, "d1") == {"temperature": (T0 + 20 * S, 22.0), "state": (T0 + 20 * S, "s2"),
-                                     "humidity": (T0 + 5 * S, 40.0)}
+    assert store.latest(M, "d1") == {
+        "temperature": (T0 + 20 * S, 22.0),
+        "state": (T0 + 20 * S, "s2"),
+        "humidity": (T0 + 5 * S, 40.0),
+    }
     assert store.latest(M, "nobody") == {}
 
 
@@ -135,8 +139,9 @@ def test_influxdb1_server_gone_mid_stream(tmp_path: Path) -> None:
         server.stop()
 
 
-@pytest.mark.parametrize("url", ["influxdb1://host:8086/", "influxdb1:///db", "influxdb://h:8086?org=o",
-                                 "sqlite://", "nosuch://x"])
+@pytest.mark.parametrize(
+    "url", ["influxdb1://host:8086/", "influxdb1:///db", "influxdb://h:8086?org=o", "sqlite://", "nosuch://x"]
+)
 def test_bad_urls(url: str) -> None:
     with pytest.raises(StoreConfigError):
         open_timeseries(url)
@@ -175,4 +180,4 @@ def test_flux_text() -> None:
     raw = series_flux("bk", SeriesQuery(M, "d", 0, until_ns=S))
     assert "aggregateWindow" not in raw and "types" not in raw and "pivot(" in raw
     assert latest_flux("bk", M, "d").rstrip().endswith("|> last()")
-    assert 'r.device_id' not in count_flux("bk", M, None) and "sum()" in count_flux("bk", M, "d")
+    assert "r.device_id" not in count_flux("bk", M, None) and "sum()" in count_flux("bk", M, "d")

@@ -58,6 +58,7 @@ class TimeSeriesStore(Protocol):
     def count(self, measurement: str, device_id: str | None = None) -> int:
         """How many field values are stored (for comparing with what was sent)."""
         ...
+
     def close(self) -> None: ...
 
 

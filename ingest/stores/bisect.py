@@ -27,7 +27,9 @@ def bisect_rejections(
 
 
 def _split(
-    items: Sequence[T], lines: Sequence[str], send: Callable[[Sequence[str]], str | None],
+    items: Sequence[T],
+    lines: Sequence[str],
+    send: Callable[[Sequence[str]], str | None],
     reason: str,
 ) -> list[tuple[T, str]]:
     if len(items) == 1:

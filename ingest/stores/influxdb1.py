@@ -34,9 +34,17 @@ def quote_string(value: str) -> str:
 class InfluxDB1Store:
     """Time series in an InfluxDB 1.x database. See :class:`ingest.stores.TimeSeriesStore`."""
 
-    def __init__(self, host: str, port: int, db: str, *, ssl: bool = False,
-                 user: str | None = None, password: str | None = None,
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        db: str,
+        *,
+        ssl: bool = False,
+        user: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
         self.host, self.port, self.db, self.ssl = host, port, db, ssl
         self._headers: dict[str, str] = {}
         if user:
@@ -45,8 +53,9 @@ class InfluxDB1Store:
         self._pool: urllib3.HTTPConnectionPool | None = None
 
     @classmethod
-    def from_url(cls, url: str, *, token: str | None = None, data_dir: Path | None = None,
-                 **_: object) -> InfluxDB1Store:
+    def from_url(
+        cls, url: str, *, token: str | None = None, data_dir: Path | None = None, **_: object
+    ) -> InfluxDB1Store:
         u = urlsplit(url)
         db = unquote(u.path.strip("/"))
         if not u.hostname or not db or "/" in db:
@@ -68,16 +77,16 @@ class InfluxDB1Store:
 
     def connect(self) -> None:
         cls = urllib3.HTTPSConnectionPool if self.ssl else urllib3.HTTPConnectionPool
-        self._pool = cls(self.host, self.port, maxsize=4, block=False, timeout=self._timeout,
-                         retries=False)
+        self._pool = cls(self.host, self.port, maxsize=4, block=False, timeout=self._timeout, retries=False)
         status, body = self._request("POST", "/query", fields={"q": f"CREATE DATABASE {quote_ident(self.db)}"})
         if status == 200:
             return
         if status in (401, 403):
             names = self._databases()
             if self.db not in names:
-                raise StoreConfigError(f"database {self.db!r} does not exist on {self!r} and "
-                                       "this user may not create it")
+                raise StoreConfigError(
+                    f"database {self.db!r} does not exist on {self!r} and this user may not create it"
+                )
             return
         raise StoreUnavailable(f"{self!r}: CREATE DATABASE answered {status}: {_error(body)}")
 
@@ -105,8 +114,7 @@ class InfluxDB1Store:
 
     def query(self, q: SeriesQuery) -> list[Row]:
         until = check_query(q)
-        where = (f"{quote_ident('device_id')} = {quote_string(q.device_id)} "
-                 f"AND time >= {q.since_ns} AND time < {until}")
+        where = f"{quote_ident('device_id')} = {quote_string(q.device_id)} AND time >= {q.since_ns} AND time < {until}"
         m = quote_ident(q.measurement)
         if q.every_s is None:
             sel = f"{quote_ident(q.field)}::field" if q.field else "*::field"
@@ -121,8 +129,10 @@ class InfluxDB1Store:
             if not fields:
                 return []
             sel = ", ".join(f"{q.agg}({quote_ident(f)}) AS {quote_ident(f)}" for f in sorted(fields))
-            stmt = (f"SELECT {sel} FROM {m} WHERE {where} GROUP BY time({q.every_s}s) fill(none) "
-                    f"ORDER BY time DESC LIMIT {q.limit}")
+            stmt = (
+                f"SELECT {sel} FROM {m} WHERE {where} GROUP BY time({q.every_s}s) fill(none) "
+                f"ORDER BY time DESC LIMIT {q.limit}"
+            )
         raw = q.agg == "count"
         rows = [Row(ts, vals) for ts, vals in self._rows(self._query(stmt)[0], raw) if vals]
         rows.reverse()
@@ -163,8 +173,7 @@ class InfluxDB1Store:
         for s in result.get("series", []):
             cols = s["columns"]
             for values in s["values"]:
-                vals = {c: conv(v) for c, v in zip(cols[1:], values[1:], strict=True)
-                        if v is not None}
+                vals = {c: conv(v) for c, v in zip(cols[1:], values[1:], strict=True) if v is not None}
                 out.append((int(values[0]), vals))
         return out
 
@@ -181,14 +190,14 @@ class InfluxDB1Store:
                 raise StoreUnavailable(f"{self!r}: query failed: {r['error']}")
         return results
 
-    def _request(self, method: str, path: str, *, body: bytes | None = None,
-                 fields: dict[str, str] | None = None) -> tuple[int, bytes]:
+    def _request(
+        self, method: str, path: str, *, body: bytes | None = None, fields: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
         if self._pool is None:
             raise StoreUnavailable(f"{self!r} is not connected")
         try:
             if fields is not None:
-                r = self._pool.request(method, path, fields=fields, encode_multipart=False,
-                                       headers=self._headers)
+                r = self._pool.request(method, path, fields=fields, encode_multipart=False, headers=self._headers)
             else:
                 r = self._pool.urlopen(method, path, body=body, headers=self._headers)
         except urllib3.exceptions.HTTPError as e:

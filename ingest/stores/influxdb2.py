@@ -29,10 +29,12 @@ def flux_string(value: str) -> str:
 
 
 def _source(bucket: str, measurement: str, device_id: str, start: int, stop: int) -> str:
-    return (f"from(bucket: {flux_string(bucket)})\n"
-            f"  |> range(start: time(v: {start}), stop: time(v: {stop}))\n"
-            f"  |> filter(fn: (r) => r._measurement == {flux_string(measurement)} and "
-            f"r.device_id == {flux_string(device_id)})\n")
+    return (
+        f"from(bucket: {flux_string(bucket)})\n"
+        f"  |> range(start: time(v: {start}), stop: time(v: {stop}))\n"
+        f"  |> filter(fn: (r) => r._measurement == {flux_string(measurement)} and "
+        f"r.device_id == {flux_string(device_id)})\n"
+    )
 
 
 def series_flux(bucket: str, q: SeriesQuery, now_ns: int | None = None) -> str:
@@ -44,10 +46,11 @@ def series_flux(bucket: str, q: SeriesQuery, now_ns: int | None = None) -> str:
         text += f"  |> filter(fn: (r) => r._field == {flux_string(q.field)})\n"
     if q.every_s is not None:
         if q.agg in NUMERIC_AGGS:
-            text += ('  |> filter(fn: (r) => types.isType(v: r._value, type: "float") or '
-                     'types.isType(v: r._value, type: "int"))\n')
-        text += (f"  |> aggregateWindow(every: {q.every_s}s, fn: {q.agg}, createEmpty: false, "
-                 'timeSrc: "_start")\n')
+            text += (
+                '  |> filter(fn: (r) => types.isType(v: r._value, type: "float") or '
+                'types.isType(v: r._value, type: "int"))\n'
+            )
+        text += f'  |> aggregateWindow(every: {q.every_s}s, fn: {q.agg}, createEmpty: false, timeSrc: "_start")\n'
     return text + (
         "  |> drop(fn: (column) => column !~ /^_/)\n"
         '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
@@ -62,9 +65,11 @@ def latest_flux(bucket: str, measurement: str, device_id: str) -> str:
 
 
 def count_flux(bucket: str, measurement: str, device_id: str | None) -> str:
-    text = (f"from(bucket: {flux_string(bucket)})\n"
-            f"  |> range(start: time(v: 0), stop: time(v: {2**63 - 1}))\n"
-            f"  |> filter(fn: (r) => r._measurement == {flux_string(measurement)}")
+    text = (
+        f"from(bucket: {flux_string(bucket)})\n"
+        f"  |> range(start: time(v: 0), stop: time(v: {2**63 - 1}))\n"
+        f"  |> filter(fn: (r) => r._measurement == {flux_string(measurement)}"
+    )
     if device_id is not None:
         text += f" and r.device_id == {flux_string(device_id)}"
     return text + ")\n  |> count()\n  |> group()\n  |> sum()\n"
@@ -73,8 +78,7 @@ def count_flux(bucket: str, measurement: str, device_id: str | None) -> str:
 class InfluxDB2Store:
     """Time series in an InfluxDB 2.x/3.x bucket. See :class:`ingest.stores.TimeSeriesStore`."""
 
-    def __init__(self, url: str, org: str, bucket: str, token: str | None,
-                 timeout_ms: int = 30_000) -> None:
+    def __init__(self, url: str, org: str, bucket: str, token: str | None, timeout_ms: int = 30_000) -> None:
         self.url, self.org, self.bucket = url, org, bucket
         self._token = token
         self._timeout_ms = timeout_ms
@@ -82,8 +86,9 @@ class InfluxDB2Store:
         self._write: Any = None
 
     @classmethod
-    def from_url(cls, url: str, *, token: str | None = None, data_dir: Path | None = None,
-                 **_: object) -> InfluxDB2Store:
+    def from_url(
+        cls, url: str, *, token: str | None = None, data_dir: Path | None = None, **_: object
+    ) -> InfluxDB2Store:
         u = urlsplit(url)
         params = {k: v[-1] for k, v in parse_qs(u.query).items()}
         org, bucket = params.get("org"), params.get("bucket")
@@ -127,8 +132,7 @@ class InfluxDB2Store:
         if self._write is None:
             raise StoreUnavailable(f"{self!r} is not connected")
         try:
-            self._write.write(bucket=self.bucket, org=self.org, record="\n".join(lines),
-                              write_precision="ns")
+            self._write.write(bucket=self.bucket, org=self.org, record="\n".join(lines), write_precision="ns")
         except ApiException as e:
             if e.status in (400, 422):
                 return _api_error(e)

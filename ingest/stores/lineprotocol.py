@@ -71,8 +71,7 @@ def series_key(p: Point) -> str:
     if not p.tags:
         return head
     return head + "".join(
-        f",{escape_key(k)}={escape_key(v)}"
-        for k, v in sorted(p.tags.items()) if v != "" and k != "device_id"
+        f",{escape_key(k)}={escape_key(v)}" for k, v in sorted(p.tags.items()) if v != "" and k != "device_id"
     )
 
 

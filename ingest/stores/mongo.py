@@ -60,8 +60,10 @@ def _complete_torn_collections(db_dir: Path) -> None:
         conn = sqlite3.connect(path, timeout=30)
         try:
             with conn:
-                conn.execute(f"CREATE TABLE IF NOT EXISTS [{SQLITE_RECORD_TABLE}]"
-                             "(k text NOT NULL, v text NOT NULL, PRIMARY KEY(k))")
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS [{SQLITE_RECORD_TABLE}]"
+                    "(k text NOT NULL, v text NOT NULL, PRIMARY KEY(k))"
+                )
         finally:
             conn.close()
 
@@ -151,7 +153,7 @@ class MongoDocumentStore:
         if scheme == "embedded":
             return cls("embedded", repository=(data_dir or Path(".iot-data")) / "documents")
         if scheme == "montydb":
-            path = url[len("montydb://"):]
+            path = url[len("montydb://") :]
             if not path:
                 raise StoreConfigError("montydb:// URL needs a path, e.g. montydb:///var/lib/iot/docs")
             return cls("embedded", repository=Path(path))
@@ -335,9 +337,7 @@ class MongoDocumentStore:
 
     # reads
 
-    def find(
-        self, collection: str, device_id: str | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    def find(self, collection: str, device_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Documents newest first (configs of one device: highest version first)."""
         col = self._col(collection)
         with self._reading():

@@ -48,8 +48,7 @@ ON CONFLICT (measurement, series, ts_ns) DO UPDATE SET fields = json_patch(field
 """
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 _sorted = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
-_SQL_AGG = {"mean": "avg(j.value)", "min": "min(j.value)", "max": "max(j.value)",
-            "count": "count(*)"}
+_SQL_AGG = {"mean": "avg(j.value)", "min": "min(j.value)", "max": "max(j.value)", "count": "count(*)"}
 
 
 def _type_of(v: object) -> str:
@@ -83,8 +82,9 @@ class EmbeddedTimeSeriesStore:
         self._types: dict[tuple[str, str], str] = {}
 
     @classmethod
-    def from_url(cls, url: str, *, token: str | None = None, data_dir: Path | None = None,
-                 **_: object) -> EmbeddedTimeSeriesStore:
+    def from_url(
+        cls, url: str, *, token: str | None = None, data_dir: Path | None = None, **_: object
+    ) -> EmbeddedTimeSeriesStore:
         if url in ("", "embedded"):
             return cls((data_dir or Path(".iot-data")) / FILENAME)
         u = urlsplit(url)
@@ -100,8 +100,7 @@ class EmbeddedTimeSeriesStore:
     def connect(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                 timeout=30)
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
@@ -139,8 +138,10 @@ class EmbeddedTimeSeriesStore:
                     break
                 known = types.get((p.measurement, k)) or new_types.get((p.measurement, k))
                 if known is not None and known != t:
-                    reason = (f"field type conflict: field {k!r} on measurement "
-                              f"{p.measurement!r} is type {t}, already exists as type {known}")
+                    reason = (
+                        f"field type conflict: field {k!r} on measurement "
+                        f"{p.measurement!r} is type {t}, already exists as type {known}"
+                    )
                     break
             if reason is None and not p.fields:
                 reason = "no fields"
@@ -160,8 +161,10 @@ class EmbeddedTimeSeriesStore:
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     db.executemany(_UPSERT, rows)
-                    db.executemany("INSERT OR IGNORE INTO field_types VALUES (?, ?, ?)",
-                                   [(m, f, t) for (m, f), t in new_types.items()])
+                    db.executemany(
+                        "INSERT OR IGNORE INTO field_types VALUES (?, ?, ?)",
+                        [(m, f, t) for (m, f), t in new_types.items()],
+                    )
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
@@ -186,8 +189,7 @@ class EmbeddedTimeSeriesStore:
             if q.field is not None:
                 where += " AND EXISTS (SELECT 1 FROM json_each(p.fields) WHERE key = ?)"
                 params.append(q.field)
-            sql = (f"SELECT p.ts_ns, p.fields FROM points p WHERE {where} "
-                   "ORDER BY p.ts_ns DESC, p.series DESC LIMIT ?")
+            sql = f"SELECT p.ts_ns, p.fields FROM points p WHERE {where} ORDER BY p.ts_ns DESC, p.series DESC LIMIT ?"
             params.append(q.limit)
             rows: list[Row] = []
             for ts, text in reversed(self._select(sql, params)):
@@ -204,19 +206,23 @@ class EmbeddedTimeSeriesStore:
             where += " AND j.type IN ('real', 'integer')"
         expr = "j.value" if q.agg == "last" else _SQL_AGG[q.agg]  # type: ignore[index]
         pick = ", max(p.ts_ns)" if q.agg == "last" else ""
-        sql = (f"SELECT (p.ts_ns / {every}) * {every} AS b, j.key, {expr}, j.type{pick} "
-               f"FROM points p, json_each(p.fields) j WHERE {where} GROUP BY b, j.key")
+        sql = (
+            f"SELECT (p.ts_ns / {every}) * {every} AS b, j.key, {expr}, j.type{pick} "
+            f"FROM points p, json_each(p.fields) j WHERE {where} GROUP BY b, j.key"
+        )
         buckets: dict[int, dict[str, Any]] = {}
         for b, key, value, jtype, *_ in self._select(sql, params):
             if q.agg == "count":
                 buckets.setdefault(b, {})[key] = int(value)
             else:
                 buckets.setdefault(b, {})[key] = _value(value, jtype)
-        return [Row(b, buckets[b]) for b in sorted(buckets)[-q.limit:]]
+        return [Row(b, buckets[b]) for b in sorted(buckets)[-q.limit :]]
 
     def latest(self, measurement: str, device_id: str) -> dict[str, tuple[int, Any]]:
-        sql = ("SELECT j.key, max(p.ts_ns), j.value, j.type FROM points p, json_each(p.fields) j "
-               "WHERE p.measurement = ? AND p.device_id = ? GROUP BY j.key")
+        sql = (
+            "SELECT j.key, max(p.ts_ns), j.value, j.type FROM points p, json_each(p.fields) j "
+            "WHERE p.measurement = ? AND p.device_id = ? GROUP BY j.key"
+        )
         return {k: (ts, _value(v, t)) for k, ts, v, t in self._select(sql, (measurement, device_id))}
 
     def count(self, measurement: str, device_id: str | None = None) -> int:

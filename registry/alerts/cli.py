@@ -28,9 +28,7 @@ app.add_typer(rules_app, name="rules")
 EXIT_NOT_FOUND, EXIT_USAGE, EXIT_DENIED, EXIT_STATE = 1, 2, 3, 4
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-RegistryOpt = Annotated[
-    str | None, typer.Option("--registry", help="Registry URL (env IOT_REGISTRY_URL).")
-]
+RegistryOpt = Annotated[str | None, typer.Option("--registry", help="Registry URL (env IOT_REGISTRY_URL).")]
 NoteOpt = Annotated[str | None, typer.Option("--note", help="Kept in the alert's timeline.")]
 
 
@@ -89,8 +87,9 @@ def list_(
     _choice(status, store.STATUSES, "status")
     _choice(severity, SEVERITIES, "severity")
     with acting(registry) as (s, actor):
-        rows = store.list_alerts(s, actor, status=status, severity=severity, device=device,
-                                 site=site, since=_since(since), limit=limit)
+        rows = store.list_alerts(
+            s, actor, status=status, severity=severity, device=device, site=site, since=_since(since), limit=limit
+        )
     if json_:
         emit_json(rows)
         return
@@ -98,10 +97,23 @@ def list_(
         typer.echo("no alerts match")
         return
     print_table(
-        ["ID", "STATUS", "SEVERITY", "DEVICE", "SITE", "RULE", "COUNT", "LAST VALUE", "OPENED",
-         "LAST SEEN", "MESSAGE"],
-        ([r["id"], r["status"], r["severity"], r["device_id"], r["site"], r["rule"], r["count"],
-          _num(r["last_value"]), r["opened_at"], r["last_seen_at"], r["message"]] for r in rows),
+        ["ID", "STATUS", "SEVERITY", "DEVICE", "SITE", "RULE", "COUNT", "LAST VALUE", "OPENED", "LAST SEEN", "MESSAGE"],
+        (
+            [
+                r["id"],
+                r["status"],
+                r["severity"],
+                r["device_id"],
+                r["site"],
+                r["rule"],
+                r["count"],
+                _num(r["last_value"]),
+                r["opened_at"],
+                r["last_seen_at"],
+                r["message"],
+            ]
+            for r in rows
+        ),
     )
 
 
@@ -117,15 +129,31 @@ def show(
     if json_:
         emit_json(a)
         return
-    for key in ("id", "status", "severity", "rule", "device_id", "site", "message", "count",
-                "last_value", "opened_at", "last_seen_at", "acknowledged_at", "acknowledged_by",
-                "resolved_at", "resolved_by"):
+    for key in (
+        "id",
+        "status",
+        "severity",
+        "rule",
+        "device_id",
+        "site",
+        "message",
+        "count",
+        "last_value",
+        "opened_at",
+        "last_seen_at",
+        "acknowledged_at",
+        "acknowledged_by",
+        "resolved_at",
+        "resolved_by",
+    ):
         v = a[key]
         if v is not None:
             typer.echo(f"{key:>16}: {iso(v) if isinstance(v, datetime) else v}")
-    print_table(["AT", "ACTION", "ACTOR", "VALUE", "NOTE"],
-                ([e["at"], e["action"], e["actor"], _num(e["value"]), e["note"]]
-                 for e in a["timeline"]), title="timeline")
+    print_table(
+        ["AT", "ACTION", "ACTOR", "VALUE", "NOTE"],
+        ([e["at"], e["action"], e["actor"], _num(e["value"]), e["note"]] for e in a["timeline"]),
+        title="timeline",
+    )
 
 
 @app.command("ack")
@@ -169,10 +197,16 @@ def stats(
         emit_json(st)
         return
     typer.echo(f"alerts opened since {iso(st['since'])}: {st['total']}")
-    typer.echo(f"mean time to acknowledge: {_secs(st['mean_time_to_ack_s'])}, "
-               f"to resolve: {_secs(st['mean_time_to_resolve_s'])}")
-    for title, key in (("STATUS", "by_status"), ("SEVERITY", "by_severity"), ("RULE", "by_rule"),
-                       ("DEVICE (top 20)", "by_device")):
+    typer.echo(
+        f"mean time to acknowledge: {_secs(st['mean_time_to_ack_s'])}, "
+        f"to resolve: {_secs(st['mean_time_to_resolve_s'])}"
+    )
+    for title, key in (
+        ("STATUS", "by_status"),
+        ("SEVERITY", "by_severity"),
+        ("RULE", "by_rule"),
+        ("DEVICE (top 20)", "by_device"),
+    ):
         if st[key]:
             print_table([title, "COUNT"], st[key].items())
 
@@ -182,12 +216,24 @@ def stats(
 
 def _rule_dict(r: Any) -> dict[str, Any]:
     return {
-        "id": r.id, "name": r.name, "kind": r.kind, "enabled": r.enabled,
-        "severity": r.severity, "scope": r.scope, "scope_value": r.scope_value,
-        "definition": store.rule_from_row(r).describe(), "measurement": r.measurement,
-        "field": r.field, "op": r.op, "value": r.threshold, "for_s": r.hold_s,
-        "hysteresis": r.hysteresis, "clear_after_s": r.clear_after_s, "level": r.level,
-        "absolute": r.absolute, "created_at": r.created_at,
+        "id": r.id,
+        "name": r.name,
+        "kind": r.kind,
+        "enabled": r.enabled,
+        "severity": r.severity,
+        "scope": r.scope,
+        "scope_value": r.scope_value,
+        "definition": store.rule_from_row(r).describe(),
+        "measurement": r.measurement,
+        "field": r.field,
+        "op": r.op,
+        "value": r.threshold,
+        "for_s": r.hold_s,
+        "hysteresis": r.hysteresis,
+        "clear_after_s": r.clear_after_s,
+        "level": r.level,
+        "absolute": r.absolute,
+        "created_at": r.created_at,
     }
 
 
@@ -199,10 +245,21 @@ def rules_list(json_: JsonOpt = False, registry: RegistryOpt = None) -> None:
     if json_:
         emit_json(rows)
         return
-    print_table(["ID", "NAME", "KIND", "ENABLED", "SEVERITY", "SCOPE", "DEFINITION"],
-                ([r["id"], r["name"], r["kind"], "yes" if r["enabled"] else "no", r["severity"],
-                  r["scope"] + (f":{r['scope_value']}" if r["scope_value"] else ""),
-                  r["definition"]] for r in rows))
+    print_table(
+        ["ID", "NAME", "KIND", "ENABLED", "SEVERITY", "SCOPE", "DEFINITION"],
+        (
+            [
+                r["id"],
+                r["name"],
+                r["kind"],
+                "yes" if r["enabled"] else "no",
+                r["severity"],
+                r["scope"] + (f":{r['scope_value']}" if r["scope_value"] else ""),
+                r["definition"],
+            ]
+            for r in rows
+        ),
+    )
 
 
 @rules_app.command("add")
@@ -212,25 +269,25 @@ def rules_add(
     severity: Annotated[str, typer.Option("--severity", help=", ".join(SEVERITIES))],
     field: Annotated[str | None, typer.Option("--field", help="threshold/rate: the field.")] = None,
     op: Annotated[str | None, typer.Option("--op", help=" ".join(OPS))] = None,
-    value: Annotated[float | None, typer.Option(
-        "--value", help="threshold: the limit; rate: per second.")] = None,
-    for_: Annotated[str | None, typer.Option(
-        "--for", help="threshold/rate: how long it must hold; nodata: the silence, e.g. 300s.")
+    value: Annotated[float | None, typer.Option("--value", help="threshold: the limit; rate: per second.")] = None,
+    for_: Annotated[
+        str | None, typer.Option("--for", help="threshold/rate: how long it must hold; nodata: the silence, e.g. 300s.")
     ] = None,
-    hysteresis: Annotated[float, typer.Option(
-        "--hysteresis", min=0, help="threshold: clear only this far back past the value.")] = 0.0,
-    clear_after: Annotated[str | None, typer.Option(
-        "--clear-after", help="rate/event: resolve after this long without a breach (60s).")
+    hysteresis: Annotated[
+        float, typer.Option("--hysteresis", min=0, help="threshold: clear only this far back past the value.")
+    ] = 0.0,
+    clear_after: Annotated[
+        str | None, typer.Option("--clear-after", help="rate/event: resolve after this long without a breach (60s).")
     ] = None,
-    measurement: Annotated[str | None, typer.Option(
-        "--measurement", help="Only this measurement (default: any with the field).")] = None,
-    level: Annotated[str | None, typer.Option("--level", help="event: " + ", ".join(LEVELS))
-                     ] = None,
-    signed: Annotated[bool, typer.Option(
-        "--signed", help="rate: compare the signed rate, not its magnitude.")] = False,
+    measurement: Annotated[
+        str | None, typer.Option("--measurement", help="Only this measurement (default: any with the field).")
+    ] = None,
+    level: Annotated[str | None, typer.Option("--level", help="event: " + ", ".join(LEVELS))] = None,
+    signed: Annotated[bool, typer.Option("--signed", help="rate: compare the signed rate, not its magnitude.")] = False,
     scope: Annotated[str, typer.Option("--scope", help=", ".join(SCOPES))] = "all",
-    scope_value: Annotated[str | None, typer.Option(
-        "--scope-value", help="The device id, type or site the scope names.")] = None,
+    scope_value: Annotated[
+        str | None, typer.Option("--scope-value", help="The device id, type or site the scope names.")
+    ] = None,
     json_: JsonOpt = False,
     registry: RegistryOpt = None,
 ) -> None:
@@ -240,11 +297,21 @@ def rules_add(
     if kind != "event" and level is not None:
         fail("--level is for event rules", EXIT_USAGE)
     rule = Rule(
-        id=0, name=name, kind=kind, severity=severity, scope=scope, scope_value=scope_value,
-        measurement=measurement, field=field, op=op, threshold=value,
-        hold_s=parse_duration(for_) if for_ else 0.0, hysteresis=hysteresis,
+        id=0,
+        name=name,
+        kind=kind,
+        severity=severity,
+        scope=scope,
+        scope_value=scope_value,
+        measurement=measurement,
+        field=field,
+        op=op,
+        threshold=value,
+        hold_s=parse_duration(for_) if for_ else 0.0,
+        hysteresis=hysteresis,
         clear_after_s=parse_duration(clear_after) if clear_after else 0.0,
-        level=(level or "error") if kind == "event" else None, absolute=not signed,
+        level=(level or "error") if kind == "event" else None,
+        absolute=not signed,
     )
     with acting(registry) as (s, actor):
         out = _rule_dict(store.add_rule(s, actor, rule))
@@ -257,8 +324,7 @@ def rules_add(
 @rules_app.command("remove")
 def rules_remove(
     name: Annotated[str, typer.Argument(metavar="NAME|ID")],
-    purge: Annotated[bool, typer.Option(
-        "--purge", help="Also delete the rule's alerts and their history.")] = False,
+    purge: Annotated[bool, typer.Option("--purge", help="Also delete the rule's alerts and their history.")] = False,
     registry: RegistryOpt = None,
 ) -> None:
     """Delete a rule (admins). A rule with alerts needs --purge; `disable` keeps history."""
@@ -268,8 +334,7 @@ def rules_remove(
 
 
 @rules_app.command("enable")
-def rules_enable(name: Annotated[str, typer.Argument(metavar="NAME|ID")],
-                 registry: RegistryOpt = None) -> None:
+def rules_enable(name: Annotated[str, typer.Argument(metavar="NAME|ID")], registry: RegistryOpt = None) -> None:
     """Enable a rule (admins)."""
     with acting(registry) as (s, actor):
         store.set_rule_enabled(s, actor, name, True)
@@ -277,8 +342,7 @@ def rules_enable(name: Annotated[str, typer.Argument(metavar="NAME|ID")],
 
 
 @rules_app.command("disable")
-def rules_disable(name: Annotated[str, typer.Argument(metavar="NAME|ID")],
-                  registry: RegistryOpt = None) -> None:
+def rules_disable(name: Annotated[str, typer.Argument(metavar="NAME|ID")], registry: RegistryOpt = None) -> None:
     """Disable a rule (admins); its open alerts are resolved."""
     with acting(registry) as (s, actor):
         store.set_rule_enabled(s, actor, name, False)

@@ -11,11 +11,28 @@ from registry.auth import BOOTSTRAP_ACTOR
 from registry.models import AlertRule
 
 DEMO_RULES = (
-    Rule(0, "demo-vibration-high", "threshold", "major", measurement="sensor_readings",
-         field="rms_velocity", op=">", threshold=4.5, hysteresis=0.5),
+    Rule(
+        0,
+        "demo-vibration-high",
+        "threshold",
+        "major",
+        measurement="sensor_readings",
+        field="rms_velocity",
+        op=">",
+        threshold=4.5,
+        hysteresis=0.5,
+    ),
     Rule(0, "demo-device-warnings", "event", "minor", level="warning", clear_after_s=10),
-    Rule(0, "demo-voltage-jump", "rate", "warning", measurement="sensor_readings",
-         field="voltage", op=">", threshold=20.0),
+    Rule(
+        0,
+        "demo-voltage-jump",
+        "rate",
+        "warning",
+        measurement="sensor_readings",
+        field="voltage",
+        op=">",
+        threshold=20.0,
+    ),
 )
 
 

@@ -96,8 +96,7 @@ class Engine:
         self._nodata_rules = [r for r in self.rules.values() if r.kind == "nodata"]
         self._states = {k: s for k, s in self._states.items() if k[0] in self.rules}
 
-    def restore(self, rule_id: int, device_id: str, last_value: float | None,
-                last_seen: float) -> None:
+    def restore(self, rule_id: int, device_id: str, last_value: float | None, last_seen: float) -> None:
         """Mark (rule, device) as firing: an alert that is open in the database."""
         if rule_id not in self.rules:
             return
@@ -170,16 +169,17 @@ class Engine:
                 if st.last_breaching and now - st.pending_arrival >= r.hold_s:
                     st.firing = True
                     out.append(self._open(r, dev, devices.get(dev), now, st.last_value))
-            elif (r.kind in ("rate", "event") and st.firing and st.last_breach is not None
-                  and now - st.last_breach >= r.quiet_s):
+            elif (
+                r.kind in ("rate", "event")
+                and st.firing
+                and st.last_breach is not None
+                and now - st.last_breach >= r.quiet_s
+            ):
                 st.firing = False
                 st.pending_since = None
-                out.append(Transition(RESOLVE, r.id, dev, now, st.last_value,
-                                      message=f"quiet for {r.quiet_s:g}s"))
+                out.append(Transition(RESOLVE, r.id, dev, now, st.last_value, message=f"quiet for {r.quiet_s:g}s"))
         if self._nodata_rules:
-            watched = dict.fromkeys(
-                (d for d, info in devices.items() if info.status == "active"), self._started
-            )
+            watched = dict.fromkeys((d for d, info in devices.items() if info.status == "active"), self._started)
             watched.update(self._last_seen)
             for r in self._nodata_rules:
                 for dev, seen in watched.items():
@@ -190,22 +190,24 @@ class Engine:
                     st = self._states.setdefault((r.id, dev), _State())
                     if not st.firing:
                         st.firing = True
-                        out.append(self._open(r, dev, devices.get(dev), now, None,
-                                              f"no data for {now - seen:.0f}s"))
+                        out.append(self._open(r, dev, devices.get(dev), now, None, f"no data for {now - seen:.0f}s"))
         return out
 
     # -- per kind -----------------------------------------------------------------------------
 
-    def _open(self, r: Rule, dev: str, info: DeviceLike | None, at: float, value: float | None,
-              detail: str | None = None) -> Transition:
-        text = detail if detail is not None else (
-            r.describe() if value is None else f"{r.describe()} (value {value:g})"
+    def _open(
+        self, r: Rule, dev: str, info: DeviceLike | None, at: float, value: float | None, detail: str | None = None
+    ) -> Transition:
+        text = (
+            detail if detail is not None else (r.describe() if value is None else f"{r.describe()} (value {value:g})")
         )
-        return Transition(OPEN, r.id, dev, at, value, f"{r.name}: {text}", r.severity,
-                          info.site if info is not None else None)
+        return Transition(
+            OPEN, r.id, dev, at, value, f"{r.name}: {text}", r.severity, info.site if info is not None else None
+        )
 
-    def _threshold(self, r: Rule, dev: str, info: DeviceLike | None, ts: float, value: float,
-                   now: float, out: list[Transition]) -> None:
+    def _threshold(
+        self, r: Rule, dev: str, info: DeviceLike | None, ts: float, value: float, now: float, out: list[Transition]
+    ) -> None:
         st = self._states.get((r.id, dev))
         if st is None:
             st = self._states[(r.id, dev)] = _State()
@@ -231,8 +233,9 @@ class Engine:
         else:
             st.pending_since = None
 
-    def _rate(self, r: Rule, dev: str, info: DeviceLike | None, ts: float, value: float,
-              now: float, out: list[Transition]) -> None:
+    def _rate(
+        self, r: Rule, dev: str, info: DeviceLike | None, ts: float, value: float, now: float, out: list[Transition]
+    ) -> None:
         st = self._states.get((r.id, dev))
         if st is None:
             st = self._states[(r.id, dev)] = _State()

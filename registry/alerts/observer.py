@@ -29,8 +29,13 @@ MAX_PENDING = 100_000
 class AlertObserver:
     """A :class:`ingest.observers.StreamObserver` that raises, updates and resolves alerts."""
 
-    def __init__(self, engine: Engine, directory: Callable[[], Mapping[str, DeviceLike]],
-                 clock: Callable[[], float] = time.time, reload_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        directory: Callable[[], Mapping[str, DeviceLike]],
+        clock: Callable[[], float] = time.time,
+        reload_interval: float = 5.0,
+    ) -> None:
         self.db = engine
         self.directory = directory
         self.clock = clock
@@ -77,8 +82,11 @@ class AlertObserver:
             if len(self._pending) > MAX_PENDING:
                 self.dropped += len(self._pending) - MAX_PENDING
                 del self._pending[: len(self._pending) - MAX_PENDING]
-            log.warning("alerts: cannot write %d transition(s), will retry: %s",
-                        len(self._pending), str(e).splitlines()[0] if str(e) else type(e).__name__)
+            log.warning(
+                "alerts: cannot write %d transition(s), will retry: %s",
+                len(self._pending),
+                str(e).splitlines()[0] if str(e) else type(e).__name__,
+            )
             return
         self._pending = []
 

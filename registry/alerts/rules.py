@@ -89,8 +89,7 @@ def validate(rule: Rule) -> Rule:
         raise RuleError(f"scope {rule.scope} needs --scope-value (which {rule.scope})")
     if rule.scope == "all" and rule.scope_value:
         raise RuleError("scope all takes no --scope-value")
-    for name, v in (("--for", rule.hold_s), ("--hysteresis", rule.hysteresis),
-                    ("--clear-after", rule.clear_after_s)):
+    for name, v in (("--for", rule.hold_s), ("--hysteresis", rule.hysteresis), ("--clear-after", rule.clear_after_s)):
         if v < 0:
             raise RuleError(f"{name} must not be negative")
     if rule.kind in ("threshold", "rate"):
@@ -101,8 +100,7 @@ def validate(rule: Rule) -> Rule:
         if rule.threshold is None:
             raise RuleError(f"a {rule.kind} rule needs --value")
     if rule.measurement is not None and rule.measurement not in MEASUREMENTS.values():
-        raise RuleError(f"unknown measurement {rule.measurement!r} "
-                        f"(use {', '.join(MEASUREMENTS.values())})")
+        raise RuleError(f"unknown measurement {rule.measurement!r} (use {', '.join(MEASUREMENTS.values())})")
     if rule.kind in ("nodata", "event") and (rule.field or rule.op or rule.threshold is not None):
         raise RuleError(f"a {rule.kind} rule takes no --field, --op or --value")
     if rule.kind == "nodata" and rule.hold_s <= 0:

@@ -44,10 +44,20 @@ def utc(dt: datetime | None) -> datetime | None:
 
 def rule_from_row(row: AlertRule) -> Rule:
     return Rule(
-        id=row.id, name=row.name, kind=row.kind, severity=row.severity, scope=row.scope,
-        scope_value=row.scope_value, measurement=row.measurement, field=row.field, op=row.op,
-        threshold=row.threshold, hold_s=row.hold_s or 0.0, hysteresis=row.hysteresis or 0.0,
-        clear_after_s=row.clear_after_s or 0.0, level=row.level,
+        id=row.id,
+        name=row.name,
+        kind=row.kind,
+        severity=row.severity,
+        scope=row.scope,
+        scope_value=row.scope_value,
+        measurement=row.measurement,
+        field=row.field,
+        op=row.op,
+        threshold=row.threshold,
+        hold_s=row.hold_s or 0.0,
+        hysteresis=row.hysteresis or 0.0,
+        clear_after_s=row.clear_after_s or 0.0,
+        level=row.level,
         absolute=True if row.absolute is None else row.absolute,
     )
 
@@ -69,8 +79,7 @@ class OpenAlert:
 def load_open(session: Session) -> list[OpenAlert]:
     """Every alert not yet resolved, for restoring the engine's firing states."""
     rows = session.execute(
-        select(Alert.rule_id, Alert.device_id, Alert.last_value, Alert.last_seen_at)
-        .where(Alert.status != "resolved")
+        select(Alert.rule_id, Alert.device_id, Alert.last_value, Alert.last_seen_at).where(Alert.status != "resolved")
     )
     return [OpenAlert(r, d, v, (utc(s) or datetime.now(UTC)).timestamp()) for r, d, v, s in rows]
 
@@ -80,9 +89,7 @@ def _open_rows(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, 
     out: dict[tuple[int, str], Alert] = {}
     devices = sorted({d for _, d in keys})
     for i in range(0, len(devices), 500):
-        q = (select(Alert).where(Alert.status != "resolved",
-                                 Alert.device_id.in_(devices[i:i + 500]))
-             .with_for_update())
+        q = select(Alert).where(Alert.status != "resolved", Alert.device_id.in_(devices[i : i + 500])).with_for_update()
         for row in session.scalars(q):
             if (row.rule_id, row.device_id) in keys:
                 out[(row.rule_id, row.device_id)] = row
@@ -99,10 +106,14 @@ def apply_transitions(session: Session, transitions: Sequence[Transition]) -> No
     if not transitions:
         return
     rule_ids = {t.rule_id for t in transitions if t.action == OPEN}
-    live = set(session.scalars(select(AlertRule.id).where(
-        AlertRule.id.in_(rule_ids), AlertRule.enabled.is_(True)))) if rule_ids else set()
+    live = (
+        set(session.scalars(select(AlertRule.id).where(AlertRule.id.in_(rule_ids), AlertRule.enabled.is_(True))))
+        if rule_ids
+        else set()
+    )
     rows: dict[tuple[int, str], Alert | None] = dict(
-        _open_rows(session, {(t.rule_id, t.device_id) for t in transitions}))
+        _open_rows(session, {(t.rule_id, t.device_id) for t in transitions})
+    )
     for t in transitions:
         key = (t.rule_id, t.device_id)
         row = rows.get(key)
@@ -110,11 +121,19 @@ def apply_transitions(session: Session, transitions: Sequence[Transition]) -> No
         if t.action == OPEN and row is None:
             if t.rule_id not in live:
                 continue
-            row = Alert(rule_id=t.rule_id, device_id=t.device_id, site=t.site,
-                        severity=t.severity, status="open", message=t.message, count=1,
-                        last_value=t.value, opened_at=at, last_seen_at=at)
-            row.events.append(AlertEvent(at=at, action="opened", actor=SYSTEM, value=t.value,
-                                         note=t.message))
+            row = Alert(
+                rule_id=t.rule_id,
+                device_id=t.device_id,
+                site=t.site,
+                severity=t.severity,
+                status="open",
+                message=t.message,
+                count=1,
+                last_value=t.value,
+                opened_at=at,
+                last_seen_at=at,
+            )
+            row.events.append(AlertEvent(at=at, action="opened", actor=SYSTEM, value=t.value, note=t.message))
             session.add(row)
             rows[key] = row
         elif row is None:
@@ -128,8 +147,9 @@ def apply_transitions(session: Session, transitions: Sequence[Transition]) -> No
             row.status = "resolved"
             row.resolved_at = at
             row.resolved_by = SYSTEM
-            row.events.append(AlertEvent(at=at, action="auto_resolved", actor=SYSTEM,
-                                         value=t.value, note=t.message or None))
+            row.events.append(
+                AlertEvent(at=at, action="auto_resolved", actor=SYSTEM, value=t.value, note=t.message or None)
+            )
             session.flush()  # the resolved row leaves the one-open-per-pair index first
             rows[key] = None
 
@@ -145,15 +165,15 @@ def _get(session: Session, actor: Actor, alert_id: int, lock: bool = False) -> A
     return row
 
 
-def acknowledge(session: Session, actor: Actor, alert_id: int, note: str | None = None,
-                now: datetime | None = None) -> Alert:
+def acknowledge(
+    session: Session, actor: Actor, alert_id: int, note: str | None = None, now: datetime | None = None
+) -> Alert:
     """open → acknowledged, by an operator; kept in the timeline and the audit trail."""
     require(actor, "operator", "acknowledge alerts")
     row = _get(session, actor, alert_id, lock=True)
     require(actor, "operator", "acknowledge alerts", site=row.site)
     if row.status != "open":
-        raise InvalidTransition(f"alert {alert_id} is {row.status}: only open alerts can be "
-                                "acknowledged")
+        raise InvalidTransition(f"alert {alert_id} is {row.status}: only open alerts can be acknowledged")
     at = now or datetime.now(UTC)
     row.status, row.acknowledged_at, row.acknowledged_by = "acknowledged", at, actor.name
     row.events.append(AlertEvent(at=at, action="acknowledged", actor=actor.name, note=note))
@@ -161,16 +181,16 @@ def acknowledge(session: Session, actor: Actor, alert_id: int, note: str | None 
     return row
 
 
-def resolve(session: Session, actor: Actor, alert_id: int, note: str | None = None,
-            now: datetime | None = None) -> Alert:
+def resolve(
+    session: Session, actor: Actor, alert_id: int, note: str | None = None, now: datetime | None = None
+) -> Alert:
     """open or acknowledged → resolved, by an operator."""
     require(actor, "operator", "resolve alerts")
     row = _get(session, actor, alert_id, lock=True)
     require(actor, "operator", "resolve alerts", site=row.site)
     if row.status == "resolved":
         raise InvalidTransition(
-            f"alert {alert_id} is already resolved (by {row.resolved_by} at "
-            f"{_iso(row.resolved_at)})"
+            f"alert {alert_id} is already resolved (by {row.resolved_by} at {_iso(row.resolved_at)})"
         )
     at = now or datetime.now(UTC)
     row.status, row.resolved_at, row.resolved_by = "resolved", at, actor.name
@@ -186,8 +206,19 @@ def _iso(dt: datetime | None) -> str:
 
 # -- queries -------------------------------------------------------------------------------
 
-LIST_COLUMNS = ("id", "status", "severity", "device_id", "site", "rule", "count", "last_value",
-                "opened_at", "last_seen_at", "message")
+LIST_COLUMNS = (
+    "id",
+    "status",
+    "severity",
+    "device_id",
+    "site",
+    "rule",
+    "count",
+    "last_value",
+    "opened_at",
+    "last_seen_at",
+    "message",
+)
 
 
 def _visible(q: Select[Any], actor: Actor) -> Select[Any]:
@@ -204,19 +235,34 @@ def _rule_names(session: Session, ids: Iterable[int]) -> dict[int, str]:
 
 def _summary(row: Alert, names: dict[int, str]) -> dict[str, Any]:
     return {
-        "id": row.id, "status": row.status, "severity": row.severity,
-        "device_id": row.device_id, "site": row.site, "rule_id": row.rule_id,
-        "rule": names.get(row.rule_id, str(row.rule_id)), "count": row.count,
-        "last_value": row.last_value, "message": row.message, "opened_at": utc(row.opened_at),
-        "last_seen_at": utc(row.last_seen_at), "acknowledged_at": utc(row.acknowledged_at),
-        "acknowledged_by": row.acknowledged_by, "resolved_at": utc(row.resolved_at),
+        "id": row.id,
+        "status": row.status,
+        "severity": row.severity,
+        "device_id": row.device_id,
+        "site": row.site,
+        "rule_id": row.rule_id,
+        "rule": names.get(row.rule_id, str(row.rule_id)),
+        "count": row.count,
+        "last_value": row.last_value,
+        "message": row.message,
+        "opened_at": utc(row.opened_at),
+        "last_seen_at": utc(row.last_seen_at),
+        "acknowledged_at": utc(row.acknowledged_at),
+        "acknowledged_by": row.acknowledged_by,
+        "resolved_at": utc(row.resolved_at),
         "resolved_by": row.resolved_by,
     }
 
 
-def list_query(actor: Actor, status: str | None = None, severity: str | None = None,
-               device: str | None = None, site: str | None = None,
-               since: datetime | None = None, limit: int = 50) -> Select[Any]:
+def list_query(
+    actor: Actor,
+    status: str | None = None,
+    severity: str | None = None,
+    device: str | None = None,
+    site: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> Select[Any]:
     """The list query, newest first; each filter has an index led by its column."""
     q = select(Alert)
     if status:
@@ -232,9 +278,16 @@ def list_query(actor: Actor, status: str | None = None, severity: str | None = N
     return _visible(q, actor).order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(limit)
 
 
-def list_alerts(session: Session, actor: Actor, status: str | None = None,
-                severity: str | None = None, device: str | None = None, site: str | None = None,
-                since: datetime | None = None, limit: int = 50) -> list[dict[str, Any]]:
+def list_alerts(
+    session: Session,
+    actor: Actor,
+    status: str | None = None,
+    severity: str | None = None,
+    device: str | None = None,
+    site: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
     """Alerts visible to ``actor`` matching every given filter, newest first."""
     require(actor, "viewer", "list alerts")
     if status is not None and status not in STATUSES:
@@ -253,8 +306,7 @@ def show_alert(session: Session, actor: Actor, alert_id: int) -> dict[str, Any]:
     names = _rule_names(session, [row.rule_id])
     out = _summary(row, names)
     out["timeline"] = [
-        {"at": utc(e.at), "action": e.action, "actor": e.actor, "note": e.note, "value": e.value}
-        for e in row.events
+        {"at": utc(e.at), "action": e.action, "actor": e.actor, "note": e.note, "value": e.value} for e in row.events
     ]
     return out
 
@@ -265,8 +317,7 @@ def _seconds(session: Session, end: Any, start: Any) -> ColumnElement[Any]:
     return func.extract("epoch", end - start)
 
 
-def stats(session: Session, actor: Actor, since: datetime | None = None,
-          top: int = 20) -> dict[str, Any]:
+def stats(session: Session, actor: Actor, since: datetime | None = None, top: int = 20) -> dict[str, Any]:
     """Counts by status, severity, rule and device (top ``top``), and the mean seconds from
     opening to acknowledgement and to resolution, over alerts opened since ``since``."""
     require(actor, "viewer", "see alert statistics")
@@ -283,12 +334,16 @@ def stats(session: Session, actor: Actor, since: datetime | None = None,
     total = session.scalar(scoped(select(func.count()).select_from(Alert))) or 0
     by_rule = counts(Alert.rule_id, top)
     names = _rule_names(session, (r for r, _ in by_rule))
-    mtta = session.scalar(scoped(select(func.avg(_seconds(session, Alert.acknowledged_at,
-                                                          Alert.opened_at))))
-                          .where(Alert.acknowledged_at.is_not(None)))
-    mttr = session.scalar(scoped(select(func.avg(_seconds(session, Alert.resolved_at,
-                                                          Alert.opened_at))))
-                          .where(Alert.resolved_at.is_not(None)))
+    mtta = session.scalar(
+        scoped(select(func.avg(_seconds(session, Alert.acknowledged_at, Alert.opened_at)))).where(
+            Alert.acknowledged_at.is_not(None)
+        )
+    )
+    mttr = session.scalar(
+        scoped(select(func.avg(_seconds(session, Alert.resolved_at, Alert.opened_at)))).where(
+            Alert.resolved_at.is_not(None)
+        )
+    )
     return {
         "since": since,
         "total": int(total),
@@ -332,15 +387,22 @@ def add_rule(session: Session, actor: Actor, rule: Rule) -> AlertRule:
     row = AlertRule(**values, enabled=True, created_at=datetime.now(UTC))
     session.add(row)
     session.flush()
-    record_audit(session, actor, "alert_rule.add", f"alert_rule:{rule.name}",
-                 kind=rule.kind, definition=rule_from_row(row).describe(),
-                 severity=rule.severity, scope=rule.scope, scope_value=rule.scope_value)
+    record_audit(
+        session,
+        actor,
+        "alert_rule.add",
+        f"alert_rule:{rule.name}",
+        kind=rule.kind,
+        definition=rule_from_row(row).describe(),
+        severity=rule.severity,
+        scope=rule.scope,
+        scope_value=rule.scope_value,
+    )
     return row
 
 
 def _resolve_open_of(session: Session, actor: Actor, rule: AlertRule, note: str) -> int:
-    rows = list(session.scalars(select(Alert).where(Alert.rule_id == rule.id,
-                                                    Alert.status != "resolved")))
+    rows = list(session.scalars(select(Alert).where(Alert.rule_id == rule.id, Alert.status != "resolved")))
     at = datetime.now(UTC)
     for row in rows:
         row.status, row.resolved_at, row.resolved_by = "resolved", at, actor.name
@@ -356,8 +418,13 @@ def set_rule_enabled(session: Session, actor: Actor, ref: str, enabled: bool) ->
     if not enabled:
         resolved = _resolve_open_of(session, actor, row, "rule disabled")
     row.enabled = enabled
-    record_audit(session, actor, "alert_rule.enable" if enabled else "alert_rule.disable",
-                 f"alert_rule:{row.name}", resolved_alerts=resolved)
+    record_audit(
+        session,
+        actor,
+        "alert_rule.enable" if enabled else "alert_rule.disable",
+        f"alert_rule:{row.name}",
+        resolved_alerts=resolved,
+    )
     return row
 
 
@@ -372,10 +439,8 @@ def remove_rule(session: Session, actor: Actor, ref: str, purge: bool = False) -
             f"alert rule {row.name!r} has {n} alert(s) in its history: disable it instead, "
             "or pass --purge to delete the rule and its alerts"
         )
-    session.execute(delete(AlertEvent).where(
-        AlertEvent.alert_id.in_(select(Alert.id).where(Alert.rule_id == row.id))))
+    session.execute(delete(AlertEvent).where(AlertEvent.alert_id.in_(select(Alert.id).where(Alert.rule_id == row.id))))
     session.execute(delete(Alert).where(Alert.rule_id == row.id))
-    record_audit(session, actor, "alert_rule.remove", f"alert_rule:{row.name}",
-                 deleted_alerts=int(n or 0))
+    record_audit(session, actor, "alert_rule.remove", f"alert_rule:{row.name}", deleted_alerts=int(n or 0))
     session.delete(row)
     return int(n or 0)

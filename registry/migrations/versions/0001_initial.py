@@ -84,9 +84,7 @@ def upgrade() -> None:
     op.create_table(
         "alerts",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
-        sa.Column(
-            "rule_id", BigId, sa.ForeignKey("alert_rules.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("rule_id", BigId, sa.ForeignKey("alert_rules.id", ondelete="CASCADE"), nullable=False),
         sa.Column("device_id", sa.String(64), nullable=False),
         sa.Column("site", sa.String(128), nullable=True),
         sa.Column("severity", sa.String(16), nullable=False),
@@ -102,8 +100,12 @@ def upgrade() -> None:
         sa.Column("resolved_by", sa.String(128), nullable=True),
     )
     op.create_index(
-        "uq_alerts_open_rule_device", "alerts", ["rule_id", "device_id"], unique=True,
-        postgresql_where=OPEN, sqlite_where=OPEN,
+        "uq_alerts_open_rule_device",
+        "alerts",
+        ["rule_id", "device_id"],
+        unique=True,
+        postgresql_where=OPEN,
+        sqlite_where=OPEN,
     )
     op.create_index("ix_alerts_status_opened", "alerts", ["status", "opened_at"])
     op.create_index("ix_alerts_severity_opened", "alerts", ["severity", "opened_at"])
@@ -114,9 +116,7 @@ def upgrade() -> None:
     op.create_table(
         "alert_events",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
-        sa.Column(
-            "alert_id", BigId, sa.ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("alert_id", BigId, sa.ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
         sa.Column("at", TS, nullable=False),
         sa.Column("action", sa.String(32), nullable=False),
         sa.Column("actor", sa.String(128), nullable=False),
@@ -142,6 +142,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("dead_letters", "alert_events", "alerts", "alert_rules", "audit_log",
-                  "api_keys", "devices"):
+    for table in ("dead_letters", "alert_events", "alerts", "alert_rules", "audit_log", "api_keys", "devices"):
         op.drop_table(table)

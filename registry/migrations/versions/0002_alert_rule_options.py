@@ -22,9 +22,7 @@ def upgrade() -> None:
     with op.batch_alter_table("alert_rules") as b:
         b.add_column(sa.Column("clear_after_s", sa.Float(), nullable=False, server_default="0"))
         b.add_column(sa.Column("level", sa.String(16), nullable=True))
-        b.add_column(
-            sa.Column("absolute", sa.Boolean(), nullable=False, server_default=sa.text("true"))
-        )
+        b.add_column(sa.Column("absolute", sa.Boolean(), nullable=False, server_default=sa.text("true")))
 
 
 def downgrade() -> None:
