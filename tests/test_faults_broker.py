@@ -44,8 +44,8 @@ def restart_mid_drain(pipe: Pipeline, broker: Mosquitto, restarts: int, devices:
             broker.stop()  # SIGTERM: mosquitto saves its queues
             broker.start()
             wait_for(
-                lambda: metric(daemon.metrics(), "iot_broker_connects_total") >= k + 2,
-                60,  # noqa: B023
+                lambda k=k: metric(daemon.metrics(), "iot_broker_connects_total") >= k + 2,
+                60,
                 "the daemon to reconnect",
             )
         expected, letters = expected_readings(manifest), expected_letters(config, manifest)
