@@ -10,7 +10,7 @@ from ingest.config import Settings
 from ingest.daemon import Daemon, Resources, install_signal_handlers
 from ingest.decode import Decoder
 from ingest.metrics import Metrics
-from ingest.stores import open_documents, open_timeseries
+from ingest.stores import documents_from, timeseries_from
 
 log = logging.getLogger("iot.ingest")
 
@@ -22,9 +22,8 @@ def build_resources(settings: Settings, metrics: Metrics | None = None, *, migra
     from registry.deadletters import DeadLetterStore
     from registry.directory import RegistryStore
 
-    token = settings.influxdb_token.get_secret_value() if settings.influxdb_token else None
-    timeseries = open_timeseries(settings.timeseries_url, token=token, data_dir=settings.data_dir)
-    documents = open_documents(settings.documents_url, data_dir=settings.data_dir)
+    timeseries = timeseries_from(settings)
+    documents = documents_from(settings)
     engine = make_engine(settings.resolved_registry_url())
     if not settings.registry_url and migrate_embedded:
         migrate(engine)

@@ -15,10 +15,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from ingest.model import Document, Point
+
+if TYPE_CHECKING:
+    from ingest.config import Settings
 
 
 class StoreUnavailable(Exception):
@@ -116,10 +119,33 @@ def _factory(table: dict[str, str], role: str, url: str) -> Any:
 
 
 def open_timeseries(url: str, **options: Any) -> TimeSeriesStore:
-    """Build (not connect) the time-series store for ``url``; options: token, data_dir."""
+    """Build (not connect) the time-series store for ``url``; options: token, password, data_dir."""
     return cast(TimeSeriesStore, _factory(TIMESERIES_BACKENDS, "time-series", url).from_url(url, **options))
 
 
 def open_documents(url: str, **options: Any) -> DocumentStore:
-    """Build (not connect) the document store for ``url``; options: data_dir."""
+    """Build (not connect) the document store for ``url``; options: data_dir, password, w, journal."""
     return cast(DocumentStore, _factory(DOCUMENT_BACKENDS, "documents", url).from_url(url, **options))
+
+
+def timeseries_from(settings: Settings) -> TimeSeriesStore:
+    """The time-series store ``settings`` names, its secrets from the settings layer (env, .env,
+    ``IOT_SECRETS_DIR``), never read from the environment by the adapter itself."""
+    return open_timeseries(
+        settings.timeseries_url,
+        token=settings.reveal(settings.influxdb_token),
+        password=settings.reveal(settings.influxdb_password),
+        data_dir=settings.data_dir,
+    )
+
+
+def documents_from(settings: Settings) -> DocumentStore:
+    """The document store ``settings`` names, with its password and write concern."""
+    w: int | str = int(settings.mongodb_w) if settings.mongodb_w.isdigit() else settings.mongodb_w
+    return open_documents(
+        settings.documents_url,
+        data_dir=settings.data_dir,
+        password=settings.reveal(settings.mongodb_password),
+        w=w,
+        journal=settings.mongodb_journal,
+    )
