@@ -91,6 +91,7 @@ class InfluxHTTP:
         self._pool: urllib3.HTTPConnectionPool | None = None
 
     def open(self) -> None:
+        self.close()  # a connect() retried after a failure must not leak the previous pool
         cls = urllib3.HTTPSConnectionPool if self.ssl else urllib3.HTTPConnectionPool
         self._pool = cls(self.host, self.port, maxsize=4, block=False, timeout=self._timeout, retries=False)
 
