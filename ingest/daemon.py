@@ -19,7 +19,7 @@ from ingest.broker import BrokerAddress, make_client
 from ingest.config import Settings
 from ingest.failures import UNEXPECTED, Problem, classify
 from ingest.metrics import Metrics
-from ingest.model import DeadLetter
+from ingest.model import DeadLetter, Reason
 from ingest.observers import StreamObserver
 from ingest.routing import (
     DEADLETTERS,
@@ -36,6 +36,7 @@ from ingest.stores import DocumentStore, StoreUnavailable, TimeSeriesStore
 from ingest.writer import Writer
 
 log = logging.getLogger("iot.ingest")
+MESSAGE_STEP = "message handling"
 
 
 class Connected:
@@ -222,10 +223,34 @@ class Daemon:
             topic = msg.topic
         except UnicodeDecodeError:
             topic = msg._topic.decode("utf-8", "replace")
-        with self.lock:
-            full = self.router.handle(topic, bytes(msg.payload), token, time.time_ns())
+        payload = bytes(msg.payload)
+        try:
+            with self.lock:
+                full = self.router.handle(topic, payload, token, time.time_ns())
+        except Exception as e:  # a bug past the decoder's own guard must not end paho's thread
+            full = self._unhandled(topic, payload, token, e)
+        else:
+            if MESSAGE_STEP in self.step_problems:
+                self._guarded(MESSAGE_STEP, lambda: None)
         if full is not None:
             self.writers[full.dest].submit(full)
+
+    def _unhandled(self, topic: str, payload: bytes, token: Token | None, e: Exception) -> Batch | None:
+        """Dead-letter a message routing failed on (so its acknowledgement is not stuck), and
+        report the failure like a failing ticker step."""
+        self._guarded(MESSAGE_STEP, partial(_reraise, e))
+        now = time.time()
+        parts = topic.split("/")
+        letter = DeadLetter(
+            Reason.WRONG_TYPE,
+            topic,
+            payload,
+            now,
+            f"internal error ({type(e).__name__})",
+            parts[1][:64] if len(parts) > 2 and parts[1] else None,
+        )
+        with self.lock:
+            return self.router.dead_letter(letter, token, now)
 
     # -- settling -------------------------------------------------------------------------------
     def _settle(self, tokens: list[Token]) -> None:
@@ -350,6 +375,10 @@ class Daemon:
             sum(w.spool.records for w in self.writers.values()),
         )
         return 0
+
+
+def _reraise(e: Exception) -> None:
+    raise e
 
 
 def _tick(observer: StreamObserver) -> None:

@@ -113,3 +113,58 @@ def test_ticker_survives_bugs_and_reports_them(
         assert sum("works again" in r.getMessage() for r in caplog.records) == 2
     finally:
         daemon.shutdown(10)
+
+
+def test_a_routing_bug_dead_letters_the_message_and_keeps_paho_alive(
+    tmp_path: Path, mosquitto_server: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug past the decoder's own guard (injected by a decode function that raises) must not end
+    paho's network thread or leave the message's acknowledgement stuck: it is dead-lettered."""
+    from ingest.broker import parse_broker_url
+    from ingest.daemon import Daemon
+    from ingest.decode import Decoder
+
+    s = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path / "data",
+        broker_url=mosquitto_server.url,
+        metrics_port=0,
+        flush_interval=0.1,
+        topic_root="routebug",
+        client_id="routebug-ingest",
+    )
+    decoder = Decoder(topic_root=s.topic_root)
+
+    def decode(topic: str, payload: bytes, now_ns: int) -> Any:
+        if payload == b'{"boom": 1}':
+            raise RuntimeError("bug in routing")
+        return decoder.decode(topic, payload, now_ns)
+
+    res = build_resources(s)
+    daemon = Daemon(s, parse_broker_url(s.broker_url), res, decode)
+    daemon.start()
+    try:
+        wait_for(daemon.connected.is_set, 30, "the daemon to subscribe")
+        ms = int(time.time() * 1000)
+        good = [("routebug/dev-1/telemetry", json.dumps({"t": float(i), "ts": ms + i}).encode()) for i in range(5)]
+        with caplog.at_level(logging.WARNING, logger="iot.ingest"):
+            publish_raw(mosquitto_server.url, [good[0], ("routebug/dev-1/telemetry", b'{"boom": 1}'), *good[1:]])
+            wait_for(
+                lambda: (
+                    daemon.metrics.value("iot_items_written_total", dest="timeseries") == 5
+                    and daemon.metrics.value("iot_items_written_total", dest="deadletters") == 1
+                ),
+                30,
+                "5 readings and 1 dead letter written",
+            )
+            wait_for(lambda: daemon.acks.outstanding == 0, 30, "every message acknowledged")
+        assert daemon.client._thread is not None and daemon.client._thread.is_alive()
+        letters = res.deadletters.list(limit=10)
+        assert [(r.payload, r.reason, r.detail) for r in letters] == [
+            (b'{"boom": 1}', "wrong_type", "internal error (RuntimeError)")
+        ]
+        assert daemon.metrics.value("iot_step_errors_total", step="message handling", error="RuntimeError") == 1
+        assert [r.exc_info is not None for r in caplog.records if "message handling failed" in r.getMessage()] == [True]
+        assert "message handling" not in daemon.step_problems  # the next message worked
+    finally:
+        daemon.shutdown(10)
