@@ -219,8 +219,9 @@ def export_mosquitto(
     ingest_password: str,
     topic_root: str = "devices",
 ) -> tuple[Path, Path, int]:
-    """Write ``passwd`` and ``acl`` for mosquitto; only provisioned/active devices with a
-    secret get a password line (disabled and retired ones are refused by the broker)."""
+    """Write ``passwd``, ``acl`` and ``listener.conf`` (the listener options that bind client ids to
+    usernames, see :func:`registry.credentials.listener_conf`) for mosquitto; only provisioned/active
+    devices with a secret get a password line (disabled and retired ones are refused by the broker)."""
     require(actor, "admin", "export broker credentials")
     if not ingest_password:
         raise ValueError("no ingest password: use --ingest-password-file or IOT_BROKER_PASSWORD")
@@ -238,5 +239,7 @@ def export_mosquitto(
     passwd, acl = directory / "passwd", directory / "acl"
     write_private(passwd, credentials.password_file(entries))
     write_private(acl, credentials.acl_file([d.id for d in allowed], ingest_user, topic_root))
+    conf = credentials.listener_conf(str(passwd.resolve()), str(acl.resolve()))
+    write_private(directory / "listener.conf", conf)
     record_audit(session, actor, "broker.export", f"dir:{directory}", devices=len(allowed), ingest_user=ingest_user)
     return passwd, acl, len(allowed)

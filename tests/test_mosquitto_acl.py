@@ -12,6 +12,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.orm import Session
 
@@ -32,6 +34,8 @@ class Conn:
     connack: ReasonCode | None = None
     messages: list[tuple[str, bytes]] = field(default_factory=list)
     acks: dict[int, ReasonCode] = field(default_factory=dict)
+    disconnects: list[ReasonCode] = field(default_factory=list)
+    connacks: list[bool] = field(default_factory=list)  # session present, per CONNACK
 
     def publish(self, topic: str, payload: bytes) -> ReasonCode:
         """Publish at QoS 1 and return the broker's PUBACK reason code."""
@@ -44,9 +48,11 @@ class Conn:
 def connect(mosquitto: Mosquitto) -> Iterator[Any]:
     clients: list[mqtt.Client] = []
 
-    def _connect(user: str, password: str) -> Conn:
+    def _connect(user: str, password: str, client_id: str | None = None, persistent: bool = False) -> Conn:
         client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"{user}-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"{user}-{uuid.uuid4().hex[:6]}",
+            protocol=mqtt.MQTTv5,
         )
         conn = Conn(client)
         client.username_pw_set(user, password)
@@ -54,6 +60,7 @@ def connect(mosquitto: Mosquitto) -> Iterator[Any]:
         def on_connect(_c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
             if conn.connack is None:
                 conn.connack = rc
+            conn.connacks.append(bool(_f.session_present))
             if rc.is_failure:  # refused: stop the loop from reconnecting
                 _c.disconnect()
 
@@ -63,15 +70,23 @@ def connect(mosquitto: Mosquitto) -> Iterator[Any]:
         def on_publish(_c: Any, _u: Any, mid: int, rc: ReasonCode, _p: Any) -> None:
             conn.acks[mid] = rc
 
+        def on_disconnect(_c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
+            conn.disconnects.append(rc)
+
         client.on_connect, client.on_message, client.on_publish = on_connect, on_message, on_publish
+        client.on_disconnect = on_disconnect
         clients.append(client)
-        client.connect("127.0.0.1", mosquitto.port, keepalive=30)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        if persistent:
+            props.SessionExpiryInterval = 3600
+        client.connect("127.0.0.1", mosquitto.port, keepalive=30, clean_start=not persistent, properties=props)
         client.loop_start()
         wait_for(lambda: conn.connack is not None, 10, f"CONNACK for {user}")
         return conn
 
     yield _connect
     for c in clients:
+        c.on_disconnect = None
         c.disconnect()
         c.loop_stop()
 
@@ -86,12 +101,12 @@ def fleet(tmp_path: Path, mosquitto: Mosquitto) -> dict[str, str]:
         s.commit()
         set_status(s, BOOTSTRAP_ACTOR, "acl-0003", "disable")
         set_status(s, BOOTSTRAP_ACTOR, "acl-0004", "retire")
-        passwd, acl, n = export_mosquitto(s, BOOTSTRAP_ACTOR, tmp_path / "broker", "iot-ingest", "ingest-pw")
+        passwd, _acl, n = export_mosquitto(s, BOOTSTRAP_ACTOR, tmp_path / "broker", "iot-ingest", "ingest-pw")
         s.commit()
     engine.dispose()
     assert n == 3
     mosquitto.stop()
-    mosquitto.extra_conf = f"allow_anonymous false\npassword_file {passwd}\nacl_file {acl}\n"
+    mosquitto.extra_conf = (passwd.parent / "listener.conf").read_text()  # exactly what the export wrote
     mosquitto.start()
     return secrets
 
@@ -144,3 +159,88 @@ def test_bad_disabled_and_retired_credentials_are_refused(
     conn = connect(user, password if password is not None else fleet[user])
     assert conn.connack.is_failure
     assert conn.connack.value in (BAD_CREDENTIALS, NOT_AUTHORIZED)
+
+
+def test_a_device_cannot_take_over_or_wipe_the_ingest_session(fleet: dict[str, str], connect: Any) -> None:
+    """A device credential asking for the daemon's client id gets its own client id instead: the
+    daemon is not kicked off, and its persistent session (with queued messages) survives a clean start."""
+    ingest = connect("iot-ingest", "ingest-pw", client_id="iot-ingest", persistent=True)
+    assert ingest.connack.value == 0
+    ingest.client.subscribe("devices/#", qos=1)
+    dev = connect("acl-0000", fleet["acl-0000"])
+    wait_for(
+        lambda: (
+            dev.publish("devices/acl-0000/status", b"online").value == 0
+            and ("devices/acl-0000/status", b"online") in ingest.messages
+        ),
+        10,
+        "the ingest subscription to be live",
+    )
+
+    # while the daemon is connected: the same client id from a device credential, clean start
+    attacker = connect("acl-0001", fleet["acl-0001"], client_id="iot-ingest")
+    assert attacker.connack.value == 0  # connected, but as client "acl-0001"
+    assert dev.publish("devices/acl-0000/telemetry", b'{"n": 0}').value == 0
+    wait_for(lambda: ("devices/acl-0000/telemetry", b'{"n": 0}') in ingest.messages, 10, "a message after the attack")
+    assert ingest.disconnects == [] and ingest.client.is_connected()
+    attacker.client.disconnect()
+
+    # while the daemon is away: messages queue in its session; a clean start under its id must not wipe them
+    ingest.client.disconnect()
+    wait_for(lambda: len(ingest.disconnects) == 1, 10, "the ingest client to disconnect")
+    ingest.client.loop_stop()
+    queued = [f'{{"n": {i}}}'.encode() for i in range(1, 51)]
+    for payload in queued:
+        assert dev.publish("devices/acl-0000/telemetry", payload).value == 0
+    wiper = connect("acl-0001", fleet["acl-0001"], client_id="iot-ingest")
+    assert wiper.connack.value == 0
+    wiper.client.disconnect()
+
+    back = connect("iot-ingest", "ingest-pw", client_id="iot-ingest", persistent=True)
+    assert back.connack.value == 0 and back.connacks[0] is True  # the session is still there
+    wait_for(
+        lambda: all(("devices/acl-0000/telemetry", p) in back.messages for p in queued),
+        10,
+        "all 50 queued messages to reach the ingest session",
+    )
+
+
+def test_the_export_refuses_a_device_named_like_the_ingest_account(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'registry.sqlite3'}")
+    migrate(engine)
+    with Session(engine) as s:
+        provision_fleet(s, BOOTSTRAP_ACTOR, 1, ["thermostat"], prefix="collector")
+        s.commit()
+        with pytest.raises(ValueError, match="named like the ingest account"):
+            export_mosquitto(s, BOOTSTRAP_ACTOR, tmp_path / "broker", "collector-0000", "pw")
+    engine.dispose()
+
+
+def test_the_deploy_config_binds_client_ids(fleet: dict[str, str], mosquitto: Mosquitto, connect: Any) -> None:
+    """deploy/mosquitto/mosquitto.conf itself (paths and port swapped for the test's) refuses anonymous
+    clients and gives a device credential its own client id, whatever it asks for."""
+    deploy = (Path(__file__).parent.parent / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
+    auth = Path(mosquitto.extra_conf.split("password_file ", 1)[1].splitlines()[0]).parent
+    text = (
+        deploy.replace("listener 1883", f"listener {mosquitto.port} 127.0.0.1")
+        .replace("/mosquitto/config/auth/", f"{auth}/")
+        .replace("/mosquitto/data/", f"{mosquitto.dir}/")
+    )
+    assert "use_username_as_clientid true" in text and f"{auth}/passwd" in text
+    mosquitto.stop()
+
+    def write_conf() -> None:
+        mosquitto.conf.write_text(text + "user root\n")
+
+    mosquitto.write_conf = write_conf  # type: ignore[method-assign]
+    mosquitto.start()
+
+    ingest = connect("iot-ingest", "ingest-pw", client_id="iot-ingest", persistent=True)
+    assert ingest.connack.value == 0
+    attacker = connect("acl-0000", fleet["acl-0000"], client_id="iot-ingest")
+    assert attacker.connack.value == 0
+    assert attacker.publish("devices/acl-0001/telemetry", b'{"t": 1}').value == NOT_AUTHORIZED
+    assert attacker.publish("devices/acl-0000/telemetry", b'{"t": 1}').value in (0, 16)  # 16: no subscribers
+    assert ingest.disconnects == [] and ingest.client.is_connected()
+    anonymous = connect("", "")
+    assert anonymous.connack.is_failure
