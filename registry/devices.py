@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry import credentials
-from registry.auth import Actor, record_audit, require
+from registry.auth import Actor, PermissionDenied, record_audit, require, require_site, require_unrestricted
 from registry.models import Device
 
 DEVICE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -60,7 +60,7 @@ def add_device(
     with_secret: bool = False,
 ) -> str | None:
     """Register a device (status provisioned); returns its fresh secret when ``with_secret``."""
-    require(actor, "admin", "add devices", site)
+    require_site(actor, "admin", "add devices", site)
     _check_id(device_id)
     if session.get(Device, device_id) is not None:
         raise ValueError(f"device {device_id} already exists")
@@ -152,13 +152,20 @@ def provision_fleet(
     uses, with profiles assigned round-robin in the simulator's order — each with a fresh secret;
     returns ``{device_id: secret}``. Devices that already exist get a new secret (rotated);
     disabled and retired ones are left alone and get none."""
-    require(actor, "admin", "provision devices", site)
+    require_site(actor, "admin", "provision devices", site)
     if n < 1:
         raise ValueError("--devices must be at least 1")
     profiles = list(profiles) or ["generic"]
     wanted = [f"{prefix}-{i:04d}" for i in range(n)]
     _check_id(wanted[-1])
     existing = {d.id: d for d in session.scalars(select(Device).where(Device.id.in_(wanted)))}
+    foreign = sorted(d.id for d in existing.values() if not actor.can_see_site(d.site))
+    if foreign:  # rotating them would hand this actor another site's credentials
+        raise PermissionDenied(
+            f"key {actor.name!r} may not provision {foreign[0]}"
+            + (f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else "")
+            + ": it belongs to a site outside the key's scope"
+        )
     now = datetime.now(UTC)
     secrets: dict[str, str] = {}
     fresh: list[str] = []
@@ -222,7 +229,7 @@ def export_mosquitto(
     """Write ``passwd``, ``acl`` and ``listener.conf`` (the listener options that bind client ids to
     usernames, see :func:`registry.credentials.listener_conf`) for mosquitto; only provisioned/active
     devices with a secret get a password line (disabled and retired ones are refused by the broker)."""
-    require(actor, "admin", "export broker credentials")
+    require_unrestricted(actor, "admin", "export broker credentials")
     if not ingest_password:
         raise ValueError("no ingest password: use --ingest-password-file or IOT_BROKER_PASSWORD")
     allowed = list(
