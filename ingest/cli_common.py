@@ -45,6 +45,22 @@ def settings(**overrides: Any) -> Settings:
         fail(f"invalid setting IOT_{where.upper()}: {err['msg']}")
 
 
+def authorised(s: Settings, role: str, action: str, device_id: str | None = None) -> Any:
+    """The :class:`registry.auth.Actor` behind ``IOT_API_KEY`` with ``role`` (and, for a
+    site-limited key, able to see ``device_id``); a refusal is one line and exit 3 (1 for a device
+    it cannot see). For commands whose data lives outside the registry tables."""
+    from registry.actors import authorise
+    from registry.auth import PermissionDenied
+
+    key = s.api_key.get_secret_value() if s.api_key else None
+    try:
+        return authorise(s.resolved_registry_url(), key, role, action, device_id)
+    except PermissionDenied as e:
+        fail(f"permission denied: {e}", 3)
+    except LookupError as e:
+        fail(str(e.args[0] if e.args else e), 1)
+
+
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ingest.cli_common import CliError, emit_json, fail, parse_duration, print_table, settings
+from ingest.cli_common import CliError, authorised, emit_json, fail, parse_duration, print_table, settings
 from ingest.model import MEASUREMENTS, Kind
 from ingest.stores import AGGREGATES, Row, SeriesQuery, open_timeseries
 
@@ -59,8 +59,10 @@ def query(
     limit: Annotated[int, typer.Option(min=1, help="newest N rows")] = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     timeseries: Annotated[str | None, typer.Option("--timeseries", help="store URL")] = None,
+    registry: Annotated[str | None, typer.Option("--registry", help="registry URL (for the API key)")] = None,
 ) -> None:
-    """Rows (time + one column per field) of one device, oldest first."""
+    """Rows (time + one column per field) of one device, oldest first (viewers; a site-limited
+    key only devices registered at its sites)."""
     if kind not in KINDS:
         fail(f"invalid --kind {kind!r}: use one of {', '.join(KINDS)}")
     if (every is None) != (agg is None):
@@ -83,7 +85,8 @@ def query(
         agg=agg,
         limit=limit,
     )
-    s = settings(timeseries_url=timeseries)
+    s = settings(timeseries_url=timeseries, registry_url=registry)
+    authorised(s, "viewer", "query telemetry", device)
     token = s.influxdb_token.get_secret_value() if s.influxdb_token else None
     try:
         rows = run_query(s.timeseries_url, token, s.data_dir, q)

@@ -5,7 +5,7 @@ PostgreSQL, and must be refused (exit 3) with nothing changed."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,41 +17,18 @@ from sqlalchemy.orm import Session
 from registry import credentials
 from registry.db import make_engine
 from registry.models import Alert, AlertRule, ApiKey, Device
-from tests.cli_runner import Result, run_iot
-
-Iot = Callable[..., Result]
-DENIED = 3
+from tests.cli_runner import Result
+from tests.keyed_cli import Iot, add_key, denied, make_iot, registry_url_for
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("postgres_url"))
-    return f"sqlite:///{tmp_path / 'data' / 'registry.sqlite3'}"
+    return registry_url_for(request, tmp_path)
 
 
 @pytest.fixture
 def iot(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, registry_url: str) -> Iot:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("IOT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("IOT_REGISTRY_URL", registry_url)
-    for var in ("IOT_API_KEY", "IOT_BROKER_PASSWORD", "IOT_TIMESERIES_URL", "IOT_DOCUMENTS_URL"):
-        monkeypatch.delenv(var, raising=False)
-
-    def run(*args: str, key: str | None = None) -> Result:
-        if key is None:
-            monkeypatch.delenv("IOT_API_KEY", raising=False)
-        else:
-            monkeypatch.setenv("IOT_API_KEY", key)
-        return run_iot(monkeypatch, capsys, *args)
-
-    return run
-
-
-def _key(iot: Iot, key: str | None, *args: str) -> str:
-    r = iot("registry", "keys", "add", *args, key=key)
-    assert r.code == 0, r.err
-    return r.out.strip()
+    return make_iot(monkeypatch, capsys, tmp_path, registry_url)
 
 
 @pytest.fixture
@@ -59,9 +36,9 @@ def keys(iot: Iot, tmp_path: Path) -> dict[str, str]:
     """A global admin ``root``, a site-A admin ``adminA``, a site-B operator, and two fleets:
     ``fleetA-*`` at site A and ``fleetB-*`` at site B (secrets of B kept by the test)."""
     assert iot("registry", "migrate").code == 0
-    root = _key(iot, None, "--name", "root", "--role", "admin")
-    admin_a = _key(iot, root, "--name", "adminA", "--role", "admin", "--site", "A")
-    op_b = _key(iot, root, "--name", "opB", "--role", "operator", "--site", "B")
+    root = add_key(iot, None, "--name", "root", "--role", "admin")
+    admin_a = add_key(iot, root, "--name", "adminA", "--role", "admin", "--site", "A")
+    op_b = add_key(iot, root, "--name", "opB", "--role", "operator", "--site", "B")
     for fleet, site in (("fleetA", "A"), ("fleetB", "B")):
         r = iot(
             "sim", "provision", "-n", "2", "--prefix", fleet, "--site", site,
@@ -81,27 +58,21 @@ def _session(registry_url: str) -> Iterator[Session]:
         engine.dispose()
 
 
-def _denied(r: Result) -> None:
-    assert r.code == DENIED, (r.code, r.out, r.err)
-    assert r.err.startswith("error: permission denied:") and len(r.err.strip().splitlines()) == 1
-    assert "Traceback" not in r.err
-
-
-def test_a_site_key_cannot_mint_a_wider_key(iot: Iot, keys: dict[str, str], registry_url: str) -> None:
+def test_a_site_key_cannot_mint_a_wideradd_key(iot: Iot, keys: dict[str, str], registry_url: str) -> None:
     a = keys["adminA"]
-    _denied(iot("registry", "keys", "add", "--name", "escape", "--role", "admin", key=a))  # no site: every site
-    _denied(iot("registry", "keys", "add", "--name", "escape", "--role", "viewer", "--site", "B", key=a))
-    _denied(iot("registry", "keys", "add", "--name", "escape", "--role", "admin", "--site", "A", "--site", "B", key=a))
-    viewer_a = _key(iot, a, "--name", "viewerA", "--role", "viewer", "--site", "A")  # within scope: fine
-    _denied(iot("registry", "keys", "add", "--name", "up", "--role", "operator", "--site", "A", key=viewer_a))
+    denied(iot("registry", "keys", "add", "--name", "escape", "--role", "admin", key=a))  # no site: every site
+    denied(iot("registry", "keys", "add", "--name", "escape", "--role", "viewer", "--site", "B", key=a))
+    denied(iot("registry", "keys", "add", "--name", "escape", "--role", "admin", "--site", "A", "--site", "B", key=a))
+    viewer_a = add_key(iot, a, "--name", "viewerA", "--role", "viewer", "--site", "A")  # within scope: fine
+    denied(iot("registry", "keys", "add", "--name", "up", "--role", "operator", "--site", "A", key=viewer_a))
     with _session(registry_url) as s:
         assert sorted(s.scalars(select(ApiKey.name))) == ["adminA", "opB", "root", "viewerA"]
 
 
 def test_a_site_key_cannot_disable_or_list_wider_keys(iot: Iot, keys: dict[str, str]) -> None:
     a = keys["adminA"]
-    _denied(iot("registry", "keys", "disable", "root", key=a))
-    _denied(iot("registry", "keys", "disable", "opB", key=a))
+    denied(iot("registry", "keys", "disable", "root", key=a))
+    denied(iot("registry", "keys", "disable", "opB", key=a))
     assert iot("devices", "list", key=keys["root"]).code == 0  # root still works
     listed = json.loads(iot("registry", "keys", "list", "--json", key=a).out)
     assert [k["name"] for k in listed] == ["adminA"]
@@ -116,11 +87,11 @@ def test_a_site_key_cannot_rotate_or_print_other_sites_secrets(
     with _session(registry_url) as s:
         before = {d.id: d.secret_hash for d in s.scalars(select(Device).where(Device.site == "B"))}
     r = iot("sim", "provision", "-n", "2", "--prefix", "fleetB", "--site", "A", "--show-secrets", key=a)
-    _denied(r)
+    denied(r)
     assert "fleetB-0000 " not in r.out
-    _denied(iot("sim", "provision", "-n", "1", "--prefix", "fresh", key=a))  # no site: outside its scope
-    _denied(iot("devices", "add", "nosite", key=a))
-    _denied(iot("devices", "add", "atB", "--site", "B", key=a))
+    denied(iot("sim", "provision", "-n", "1", "--prefix", "fresh", key=a))  # no site: outside its scope
+    denied(iot("devices", "add", "nosite", key=a))
+    denied(iot("devices", "add", "atB", "--site", "B", key=a))
     r = iot("devices", "disable", "fleetB-0000", key=a)  # other sites' devices are invisible
     assert (r.code, r.err) == (1, "error: no device fleetB-0000\n")
     with _session(registry_url) as s:
@@ -138,7 +109,7 @@ def test_a_site_key_cannot_export_every_sites_hashes(iot: Iot, keys: dict[str, s
     pw.write_text("ingest-secret\n")
     out = tmp_path / "broker"
     r = iot("registry", "export-mosquitto", "--dir", str(out), "--ingest-password-file", str(pw), key=keys["adminA"])
-    _denied(r)
+    denied(r)
     assert not (out / "passwd").exists()
     r = iot("registry", "export-mosquitto", "--dir", str(out), "--ingest-password-file", str(pw), key=keys["root"])
     assert r.code == 0, r.err
@@ -172,13 +143,13 @@ def test_a_site_key_cannot_change_rules_reaching_other_sites(iot: Iot, keys: dic
     alert_b = _open_alert(registry_url, "hot-all", "fleetB-0000", "B")
     _open_alert(registry_url, "hot-b", "fleetB-0001", "B")
 
-    _denied(iot("alerts", "rules", "disable", "hot-all", key=a))
-    _denied(iot("alerts", "rules", "disable", "hot-b", key=a))
-    _denied(iot("alerts", "rules", "remove", "hot-b", "--purge", key=a))
-    _denied(_rule(iot, a, "mine-all"))  # scope all reaches site B
-    _denied(_rule(iot, a, "mine-b", "--scope", "site", "--scope-value", "B"))
-    _denied(_rule(iot, a, "mine-dev", "--scope", "device", "--scope-value", "fleetB-0000"))
-    _denied(_rule(iot, a, "mine-type", "--scope", "type", "--scope-value", "thermostat"))
+    denied(iot("alerts", "rules", "disable", "hot-all", key=a))
+    denied(iot("alerts", "rules", "disable", "hot-b", key=a))
+    denied(iot("alerts", "rules", "remove", "hot-b", "--purge", key=a))
+    denied(_rule(iot, a, "mine-all"))  # scope all reaches site B
+    denied(_rule(iot, a, "mine-b", "--scope", "site", "--scope-value", "B"))
+    denied(_rule(iot, a, "mine-dev", "--scope", "device", "--scope-value", "fleetB-0000"))
+    denied(_rule(iot, a, "mine-type", "--scope", "type", "--scope-value", "thermostat"))
     with _session(registry_url) as s:
         assert s.get(Alert, alert_b).status == "open"  # type: ignore[union-attr]
         assert all(r.enabled for r in s.scalars(select(AlertRule)))
@@ -190,11 +161,11 @@ def test_a_site_key_cannot_change_rules_reaching_other_sites(iot: Iot, keys: dic
     assert iot("alerts", "rules", "disable", "mine-a", key=a).code == 0
     # a rule for site A whose history has an alert at B (the device moved) is out of reach too
     _open_alert(registry_url, "mine-dev-a", "fleetB-0001", "B")
-    _denied(iot("alerts", "rules", "disable", "mine-dev-a", key=a))
+    denied(iot("alerts", "rules", "disable", "mine-dev-a", key=a))
 
 
 def test_a_site_operator_cannot_act_outside_its_site(iot: Iot, keys: dict[str, str]) -> None:
     b = keys["opB"]
-    _denied(iot("devices", "add", "x", "--site", "B", key=b))  # operators add nothing
+    denied(iot("devices", "add", "x", "--site", "B", key=b))  # operators add nothing
     shown = json.loads(iot("devices", "list", "--json", key=b).out)
     assert {d["site"] for d in shown} == {"B"}
