@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from registry.identifiers import check_name
 from registry.models import ROLES, ApiKey, AuditEntry
 
 KEY_PREFIX_LEN = 12
@@ -115,8 +116,9 @@ def create_key(session: Session, actor: Actor, name: str, role: str, sites: Sequ
         raise PermissionDenied(f"role {actor.role} may not create a {role} key")
     if not actor.covers(sites):
         raise PermissionDenied(f"{_limited(actor)}: may only create keys limited to some of them")
-    if not name.strip():
-        raise ValueError("the key name must not be empty")
+    check_name("key name", name)
+    for site in sites:
+        check_name("site", site)
     if session.scalar(select(ApiKey).where(ApiKey.name == name)) is not None:
         raise ValueError(f"an API key named {name!r} already exists")
     key = "iotk_" + secrets.token_urlsafe(32)

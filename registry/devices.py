@@ -4,7 +4,6 @@ changes rows and records the audit trail. The caller commits."""
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from registry import credentials
 from registry.auth import Actor, PermissionDenied, record_audit, require, require_site, require_unrestricted
+from registry.identifiers import check_labels, check_name
 from registry.models import Device
 
-DEVICE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 ACTIONS = {"disable": "disabled", "enable": None, "retire": "retired"}
 
 
@@ -26,8 +25,7 @@ class DeviceNotFound(LookupError):
 
 
 def _check_id(device_id: str) -> None:
-    if not DEVICE_ID.match(device_id):
-        raise ValueError(f"invalid device id {device_id!r}: 1-64 characters of [A-Za-z0-9_.:-]")
+    check_name("device id", device_id)
 
 
 def as_dict(d: Device) -> dict[str, Any]:
@@ -62,6 +60,10 @@ def add_device(
     """Register a device (status provisioned); returns its fresh secret when ``with_secret``."""
     require_site(actor, "admin", "add devices", site)
     _check_id(device_id)
+    check_name("device type", type)
+    if site is not None:
+        check_name("site", site)
+    labels = check_labels(labels or {})
     if session.get(Device, device_id) is not None:
         raise ValueError(f"device {device_id} already exists")
     secret = credentials.issue_secret() if with_secret else None
@@ -155,7 +157,9 @@ def provision_fleet(
     require_site(actor, "admin", "provision devices", site)
     if n < 1:
         raise ValueError("--devices must be at least 1")
-    profiles = list(profiles) or ["generic"]
+    profiles = [check_name("device type", p) for p in profiles] or ["generic"]
+    if site is not None:
+        check_name("site", site)
     wanted = [f"{prefix}-{i:04d}" for i in range(n)]
     _check_id(wanted[-1])
     existing = {d.id: d for d in session.scalars(select(Device).where(Device.id.in_(wanted)))}
@@ -230,6 +234,8 @@ def export_mosquitto(
     usernames, see :func:`registry.credentials.listener_conf`) for mosquitto; only provisioned/active
     devices with a secret get a password line (disabled and retired ones are refused by the broker)."""
     require_unrestricted(actor, "admin", "export broker credentials")
+    check_name("ingest user", ingest_user)
+    check_name("topic root", topic_root)
     if not ingest_password:
         raise ValueError("no ingest password: use --ingest-password-file or IOT_BROKER_PASSWORD")
     allowed = list(
@@ -239,6 +245,11 @@ def export_mosquitto(
             .order_by(Device.id)
         )
     )
+    for d in allowed:  # rows written before ids were checked strictly must not reach the broker files
+        try:
+            check_name("device id", d.id)
+        except ValueError as e:
+            raise ValueError(f"{e} (registered earlier): retire it, then export again") from None
     if any(d.id == ingest_user for d in allowed):
         raise ValueError(f"a device is named like the ingest account {ingest_user!r}")
     entries = {ingest_user: credentials.hash_mosquitto(ingest_password)}
