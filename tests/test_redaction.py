@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ingest.redact import redact_url
+from tests.cli_runner import Result
 from tests.keyed_cli import Iot, make_iot
 from tests.servers import free_port
 
@@ -39,11 +40,10 @@ def iot(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp
     return make_iot(monkeypatch, capsys, tmp_path, f"sqlite:///{tmp_path / 'data' / 'registry.sqlite3'}")
 
 
-def _one_line(r: object, code: int) -> None:
+def _one_line(r: Result, code: int) -> None:
     assert r.code == code, r
-    err = str(r.err)
-    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
-    assert PW not in err + str(r.out) and "Traceback" not in err
+    assert r.err.startswith("error: ") and len(r.err.strip().splitlines()) == 1, r.err
+    assert PW not in r.err + r.out and "Traceback" not in r.err
 
 
 def test_status_never_echoes_the_password(iot: Iot) -> None:
