@@ -179,6 +179,12 @@ def _broker_address(s: Settings) -> BrokerAddress:
         fail(str(e))
     if addr.embedded:
         fail("replay needs a running broker: pass --broker mqtt://host:port or set IOT_BROKER_URL")
+    if addr.username is not None and addr.username == s.client_id:
+        fail(
+            f"replay must not connect as the ingest account {addr.username!r} (a broker binding client ids "
+            "to usernames would hand it the daemon's session): use the replay account "
+            "(`iot registry export-mosquitto --replay-user …`) in --broker"
+        )
     return addr
 
 

@@ -50,12 +50,15 @@ def password_file(entries: dict[str, str]) -> str:
     return "".join(f"{user}:{hashed}\n" for user, hashed in entries.items())
 
 
-def acl_file(devices: list[str], ingest_user: str, topic_root: str = "devices") -> str:
-    """A mosquitto ACL file: each device writes only under its own id, ingest reads everything.
+def acl_file(devices: list[str], ingest_user: str, topic_root: str = "devices", replay_user: str | None = None) -> str:
+    """A mosquitto ACL file: each device writes only under its own id, ingest reads everything,
+    the optional replay account (``iot deadletters replay``) writes everything and reads nothing.
 
     Meant for a listener with ``use_username_as_clientid true`` (see :func:`listener_conf`), so a
     client id always names the account that authenticated."""
     lines = [f"user {ingest_user}", f"topic read {topic_root}/#", ""]
+    if replay_user is not None:
+        lines += [f"user {replay_user}", f"topic write {topic_root}/#", ""]
     for device_id in devices:
         lines += [f"user {device_id}", f"topic write {topic_root}/{device_id}/#", ""]
     return "\n".join(lines)

@@ -229,15 +229,25 @@ def export_mosquitto(
     ingest_user: str,
     ingest_password: str,
     topic_root: str = "devices",
+    replay_user: str | None = None,
+    replay_password: str = "",
 ) -> tuple[Path, Path, int]:
     """Write ``passwd``, ``acl`` and ``listener.conf`` (the listener options that bind client ids to
     usernames, see :func:`registry.credentials.listener_conf`) for mosquitto; only provisioned/active
-    devices with a secret get a password line (disabled and retired ones are refused by the broker)."""
+    devices with a secret get a password line (disabled and retired ones are refused by the broker).
+    ``replay_user`` adds the account `iot deadletters replay` publishes with (it must not be the
+    ingest account: with client ids bound to usernames it would take over the daemon's session)."""
     require_unrestricted(actor, "admin", "export broker credentials")
     check_name("ingest user", ingest_user)
     check_name("topic root", topic_root)
     if not ingest_password:
         raise ValueError("no ingest password: use --ingest-password-file or IOT_BROKER_PASSWORD")
+    if replay_user is not None:
+        check_name("replay user", replay_user)
+        if replay_user == ingest_user:
+            raise ValueError("the replay account must differ from the ingest account")
+        if not replay_password:
+            raise ValueError("no replay password: use --replay-password-file")
     allowed = list(
         session.scalars(
             select(Device)
@@ -250,14 +260,25 @@ def export_mosquitto(
             check_name("device id", d.id)
         except ValueError as e:
             raise ValueError(f"{e} (registered earlier): retire it, then export again") from None
-    if any(d.id == ingest_user for d in allowed):
-        raise ValueError(f"a device is named like the ingest account {ingest_user!r}")
+    for account in (ingest_user, replay_user):
+        if any(d.id == account for d in allowed):
+            raise ValueError(f"a device is named like the service account {account!r}")
     entries = {ingest_user: credentials.hash_mosquitto(ingest_password)}
+    if replay_user is not None:
+        entries[replay_user] = credentials.hash_mosquitto(replay_password)
     entries.update({d.id: d.secret_hash for d in allowed if d.secret_hash})
     passwd, acl = directory / "passwd", directory / "acl"
     write_private(passwd, credentials.password_file(entries))
-    write_private(acl, credentials.acl_file([d.id for d in allowed], ingest_user, topic_root))
+    write_private(acl, credentials.acl_file([d.id for d in allowed], ingest_user, topic_root, replay_user))
     conf = credentials.listener_conf(str(passwd.resolve()), str(acl.resolve()))
     write_private(directory / "listener.conf", conf)
-    record_audit(session, actor, "broker.export", f"dir:{directory}", devices=len(allowed), ingest_user=ingest_user)
+    record_audit(
+        session,
+        actor,
+        "broker.export",
+        f"dir:{directory}",
+        devices=len(allowed),
+        ingest_user=ingest_user,
+        replay_user=replay_user,
+    )
     return passwd, acl, len(allowed)

@@ -3,6 +3,7 @@ their own id, the ingest account reads everything, wrong/disabled/retired creden
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,9 +18,12 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.orm import Session
 
+from ingest.model import DeadLetter
 from registry.auth import BOOTSTRAP_ACTOR
 from registry.db import make_engine, migrate
+from registry.deadletters import DeadLetterStore
 from registry.devices import export_mosquitto, provision_fleet, set_status
+from tests.cli_runner import run_iot
 from tests.servers import Mosquitto, wait_for
 
 pytestmark = pytest.mark.mosquitto
@@ -101,7 +105,10 @@ def fleet(tmp_path: Path, mosquitto: Mosquitto) -> dict[str, str]:
         s.commit()
         set_status(s, BOOTSTRAP_ACTOR, "acl-0003", "disable")
         set_status(s, BOOTSTRAP_ACTOR, "acl-0004", "retire")
-        passwd, _acl, n = export_mosquitto(s, BOOTSTRAP_ACTOR, tmp_path / "broker", "iot-ingest", "ingest-pw")
+        passwd, _acl, n = export_mosquitto(
+            s, BOOTSTRAP_ACTOR, tmp_path / "broker", "iot-ingest", "ingest-pw", replay_user="iot-replay",
+            replay_password="replay-pw",
+        )  # fmt: skip
         s.commit()
     engine.dispose()
     assert n == 3
@@ -211,7 +218,7 @@ def test_the_export_refuses_a_device_named_like_the_ingest_account(tmp_path: Pat
     with Session(engine) as s:
         provision_fleet(s, BOOTSTRAP_ACTOR, 1, ["thermostat"], prefix="collector")
         s.commit()
-        with pytest.raises(ValueError, match="named like the ingest account"):
+        with pytest.raises(ValueError, match="named like the service account"):
             export_mosquitto(s, BOOTSTRAP_ACTOR, tmp_path / "broker", "collector-0000", "pw")
     engine.dispose()
 
@@ -244,3 +251,42 @@ def test_the_deploy_config_binds_client_ids(fleet: dict[str, str], mosquitto: Mo
     assert ingest.disconnects == [] and ingest.client.is_connected()
     anonymous = connect("", "")
     assert anonymous.connack.is_failure
+
+
+def test_the_replay_account_publishes_for_any_device_without_touching_the_ingest_session(
+    fleet: dict[str, str], connect: Any, tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    ingest = connect("iot-ingest", "ingest-pw", client_id="iot-ingest", persistent=True)
+    ingest.client.subscribe("devices/#", qos=1)
+    dev = connect("acl-0000", fleet["acl-0000"])
+    wait_for(
+        lambda: (
+            dev.publish("devices/acl-0000/status", b"online").value == 0
+            and ("devices/acl-0000/status", b"online") in ingest.messages
+        ),
+        10,
+        "the ingest subscription to be live",
+    )
+    url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+    engine = make_engine(url)
+    store = DeadLetterStore(engine)
+    store.write([DeadLetter("invalid_json", "devices/acl-0001/telemetry", b'{"t": 1', time.time(), "", "acl-0001")])
+    engine.dispose()
+    monkeypatch.setenv("IOT_REGISTRY_URL", url)
+    monkeypatch.delenv("IOT_API_KEY", raising=False)
+
+    as_ingest = run_iot(monkeypatch, capsys, "deadletters", "replay", "--all", "--broker",
+                        f"mqtt://iot-ingest:ingest-pw@127.0.0.1:{mosquitto.port}")  # fmt: skip
+    assert as_ingest.code == 2 and "must not connect as the ingest account" in as_ingest.err
+    r = run_iot(monkeypatch, capsys, "deadletters", "replay", "--all", "--broker",
+                f"mqtt://iot-replay:replay-pw@127.0.0.1:{mosquitto.port}")  # fmt: skip
+    assert r.code == 0, r.err
+    wait_for(lambda: ("devices/acl-0001/telemetry", b'{"t": 1') in ingest.messages, 10, "the replayed message")
+    assert ingest.disconnects == [] and ingest.client.is_connected()
+
+    spy = connect("iot-replay", "replay-pw")  # the replay account reads nothing
+    spy.client.subscribe("devices/#", qos=1)
+    assert dev.publish("devices/acl-0000/telemetry", b'{"t": 2}').value == 0
+    wait_for(lambda: ("devices/acl-0000/telemetry", b'{"t": 2}') in ingest.messages, 10, "the control message")
+    assert spy.messages == []
