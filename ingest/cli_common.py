@@ -7,9 +7,12 @@ import re
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ingest.config import Settings
+
+if TYPE_CHECKING:
+    from registry.auth import Actor
 
 
 class CliError(Exception):
@@ -45,7 +48,7 @@ def settings(**overrides: Any) -> Settings:
         fail(f"invalid setting IOT_{where.upper()}: {err['msg']}")
 
 
-def authorised(s: Settings, role: str, action: str, device_id: str | None = None) -> Any:
+def authorised(s: Settings, role: str, action: str, device_id: str | None = None) -> Actor:
     """The :class:`registry.auth.Actor` behind ``IOT_API_KEY`` with ``role`` (and, for a
     site-limited key, able to see ``device_id``); a refusal is one line and exit 3 (1 for a device
     it cannot see). For commands whose data lives outside the registry tables."""
