@@ -101,6 +101,7 @@ def status(
 ) -> None:
     """The running daemon's health at a glance: broker, stores, spool, counts. Exit 1 if degraded."""
     from ingest.cli_common import emit_json, print_table
+    from ingest.redact import redact_url
     from ingest.status import fetch_status, group
 
     s = settings()
@@ -110,8 +111,10 @@ def status(
         url = f"http://{s.metrics_host}:{s.metrics_port}"
     try:
         st = fetch_status(url)
+    except ValueError as e:
+        fail(f"invalid --url {redact_url(url)}: {redact_url(str(e))}")
     except OSError as e:
-        fail(f"no daemon answering at {url}: {getattr(e, 'reason', e)}", 1)
+        fail(f"no daemon answering at {redact_url(url)}: {redact_url(str(getattr(e, 'reason', e)))}", 1)
     health = st["health"]
     if json_out:
         emit_json(st)
@@ -156,19 +159,21 @@ def main() -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from ingest.broker import BrokerConfigError
+    from ingest.redact import redact_url
     from ingest.stores import StoreConfigError, StoreUnavailable
-    from registry.db import SchemaNotMigrated
+    from registry.db import RegistryConfigError, SchemaNotMigrated
 
     try:
         rc = app(standalone_mode=False)
     except CliError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {redact_url(str(e))}", err=True)
         sys.exit(e.code)
-    except (StoreConfigError, SchemaNotMigrated, ValidationError, BrokerConfigError) as e:
-        typer.echo(f"error: {e}", err=True)
+    except (StoreConfigError, SchemaNotMigrated, ValidationError, BrokerConfigError, RegistryConfigError) as e:
+        typer.echo(f"error: {redact_url(str(e))}", err=True)
         sys.exit(2)
     except (StoreUnavailable, SQLAlchemyError, OSError) as e:
-        typer.echo(f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", err=True)
+        first = str(e).splitlines()[0] if str(e) else ""
+        typer.echo(f"error: {type(e).__name__}: {redact_url(first)}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

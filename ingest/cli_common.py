@@ -7,9 +7,12 @@ import re
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ingest.config import Settings
+
+if TYPE_CHECKING:
+    from registry.auth import Actor
 
 
 class CliError(Exception):
@@ -45,13 +48,29 @@ def settings(**overrides: Any) -> Settings:
         fail(f"invalid setting IOT_{where.upper()}: {err['msg']}")
 
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$")
+def authorised(s: Settings, role: str, action: str, device_id: str | None = None) -> Actor:
+    """The :class:`registry.auth.Actor` behind ``IOT_API_KEY`` with ``role`` (and, for a
+    site-limited key, able to see ``device_id``); a refusal is one line and exit 3 (1 for a device
+    it cannot see). For commands whose data lives outside the registry tables."""
+    from registry.actors import authorise
+    from registry.auth import PermissionDenied
+
+    key = s.api_key.get_secret_value() if s.api_key else None
+    try:
+        return authorise(s.resolved_registry_url(), key, role, action, device_id)
+    except PermissionDenied as e:
+        fail(f"permission denied: {e}", 3)
+    except LookupError as e:
+        fail(str(e.args[0] if e.args else e), 1)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 
 
 def parse_duration(text: str) -> float:
     """``90``, ``30s``, ``5m``, ``1h``, ``7d`` → seconds; a bad value is a CLI error."""
-    m = _DURATION.match(text.strip())
+    m = _DURATION.fullmatch(text.strip())
     if not m:
         fail(f"invalid duration {text!r}: use e.g. 30s, 5m, 1h, 7d")
     return float(m.group(1)) * _UNIT_S[m.group(2)]

@@ -1,4 +1,8 @@
-"""``iot deadletters list|show|replay``: parse, open the registry, call one function.
+"""``iot deadletters list|show|replay``: parse, check the API key, open the registry, call one function.
+
+Reading takes a viewer key, replaying an operator key (while no key exists: ``local-admin``); a
+site-limited key sees and replays only letters of devices registered at its sites. Payloads are
+printed only when asked (``show``, ``list --payload``).
 
 Exit codes: 0 ok, 1 not found or unreachable, 2 usage or invalid input, 3 permission denied.
 """
@@ -8,22 +12,24 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ingest.cli_common import emit_json, fail, iso, parse_duration, print_table, settings
+from ingest.cli_common import authorised, emit_json, fail, iso, parse_duration, print_table, settings
 from ingest.config import Settings
 from registry.deadletters import DeadLetterRecord, DeadLetterStore
 
 if TYPE_CHECKING:
     from ingest.broker import BrokerAddress
+    from registry.auth import Actor
 
 app = typer.Typer(no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 RegistryOpt = Annotated[str | None, typer.Option("--registry", help="Registry URL (env IOT_REGISTRY_URL).")]
 PREVIEW_CHARS = 60
+MAX_LIST = 10_000
 
 
 @contextmanager
@@ -44,6 +50,16 @@ def preview(payload: bytes, limit: int = PREVIEW_CHARS) -> str:
     text = payload.decode("utf-8", "backslashreplace")
     out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
     return out + ("…" if len(text) > limit else "")
+
+
+def listed(letter: DeadLetterRecord, with_payload: bool = False) -> dict[str, Any]:
+    """A letter for ``list --json``: a bounded preview instead of the payload unless asked."""
+    record = letter.as_dict()
+    if not with_payload:
+        for key in ("payload", "payload_encoding"):
+            record.pop(key, None)
+        record["payload_preview"] = preview(letter.payload)
+    return record
 
 
 def _table(letters: Sequence[DeadLetterRecord]) -> None:
@@ -69,16 +85,19 @@ def list_(
     reason: Annotated[str | None, typer.Option("--reason", help="Only this reason.")] = None,
     device: Annotated[str | None, typer.Option("--device", help="Only this device.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="Received within, e.g. 24h.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most N, newest first.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=MAX_LIST, help="At most N, newest first.")] = 50,
+    payload: Annotated[bool, typer.Option("--payload", help="With --json: include whole payloads.")] = False,
     json: JsonOpt = False,
     registry: RegistryOpt = None,
 ) -> None:
-    """Dead letters, newest first."""
+    """Dead letters, newest first, with a short payload preview (viewers)."""
     after = datetime.now(UTC) - timedelta(seconds=parse_duration(since)) if since else None
-    with _store(settings(registry_url=registry)) as store:
-        letters = store.list(reason=reason, device_id=device, since=after, limit=limit)
+    s = settings(registry_url=registry)
+    actor = authorised(s, "viewer", "read dead letters")
+    with _store(s) as store:
+        letters = store.list(reason=reason, device_id=device, since=after, limit=limit, sites=actor.sites)
     if json:
-        emit_json([d.as_dict() for d in letters])
+        emit_json([listed(d, payload) for d in letters])
     elif not letters:
         typer.echo("no dead letters")
     else:
@@ -91,9 +110,12 @@ def show(
     json: JsonOpt = False,
     registry: RegistryOpt = None,
 ) -> None:
-    """One dead letter with its full payload (text if UTF-8, else base64)."""
-    with _store(settings(registry_url=registry)) as store:
-        letter = store.get(id)
+    """One dead letter with its full payload (text if UTF-8, else base64; viewers)."""
+    s = settings(registry_url=registry)
+    actor = authorised(s, "viewer", "read dead letters")
+    with _store(s) as store:
+        found = store.get_many([id], sites=actor.sites)
+    letter = found[0] if found else None
     if letter is None:
         fail(f"no dead letter with id {id}", 1)
     record = letter.as_dict()
@@ -120,6 +142,7 @@ def replay(
     """Republish raw payloads to their topics for the daemon to decode again.
 
     QoS 1; acknowledged ones are marked replayed; ones that fail again return as new rows.
+    Operators; a site-limited key replays only letters of devices at its sites.
     """
     if not ids and not reason and not all_:
         fail("say what to replay: dead letter IDs, --reason R or --all")
@@ -127,15 +150,16 @@ def replay(
         fail("give either IDs or --reason/--all, not both")
     s = settings(registry_url=registry, broker_url=broker)
     addr = _broker_address(s)
+    actor = authorised(s, "operator", "replay dead letters")
     with _store(s) as store:
-        _authorise(store, s, len(ids or []) or None, reason)
         if ids:
-            missing = sorted(set(ids) - {d.id for d in store.get_many(ids)})
+            missing = sorted(set(ids) - {d.id for d in store.get_many(ids, sites=actor.sites)})
             if missing:
                 fail(f"no dead letter with id {', '.join(map(str, missing))}", 1)
             chosen = list(dict.fromkeys(ids))
         else:
-            chosen = store.ids(reason=reason, replayed=False)
+            chosen = store.ids(reason=reason, replayed=False, sites=actor.sites)
+        _audit(store, actor, len(ids or []) or None, reason)
         if not chosen:
             typer.echo("no dead letters to replay")
             return
@@ -155,22 +179,23 @@ def _broker_address(s: Settings) -> BrokerAddress:
         fail(str(e))
     if addr.embedded:
         fail("replay needs a running broker: pass --broker mqtt://host:port or set IOT_BROKER_URL")
+    if addr.username is not None and addr.username == s.client_id:
+        fail(
+            f"replay must not connect as the ingest account {addr.username!r} (a broker binding client ids "
+            "to usernames would hand it the daemon's session): use the replay account "
+            "(`iot registry export-mosquitto --replay-user …`) in --broker"
+        )
     return addr
 
 
-def _authorise(store: DeadLetterStore, s: Settings, count: int | None, reason: str | None) -> None:
-    """Replaying is an operator's action, and it is audited."""
+def _audit(store: DeadLetterStore, actor: Actor, count: int | None, reason: str | None) -> None:
+    """Replaying is audited."""
     from sqlalchemy.orm import Session
 
-    from registry.auth import PermissionDenied, authenticate, record_audit, require
+    from registry.auth import record_audit
 
     with Session(store.engine) as session:
-        try:
-            actor = authenticate(session, s.api_key.get_secret_value() if s.api_key else None)
-            require(actor, "operator", "replay dead letters")
-        except PermissionDenied as e:
-            fail(f"permission denied: {e}", 3)
-        record_audit(session, actor, "deadletters.replay", reason or "*", ids=count)
+        record_audit(session, actor, "deadletters.replay", reason or "*", ids=count, sites=actor.sites)
         session.commit()
 
 

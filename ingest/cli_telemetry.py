@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ingest.cli_common import CliError, emit_json, fail, parse_duration, print_table, settings
+from ingest.cli_common import CliError, authorised, emit_json, fail, parse_duration, print_table, settings
 from ingest.config import Settings
 from ingest.model import MEASUREMENTS, Kind
 from ingest.stores import AGGREGATES, Row, SeriesQuery, timeseries_from
@@ -60,8 +60,10 @@ def query(
     limit: Annotated[int, typer.Option(min=1, help="newest N rows")] = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     timeseries: Annotated[str | None, typer.Option("--timeseries", help="store URL")] = None,
+    registry: Annotated[str | None, typer.Option("--registry", help="registry URL (for the API key)")] = None,
 ) -> None:
-    """Rows (time + one column per field) of one device, oldest first."""
+    """Rows (time + one column per field) of one device, oldest first (viewers; a site-limited
+    key only devices registered at its sites)."""
     if kind not in KINDS:
         fail(f"invalid --kind {kind!r}: use one of {', '.join(KINDS)}")
     if (every is None) != (agg is None):
@@ -84,7 +86,8 @@ def query(
         agg=agg,
         limit=limit,
     )
-    s = settings(timeseries_url=timeseries)
+    s = settings(timeseries_url=timeseries, registry_url=registry)
+    authorised(s, "viewer", "query telemetry", device)
     try:
         rows = run_query(s, q)
     except ValueError as e:  # the query itself is unusable (e.g. too many buckets)
