@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ingest.model import COLLECTIONS, DeadLetter, Decoded, Document, Kind, Point, Reason, Rejected, StatusChange
+from ingest.names import check_tag_value
 
 Token = tuple[int, int]
 Origin = tuple[str, bytes, float]  # topic, raw payload, received at (epoch s)
@@ -113,6 +114,11 @@ class Router:
                     raise Rejected(Reason.DEVICE_DISABLED, f"device {device_id!r} is disabled")
                 if status == "retired":
                     raise Rejected(Reason.DEVICE_RETIRED, f"device {device_id!r} is retired")
+                if type(decoded) is list:  # registry values become tags: never trust them blindly
+                    if info.site:
+                        check_tag_value("site", info.site)
+                    if info.type != UNKNOWN_TYPE:
+                        check_tag_value("device_type", info.type)
         except Rejected as r:
             parts = topic.split("/")
             letter = DeadLetter(

@@ -3,7 +3,8 @@
 URL: ``influxdb1://[user[:pass]@]host:8086/DBNAME[?ssl=true]``; the password may instead come
 from ``IOT_INFLUXDB_PASSWORD``. ``connect()`` creates the database if it is missing
 (``CREATE DATABASE`` is a no-op when it exists); without admin rights it only checks that the
-database exists. Queries are InfluxQL with every identifier and string quoted.
+database exists. Queries are InfluxQL with every identifier and string quoted, and every
+condition on a tag qualified with ``::tag`` (a field of the same name must never match).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from ingest.model import Point
 from ingest.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
 from ingest.stores.bisect import write_points
 from ingest.stores.tsquery import NUMERIC_AGGS, as_value, check_query
+
+_DEVICE_TAG = '"device_id"::tag'
+"""Every WHERE on the device names the *tag*: a field called device_id must never match."""
 
 
 def quote_ident(name: str) -> str:
@@ -114,7 +118,7 @@ class InfluxDB1Store:
 
     def query(self, q: SeriesQuery) -> list[Row]:
         until = check_query(q)
-        where = f"{quote_ident('device_id')} = {quote_string(q.device_id)} AND time >= {q.since_ns} AND time < {until}"
+        where = f"{_DEVICE_TAG} = {quote_string(q.device_id)} AND time >= {q.since_ns} AND time < {until}"
         m = quote_ident(q.measurement)
         if q.every_s is None:
             sel = f"{quote_ident(q.field)}::field" if q.field else "*::field"
@@ -143,7 +147,7 @@ class InfluxDB1Store:
         if not fields:
             return {}
         m = quote_ident(measurement)
-        dev = f"{quote_ident('device_id')} = {quote_string(device_id)}"
+        dev = f"{_DEVICE_TAG} = {quote_string(device_id)}"
         stmts = "; ".join(f"SELECT last({quote_ident(f)}) FROM {m} WHERE {dev}" for f in fields)
         out: dict[str, tuple[int, Any]] = {}
         for f, result in zip(fields, self._query(stmts), strict=True):
@@ -155,7 +159,7 @@ class InfluxDB1Store:
     def count(self, measurement: str, device_id: str | None = None) -> int:
         stmt = f"SELECT count(*) FROM {quote_ident(measurement)}"
         if device_id is not None:
-            stmt += f" WHERE {quote_ident('device_id')} = {quote_string(device_id)}"
+            stmt += f" WHERE {_DEVICE_TAG} = {quote_string(device_id)}"
         return int(sum(v for _, vals in self._rows(self._query(stmt)[0]) for v in vals.values()))
 
     def _field_types(self, measurement: str) -> dict[str, str]:
