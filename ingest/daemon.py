@@ -86,6 +86,7 @@ class Daemon:
             decode,
             batch_size=settings.batch_size,
             flush_interval=settings.flush_interval,
+            max_letter_bytes=settings.max_payload_bytes,
             directory=self.directory,
             policy=settings.unknown_devices,
             count=self._count,
