@@ -16,7 +16,9 @@ Rules (CONTRACT.md, "Payloads"):
   (``device_id``, ``site``, ``unit``…) or ``time`` -> RESERVED_NAME; a string holding a
   control character other than tab -> WRONG_TYPE, an escaped lone surrogate -> INVALID_UTF8.
   More than ``max_fields`` fields (or, in a SenML pack, ``max_units`` distinct units)
-  -> TOO_MANY_FIELDS. A JSON array is SenML (ingest.senml).
+  -> TOO_MANY_FIELDS. A JSON array is SenML (ingest.senml). With a ``guard``
+  (ingest.cardinality), a device over its budget of new field names or units
+  -> CARDINALITY_LIMIT (the only stateful rule).
 - events: as above plus ``level`` (required, one of LEVELS, case-insensitive, stored as the
   lower-case tag ``level``), ``code`` (string; an integer is turned into its decimal string)
   and ``message`` (string). With nothing but a level the point gets the field ``count`` = 1.0.
@@ -35,6 +37,7 @@ import hashlib
 import json
 from typing import Any
 
+from ingest.cardinality import CardinalityGuard
 from ingest.model import (
     COLLECTIONS,
     MEASUREMENTS,
@@ -172,10 +175,12 @@ class Decoder:
         future_window_s: float = 300.0,
         max_fields: int = 256,
         max_units: int = 16,
+        guard: CardinalityGuard | None = None,
     ) -> None:
         self.topic_root = topic_root
         self.max_fields = max_fields
         self.max_units = max_units
+        self.guard = guard
         self.max_payload_bytes = max_payload_bytes
         self.future_window_ns = int(future_window_s * 1e9)
         self._topics: dict[str, tuple[str, Kind]] = {}
@@ -227,20 +232,25 @@ class Decoder:
             _check_document(obj)
             key = hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()[:32]
             return Document(COLLECTIONS[kind], device_id, key, obj, now_ns / 1e9)
+        points: list[Point]
         if type(obj) is dict:
             if kind is Kind.EVENTS:
-                return [self._event(device_id, obj, now_ns)]
-            fields = _fields(obj, _TS_ONLY, self.max_fields)
-            if not fields:
-                raise Rejected(Reason.NO_FIELDS, "no fields besides 'ts'")
-            ts = self._ts(obj, now_ns)
-            return [Point(MEASUREMENTS[kind], device_id, fields, ts, {})]
-        if type(obj) is list and kind is not Kind.EVENTS:
-            return self._senml(device_id, kind, obj, now_ns)
-        raise Rejected(
-            Reason.WRONG_TYPE,
-            f"{kind} payload must be a JSON object" + (" or a SenML array" if kind is not Kind.EVENTS else ""),
-        )
+                points = [self._event(device_id, obj, now_ns)]
+            else:
+                fields = _fields(obj, _TS_ONLY, self.max_fields)
+                if not fields:
+                    raise Rejected(Reason.NO_FIELDS, "no fields besides 'ts'")
+                points = [Point(MEASUREMENTS[kind], device_id, fields, self._ts(obj, now_ns), {})]
+        elif type(obj) is list and kind is not Kind.EVENTS:
+            points = self._senml(device_id, kind, obj, now_ns)
+        else:
+            raise Rejected(
+                Reason.WRONG_TYPE,
+                f"{kind} payload must be a JSON object" + (" or a SenML array" if kind is not Kind.EVENTS else ""),
+            )
+        if self.guard is not None:
+            self.guard.admit(device_id, points, now_ns)
+        return points
 
     def _ts(self, obj: dict[str, Any], now_ns: int) -> int:
         raw = obj.get("ts", _MISSING)

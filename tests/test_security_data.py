@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -184,19 +183,18 @@ def test_encoder_refuses_each_raw_attack(influxdb1_url: str) -> None:
         store.close()
 
 
-@pytest.mark.influxd
-def test_queries_match_the_tag_not_a_field_of_the_same_name(influxdb1_url: str, influxd_server: Influxd) -> None:
-    """Legacy data: an attacker's field ``device_id="victim"`` is already stored."""
-    db = influxdb1_url.rsplit("/", 1)[1]
-    base = time.time_ns() - 3600 * S
-    body = f"{M},device_id=victim temperature=20.5 {base}\n"
-    body += f'{M},device_id=attk device_id="victim",temperature=1000 {base + S}'
-
-    with urllib.request.urlopen(f"{influxd_server.base()}/write?db={db}", data=body.encode(), timeout=10) as r:
-        assert r.status == 204
-    store = open_timeseries(influxdb1_url)
+@pytest.mark.parametrize("backend", ["embedded", pytest.param("influxdb1", marks=pytest.mark.influxd)])
+def test_queries_match_the_tag_not_a_field_of_the_same_name(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Data stored before the decoder refused it: an attacker's field ``device_id="victim"``."""
+    url = "embedded" if backend == "embedded" else request.getfixturevalue("influxdb1_url")
+    store = open_timeseries(url, data_dir=tmp_path)
     store.connect()
     try:
+        base = time.time_ns() - 3600 * S
+        shadow = Point(M, "attk", {"device_id": "victim", "temperature": 1000.0}, base + S, {"site": "victim"})
+        assert store.write([Point(M, "victim", {"temperature": 20.5}, base), shadow]) == []
         rows = store.query(SeriesQuery(M, "victim", base - S))
         assert [(r.ts_ns, r.values) for r in rows] == [(base, {"temperature": 20.5})]
         agg = store.query(SeriesQuery(M, "victim", base - 60 * S, until_ns=base + 60 * S, every_s=3600, agg="max"))

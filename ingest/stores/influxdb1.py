@@ -5,11 +5,14 @@ from ``IOT_INFLUXDB_PASSWORD``. ``connect()`` creates the database if it is miss
 (``CREATE DATABASE`` is a no-op when it exists); without admin rights it only checks that the
 database exists. Queries are InfluxQL with every identifier and string quoted, and every
 condition on a tag qualified with ``::tag`` (a field of the same name must never match).
+Each write also records new (device, field) pairs in a small index measurement
+(ingest.stores.fieldindex), so ``latest()`` reads only the device's own fields.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,8 +24,11 @@ import urllib3
 from ingest.model import Point
 from ingest.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
 from ingest.stores.bisect import write_points
+from ingest.stores.fieldindex import MEASUREMENT as INDEX
+from ingest.stores.fieldindex import FieldIndex
 from ingest.stores.tsquery import NUMERIC_AGGS, as_value, check_query
 
+log = logging.getLogger("iot.stores")
 _DEVICE_TAG = '"device_id"::tag'
 """Every WHERE on the device names the *tag*: a field called device_id must never match."""
 
@@ -55,6 +61,7 @@ class InfluxDB1Store:
             self._headers.update(urllib3.make_headers(basic_auth=f"{user}:{password or ''}"))
         self._timeout = urllib3.Timeout(connect=min(5.0, timeout), read=timeout)
         self._pool: urllib3.HTTPConnectionPool | None = None
+        self._index = FieldIndex()
 
     @classmethod
     def from_url(
@@ -102,7 +109,16 @@ class InfluxDB1Store:
     # -- writes ------------------------------------------------------------------------------
 
     def write(self, points: Sequence[Point]) -> list[tuple[Point, str]]:
-        return write_points(points, self._send)
+        refused = write_points(points, self._send)
+        bad = {id(p) for p, _ in refused}
+        lines, done = self._index.pending(p for p in points if id(p) not in bad)
+        if lines:
+            error = self._send(lines)
+            if error is None:
+                self._index.commit(done)
+            else:  # e.g. max-values-per-tag: the data is stored; `devices show` may miss new keys
+                log.warning("%r: field index write refused: %s", self, error[:200])
+        return refused
 
     def _send(self, lines: Sequence[str]) -> str | None:
         body = "\n".join(lines).encode()
@@ -142,8 +158,18 @@ class InfluxDB1Store:
         rows.reverse()
         return rows
 
+    def device_fields(self, measurement: str, device_id: str) -> dict[str, str]:
+        """The field keys (and types) ``device_id`` wrote to ``measurement``, from the field index:
+        one query over the device's own index series, whatever the measurement's key count."""
+        stmt = (
+            f'SELECT last("seen") FROM {quote_ident(INDEX)} WHERE {_DEVICE_TAG} = {quote_string(device_id)} '
+            f'AND "measurement"::tag = {quote_string(measurement)} GROUP BY "field", "type"'
+        )
+        result = self._query(stmt)[0]
+        return {s["tags"]["field"]: s["tags"]["type"] for s in result.get("series", [])}
+
     def latest(self, measurement: str, device_id: str) -> dict[str, tuple[int, Any]]:
-        fields = sorted(self._field_types(measurement))
+        fields = sorted(self.device_fields(measurement, device_id))
         if not fields:
             return {}
         m = quote_ident(measurement)
