@@ -50,7 +50,7 @@ from ingest.model import (
     Rejected,
     StatusChange,
 )
-from ingest.names import FIELD_KEY, RESERVED_FIELDS, check_field_key, check_string_value
+from ingest.names import check_field_key, check_string_value
 from ingest.senml import resolve, to_points, valid_unicode
 from ingest.timestamps import BadTimestamp, to_ns
 
@@ -64,6 +64,8 @@ _MISSING: Any = object()
 _TS_ONLY = frozenset({"ts"})
 _EVENT_SKIP = frozenset({"ts", "level", "code", "message"})
 _INT64 = (-(2**63), 2**63 - 1)
+_GOOD_KEYS_MAX = 65536
+_good_keys: set[str] = set()  # field names already checked (they repeat on every message)
 
 
 class _NonFinite(Exception):
@@ -117,8 +119,11 @@ def _fields(obj: dict[str, Any], skip: frozenset[str], max_fields: int) -> dict[
     for k, v in obj.items():
         if k in skip:
             continue
-        if k in RESERVED_FIELDS or FIELD_KEY.fullmatch(k) is None:
+        if k not in _good_keys:
             check_field_key(k)
+            if len(_good_keys) >= _GOOD_KEYS_MAX:
+                _good_keys.clear()
+            _good_keys.add(k)
         tv = type(v)
         if tv is float:
             if v - v != 0.0:
@@ -131,7 +136,8 @@ def _fields(obj: dict[str, Any], skip: frozenset[str], max_fields: int) -> dict[
         elif tv is str:
             if not v.isascii() and not valid_unicode(v):
                 raise Rejected(Reason.INVALID_UTF8, f"field {k[:32]!r} has a lone surrogate")
-            check_string_value(k, v)
+            if not v.isprintable():  # printable text has no control characters: the fast path
+                check_string_value(k, v)
         elif tv is not bool:
             what = "null" if v is None else "an object" if tv is dict else "an array"
             raise Rejected(Reason.WRONG_TYPE, f"field {k[:32]!r} is {what}; fields are numbers, bools, strings")
