@@ -12,9 +12,13 @@ Rules (CONTRACT.md, "Payloads"):
 - telemetry / metrics: a JSON object -> one Point. ``ts`` (see ingest.timestamps) is optional;
   every other key is a field: numbers become float (always, so a field never flips between
   int and float in InfluxDB), bools and strings stay. Null, objects and arrays -> WRONG_TYPE;
-  a field name that is empty, has control characters or is ``time`` (reserved by InfluxDB)
-  -> WRONG_TYPE; a string holding an escaped lone surrogate -> INVALID_UTF8.
-  A JSON array is SenML (ingest.senml).
+  a field name outside ingest.names' allow-list -> INVALID_NAME, one named like a tag
+  (``device_id``, ``site``, ``unit``…) or ``time`` -> RESERVED_NAME; a string holding a
+  control character other than tab -> WRONG_TYPE, an escaped lone surrogate -> INVALID_UTF8.
+  More than ``max_fields`` fields (or, in a SenML pack, ``max_units`` distinct units)
+  -> TOO_MANY_FIELDS. A JSON array is SenML (ingest.senml). With a ``guard``
+  (ingest.cardinality), a device over its budget of new field names or units
+  -> CARDINALITY_LIMIT (the only stateful rule).
 - events: as above plus ``level`` (required, one of LEVELS, case-insensitive, stored as the
   lower-case tag ``level``), ``code`` (string; an integer is turned into its decimal string)
   and ``message`` (string). With nothing but a level the point gets the field ``count`` = 1.0.
@@ -33,6 +37,7 @@ import hashlib
 import json
 from typing import Any
 
+from ingest.cardinality import CardinalityGuard
 from ingest.model import (
     COLLECTIONS,
     MEASUREMENTS,
@@ -45,13 +50,13 @@ from ingest.model import (
     Rejected,
     StatusChange,
 )
+from ingest.names import check_field_key, check_string_value
 from ingest.senml import resolve, to_points, valid_unicode
 from ingest.timestamps import BadTimestamp, to_ns
 
 LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
 MAX_DEVICE_ID = 64
 MAX_DOCUMENT_DEPTH = 64
-RESERVED_FIELDS = frozenset({"time"})
 _DEVICE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
 _KINDS = {k.value: k for k in Kind}
 _TOPIC_CACHE_MAX = 65536
@@ -59,6 +64,8 @@ _MISSING: Any = object()
 _TS_ONLY = frozenset({"ts"})
 _EVENT_SKIP = frozenset({"ts", "level", "code", "message"})
 _INT64 = (-(2**63), 2**63 - 1)
+_GOOD_KEYS_MAX = 65536
+_good_keys: set[str] = set()  # field names already checked (they repeat on every message)
 
 
 class _NonFinite(Exception):
@@ -103,21 +110,20 @@ def parse_topic(topic: str, root: str = "devices") -> tuple[str, Kind]:
     return device_id, k
 
 
-def _bad_key(k: str) -> Rejected:
-    if not k:
-        return Rejected(Reason.WRONG_TYPE, "empty field name")
-    if k in RESERVED_FIELDS:
-        return Rejected(Reason.WRONG_TYPE, f"field name {k!r} is reserved (the time goes in 'ts')")
-    return Rejected(Reason.WRONG_TYPE, f"field name {k[:32]!r} has non-printable characters")
-
-
-def _fields(obj: dict[str, Any], skip: frozenset[str]) -> dict[str, FieldValue]:
+def _fields(obj: dict[str, Any], skip: frozenset[str], max_fields: int) -> dict[str, FieldValue]:
+    if len(obj) > max_fields:
+        n = sum(1 for k in obj if k not in skip)
+        if n > max_fields:
+            raise Rejected(Reason.TOO_MANY_FIELDS, f"{n} fields in one message (limit {max_fields})")
     fields: dict[str, FieldValue] = {}
     for k, v in obj.items():
         if k in skip:
             continue
-        if not k or k in RESERVED_FIELDS or not k.isprintable():
-            raise _bad_key(k)
+        if k not in _good_keys:
+            check_field_key(k)
+            if len(_good_keys) >= _GOOD_KEYS_MAX:
+                _good_keys.clear()
+            _good_keys.add(k)
         tv = type(v)
         if tv is float:
             if v - v != 0.0:
@@ -130,6 +136,8 @@ def _fields(obj: dict[str, Any], skip: frozenset[str]) -> dict[str, FieldValue]:
         elif tv is str:
             if not v.isascii() and not valid_unicode(v):
                 raise Rejected(Reason.INVALID_UTF8, f"field {k[:32]!r} has a lone surrogate")
+            if not v.isprintable():  # printable text has no control characters: the fast path
+                check_string_value(k, v)
         elif tv is not bool:
             what = "null" if v is None else "an object" if tv is dict else "an array"
             raise Rejected(Reason.WRONG_TYPE, f"field {k[:32]!r} is {what}; fields are numbers, bools, strings")
@@ -171,8 +179,14 @@ class Decoder:
         topic_root: str = "devices",
         max_payload_bytes: int = 256 * 1024,
         future_window_s: float = 300.0,
+        max_fields: int = 256,
+        max_units: int = 16,
+        guard: CardinalityGuard | None = None,
     ) -> None:
         self.topic_root = topic_root
+        self.max_fields = max_fields
+        self.max_units = max_units
+        self.guard = guard
         self.max_payload_bytes = max_payload_bytes
         self.future_window_ns = int(future_window_s * 1e9)
         self._topics: dict[str, tuple[str, Kind]] = {}
@@ -224,20 +238,25 @@ class Decoder:
             _check_document(obj)
             key = hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()[:32]
             return Document(COLLECTIONS[kind], device_id, key, obj, now_ns / 1e9)
+        points: list[Point]
         if type(obj) is dict:
             if kind is Kind.EVENTS:
-                return [self._event(device_id, obj, now_ns)]
-            fields = _fields(obj, _TS_ONLY)
-            if not fields:
-                raise Rejected(Reason.NO_FIELDS, "no fields besides 'ts'")
-            ts = self._ts(obj, now_ns)
-            return [Point(MEASUREMENTS[kind], device_id, fields, ts, {})]
-        if type(obj) is list and kind is not Kind.EVENTS:
-            return self._senml(device_id, kind, obj, now_ns)
-        raise Rejected(
-            Reason.WRONG_TYPE,
-            f"{kind} payload must be a JSON object" + (" or a SenML array" if kind is not Kind.EVENTS else ""),
-        )
+                points = [self._event(device_id, obj, now_ns)]
+            else:
+                fields = _fields(obj, _TS_ONLY, self.max_fields)
+                if not fields:
+                    raise Rejected(Reason.NO_FIELDS, "no fields besides 'ts'")
+                points = [Point(MEASUREMENTS[kind], device_id, fields, self._ts(obj, now_ns), {})]
+        elif type(obj) is list and kind is not Kind.EVENTS:
+            points = self._senml(device_id, kind, obj, now_ns)
+        else:
+            raise Rejected(
+                Reason.WRONG_TYPE,
+                f"{kind} payload must be a JSON object" + (" or a SenML array" if kind is not Kind.EVENTS else ""),
+            )
+        if self.guard is not None:
+            self.guard.admit(device_id, points, now_ns)
+        return points
 
     def _ts(self, obj: dict[str, Any], now_ns: int) -> int:
         raw = obj.get("ts", _MISSING)
@@ -256,7 +275,7 @@ class Decoder:
         if type(level) is not str or level.lower() not in LEVELS:
             got = "missing" if level is None else repr(level)[:32]
             raise Rejected(Reason.WRONG_TYPE, f"event level {got}; must be one of {', '.join(sorted(LEVELS))}")
-        fields = _fields(obj, _EVENT_SKIP)
+        fields = _fields(obj, _EVENT_SKIP, self.max_fields)
         code = obj.get("code", _MISSING)
         if code is not _MISSING:
             if type(code) is int:
@@ -269,9 +288,11 @@ class Decoder:
             if type(message) is not str:
                 raise Rejected(Reason.WRONG_TYPE, "event message must be a string")
             fields["message"] = message
-        for s in (code, message):
-            if type(s) is str and not s.isascii() and not valid_unicode(s):
-                raise Rejected(Reason.INVALID_UTF8, "event text has a lone surrogate")
+        for name, s in (("code", code), ("message", message)):
+            if type(s) is str:
+                if not s.isascii() and not valid_unicode(s):
+                    raise Rejected(Reason.INVALID_UTF8, "event text has a lone surrogate")
+                check_string_value(name, s)
         if not fields:
             fields["count"] = 1.0
         return Point(
@@ -287,6 +308,12 @@ class Decoder:
         if not resolved:
             raise Rejected(Reason.NO_FIELDS, "SenML pack has no record with a value")
         points = to_points(resolved, device_id, MEASUREMENTS[kind])
+        keys = set().union(*(p.fields for p in points))
+        if len(keys) > self.max_fields:
+            raise Rejected(Reason.TOO_MANY_FIELDS, f"{len(keys)} fields in one pack (limit {self.max_fields})")
+        units = {p.tags["unit"] for p in points if "unit" in p.tags}
+        if len(units) > self.max_units:
+            raise Rejected(Reason.TOO_MANY_FIELDS, f"{len(units)} distinct units in one pack (limit {self.max_units})")
         limit = now_ns + self.future_window_ns
         for p in points:
             if p.ts_ns > limit:
