@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -91,13 +92,10 @@ class Podman:
                 for p in (rootfs / junk).glob("*"):
                     if p.is_file():
                         p.unlink()
-            tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-            imp = subprocess.run(
-                ["podman", "import", "-", DEBIAN_BASE], stdin=tar.stdout, capture_output=True, env=self.env
-            )
-            tar.wait()
-            if imp.returncode != 0 or tar.returncode != 0:
-                raise PodmanError(f"podman import failed: {imp.stderr.decode()[-2000:]}")
+            pipeline = f"set -o pipefail; tar -C {shlex.quote(str(rootfs))} -c . | podman import - {DEBIAN_BASE}"
+            imp = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True, env=self.env, timeout=600)
+            if imp.returncode != 0:
+                raise PodmanError(f"podman import failed: {imp.stderr[-2000:]}")
         return DEBIAN_BASE
 
     def build(

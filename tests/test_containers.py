@@ -230,6 +230,12 @@ def test_production_stack_in_containers(podman: Podman, tmp_path: Path, capsys: 
     mark("stand-in images")
     podman.build(IOT_IMAGE, REPO, REPO / "Dockerfile", {"BASE": "localhost/iot-test/python:latest"})
     mark("project image")
+    # Docker gives an empty named volume the ownership of the image's directory at the mount point
+    # (root when the image lacks it); podman chowns it to the container's user instead, which would
+    # hide that. So the image itself must hold the spool's directory, owned by its non-root user.
+    (spool,) = [m for m in compose.services["ingest"].volumes if m.named]
+    owner = podman("run", "--rm", "--entrypoint", "stat", IOT_IMAGE, "-c", "%U %a", spool.target).stdout.split()
+    assert owner[0] == "iot" and owner[1].startswith("7"), f"{spool.target} in the image: {owner}"
 
     # -- secrets: compose's files, here with URL-hostile characters (nothing may paste them into URLs)
     secret_dir = tmp_path / "secrets"
