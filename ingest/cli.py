@@ -59,8 +59,8 @@ def demo(
     seed: int = typer.Option(1, help="simulator seed"),
 ) -> None:
     """Embedded broker, stores, daemon and fleet together; prints sent vs stored and exits."""
-    from ingest.cli_common import print_table
     from ingest.demo import run_demo
+    from ingest.demo_view import LiveProgress, print_result
 
     s = settings()
     typer.echo(
@@ -68,28 +68,11 @@ def demo(
         "(embedded broker and stores, 2% malformed, 2% duplicates)",
         err=True,
     )
-    r = run_demo(s, duration=duration, devices=devices, rate=rate, seed=seed, progress=None)
-    rows = [
-        (
-            k,
-            "readings" if k in ("telemetry", "metrics", "events") else "documents",
-            r.sent[k],
-            r.stored[k],
-            "ok" if r.sent[k] == r.stored[k] else "MISMATCH",
-        )
-        for k in r.sent
-    ]
-    print_table(["kind", "counted as", "sent", "stored", ""], rows, title="sent vs stored")
-    print_table(
-        ["", "count"],
-        [
-            ("malformed messages sent", r.malformed_sent),
-            ("dead-lettered", r.dead_lettered),
-            ("duplicate copies sent (stored once)", r.duplicates_sent),
-            *[(f"alerts {status}", n) for status, n in sorted(r.alerts.items())],
-        ],
-    )
-    typer.echo(f"data kept in {r.data_dir} — try: IOT_DATA_DIR={r.data_dir} iot devices list")
+    with LiveProgress() as live:
+        r = run_demo(s, duration=duration, devices=devices, rate=rate, seed=seed, progress=live)
+    print_result(r)
+    if not r.settled:
+        fail(f"the daemon handled {r.handled_messages} of {r.expected_messages} acknowledged messages in time", 1)
     if not r.complete:
         fail("stored counts differ from what was sent", 1)
 
