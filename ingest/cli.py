@@ -10,6 +10,7 @@ from ingest import cli_deadletters, cli_telemetry
 from ingest.cli_common import CliError, fail, settings
 from registry import cli as registry_cli
 from registry.alerts import cli as alerts_cli
+from registry.notify import cli as notify_cli
 from simulators import cli as sim_cli
 
 app = typer.Typer(
@@ -22,6 +23,8 @@ app.add_typer(sim_cli.app, name="sim", help="Device simulators.")
 app.add_typer(cli_telemetry.app, name="telemetry", help="Query time-series data.")
 app.add_typer(registry_cli.devices_app, name="devices", help="The device registry.")
 app.add_typer(registry_cli.registry_app, name="registry", help="Registry schema and broker access.")
+alerts_cli.app.add_typer(notify_cli.app, name="channels")
+alerts_cli.app.add_typer(notify_cli.notifier_app, name="notifier")
 app.add_typer(alerts_cli.app, name="alerts", help="Alerts and alert rules.")
 app.add_typer(cli_deadletters.app, name="deadletters", help="Messages that could not be stored.")
 

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     influxdb_token: SecretStr | None = None
     broker_password: SecretStr | None = None
     api_key: SecretStr | None = None
+    # notification secrets by name (HMAC keys, SMTP passwords, Slack webhook URLs):
+    # IOT_NOTIFY_SECRETS='{"ops-hook": "…"}' or a file iot_notify_secrets in IOT_SECRETS_DIR
+    notify_secrets: dict[str, SecretStr] = Field(default_factory=dict)
 
     embedded_broker_port: int = Field(1883, ge=1, le=65535)
     client_id: str = "iot-ingest"
@@ -39,6 +42,8 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9108, ge=0, le=65535, description="/metrics and /healthz; 0: none")
     metrics_host: str = "127.0.0.1"
     offline_check_interval: float = Field(5.0, gt=0)
+    notify: bool = Field(True, description="run the alert notifier in the daemon")
+    notify_poll: float = Field(1.0, gt=0, description="seconds between outbox polls")
 
     def resolved_registry_url(self) -> str:
         if self.registry_url:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ingest.chart import ChartSpec, Mark, Series, line_chart, sparkline
-from ingest.config import Settings
+from ingest.cli_common import settings
 from ingest.demo import DemoProgress, handled_messages, run_demo
 from ingest.model import Reason
 from simulators.profiles import PROFILES
@@ -45,7 +45,7 @@ def test_short_demo_is_complete_under_cpu_load(
     tmp_path: Path, cpu_load: list[subprocess.Popen[bytes]], run: int
 ) -> None:
     seen: list[DemoProgress] = []
-    r = run_demo(Settings(data_dir=tmp_path), duration=3, devices=2, rate=5, seed=run + 1, progress=seen.append)
+    r = run_demo(settings(data_dir=tmp_path), duration=3, devices=2, rate=5, seed=run + 1, progress=seen.append)
     assert all(p.poll() is None for p in cpu_load), "the load ran throughout"
     assert r.settled, (r.handled_messages, r.expected_messages)
     assert r.handled_messages == r.expected_messages > 0
@@ -57,7 +57,7 @@ def test_short_demo_is_complete_under_cpu_load(
 
 
 def test_demo_provisions_types_and_sites_and_plots_temperature(tmp_path: Path) -> None:
-    r = run_demo(Settings(data_dir=tmp_path), duration=3, devices=4, rate=5, seed=3)
+    r = run_demo(settings(data_dir=tmp_path), duration=3, devices=4, rate=5, seed=3)
     assert r.complete
     assert sum(r.fleet.values()) == 4
     assert not any(k.startswith("unknown") for k in r.fleet)

@@ -154,6 +154,10 @@ def show(
         ([e["at"], e["action"], e["actor"], _num(e["value"]), e["note"]] for e in a["timeline"]),
         title="timeline",
     )
+    if a.get("notifications"):
+        from registry.notify.view import print_notifications
+
+        print_notifications(a["notifications"])
 
 
 @app.command("ack")
