@@ -7,12 +7,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -22,6 +25,7 @@ from registry.alerts.engine import OPEN, RESOLVE, Transition
 from registry.alerts.rules import Rule
 from registry.auth import BOOTSTRAP_ACTOR, Actor
 from registry.db import make_engine, migrate
+from registry.devices import add_device
 from registry.models import Alert, Device
 from registry.notify import outbox
 from registry.notify.channels import ChannelError, ChannelSpec, add_channel, list_channels
@@ -29,8 +33,9 @@ from registry.notify.models import NotifyAttempt, NotifyOutbox
 from registry.notify.notifier import Notifier
 from registry.notify.outbox import RetryPolicy
 from registry.notify.render import SIGNATURE_HEADER, Route
+from tests.daemon_proc import DaemonProcess
 from tests.notify_servers import HttpReceiver, SmtpServer, smtp_server
-from tests.servers import wait_for
+from tests.servers import Mosquitto, wait_for
 
 OPERATOR = Actor("olga", "operator", None)
 FAST = RetryPolicy(base_s=0.05, cap_s=0.3, max_attempts=1000, lease_s=10)
@@ -402,3 +407,71 @@ def test_channels_cli_add_list_test_remove_and_show(
     again = run_iot(monkeypatch, capsys, "alerts", "channels", "remove", "ops")
     assert again.code == 1 and "no channel 'ops'" in again.err
     engine.dispose()
+
+
+# -- through the running daemon -----------------------------------------------------------------
+
+
+@pytest.mark.mosquitto
+@pytest.mark.postgres
+def test_daemon_notifies_open_and_resolve_while_a_dead_receiver_hangs(
+    tmp_path: Path, mosquitto_server: Mosquitto, postgres_url: str, http_receiver: HttpReceiver
+) -> None:
+    """A spike through `iot ingest run` reaches the webhook; a receiver that never answers delays
+    nothing: the daemon keeps storing and acknowledging while the notifier waits on it."""
+    migrate(postgres_url)
+    engine = make_engine(postgres_url)
+    with Session(engine) as s, s.begin():
+        add_device(s, BOOTSTRAP_ACTOR, "oven-1", type="thermo", site="plant-a")
+        store.add_rule(s, BOOTSTRAP_ACTOR, Rule(0, "oven-hot", "threshold", "critical", field="temperature", op=">",
+                                                threshold=80, hysteresis=5))  # fmt: skip
+    channel(engine, ChannelSpec("ops", "webhook", http_receiver.url(), secret_name="hook"))
+    with socket.socket() as hole:  # accepts connections into its backlog, never answers
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)
+        channel(engine, ChannelSpec("dead", "webhook", f"http://127.0.0.1:{hole.getsockname()[1]}/x"))
+        root = "ntfy"
+        daemon = DaemonProcess(
+            tmp_path / "daemon",
+            {
+                "IOT_BROKER_URL": mosquitto_server.url,
+                "IOT_TIMESERIES_URL": "embedded",
+                "IOT_DOCUMENTS_URL": "embedded",
+                "IOT_REGISTRY_URL": postgres_url,
+                "IOT_CLIENT_ID": "ingest-notify-e2e",
+                "IOT_TOPIC_ROOT": root,
+                "IOT_NOTIFY_SECRETS": json.dumps({"hook": HMAC_KEY}),
+                "IOT_NOTIFY_POLL": "0.2",
+            },
+        ).start()
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="oven-1")
+        pub.connect("127.0.0.1", mosquitto_server.port)
+        pub.loop_start()
+        start = time.time() - 60
+        step = [0]
+
+        def send(*values: float) -> None:
+            for v in values:
+                payload = json.dumps({"ts": int((start + step[0]) * 1000), "temperature": v})
+                step[0] += 1
+                pub.publish(f"{root}/oven-1/telemetry", payload, qos=1).wait_for_publish(10)
+
+        try:
+            t0 = time.monotonic()
+            send(20, 95)
+            wait_for(lambda: len(http_receiver.received) >= 1, 30, "the opened webhook")
+            opened_after = time.monotonic() - t0
+            send(*[50.0] * 20)  # back to normal, and more readings while "dead" holds the notifier
+            wait_for(lambda: daemon.metrics().get("iot_messages_acked_total", 0) >= 22, 30, "ingestion to go on")
+            wait_for(lambda: len(http_receiver.received) >= 2, 60, "the resolved webhook")
+        finally:
+            pub.loop_stop()
+            pub.disconnect()
+            rc = daemon.terminate()
+    engine.dispose()
+    assert rc == 0, daemon.output()[-3000:]
+    bodies = http_receiver.bodies()
+    assert [b["transition"] for b in bodies] == ["opened", "resolved"]
+    assert bodies[0]["device"] == {"id": "oven-1", "type": "thermo", "site": "plant-a"}
+    assert opened_after < 30
+    print(f"opened webhook {opened_after:.2f}s after the spike was published")
