@@ -17,6 +17,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -444,7 +445,7 @@ def test_daemon_notifies_open_and_resolve_while_a_dead_receiver_hangs(
                 "IOT_NOTIFY_POLL": "0.2",
             },
         ).start()
-        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="oven-1")
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="oven-1")
         pub.connect("127.0.0.1", mosquitto_server.port)
         pub.loop_start()
         start = time.time() - 60
