@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ingest import output
 from ingest.cli_common import emit_json, fail, iso, parse_duration, print_table, settings
 from ingest.config import Settings
 from registry.deadletters import DeadLetterRecord, DeadLetterStore
@@ -71,15 +72,16 @@ def list_(
     since: Annotated[str | None, typer.Option("--since", help="Received within, e.g. 24h.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most N, newest first.")] = 50,
     json: JsonOpt = False,
+    fmt: output.FormatOpt = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Dead letters, newest first."""
     after = datetime.now(UTC) - timedelta(seconds=parse_duration(since)) if since else None
     with _store(settings(registry_url=registry)) as store:
         letters = store.list(reason=reason, device_id=device, since=after, limit=limit)
-    if json:
-        emit_json([d.as_dict() for d in letters])
-    elif not letters:
+    if output.machine(fmt, json, [d.as_dict() for d in letters]):
+        return
+    if not letters:
         typer.echo("no dead letters")
     else:
         _table(letters)

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from ingest.cli_common import emit_json, fail, print_table, settings
+from ingest import output
+from ingest.cli_common import fail, print_table, settings
 from registry.auth import Actor, PermissionDenied, authenticate
 from registry.db import check_migrated, make_engine
 from registry.notify.channels import (
@@ -107,12 +108,11 @@ def add(
 
 
 @app.command("list")
-def list_cmd(as_json: JsonOpt = False, registry: RegistryOpt = None) -> None:
+def list_cmd(as_json: JsonOpt = False, fmt: output.FormatOpt = None, registry: RegistryOpt = None) -> None:
     """Channels (targets redacted, secrets by name only)."""
     with acting(registry) as (session, actor):
         rows = list_channels(session, actor)
-    if as_json:
-        emit_json(rows)
+    if output.machine(fmt, as_json, rows):
         return
     print_table(
         ["NAME", "KIND", "TARGET", "SECRET", "MIN SEVERITY", "SITE", "EVENTS", "RENOTIFY", "ENABLED"],
