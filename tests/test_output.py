@@ -41,7 +41,8 @@ def test_csv_has_header_iso_utc_times_and_flat_cells() -> None:
 
 def test_ndjson_one_object_per_line() -> None:
     buf = io.StringIO()
-    output.emit(iter([{"a": 1}, {"a": datetime(2026, 1, 1, tzinfo=UTC)}]), "ndjson", out=buf)
+    records: list[dict[str, Any]] = [{"a": 1}, {"a": datetime(2026, 1, 1, tzinfo=UTC)}]
+    output.emit(iter(records), "ndjson", out=buf)
     assert [json.loads(line) for line in buf.getvalue().splitlines()] == [{"a": 1}, {"a": "2026-01-01T00:00:00Z"}]
 
 
