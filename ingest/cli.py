@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from ingest import cli_deadletters, cli_telemetry
+from ingest import cli_deadletters, cli_plot, cli_telemetry
 from ingest.cli_common import CliError, fail, settings
 from registry import cli as registry_cli
 from registry.alerts import cli as alerts_cli
@@ -20,7 +20,8 @@ ingest_app = typer.Typer(no_args_is_help=True, help="The ingestion daemon.")
 app.add_typer(ingest_app, name="ingest")
 sim_cli.app.command("provision")(registry_cli.provision)
 app.add_typer(sim_cli.app, name="sim", help="Device simulators.")
-app.add_typer(cli_telemetry.app, name="telemetry", help="Query time-series data.")
+cli_telemetry.app.command("plot")(cli_plot.plot)
+app.add_typer(cli_telemetry.app, name="telemetry", help="Query and plot time-series data.")
 app.add_typer(registry_cli.devices_app, name="devices", help="The device registry.")
 app.add_typer(registry_cli.registry_app, name="registry", help="Registry schema and broker access.")
 alerts_cli.app.add_typer(notify_cli.app, name="channels")

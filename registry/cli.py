@@ -171,11 +171,15 @@ def show(
         typer.echo("config            " + ("(none)" if cfg is None else ""))
         if cfg is not None:
             typer.echo(json.dumps(cfg, indent=2, default=str))
+    from ingest.sparks import device_sparklines
+
+    sparks = device_sparklines(s, device_id)
     for key in ("telemetry", "metrics"):
         if key in merged:
             typer.echo(f"latest {key:<10} " + ("(none)" if not merged[key] else ""))
             for f, fv in sorted(merged[key].items()):
-                typer.echo(f"  {f:<16} {fv['value']}  @ {fv['at']}")
+                trend = sparks.get(key, {}).get(f, "")
+                typer.echo(f"  {f:<16} {fv['value']}  @ {fv['at']}" + (f"  {trend} (last hour)" if trend else ""))
 
 
 def _status_command(action: str) -> None:
