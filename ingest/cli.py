@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from ingest import cli_deadletters, cli_plot, cli_telemetry
+from ingest import cli_deadletters, cli_plot, cli_retention, cli_telemetry
 from ingest.cli_common import CliError, fail, settings
 from registry import cli as registry_cli
 from registry.alerts import cli as alerts_cli
@@ -28,6 +28,7 @@ alerts_cli.app.add_typer(notify_cli.app, name="channels")
 alerts_cli.app.add_typer(notify_cli.notifier_app, name="notifier")
 app.add_typer(alerts_cli.app, name="alerts", help="Alerts and alert rules.")
 app.add_typer(cli_deadletters.app, name="deadletters", help="Messages that could not be stored.")
+app.add_typer(cli_retention.app, name="timeseries", help="The time-series store: retention.")
 
 
 @ingest_app.command("run")

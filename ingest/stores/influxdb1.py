@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 import urllib3
 
 from ingest.model import Point
+from ingest.retention import RetentionInfo, parse_go_duration, shard_duration_s
 from ingest.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
 from ingest.stores.bisect import write_points
 from ingest.stores.tsquery import NUMERIC_AGGS, as_value, check_query
@@ -161,6 +162,32 @@ class InfluxDB1Store:
     def _field_types(self, measurement: str) -> dict[str, str]:
         result = self._query(f"SHOW FIELD KEYS FROM {quote_ident(measurement)}")[0]
         return {s_row[0]: s_row[1] for s in result.get("series", []) for s_row in s["values"]}
+
+    # -- retention (see ingest.retention) ----------------------------------------------------
+
+    def _default_policy(self) -> tuple[str, str]:
+        result = self._query(f"SHOW RETENTION POLICIES ON {quote_ident(self.db)}", db=None)[0]
+        for s in result.get("series", []):
+            cols = s["columns"]
+            for values in s["values"]:
+                row = dict(zip(cols, values, strict=True))
+                if row.get("default"):
+                    return str(row["name"]), str(row["duration"])
+        raise StoreUnavailable(f"{self!r}: database {self.db!r} has no default retention policy")
+
+    def retention(self) -> RetentionInfo:
+        name, duration = self._default_policy()
+        return RetentionInfo(parse_go_duration(duration), f"retention policy {name!r} on database {self.db!r}")
+
+    def set_retention(self, seconds: int | None) -> RetentionInfo:
+        name, _ = self._default_policy()
+        dur = "INF" if seconds is None else f"{seconds}s"
+        self._query(
+            f"ALTER RETENTION POLICY {quote_ident(name)} ON {quote_ident(self.db)} "
+            f"DURATION {dur} SHARD DURATION {shard_duration_s(seconds)}s DEFAULT",
+            db=None,
+        )
+        return self.retention()
 
     def _databases(self) -> set[str]:
         result = self._query("SHOW DATABASES", db=None)[0]

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import urllib3
 
 from ingest.model import Point
+from ingest.retention import RetentionInfo
 from ingest.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
 from ingest.stores.bisect import write_points
 from ingest.stores.tsquery import NUMERIC_AGGS, check_query
@@ -172,9 +173,43 @@ class InfluxDB2Store:
                     out[field] = (ts, rec.get_value())
         return out
 
+    # -- retention (see ingest.retention) ----------------------------------------------------
+
+    def _bucket(self) -> Any:
+        if self._client is None:
+            raise StoreUnavailable(f"{self!r} is not connected")
+        try:
+            bucket = self._client.buckets_api().find_bucket_by_name(self.bucket)
+        except Exception as e:
+            raise StoreUnavailable(f"{self!r}: {_api_error(e)}") from None
+        if bucket is None:
+            raise StoreConfigError(f"bucket {self.bucket!r} not found in org {self.org!r}")
+        return bucket
+
+    def retention(self) -> RetentionInfo:
+        return RetentionInfo(_bucket_retention(self._bucket()), f"bucket {self.bucket!r} (org {self.org!r})")
+
+    def set_retention(self, seconds: int | None) -> RetentionInfo:
+        from influxdb_client.domain.bucket_retention_rules import BucketRetentionRules
+
+        bucket = self._bucket()
+        bucket.retention_rules = [] if seconds is None else [BucketRetentionRules(type="expire", every_seconds=seconds)]  # type: ignore[no-untyped-call]
+        try:
+            self._client.buckets_api().update_bucket(bucket=bucket)
+        except Exception as e:
+            raise StoreUnavailable(f"{self!r}: {_api_error(e)}") from None
+        return self.retention()
+
     def count(self, measurement: str, device_id: str | None = None) -> int:
         tables = self._tables(count_flux(self.bucket, measurement, device_id))
         return int(sum(rec.get_value() or 0 for t in tables for rec in t.records))
+
+
+def _bucket_retention(bucket: Any) -> int | None:
+    for rule in getattr(bucket, "retention_rules", None) or []:
+        if getattr(rule, "type", "expire") == "expire" and rule.every_seconds:
+            return int(rule.every_seconds)
+    return None
 
 
 def _ns(t: Any) -> int:

@@ -13,16 +13,19 @@ import json
 import math
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ingest.model import Point
+from ingest.retention import RetentionInfo
 from ingest.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
 from ingest.stores.tsquery import NUMERIC_AGGS, as_value, check_query
 
 FILENAME = "timeseries.sqlite3"
+PRUNE_EVERY_S = 600.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS points (
@@ -35,6 +38,7 @@ CREATE TABLE IF NOT EXISTS points (
     PRIMARY KEY (measurement, series, ts_ns)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS points_device ON points (measurement, device_id, ts_ns);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS field_types (
     measurement TEXT NOT NULL,
     field TEXT NOT NULL,
@@ -80,6 +84,8 @@ class EmbeddedTimeSeriesStore:
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._types: dict[tuple[str, str], str] = {}
+        self._retention_s: int | None = None
+        self._next_prune = 0.0
 
     @classmethod
     def from_url(
@@ -105,6 +111,8 @@ class EmbeddedTimeSeriesStore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
             self._types = {(m, f): t for m, f, t in db.execute("SELECT * FROM field_types")}
+            row = db.execute("SELECT value FROM meta WHERE key = 'retention_s'").fetchone()
+            self._retention_s = int(row[0]) if row else None
         except (sqlite3.Error, OSError) as e:
             raise StoreUnavailable(f"{self!r}: {e}") from None
         self._db = db
@@ -172,7 +180,37 @@ class EmbeddedTimeSeriesStore:
             except sqlite3.Error as e:
                 raise StoreUnavailable(f"{self!r}: {e}") from None
             self._types.update(new_types)
+        if self._retention_s is not None and time.monotonic() >= self._next_prune:
+            self.prune()
         return rejected
+
+    # -- retention (see ingest.retention) ----------------------------------------------------
+
+    def retention(self) -> RetentionInfo:
+        return RetentionInfo(self._retention_s, f"embedded store {self.path.name} (pruned every {PRUNE_EVERY_S:g}s)")
+
+    def set_retention(self, seconds: int | None) -> RetentionInfo:
+        with self._lock:
+            db = self._conn()
+            if seconds is None:
+                db.execute("DELETE FROM meta WHERE key = 'retention_s'")
+            else:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('retention_s', ?)", (str(seconds),))
+            self._retention_s = seconds
+        self.prune()
+        return self.retention()
+
+    def prune(self, now_ns: int | None = None) -> int:
+        """Delete points older than the retention; returns how many."""
+        self._next_prune = time.monotonic() + PRUNE_EVERY_S
+        if self._retention_s is None:
+            return 0
+        cutoff = (now_ns if now_ns is not None else time.time_ns()) - self._retention_s * 10**9
+        with self._lock:
+            try:
+                return int(self._conn().execute("DELETE FROM points WHERE ts_ns < ?", (cutoff,)).rowcount)
+            except sqlite3.Error as e:
+                raise StoreUnavailable(f"{self!r}: {e}") from None
 
     def _select(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with self._lock:
