@@ -81,6 +81,7 @@ class DemoResult:
     settled: bool = True
     fleet: dict[str, int] = field(default_factory=dict)  # devices per "type @ site"
     highlight: Highlight | None = None
+    metrics_text: str = ""  # the daemon's /metrics at the end of the run
 
     @property
     def complete(self) -> bool:
@@ -184,6 +185,7 @@ def run_demo(
             watcher.stop()
             watcher = None
         daemon.shutdown()
+        metrics_text = daemon.metrics.render()
     finally:
         if watcher is not None:
             watcher.stop()
@@ -215,6 +217,7 @@ def run_demo(
         settled,
         fleet,
         highlight,
+        metrics_text,
     )
     engine.dispose()
     return result
