@@ -476,3 +476,14 @@ def test_daemon_notifies_open_and_resolve_while_a_dead_receiver_hangs(
     assert bodies[0]["device"] == {"id": "oven-1", "type": "thermo", "site": "plant-a"}
     assert opened_after < 30
     print(f"opened webhook {opened_after:.2f}s after the spike was published")
+
+
+def test_disabling_a_rule_notifies_the_resolution(db: Engine, http_receiver: HttpReceiver) -> None:
+    channel(db, ChannelSpec("ops", "webhook", http_receiver.url()))
+    alert_id = open_alert(db)
+    with Session(db) as s, s.begin():
+        store.set_rule_enabled(s, BOOTSTRAP_ACTOR, "hot", False)
+    assert notifier(db).run_once() == 2
+    bodies = http_receiver.bodies()
+    assert [(b["transition"], b["alert"]["id"]) for b in bodies] == [("opened", alert_id), ("resolved", alert_id)]
+    assert bodies[1]["actor"] == "local-admin" and bodies[1]["alert"]["status"] == "resolved"

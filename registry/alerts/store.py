@@ -415,6 +415,7 @@ def _resolve_open_of(session: Session, actor: Actor, rule: AlertRule, note: str)
     for row in rows:
         row.status, row.resolved_at, row.resolved_by = "resolved", at, actor.name
         row.events.append(AlertEvent(at=at, action="resolved", actor=actor.name, note=note))
+    outbox.enqueue(session, [(row, "resolved", actor.name) for row in rows])
     return len(rows)
 
 
