@@ -28,7 +28,7 @@ class LiveProgress:
         from rich.console import Console
         from rich.live import Live
 
-        self.console = Console(stderr=True)
+        self.console = Console(stderr=True, highlight=False)
         self.enabled = self.console.is_terminal
         self.live = Live("", console=self.console, refresh_per_second=4, transient=False) if self.enabled else None
         self.last: DemoProgress | None = None

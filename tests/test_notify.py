@@ -487,3 +487,37 @@ def test_disabling_a_rule_notifies_the_resolution(db: Engine, http_receiver: Htt
     bodies = http_receiver.bodies()
     assert [(b["transition"], b["alert"]["id"]) for b in bodies] == [("opened", alert_id), ("resolved", alert_id)]
     assert bodies[1]["actor"] == "local-admin" and bodies[1]["alert"]["status"] == "resolved"
+
+
+class _Stuck:
+    """A sender that never returns until released: a notifier that died mid-send."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()
+
+    def send(self, d: outbox.Delivery, target: str, secret: str | None) -> outbox.Outcome:
+        self.entered.set()
+        self.release.wait(60)
+        return outbox.Outcome(False, None, "died")
+
+
+def test_a_notifier_dying_mid_send_loses_nothing(db: Engine, http_receiver: HttpReceiver) -> None:
+    channel(db, ChannelSpec("ops", "webhook", http_receiver.url()))
+    alert_id = open_alert(db)
+    stuck = _Stuck()
+    policy = RetryPolicy(base_s=0.05, cap_s=0.3, max_attempts=1000, lease_s=2)
+    dead = Notifier(db, {}, policy=policy, senders={"webhook": stuck}, batch=1, timeout=0.1, worker="dead")
+    thread = threading.Thread(target=dead.run_once, daemon=True)
+    thread.start()
+    assert stuck.entered.wait(10)
+    live = Notifier(db, {}, policy=policy, batch=1, timeout=5, worker="live")
+    assert live.run_once() == 0, "the claim holds while its lease lasts"
+    wait_for(lambda: live.run_once() == 1, 10, "the lease to run out and the live notifier to send")
+    stuck.release.set()  # the dead one wakes up late with a failure: it must not reschedule
+    thread.join(10)
+    assert [o.status for o in outbox_rows(db)] == ["sent"]
+    assert live.run_once() == 0 and len(http_receiver.received) == 1
+    with Session(db) as s:
+        rows = store.show_alert(s, BOOTSTRAP_ACTOR, alert_id)["notifications"]
+    assert [(r["ok"], r["error"]) for r in rows] == [(True, None), (False, "died")]

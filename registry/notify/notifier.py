@@ -68,7 +68,7 @@ class Notifier:
         self.reminder_every_s = reminder_every_s
         self.batch = batch
         # a claim outlives the slowest batch, so no other worker takes a row mid-send
-        self.lease_s = max(policy.lease_s, batch * (timeout + 5) + 30)
+        self.lease_s = max(policy.lease_s, batch * (timeout + 5))
         self.worker = worker or f"{os.uname().nodename[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.rand = rand
         self._stop = threading.Event()

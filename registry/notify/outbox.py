@@ -275,12 +275,14 @@ def record(
             return "gone"
         row.attempts = (row.attempts or 0) + 1
         if outcome.ok:
-            row.status, row.sent_at = "sent", now
-        elif row.status == "pending" and row.attempts >= policy.max_attempts:
-            row.status = "failed"
-        elif row.status == "pending":
+            row.status, row.sent_at, row.claimed_by = "sent", now, None
+        elif row.status != "pending" or row.claimed_by != worker:
+            pass  # our lease ran out and another worker owns the row now: only the attempt is kept
+        elif row.attempts >= policy.max_attempts:
+            row.status, row.claimed_by = "failed", None
+        else:
             row.due_at = now + timedelta(seconds=policy.delay(row.attempts, rand))
-        row.claimed_by = None
+            row.claimed_by = None
         return row.status
 
 
