@@ -95,10 +95,12 @@ def next_commands(r: DemoResult) -> list[str]:
     cmds = [
         "iot devices list",
         f"iot devices show {device}",
-        f"iot telemetry query --device {device} --field temperature --since 1h",
+        f"iot telemetry plot --device {device} --field temperature --since 1h",
+        f"iot telemetry query --device {device} --since 1h --format csv > {device}.csv",
         "iot alerts list",
     ]
     if r.highlight and r.highlight.alerts:
         cmds.append(f"iot alerts show {r.highlight.alerts[0].id}")
     cmds.append("iot deadletters list")
+    cmds.append("iot alerts channels add ops --kind webhook --url https://… --min-severity major")
     return cmds
