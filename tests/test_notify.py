@@ -403,6 +403,15 @@ def test_channels_cli_add_list_test_remove_and_show(
     got = [(n["channel"], n["transition"], n["ok"]) for n in as_json["notifications"]]
     assert got == [("ops", "opened", True), ("chat", "opened", True)]
 
+    admin_key = run_iot(monkeypatch, capsys, "registry", "keys", "add", "--name", "root", "--role", "admin").out
+    monkeypatch.setenv("IOT_API_KEY", admin_key.strip())
+    viewer_key = run_iot(monkeypatch, capsys, "registry", "keys", "add", "--name", "vic", "--role", "viewer").out
+    monkeypatch.setenv("IOT_API_KEY", viewer_key.strip())
+    assert run_iot(monkeypatch, capsys, "alerts", "channels", "list").code == 0
+    for denied in (("test", "ops"), ("remove", "ops"), ("add", "x", "--kind", "slack", "--url", "https://e.org/h")):
+        res = run_iot(monkeypatch, capsys, "alerts", "channels", *denied)
+        assert res.code == 3 and "permission denied" in res.err, denied
+    monkeypatch.setenv("IOT_API_KEY", admin_key.strip())
     gone = run_iot(monkeypatch, capsys, "alerts", "channels", "remove", "ops")
     assert gone.code == 0
     again = run_iot(monkeypatch, capsys, "alerts", "channels", "remove", "ops")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ingest import output
 from ingest.cli_common import fail, print_table, settings
-from registry.auth import Actor, PermissionDenied, authenticate
+from registry.auth import Actor, PermissionDenied, authenticate, require
 from registry.db import check_migrated, make_engine
 from registry.notify.channels import (
     DEFAULT_EVENTS,
@@ -151,6 +151,7 @@ def test(name: Annotated[str, typer.Argument()], registry: RegistryOpt = None) -
     s = settings(registry_url=registry)
     with acting(registry) as (session, actor):
         ch = get_channel(session, actor, name)
+        require(actor, "operator", "send test notifications", ch.site)
         key = f"test:{ch.id}"
         body = payload(
             transition="test",
