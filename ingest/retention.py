@@ -36,6 +36,40 @@ class Retention(Protocol):
     def set_retention(self, seconds: int | None) -> RetentionInfo: ...
 
 
+@dataclass(frozen=True)
+class DownsampleInfo:
+    every_s: int | None  # None: off
+    targets: tuple[str, ...]  # where the means go (measurements, or rp.measurement)
+    where: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"every_s": self.every_s, "every": human(self.every_s) if self.every_s else "off",
+                "targets": list(self.targets), "where": self.where}  # fmt: skip
+
+
+@runtime_checkable
+class Downsampling(Protocol):
+    """Means of numeric fields per ``every_s`` bucket, kept apart from raw data (and its retention)."""
+
+    def downsampling(self) -> DownsampleInfo: ...
+
+    def set_downsampling(self, every_s: int | None) -> DownsampleInfo: ...
+
+
+def parse_every(text: str) -> int | None:
+    """``1m``, ``5m``, ``1h``; ``off`` → None. At least 10 s, at most 1 d."""
+    t = text.strip().lower()
+    if t in ("off", "none", "0"):
+        return None
+    m = re.fullmatch(r"(\d+)([smhd])", t)
+    if not m:
+        raise ValueError(f"invalid interval {text!r}: use e.g. 1m, 5m, 1h or off")
+    seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    if not 10 <= seconds <= 86400:
+        raise ValueError(f"interval {text!r} must be between 10s and 1d")
+    return seconds
+
+
 def parse_retention(text: str) -> int | None:
     """``90d``, ``12w``, ``1y``, ``36h``; ``inf``/``forever``/``0`` → None. ValueError otherwise."""
     t = text.strip().lower()

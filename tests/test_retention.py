@@ -4,14 +4,15 @@ policy (real server), InfluxDB 2.x a bucket expiry (skipped without a server).""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ingest.model import Point
-from ingest.retention import Retention, human, parse_go_duration, parse_retention, shard_duration_s
-from ingest.stores import open_timeseries
+from ingest.retention import Retention, human, parse_every, parse_go_duration, parse_retention, shard_duration_s
+from ingest.stores import SeriesQuery, open_timeseries
 from tests.cli_runner import run_iot
 
 S = 10**9
@@ -114,3 +115,83 @@ def test_cli_show_set_and_permissions(
     assert run_iot(monkeypatch, capsys, "timeseries", "retention", "show").code == 0
     monkeypatch.setenv("IOT_API_KEY", admin.out.strip())
     assert run_iot(monkeypatch, capsys, "timeseries", "retention", "set", "30d").code == 0
+
+
+# -- downsampling ---------------------------------------------------------------------------------
+
+
+def test_parse_every() -> None:
+    assert parse_every("1m") == 60 and parse_every("1h") == 3600 and parse_every("off") is None
+    for bad in ("1s", "2d", "x", "1y"):
+        with pytest.raises(ValueError):
+            parse_every(bad)
+
+
+def test_embedded_rollup_keeps_minute_means_past_raw_retention(tmp_path: Path) -> None:
+    store: Any = open_timeseries("embedded", data_dir=tmp_path)
+    store.connect()
+    now = time.time_ns() // (60 * S) * 60 * S
+    start = now - 3 * 3600 * S  # three hours of 10-second readings from two devices
+    points = [
+        Point("sensor_readings", d, {"t": float(i % 6) + (10 if d == "d2" else 0), "on": True}, start + i * 10 * S,
+              {"site": "s"})
+        for i in range(3 * 360)
+        for d in ("d1", "d2")
+    ]  # fmt: skip
+    assert store.write(points) == []
+    info = store.set_downsampling(60)
+    assert info.every_s == 60 and "sensor_readings_1m" in info.targets
+    q = SeriesQuery("sensor_readings_1m", "d1", start, now, limit=10_000)
+    rows = store.query(q)
+    assert len(rows) == 3 * 60 - 1  # every whole minute but the newest, still open
+    assert all(r.values == {"t": 2.5} for r in rows)  # mean of 0..5; the bool field is not averaged
+    assert store.query(replace(q, device_id="d2"))[0].values == {"t": 12.5}
+    assert store.prune(now) == 0  # no retention: nothing deleted, nothing rolled twice
+    assert len(store.query(q)) == 3 * 60 - 1
+    store.set_retention(3600)  # raw data older than an hour goes; the means stay
+    assert 0 < store.count("sensor_readings") <= 2 * 2 * 361  # readings (2 fields) of the last hour
+    assert len(store.query(q)) == 3 * 60 - 1
+    store.close()
+    store.connect()
+    assert store.downsampling().every_s == 60
+    assert store.set_downsampling(None).every_s is None
+    store.close()
+
+
+@pytest.mark.influxd
+def test_influxdb1_continuous_query_and_its_statement(influxdb1_url: str) -> None:
+    from ingest.stores.influxdb1 import rollup_select
+
+    store: Any = open_timeseries(influxdb1_url)
+    store.connect()
+    try:
+        assert store.downsampling().every_s is None
+        info = store.set_downsampling(60)
+        assert info.every_s == 60 and info.targets == ("iot_rollup.sensor_readings", "iot_rollup.device_metrics")
+        assert store._downsample_cqs() == ["iot_downsample_60s"]
+        assert store.set_downsampling(300).every_s == 300 and store._downsample_cqs() == ["iot_downsample_300s"]
+        # what the continuous query runs, run once by hand over past data: it must write the means
+        start = (time.time_ns() // (60 * S) - 30) * 60 * S
+        points = [Point("sensor_readings", "d1", {"t": float(i % 6)}, start + i * 10 * S) for i in range(60)]
+        assert store.write(points) == []
+        where = f"time >= {start} AND time < {start + 600 * S}"
+        store._query(rollup_select(store.db, "autogen", 60, where))
+        means = store._query('SELECT mean_t FROM "iot_rollup"."sensor_readings" WHERE device_id = \'d1\'')[0]
+        values = [v[1] for v in means["series"][0]["values"]]
+        assert values == [2.5] * 10
+        assert store.set_downsampling(None).every_s is None and store._downsample_cqs() == []
+    finally:
+        store.close()
+
+
+def test_cli_downsample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("IOT_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("IOT_API_KEY", raising=False)
+    assert run_iot(monkeypatch, capsys, "registry", "migrate").code == 0
+    assert "downsampling: off" in run_iot(monkeypatch, capsys, "timeseries", "downsample", "show").out
+    done = run_iot(monkeypatch, capsys, "timeseries", "downsample", "set", "5m")
+    assert done.code == 0 and "means per 5m into sensor_readings_5m, device_metrics_5m" in done.out, done.err
+    js = run_iot(monkeypatch, capsys, "timeseries", "downsample", "show", "--json").json()
+    assert js["every_s"] == 300
+    bad = run_iot(monkeypatch, capsys, "timeseries", "downsample", "set", "5s")
+    assert bad.code == 2 and "between 10s and 1d" in bad.err

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 import urllib3
 
 from ingest.model import Point
-from ingest.retention import RetentionInfo, parse_go_duration, shard_duration_s
+from ingest.retention import DownsampleInfo, RetentionInfo, parse_go_duration, shard_duration_s
 from ingest.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
 from ingest.stores.bisect import write_points
 from ingest.stores.tsquery import NUMERIC_AGGS, as_value, check_query
@@ -30,6 +30,21 @@ def quote_ident(name: str) -> str:
 
 def quote_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+ROLLUP_RP = "iot_rollup"
+CQ_PREFIX = "iot_downsample_"
+ROLLUP_SOURCES = ("sensor_readings", "device_metrics")
+
+
+def rollup_select(db: str, source_rp: str, every_s: int, where: str = "") -> str:
+    """The downsampling SELECT: means of every field per bucket, per series, into the rollup RP
+    (fields become ``mean_<field>``, as InfluxDB names them)."""
+    sources = ", ".join(f"{quote_ident(db)}.{quote_ident(source_rp)}.{quote_ident(m)}" for m in ROLLUP_SOURCES)
+    return (
+        f"SELECT mean(*) INTO {quote_ident(db)}.{quote_ident(ROLLUP_RP)}.:MEASUREMENT FROM {sources}"
+        f"{' WHERE ' + where if where else ''} GROUP BY time({every_s}s), *"
+    )
 
 
 class InfluxDB1Store:
@@ -188,6 +203,39 @@ class InfluxDB1Store:
             db=None,
         )
         return self.retention()
+
+    def _downsample_cqs(self) -> list[str]:
+        names: list[str] = []
+        for s in self._query("SHOW CONTINUOUS QUERIES", db=None)[0].get("series", []):
+            if s.get("name") == self.db:
+                names += [v[0] for v in s.get("values", []) if str(v[0]).startswith(CQ_PREFIX)]
+        return names
+
+    def downsampling(self) -> DownsampleInfo:
+        cqs = self._downsample_cqs()
+        every = int(cqs[0][len(CQ_PREFIX) : -1]) if cqs else None
+        targets = tuple(f"{ROLLUP_RP}.{m}" for m in ROLLUP_SOURCES) if every else ()
+        return DownsampleInfo(every, targets, f"continuous query on database {self.db!r}")
+
+    def set_downsampling(self, every_s: int | None) -> DownsampleInfo:
+        for name in self._downsample_cqs():
+            self._query(f"DROP CONTINUOUS QUERY {quote_ident(name)} ON {quote_ident(self.db)}", db=None)
+        if every_s is not None:
+            source, _ = self._default_policy()
+            if source == ROLLUP_RP:
+                raise StoreConfigError(f"the default retention policy of {self.db!r} is {ROLLUP_RP!r}: choose another")
+            self._query(
+                f"CREATE RETENTION POLICY {quote_ident(ROLLUP_RP)} ON {quote_ident(self.db)} "
+                "DURATION INF REPLICATION 1",
+                db=None,
+            )
+            name = quote_ident(f"{CQ_PREFIX}{every_s}s")
+            self._query(
+                f"CREATE CONTINUOUS QUERY {name} ON {quote_ident(self.db)} BEGIN "
+                f"{rollup_select(self.db, source, every_s)} END",
+                db=None,
+            )
+        return self.downsampling()
 
     def _databases(self) -> set[str]:
         result = self._query("SHOW DATABASES", db=None)[0]
