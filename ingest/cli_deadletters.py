@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ingest import output
 from ingest.cli_common import authorised, emit_json, fail, iso, parse_duration, print_table, settings
 from ingest.config import Settings
 from registry.deadletters import DeadLetterRecord, DeadLetterStore
@@ -88,6 +89,7 @@ def list_(
     limit: Annotated[int, typer.Option("--limit", min=1, max=MAX_LIST, help="At most N, newest first.")] = 50,
     payload: Annotated[bool, typer.Option("--payload", help="With --json: include whole payloads.")] = False,
     json: JsonOpt = False,
+    fmt: output.FormatOpt = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Dead letters, newest first, with a short payload preview (viewers)."""
@@ -96,9 +98,9 @@ def list_(
     actor = authorised(s, "viewer", "read dead letters")
     with _store(s) as store:
         letters = store.list(reason=reason, device_id=device, since=after, limit=limit, sites=actor.sites)
-    if json:
-        emit_json([listed(d, payload) for d in letters])
-    elif not letters:
+    if output.machine(fmt, json, [listed(d, payload) for d in letters]):
+        return
+    if not letters:
         typer.echo("no dead letters")
     else:
         _table(letters)

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     broker_password: SecretStr | None = None
     api_key: SecretStr | None = None
     registry_password: SecretStr | None = None  # for IOT_REGISTRY_URL with a user and no password
+    # notification secrets by name (HMAC keys, SMTP passwords, Slack webhook URLs):
+    # IOT_NOTIFY_SECRETS='{"ops-hook": "…"}' or a file iot_notify_secrets in IOT_SECRETS_DIR
+    notify_secrets: dict[str, SecretStr] = Field(default_factory=dict)
 
     embedded_broker_port: int = Field(1883, ge=1, le=65535)
     client_id: str = "iot-ingest"
@@ -52,6 +55,8 @@ class Settings(BaseSettings):
     # w:1 from memory otherwise); "majority" for replica sets
     mongodb_w: str = Field("1", pattern=r"^(majority|[1-9][0-9]*)$")
     mongodb_journal: bool = True
+    notify: bool = Field(True, description="run the alert notifier in the daemon")
+    notify_poll: float = Field(1.0, gt=0, description="seconds between outbox polls")
 
     def resolved_registry_url(self) -> str:
         """The registry URL to connect with: ``IOT_REGISTRY_PASSWORD`` joins a URL that names a user

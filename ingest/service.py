@@ -91,9 +91,16 @@ def run_daemon(settings: Settings) -> int:
         server = serve_metrics(daemon.metrics, settings.metrics_host, settings.metrics_port)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.server_address[1])
     install_signal_handlers(daemon)
+    notifier = None
+    if settings.notify:
+        from registry.notify.notifier import Notifier
+
+        notifier = Notifier(daemon.res.registry.engine, settings.notify_secrets, poll_s=settings.notify_poll).start()
     try:
         return daemon.run()
     finally:
+        if notifier is not None:
+            notifier.stop()
         if server is not None:
             server.shutdown()
         if embedded is not None:

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from ingest.model import Point
+from ingest.retention import RetentionInfo
 from ingest.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
 from ingest.stores.bisect import LineErrors, Outcome, send_halves
 from ingest.stores.fieldindex import FieldIndex, write_indexed
@@ -133,6 +134,31 @@ class InfluxDB2Store:
     def latest(self, measurement: str, device_id: str) -> dict[str, tuple[int, Any]]:
         return self._reader.latest(measurement, device_id)
 
+    # -- retention (see ingest.retention): the bucket's expiry rule over /api/v2/buckets ---------
+
+    def _bucket(self) -> dict[str, Any]:
+        params = {"name": self.bucket, **({"org": self.org} if self.org else {})}
+        r = self._http.request("GET", "/api/v2/buckets?" + urlencode(params))
+        found = json.loads(r.body).get("buckets") or []
+        if not found:
+            raise StoreConfigError(f"bucket {self.bucket!r} not found (org {self.org!r})")
+        bucket: dict[str, Any] = found[0]
+        return bucket
+
+    def retention(self) -> RetentionInfo:
+        return RetentionInfo(bucket_retention(self._bucket()), f"bucket {self.bucket!r} (org {self.org!r})")
+
+    def set_retention(self, seconds: int | None) -> RetentionInfo:
+        bucket = self._bucket()
+        rules = [] if seconds is None else [{"type": "expire", "everySeconds": seconds}]
+        self._http.request(
+            "PATCH",
+            f"/api/v2/buckets/{bucket['id']}",
+            body=json.dumps({"retentionRules": rules}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        return self.retention()
+
     def count(self, measurement: str, device_id: str | None = None) -> int:
         return self._reader.count(measurement, device_id)
 
@@ -143,3 +169,11 @@ class InfluxDB2Store:
         if result is None:
             raise StoreUnavailable(f"{self!r}: query failed ({r.status}): {error}")
         return result
+
+
+def bucket_retention(bucket: dict[str, Any]) -> int | None:
+    """Seconds of a bucket's expiry rule (``None``: kept forever)."""
+    for rule in bucket.get("retentionRules") or []:
+        if rule.get("type", "expire") == "expire" and rule.get("everySeconds"):
+            return int(rule["everySeconds"])
+    return None

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.orm import Session
 
+from ingest import output
 from ingest.cli_common import emit_json, fail, iso, parse_duration, print_table, settings
 from registry.alerts import store
 from registry.alerts.rules import KINDS, LEVELS, OPS, SCOPES, SEVERITIES, Rule
@@ -81,6 +82,7 @@ def list_(
     since: Annotated[str | None, typer.Option("--since", help="Opened within, e.g. 24h.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
     json_: JsonOpt = False,
+    fmt: output.FormatOpt = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Alerts, newest first."""
@@ -90,8 +92,7 @@ def list_(
         rows = store.list_alerts(
             s, actor, status=status, severity=severity, device=device, site=site, since=_since(since), limit=limit
         )
-    if json_:
-        emit_json(rows)
+    if output.machine(fmt, json_, rows):
         return
     if not rows:
         typer.echo("no alerts match")
@@ -154,6 +155,10 @@ def show(
         ([e["at"], e["action"], e["actor"], _num(e["value"]), e["note"]] for e in a["timeline"]),
         title="timeline",
     )
+    if a.get("notifications"):
+        from registry.notify.view import print_notifications
+
+        print_notifications(a["notifications"])
 
 
 @app.command("ack")
@@ -238,12 +243,11 @@ def _rule_dict(r: Any) -> dict[str, Any]:
 
 
 @rules_app.command("list")
-def rules_list(json_: JsonOpt = False, registry: RegistryOpt = None) -> None:
+def rules_list(json_: JsonOpt = False, fmt: output.FormatOpt = None, registry: RegistryOpt = None) -> None:
     """Every rule, enabled or not."""
     with acting(registry) as (s, actor):
         rows = [_rule_dict(r) for r in store.list_rules(s, actor)]
-    if json_:
-        emit_json(rows)
+    if output.machine(fmt, json_, rows):
         return
     print_table(
         ["ID", "NAME", "KIND", "ENABLED", "SEVERITY", "SCOPE", "DEFINITION"],

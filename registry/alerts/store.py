@@ -15,6 +15,7 @@ from registry.alerts.engine import OPEN, RESOLVE, UPDATE, Transition
 from registry.alerts.rules import LEVELS, Rule, RuleError, validate
 from registry.auth import Actor, PermissionDenied, record_audit, require, require_site
 from registry.models import Alert, AlertEvent, AlertRule, Device
+from registry.notify import outbox
 
 SYSTEM = "system"
 STATUSES = ("open", "acknowledged", "resolved")
@@ -114,6 +115,7 @@ def apply_transitions(session: Session, transitions: Sequence[Transition]) -> No
     rows: dict[tuple[int, str], Alert | None] = dict(
         _open_rows(session, {(t.rule_id, t.device_id) for t in transitions})
     )
+    notify: list[tuple[Alert, str, str | None]] = []
     for t in transitions:
         key = (t.rule_id, t.device_id)
         row = rows.get(key)
@@ -136,6 +138,7 @@ def apply_transitions(session: Session, transitions: Sequence[Transition]) -> No
             row.events.append(AlertEvent(at=at, action="opened", actor=SYSTEM, value=t.value, note=t.message))
             session.add(row)
             rows[key] = row
+            notify.append((row, "opened", None))
         elif row is None:
             continue
         elif t.action in (OPEN, UPDATE):
@@ -152,6 +155,8 @@ def apply_transitions(session: Session, transitions: Sequence[Transition]) -> No
             )
             session.flush()  # the resolved row leaves the one-open-per-pair index first
             rows[key] = None
+            notify.append((row, "resolved", None))
+    outbox.enqueue(session, notify)  # same transaction: a notification exists iff its transition does
 
 
 # -- the human lifecycle -------------------------------------------------------------------
@@ -178,6 +183,7 @@ def acknowledge(
     row.status, row.acknowledged_at, row.acknowledged_by = "acknowledged", at, actor.name
     row.events.append(AlertEvent(at=at, action="acknowledged", actor=actor.name, note=note))
     record_audit(session, actor, "alert.ack", f"alert:{alert_id}", note=note)
+    outbox.enqueue(session, [(row, "acknowledged", actor.name)])
     return row
 
 
@@ -196,6 +202,7 @@ def resolve(
     row.status, row.resolved_at, row.resolved_by = "resolved", at, actor.name
     row.events.append(AlertEvent(at=at, action="resolved", actor=actor.name, note=note))
     record_audit(session, actor, "alert.resolve", f"alert:{alert_id}", note=note)
+    outbox.enqueue(session, [(row, "resolved", actor.name)])
     return row
 
 
@@ -308,6 +315,7 @@ def show_alert(session: Session, actor: Actor, alert_id: int) -> dict[str, Any]:
     out["timeline"] = [
         {"at": utc(e.at), "action": e.action, "actor": e.actor, "note": e.note, "value": e.value} for e in row.events
     ]
+    out["notifications"] = outbox.attempts_for(session, alert_id)
     return out
 
 
@@ -434,6 +442,7 @@ def _resolve_open_of(session: Session, actor: Actor, rule: AlertRule, note: str)
     for row in rows:
         row.status, row.resolved_at, row.resolved_by = "resolved", at, actor.name
         row.events.append(AlertEvent(at=at, action="resolved", actor=actor.name, note=note))
+    outbox.enqueue(session, [(row, "resolved", actor.name) for row in rows])
     return len(rows)
 
 
