@@ -69,7 +69,7 @@ def test_influxdb1_retention_policy(influxdb1_url: str) -> None:
         assert before.seconds is None and "autogen" in before.where
         assert store.set_retention(90 * DAY).seconds == 90 * DAY
         assert store.set_retention(36 * 3600).seconds == 36 * 3600  # shard duration follows (1h)
-        rp = store._query(f'SHOW RETENTION POLICIES ON "{store.db}"', db=None)[0]["series"][0]
+        rp = store._select(f'SHOW RETENTION POLICIES ON "{store.db}"', db=None)["series"][0]
         row = dict(zip(rp["columns"], rp["values"][0], strict=True))
         assert (row["duration"], row["shardGroupDuration"], row["default"]) == ("36h0m0s", "1h0m0s", True)
         assert store.set_retention(None).seconds is None
@@ -175,8 +175,8 @@ def test_influxdb1_continuous_query_and_its_statement(influxdb1_url: str) -> Non
         points = [Point("sensor_readings", "d1", {"t": float(i % 6)}, start + i * 10 * S) for i in range(60)]
         assert store.write(points) == []
         where = f"time >= {start} AND time < {start + 600 * S}"
-        store._query(rollup_select(store.db, "autogen", 60, where))
-        means = store._query('SELECT mean_t FROM "iot_rollup"."sensor_readings" WHERE device_id = \'d1\'')[0]
+        store._select(rollup_select(store.db, "autogen", 60, where))
+        means = store._select('SELECT mean_t FROM "iot_rollup"."sensor_readings" WHERE device_id = \'d1\'')
         values = [v[1] for v in means["series"][0]["values"]]
         assert values == [2.5] * 10
         assert store.set_downsampling(None).every_s is None and store._downsample_cqs() == []
