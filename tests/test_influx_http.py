@@ -237,7 +237,7 @@ def test_v2_partial_write_is_bisected(peer: Peer) -> None:
 def test_writes_go_through_influxdb_client(peer: Peer) -> None:
     store = connected(peer)
     assert store.write(pts(3)) == []
-    (w,) = [r for r in peer.seen if r.path == "/api/v2/write"]
+    (w,) = [r for r in peer.seen if r.path == "/api/v2/write" and not r.lines[0].startswith(INDEX)]
     assert w.headers["user-agent"].startswith("influxdb-client-python/")
     assert w.query == {"org": "o", "bucket": "b", "precision": "ns"}
     assert w.lines == encode_batch(pts(3))[1]  # the body is exactly our line protocol
@@ -248,8 +248,10 @@ def test_v3_database_without_org(peer: Peer) -> None:
     store = InfluxDB2Store.from_url(f"influxdb://127.0.0.1:{peer.port}?bucket=db3", token="tok")
     store.connect()
     assert store.write(pts(2)) == []
-    (w,) = [r for r in peer.seen if r.path == "/api/v2/write"]
-    assert w.query == {"bucket": "db3", "precision": "ns"}  # org sent empty, which 3.x ignores
+    writes = [r for r in peer.seen if r.path == "/api/v2/write"]
+    assert len(writes) == 2  # the data, then the field index
+    assert [len(r.lines) for r in writes if not r.lines[0].startswith(INDEX)] == [2]
+    assert all(r.query == {"bucket": "db3", "precision": "ns"} for r in writes)  # org sent empty: 3.x ignores it
     store.close()
 
 
