@@ -180,6 +180,9 @@ def test_compose_serves_prometheus_and_grafana_with_these_files() -> None:
     assert target == f"ingest:{port}"
     env = services["grafana"]["environment"]
     text_ = DATASOURCES.read_text()
-    for var in re.findall(r"\$([A-Z_]+)", text_):
+    for var in re.findall(r"\$([A-Z][A-Z_]*)", text_):
         assert var in env, f"datasources.yml reads ${var}, which the grafana service does not set"
+    for secret in re.findall(r"\$__file\{/run/secrets/([a-z_]+)\}", text_):
+        assert secret in services["grafana"]["secrets"], f"datasources.yml reads secret {secret}, not mounted"
+        assert secret in compose["secrets"], secret
     assert "change-me" not in json.dumps(env)
