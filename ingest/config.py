@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     flush_interval: float = Field(1.0, gt=0)
     receive_maximum: int = Field(20000, ge=1, le=65535)
     keepalive: int = Field(30, ge=5)
+    mqtt_client: Literal["native", "paho"] = Field(
+        "native", description="receive path: the project's own MQTT session, or paho (fallback)"
+    )
     max_payload_bytes: int = 256 * 1024
     future_window: float = Field(300.0, ge=0, description="seconds a timestamp may lie ahead")
     unknown_devices: Literal["accept", "reject", "register"] = "register"

@@ -18,7 +18,10 @@ from ingest.broker import BrokerAddress, make_client
 from ingest.config import Settings
 from ingest.metrics import Metrics
 from ingest.model import DeadLetter
+from ingest.mqtt.packets import Publish
+from ingest.mqtt.session import Session
 from ingest.observers import StreamObserver
+from ingest.receive import session_options
 from ingest.routing import (
     DEADLETTERS,
     DESTINATIONS,
@@ -66,7 +69,11 @@ class Resources:
 
 
 class Daemon:
-    """Wires the pure router to paho, the writers and the timers. ``run`` blocks until ``stop``."""
+    """Wires the pure router to the MQTT session, the writers and the timers. ``run`` blocks until ``stop``.
+
+    The receive path is the native :class:`~ingest.mqtt.session.Session` (``IOT_MQTT_CLIENT=native``,
+    the default; the daemon is its handler) or paho (``paho``).
+    """
 
     def __init__(
         self, settings: Settings, broker: BrokerAddress, res: Resources, decode: Callable[[str, bytes, int], Any]
@@ -139,6 +146,9 @@ class Daemon:
             DEADLETTERS: make(DEADLETTERS, write_deadletters),
         }
         self._registry = reg
+        self.native = settings.mqtt_client == "native"
+        self._ack_lock = threading.Lock()  # orders settling against a connection reset (native)
+        self.session = Session(session_options(broker, settings), self)
         self.client, self._connect_kwargs = make_client(
             broker,
             settings.client_id,
@@ -217,12 +227,51 @@ class Daemon:
         if full is not None:
             self.writers[full.dest].submit(full)
 
+    # -- native session handler (session thread) ---------------------------------------------------
+    def on_connected(self, session_present: bool) -> None:
+        with self._ack_lock:
+            self.acks.reset()
+        self.metrics.inc("iot_broker_connects_total")
+        log.info("connected to %s (session present: %s)", self.broker, session_present)
+
+    def on_subscribed(self, reasons: list[int]) -> None:
+        if all(r < 0x80 for r in reasons):
+            self.connected.set()
+        else:
+            log.error("subscription refused: reason codes %s", [hex(r) for r in reasons])
+
+    def on_connection_lost(self, reason: str) -> None:
+        self.connected.clear()
+        with self._ack_lock:
+            self.acks.reset()
+        if not self._stop.is_set():
+            self.metrics.inc("iot_broker_disconnects_total")
+
+    def on_messages(self, messages: list[Publish]) -> None:
+        """Route one read's deliveries under one lock acquisition; submit the batches that filled."""
+        if not self.accepting:
+            return  # not acknowledged: the broker redelivers them to the next session
+        add = self.acks.add
+        full: list[Batch] = []
+        with self.lock:
+            handle = self.router.handle
+            for m in messages:
+                b = handle(m.topic, m.payload, add(m.mid) if m.qos else None, time.time_ns())
+                if b is not None:
+                    full.append(b)
+        for b in full:
+            self.writers[b.dest].submit(b)
+
     # -- settling -------------------------------------------------------------------------------
     def _settle(self, tokens: list[Token]) -> None:
         if not tokens:
             return
-        for mid in self.acks.done(tokens):
-            self.client.ack(mid, 1)
+        if self.native:
+            with self._ack_lock:
+                self.session.ack(self.acks.done(tokens))
+        else:
+            for mid in self.acks.done(tokens):
+                self.client.ack(mid, 1)
         self.metrics.inc("iot_messages_acked_total", len(tokens))
 
     def _dead_letter(self, letters: list[DeadLetter], tokens: list[Token]) -> None:
@@ -270,6 +319,9 @@ class Daemon:
             w.start()
         self._ticker_thread = threading.Thread(target=self._ticker, name="ticker", daemon=True)
         self._ticker_thread.start()
+        if self.native:
+            self.session.start()
+            return
         self.client.connect_async(self.broker.host, self.broker.port, self.settings.keepalive, **self._connect_kwargs)
         self.client.loop_start()
 
@@ -305,8 +357,11 @@ class Daemon:
             clean &= self.writers[dest].stop(max(1.0, deadline - time.monotonic()))
         if not clean:
             log.warning("some batches could not be stored or spooled; left unacknowledged for redelivery")
-        self.client.disconnect()
-        self.client.loop_stop()
+        if self.native:
+            self.session.stop()
+        else:
+            self.client.disconnect()
+            self.client.loop_stop()
         for o in self.res.observers:
             try:
                 o.close()
