@@ -21,7 +21,7 @@ from ingest.model import DeadLetter
 from ingest.mqtt.packets import Publish
 from ingest.mqtt.session import Session
 from ingest.observers import StreamObserver
-from ingest.receive import session_options
+from ingest.receive import session_options, tune_gc
 from ingest.routing import (
     DEADLETTERS,
     DESTINATIONS,
@@ -320,6 +320,7 @@ class Daemon:
         self._ticker_thread = threading.Thread(target=self._ticker, name="ticker", daemon=True)
         self._ticker_thread.start()
         if self.native:
+            tune_gc()
             self.session.start()
             return
         self.client.connect_async(self.broker.host, self.broker.port, self.settings.keepalive, **self._connect_kwargs)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import ssl
 
 from ingest.broker import BrokerAddress
 from ingest.config import Settings
 from ingest.mqtt.session import Options
+
+
+def subscription_filter(settings: Settings) -> str:
+    """``{topic_root}/#``, or ``$share/{share_group}/{topic_root}/#`` for one of several workers."""
+    root = f"{settings.topic_root}/#"
+    return f"$share/{settings.share_group}/{root}" if settings.share_group else root
 
 
 def session_options(broker: BrokerAddress, settings: Settings) -> Options:
@@ -19,7 +26,7 @@ def session_options(broker: BrokerAddress, settings: Settings) -> Options:
         host=broker.host,
         port=broker.port,
         client_id=settings.client_id,
-        subscriptions=[(f"{settings.topic_root}/#", 1)],
+        subscriptions=[(subscription_filter(settings), 1)],
         v5=not broker.embedded,
         clean_start=False,
         receive_maximum=settings.receive_maximum,
@@ -30,3 +37,15 @@ def session_options(broker: BrokerAddress, settings: Settings) -> Options:
         reconnect_min=0.5,
         reconnect_max=30.0,
     )
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper cyclic-GC passes for a process that allocates a few objects per message.
+
+    The pipeline's objects (deliveries, points, batches) are acyclic and die young, but at tens of
+    thousands of messages per second the default thresholds (700, 10, 10) ran the collector so often
+    that it showed as the hottest line of the receive path. Objects alive after start-up are frozen
+    out of the collector; young collections run every 50,000 allocations.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
