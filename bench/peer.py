@@ -1,11 +1,12 @@
 """Peer comparison, one run, same broker config, publisher and influxd: this daemon vs Node-RED vs mosquitto_sub.
 
     .venv/bin/python bench/peer.py [--messages 50000] [--reps 1] [--prefix /tmp/iot-peer] [--no-nodered]
-                                   [--clients native,paho] [--pack 10]
+                                   [--clients native,native-w2,paho] [--pack 10]
 
 Consumers (each case gets a fresh Mosquitto 2.0 and influxd 1.x on free ports, nothing else shared):
 
-- ``daemon-<client>``: ``iot ingest run`` with ``IOT_MQTT_CLIENT=<client>`` (native, paho)
+- ``daemon-<client>``: ``iot ingest run`` with ``IOT_MQTT_CLIENT=<client>`` (native, paho);
+  ``daemon-native-wN``: ``--workers N`` (N processes in one shared subscription)
 - ``nodered``: Node-RED 5's batched flow, mqtt in → json → function → join (1000 msgs / 250 ms) →
   influxdb batch (node-red-contrib-influxdb), QoS 1; installed from npm into ``--prefix`` on first use
 - ``mosquitto_sub``: bare ``mosquitto_sub -q 1`` writing lines to a file (no storage): the ceiling
@@ -69,11 +70,23 @@ class Proc:
                 self.p.wait()
 
     def cpu_seconds(self) -> float:
-        try:
-            parts = Path(f"/proc/{self.p.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError):
-            return 0.0
+        """CPU seconds (user + system) of this process and every live descendant (workers)."""
+        stats: dict[int, tuple[int, float]] = {}
+        tck = os.sysconf("SC_CLK_TCK")
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                parts = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            stats[int(d.name)] = (int(parts[1]), (int(parts[11]) + int(parts[12])) / tck)
+        total, todo = 0.0, [self.p.pid]
+        while todo:
+            pid = todo.pop()
+            total += stats.get(pid, (0, 0.0))[1]
+            todo += [child for child, (ppid, _) in stats.items() if ppid == pid]
+        return total
 
 
 def start_mosquitto(work: Path) -> tuple[Proc, int]:
@@ -255,8 +268,11 @@ class Result:
 
 
 class Case:
-    def __init__(self, consumer: str, mode: str, n: int, args: argparse.Namespace, node: str, pack: int = 1) -> None:
-        self.consumer, self.mode, self.n, self.args, self.node, self.pack = consumer, mode, n, args, node, pack
+    def __init__(self, consumer: str, mode: str, n: int, args: argparse.Namespace, node: str, pack: int = 0) -> None:
+        """``pack`` 0: the peer payload (2 fields); 1: single-reading JSON; K > 1: SenML packs of K."""
+        self.consumer, self.mode, self.n, self.args, self.node = consumer, mode, n, args, node
+        self.readings = pack > 0  # count every reading, not messages
+        self.pack = max(pack, 1)
         self.work = Path(tempfile.mkdtemp(prefix=f"{consumer}-{mode}-", dir=args.workdir))
         self.procs: list[Proc] = []
         self.influx: Influxd | None = None
@@ -317,7 +333,7 @@ class Case:
     def pub_args(self) -> list[str]:
         return [sys.executable, str(ROOT / "bench/mqtt_pub.py"), "--port", str(self.mqtt_port), "--n", str(self.n),
                 "--devices", str(self.args.devices), "--pack", str(self.pack),
-                "--fields", "1" if self.args.pack > 1 else "2"]  # fmt: skip
+                "--fields", "1" if self.readings else "2"]  # fmt: skip
 
     def publish(self) -> None:
         out = subprocess.run(self.pub_args(), check=True, capture_output=True, text=True).stdout
@@ -329,7 +345,7 @@ class Case:
                 return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
         assert self.influx is not None
         meas = "telemetry" if self.consumer == "nodered" else "sensor_readings"
-        what = "count(*)" if self.args.pack > 1 else "count(temperature)"
+        what = "count(*)" if self.readings else "count(temperature)"
         q = urllib.parse.urlencode({"db": DB, "q": f"SELECT {what} FROM {meas}"})
         with urllib.request.urlopen(f"{self.influx.base()}/query?{q}", timeout=30) as r:
             series = json.loads(r.read())["results"][0].get("series")
@@ -365,7 +381,8 @@ class Case:
             p = Proc([self.node, red, "-s", str(w / "settings.js"), "-u", str(w / "nr"), "-p", str(free_port()),
                       str(w / "nr/flows.json")], w / "nodered.log", env)  # fmt: skip
         else:
-            client = self.consumer.removeprefix("daemon-")
+            client, _, nw = self.consumer.removeprefix("daemon-").partition("-w")
+            workers = int(nw or 1)
             cid = f"iot-bench-{client}"
             assert self.influx is not None
             env = {
@@ -377,7 +394,10 @@ class Case:
                 "IOT_CLIENT_ID": cid,
                 "IOT_UNKNOWN_DEVICES": "accept",
                 "IOT_MQTT_CLIENT": client,
+                "IOT_WORKERS": str(workers),
             }
+            if workers > 1:
+                cid = f"{cid}-{workers - 1}"  # the last worker subscribes last
             p = Proc([sys.executable, "-m", "ingest", "ingest", "run"], w / "iot.log", env)
         self.procs.append(p)
         if wait:
@@ -394,7 +414,9 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=100)
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--modes", default="drain,live")
-    ap.add_argument("--clients", default="native", help="daemon receive paths to run: native,paho")
+    ap.add_argument(
+        "--clients", default="native,native-w2", help="daemon variants: native, paho, native-wN (N worker processes)"
+    )
     ap.add_argument("--no-nodered", action="store_true")
     ap.add_argument("--pack", type=int, default=0, help="also drain SenML packs of K records (daemon, native)")
     ap.add_argument("--prefix", type=Path, default=Path(tempfile.gettempdir()) / "iot-peer")
@@ -413,12 +435,18 @@ def main() -> None:
     if args.only:
         consumers = [c for c in consumers if c in args.only.split(",")]
     results: list[Result] = []
+    failures: list[str] = []
     version = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True).stdout.splitlines()[0]
     log(f"{os.cpu_count()} cores; {version}")
     for rep in range(args.reps):
         for mode in args.modes.split(","):
             for c in consumers:
-                r = Case(c, mode, args.messages, args, node).run()
+                try:
+                    r = Case(c, mode, args.messages, args, node).run()
+                except (OSError, RuntimeError, TimeoutError, subprocess.CalledProcessError) as e:
+                    print(f"{c:16} {mode:5} rep={rep + 1} FAILED: {e}", flush=True)
+                    failures.append(f"{c} {mode}")
+                    continue
                 results.append(r)
                 print(f"{c:16} {mode:5} rep={rep + 1} landed={r.landed}/{r.n} seconds={r.seconds:.2f} "
                       f"rate={r.rate:,.0f}/s cpu={r.cpu / max(r.seconds, 1e-9):.0%} "
@@ -431,6 +459,8 @@ def main() -> None:
                 print(f"{r.consumer:16} drain rep={rep + 1} readings={r.landed}/{r.n} seconds={r.seconds:.2f} "
                       f"rate={r.rate:,.0f} readings/s", flush=True)  # fmt: skip
     report(results, consumers, args)
+    if failures:
+        print(f"  failed runs (not in the medians): {', '.join(failures)}")
 
 
 def report(results: list[Result], consumers: list[str], args: argparse.Namespace) -> None:
