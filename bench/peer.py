@@ -304,10 +304,11 @@ class Case:
             t0, c0, cpu0 = time.time(), self.count(), cons.cpu_seconds()
         else:
             pub_out = self.work / "pub.out"
+            cpu0 = cons.cpu_seconds()
             pub = Proc(self.pub_args(), pub_out)
             self.procs.append(pub)
             wait_for(lambda: pub_out.stat().st_size > 0 or not pub.alive(), 300, "the publisher")
-            t0, c0, cpu0 = json.loads(pub_out.read_text())["t0"], 0, cons.cpu_seconds()
+            t0, c0 = json.loads(pub_out.read_text())["t0"], 0
         last, t_last = self.wait_landed(cons)
         cpu = cons.cpu_seconds() - cpu0
         seconds = t_last - t0
@@ -407,6 +408,43 @@ class Case:
         return p
 
 
+def influxd_ceiling(args: argparse.Namespace, pack: int) -> float:
+    """Readings/s influxd 1.x takes for the very points the daemon writes for SenML packs of ``pack``:
+    decoded up front, line protocol pre-encoded, POSTed in 5,000-point batches over one connection."""
+    import http.client
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from mqtt_pub import payloads
+
+    from ingest.decode import Decoder
+    from ingest.mqtt.packets import Parser
+    from ingest.stores.lineprotocol import encode_batch
+
+    work = Path(tempfile.mkdtemp(prefix="influxd-ceiling-", dir=args.workdir))
+    influx = Influxd(work / "influx").start()
+    try:
+        influx.create_database(DB)
+        now = time.time_ns()
+        msgs = Parser(v5=False).feed(b"".join(payloads(args.messages, args.devices, pack, "devices", now, 1)))
+        dec = Decoder()
+        points = [p for m in msgs for p in dec.decode(m.topic, m.payload, time.time_ns())]  # type: ignore[union-attr]
+        bodies = ["\n".join(encode_batch(points[i : i + 5000])[1]).encode() for i in range(0, len(points), 5000)]
+        conn = http.client.HTTPConnection("127.0.0.1", influx.port, timeout=60)
+        t0 = time.perf_counter()
+        for body in bodies:
+            conn.request("POST", f"/write?db={DB}&precision=ns", body)
+            r = conn.getresponse()
+            r.read()
+            assert r.status == 204, r.status
+        seconds = time.perf_counter() - t0
+        conn.close()
+        return args.messages * pack / seconds
+    finally:
+        influx.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 # -- main -----------------------------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -436,6 +474,7 @@ def main() -> None:
         consumers = [c for c in consumers if c in args.only.split(",")]
     results: list[Result] = []
     failures: list[str] = []
+    ceilings: list[float] = []
     version = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True).stdout.splitlines()[0]
     log(f"{os.cpu_count()} cores; {version}")
     for rep in range(args.reps):
@@ -457,8 +496,17 @@ def main() -> None:
                 r.consumer = f"{consumers[0]}-pack{pack}"
                 results.append(r)
                 print(f"{r.consumer:16} drain rep={rep + 1} readings={r.landed}/{r.n} seconds={r.seconds:.2f} "
-                      f"rate={r.rate:,.0f} readings/s", flush=True)  # fmt: skip
+                      f"rate={r.rate:,.0f} readings/s cpu/msg={r.cpu_us * pack:.1f}us", flush=True)  # fmt: skip
+            ceiling = influxd_ceiling(args, args.pack)
+            ceilings.append(ceiling)
+            print(f"influxd ceiling  packs of {args.pack}: {ceiling:,.0f} readings/s written directly", flush=True)
     report(results, consumers, args)
+    if ceilings and (many := [r.rate for r in results if r.consumer.endswith(f"-pack{args.pack}")]):
+        top = statistics.median(ceilings)
+        print(
+            f"  SenML packs of {args.pack}: {statistics.median(many) / top:.2f}x influxd's own write ceiling ", end=""
+        )
+        print(f"for the same points ({top:,.0f} readings/s)")
     if failures:
         print(f"  failed runs (not in the medians): {', '.join(failures)}")
 
