@@ -8,8 +8,9 @@ its persistent session and anything the broker kept for it come back); SIGTERM/S
 every worker, each drains (flush, acknowledge) and the supervisor exits 0 when all did.
 
 Refused with a clear message: the embedded broker (amqtt has no shared subscriptions) and the paho
-receive path. Embedded stores are SQLite files the workers share (a lock conflict is a transient
-store failure: spooled and retried); server stores scale better. Alerts are evaluated per worker, so
+receive path. Embedded stores are SQLite files the workers share, created (and the registry
+migrated) once by the supervisor before any worker starts; a lock conflict is a transient store
+failure (spooled and retried); server stores scale better. Alerts are evaluated per worker, so
 rules over one device's history (hold, rate of change, no data) need ``--workers 1`` until alert
 evaluation has its own role.
 """
@@ -105,10 +106,26 @@ class Supervisor:
         return 0 if all(rc == 0 for rc in rcs) else 1
 
 
+def prepare_stores(settings: Settings) -> None:
+    """Create embedded stores and migrate the embedded registry once, before the workers start:
+    N processes creating the same files at once race (montydb's storage config, Alembic)."""
+    from ingest.service import build_resources
+
+    res = build_resources(settings)  # migrates an embedded registry
+    for url, store in ((settings.timeseries_url, res.timeseries), (settings.documents_url, res.documents)):
+        if url in ("", "embedded"):  # server stores may be down now: the workers retry them
+            try:
+                store.connect()
+            finally:
+                store.close()
+    res.registry.engine.dispose()
+
+
 def run_workers(settings: Settings, n: int) -> int:
     """Run ``n`` supervised workers until SIGTERM/SIGINT; the exit code is 0 if every worker drained cleanly."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     check(settings, n)
+    prepare_stores(settings)
     Path(settings.resolved_spool_dir()).mkdir(parents=True, exist_ok=True)
     sup = Supervisor(settings, n)
 
