@@ -6,7 +6,8 @@ Keeps at most ``--window`` unacknowledged PUBLISHes in flight (the project's pac
 them and parses the PUBACKs), so the broker, not this process, is the limit. Payload per message,
 ``ts`` unique and 1 µs apart: ``{"ts": <ns>, "temperature": x, "humidity": y}`` (``--fields 1``:
 temperature only); with ``--pack K`` a SenML pack of K records instead (K readings per message). Prints one JSON line:
-``{"n", "t0", "seconds", "rate"}`` with ``t0`` the epoch time of the first publish.
+``{"n", "t0", "seconds", "rate"}`` with ``t0`` the epoch time of the first publish. ``--rate R`` paces
+the publisher (message k goes out at ``t0 + k/R``) for latency measurements.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def main() -> None:
     ap.add_argument("--root", default="devices")
     ap.add_argument("--fields", type=int, default=2, choices=[1, 2], help="readings per JSON message")
     ap.add_argument("--client-id", default="bench-pub")
+    ap.add_argument("--rate", type=float, default=0.0, help="messages/s (message k sent at t0 + k/rate); 0: flat out")
     a = ap.parse_args()
     msgs = payloads(a.n, a.devices, a.pack, a.root, time.time_ns(), a.fields)
     sock = socket.create_connection(("127.0.0.1", a.port))
@@ -65,9 +67,10 @@ def main() -> None:
     sent = acked = 0
     n = len(msgs)
     while acked < n:
-        if sent < n and sent - acked < a.window:
-            chunk = []
-            while sent < n and sent - acked < a.window and len(chunk) < 256:
+        limit = n if not a.rate else min(n, int((time.time() - t0) * a.rate) + 1)  # paced: message k at k/rate
+        if sent < limit and sent - acked < a.window:
+            chunk: list[bytes] = []
+            while sent < limit and sent - acked < a.window and len(chunk) < 256:
                 m = msgs[sent]
                 mid = sent % 65535 + 1
                 # the packet id sits right after the topic: patch the pre-encoded bytes
@@ -83,6 +86,9 @@ def main() -> None:
             except BlockingIOError:
                 data = None
             sock.setblocking(True)
+        elif sent == acked:  # paced and nothing in flight: wait for the next message's slot
+            time.sleep(min(0.001, max(0.0, t0 + sent / a.rate - time.time())))
+            continue
         else:
             data = sock.recv(1 << 16)
         if data == b"":

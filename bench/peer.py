@@ -16,7 +16,9 @@ queues N messages for the consumer's persistent session while it is stopped, sta
 first landing → last landing (the consumer alone). Landing: ``count(temperature)`` in influxd (polled
 every 50 ms) or lines written by mosquitto_sub. Publisher: bench/mqtt_pub.py (raw socket, QoS 1,
 1000 in flight). With ``--pack K`` the daemon also drains K-record SenML packs; readings/s compared.
-Prints one line per case and the ratios at the end. Zero loss is checked: every case must land N.
+With ``--latency-rate R`` the daemon and Node-RED also take a paced publisher at R msg/s (use about half
+the drain rate) and p50/p99 publish → queryable latency is printed (in-order landing assumed, 50 ms
+polls). Prints one line per case and the ratios at the end. Zero loss is checked: every case must land N.
 """
 
 from __future__ import annotations
@@ -276,6 +278,9 @@ class Case:
         self.work = Path(tempfile.mkdtemp(prefix=f"{consumer}-{mode}-", dir=args.workdir))
         self.procs: list[Proc] = []
         self.influx: Influxd | None = None
+        self.rate = 0.0  # > 0: paced publisher, publish -> queryable latencies measured
+        self.timeline: list[tuple[float, int]] = []
+        self.latencies: list[float] = []
 
     def run(self) -> Result:
         try:
@@ -307,9 +312,13 @@ class Case:
             cpu0 = cons.cpu_seconds()
             pub = Proc(self.pub_args(), pub_out)
             self.procs.append(pub)
+            c0 = 0
+        last, t_last = self.wait_landed(cons)  # polls while the publisher runs
+        if not drain:
             wait_for(lambda: pub_out.stat().st_size > 0 or not pub.alive(), 300, "the publisher")
-            t0, c0 = json.loads(pub_out.read_text())["t0"], 0
-        last, t_last = self.wait_landed(cons)
+            t0 = json.loads(pub_out.read_text())["t0"]
+        if self.rate:
+            self.latencies = latencies(self.timeline, t0, self.rate, self.n)
         cpu = cons.cpu_seconds() - cpu0
         seconds = t_last - t0
         return Result(self.consumer, self.mode, self.n * self.pack, last, last - c0, seconds, cpu)
@@ -321,6 +330,7 @@ class Case:
         while True:
             c = self.count()
             now = time.time()
+            self.timeline.append((now, c))
             if c != last:
                 last, t_last = c, now
             if c >= target:
@@ -334,7 +344,7 @@ class Case:
     def pub_args(self) -> list[str]:
         return [sys.executable, str(ROOT / "bench/mqtt_pub.py"), "--port", str(self.mqtt_port), "--n", str(self.n),
                 "--devices", str(self.args.devices), "--pack", str(self.pack),
-                "--fields", "1" if self.readings else "2"]  # fmt: skip
+                "--fields", "1" if self.readings else "2", "--rate", str(self.rate)]  # fmt: skip
 
     def publish(self) -> None:
         out = subprocess.run(self.pub_args(), check=True, capture_output=True, text=True).stdout
@@ -445,6 +455,24 @@ def influxd_ceiling(args: argparse.Namespace, pack: int) -> float:
             shutil.rmtree(work, ignore_errors=True)
 
 
+def latencies(timeline: list[tuple[float, int]], t0: float, rate: float, n: int) -> list[float]:
+    """Publish -> queryable seconds for every 100th message: message k is published at t0 + k/rate and
+    queryable at the first poll that counted more than k (messages land in order, batch by batch)."""
+    out, j = [], 0
+    for k in range(0, n, 100):
+        while j < len(timeline) and timeline[j][1] <= k:
+            j += 1
+        if j == len(timeline):
+            break
+        out.append(timeline[j][0] - (t0 + k / rate))
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 # -- main -----------------------------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -462,6 +490,9 @@ def main() -> None:
     ap.add_argument("--stall", type=float, default=30.0)
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--only", default="", help="run only these consumers (comma-separated names)")
+    ap.add_argument(
+        "--latency-rate", type=float, default=0.0, help="also publish at this rate (msg/s) and report p50/p99 latency"
+    )
     args = ap.parse_args()
     for tool in ("mosquitto", "mosquitto_sub", "influxd"):
         if not shutil.which(tool):
@@ -478,7 +509,7 @@ def main() -> None:
     version = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True).stdout.splitlines()[0]
     log(f"{os.cpu_count()} cores; {version}")
     for rep in range(args.reps):
-        for mode in args.modes.split(","):
+        for mode in [m for m in args.modes.split(",") if m]:
             for c in consumers:
                 try:
                     r = Case(c, mode, args.messages, args, node).run()
@@ -500,6 +531,19 @@ def main() -> None:
             ceiling = influxd_ceiling(args, args.pack)
             ceilings.append(ceiling)
             print(f"influxd ceiling  packs of {args.pack}: {ceiling:,.0f} readings/s written directly", flush=True)
+    if args.latency_rate:
+        for c in [x for x in consumers if x in ("daemon-native", "nodered")]:
+            case = Case(c, "live", args.messages, args, node)
+            case.rate = args.latency_rate
+            try:
+                case.run()
+            except (OSError, RuntimeError, TimeoutError, subprocess.CalledProcessError) as e:
+                print(f"{c:16} latency FAILED: {e}", flush=True)
+                continue
+            lat = case.latencies
+            if lat:
+                print(f"{c:16} latency at {args.latency_rate:,.0f} msg/s: publish -> queryable "
+                      f"p50 {percentile(lat, 0.5):.2f} s, p99 {percentile(lat, 0.99):.2f} s", flush=True)  # fmt: skip
     report(results, consumers, args)
     if ceilings and (many := [r.rate for r in results if r.consumer.endswith(f"-pack{args.pack}")]):
         top = statistics.median(ceilings)
@@ -520,7 +564,7 @@ def report(results: list[Result], consumers: list[str], args: argparse.Namespace
     load = Path("/proc/loadavg").read_text().split()[0]
     print(f"\nmedian of {args.reps} run(s), N={args.messages}, QoS 1, {os.cpu_count()} cores, load {load}; ", end="")
     print(f"loss: {'none' if not lost else f'{len(lost)} case(s) short'}")
-    for mode in args.modes.split(","):
+    for mode in [m for m in args.modes.split(",") if m]:
         sub, red = med("mosquitto_sub", mode), med("nodered", mode)
         for c in consumers:
             if not c.startswith("daemon-") or (rate := med(c, mode)) is None:
