@@ -183,7 +183,8 @@ def test_receive_maximum_is_honoured(mosquitto_server: Mosquitto) -> None:
     too, cf. eclipse/mosquitto#2301), a broker bug, not something a client can enforce.
     """
     cid, root = ids()
-    c = Client(mosquitto_server.port, cid, f"{root}/#", receive_maximum=5, keepalive=1)
+    # the client keeps reading past its window (max_unacked) so that what the broker sends shows
+    c = Client(mosquitto_server.port, cid, f"{root}/#", receive_maximum=5, max_unacked=1000, keepalive=1)
     publish(mosquitto_server.port, f"{root}/a", [b"%d" % i for i in range(20)])
     got = c.wait_count(5, "a full window")
     pings = c.session.pings
@@ -300,3 +301,45 @@ def test_refused_connection_is_retried_not_raised(embedded: EmbeddedBroker) -> N
     finally:
         session.stop()
         broker.stop()
+
+
+def test_reading_stops_at_receive_maximum_even_if_the_broker_oversends() -> None:
+    """A server that ignores Receive Maximum (as Mosquitto 2.0.11 does for a resumed backlog): the session
+    leaves the socket unread while receive_maximum deliveries are unacknowledged."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    pings = threading.Semaphore(0)
+    more = threading.Event()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(1024)  # CONNECT
+            conn.sendall(pk.encode_connack(False, 0, v5=False))
+            conn.recv(1024)  # SUBSCRIBE
+            first = [pk.encode_publish("t/a", b"%d" % i, qos=1, mid=i + 1, v5=False) for i in range(5)]
+            conn.sendall(pk.encode_suback(1, [1], v5=False) + b"".join(first))
+            more.wait(10)
+            rest = [pk.encode_publish("t/a", b"%d" % i, qos=1, mid=i + 1, v5=False) for i in range(5, 20)]
+            conn.sendall(b"".join(rest))
+            buf = b""
+            while data := conn.recv(4096):
+                buf += data
+                while len(buf) >= 2 and (buf[0] == 0xC0 or (buf[0] == 0x40 and len(buf) >= 4)):
+                    if buf[0] == 0xC0:  # PINGREQ
+                        pings.release()
+                    buf = buf[2:] if buf[0] == 0xC0 else buf[4:]  # PUBACKs are 4 bytes
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    c = Client(port, "bounded", "t/#", v5=False, keepalive=1, receive_maximum=5)
+    got = c.wait_count(5)
+    wait_for(lambda: c.session.pauses == 1, 10, "the session to stop reading")
+    more.set()  # 15 more arrive in the socket
+    for _ in range(2):  # two keep-alive periods pass with the session loop running, paused
+        assert pings.acquire(timeout=10)
+    assert len(c.rec.messages) == 5
+    c.session.ack([m.mid for m in got])
+    assert [m.payload for m in c.wait_count(20, "the rest once acknowledged")] == [b"%d" % i for i in range(20)]
+    c.stop()
+    server.close()

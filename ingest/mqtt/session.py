@@ -7,7 +7,10 @@ one ``recv`` of up to 256 KiB, every complete packet decoded, all PUBLISHes of t
 to ``handler.on_messages`` in one list, and all acknowledgements queued since the last read sent in
 one ``sendall``. It sends PINGREQ when idle for the keep-alive, drops a connection that stays silent
 past 1.5 keep-alives, and reconnects with jittered exponential backoff. Acknowledgements go out only
-when ``ack`` is called, in the order given (the caller keeps them in receive order).
+when ``ack`` is called, in the order given (the caller keeps them in receive order). With
+``receive_maximum`` QoS > 0 deliveries unacknowledged it stops reading the socket until acks come
+(TCP backpressure): the bound holds even where a broker over-sends (Mosquitto 2.0.11 does, for a
+resumed session's backlog), overshooting by at most one read.
 
 QoS 2 in: ``ack`` of a QoS 2 delivery sends PUBREC; the server's PUBREL is answered with PUBCOMP.
 A PUBLISH repeated before its PUBREL is answered with PUBREC again and not delivered twice.
@@ -78,6 +81,7 @@ class Options:
     clean_start: bool = False
     session_expiry: int = 0xFFFFFFFF
     receive_maximum: int = 65535
+    max_unacked: int | None = None  # stop reading at this many unacknowledged deliveries (default receive_maximum)
     keepalive: int = 30
     username: str | None = None
     password: str | None = field(default=None, repr=False)
@@ -103,6 +107,7 @@ class Session:
         self._qos2_received: set[int] = set()  # PUBREC sent, PUBREL not yet seen (session state)
         self.connects = 0
         self.pings = 0  # PINGRESPs received
+        self.pauses = 0  # times reading stopped because receive_maximum deliveries were unacknowledged
         self.session_present = False
 
     # -- public, any thread ----------------------------------------------------------------------
@@ -235,12 +240,17 @@ class Session:
         readers = [sock, wake]
         early, self._early = self._early, []
         out: list[bytes] = []
+        unacked, limit = 0, o.max_unacked or o.receive_maximum  # QoS > 0 deliveries handed out, not yet acked
+        paused = False
         while True:
             packets = early
             early = []
             if not packets:
-                if tls and sock.pending():  # type: ignore[attr-defined]
-                    ready: list[socket.socket] = [sock]
+                if paused:  # enough unacknowledged: leave the socket unread (TCP backpressure) until acks come
+                    timeout = max(0.0, last_out + keepalive - time.monotonic())
+                    ready = select.select([wake], [], [], timeout)[0]
+                elif tls and sock.pending():  # type: ignore[attr-defined]
+                    ready = [sock]
                 else:
                     timeout = max(0.0, min(last_out + keepalive, last_in + keepalive * 1.5) - time.monotonic())
                     ready = select.select(readers, [], [], timeout)[0]
@@ -263,6 +273,8 @@ class Session:
                                 continue
                             self._qos2_open.add(p.mid)
                         publishes.append(p)
+                        if p.qos:
+                            unacked += 1
                     elif type(p) is Ack:
                         if p.kind == pk.PUBREL:
                             self._qos2_received.discard(p.mid)
@@ -281,14 +293,20 @@ class Session:
                 mids, self._acks, self._woken = self._acks, [], False
             if mids:
                 out.append(self._encode_acks(mids))
+                unacked = max(0, unacked - len(mids))
             stopping = self._stopping.is_set()
             now = time.monotonic()
+            if paused and unacked < limit:
+                paused, ping_out, last_in = False, False, now  # reading again: what the broker sent is waiting
+            elif not paused and unacked >= limit:
+                paused = True
+                self.pauses += 1
             if not out and now - last_out >= keepalive:
-                if ping_out and not stopping:
+                if ping_out and not stopping and not paused:
                     raise ConnectionLost("no PINGRESP within the keep-alive")
                 out.append(pk.PINGREQ_PACKET)
                 ping_out = True
-            if now - last_in >= keepalive * 1.5 and not stopping:
+            if now - last_in >= keepalive * 1.5 and not stopping and not paused:
                 raise ConnectionLost("broker silent for 1.5 keep-alive periods")
             if stopping:
                 out.append(pk.DISCONNECT_PACKET)
