@@ -19,32 +19,38 @@ class AckTracker:
         self._lock = threading.Lock()
         self._generation = 0
         self._base = 0  # sequence number of _pending[0]
-        self._pending: deque[list[int]] = deque()  # [mid, done]
+        self._pending: deque[int] = deque()  # message ids in receive order (ints: no GC-tracked objects)
+        self._done: set[int] = set()  # sequence numbers done ahead of the head
 
     def reset(self) -> None:
         with self._lock:
             self._generation += 1
             self._base += len(self._pending)
             self._pending.clear()
+            self._done.clear()
 
     def add(self, mid: int) -> tuple[int, int]:
         with self._lock:
-            seq = self._base + len(self._pending)
-            self._pending.append([mid, 0])
-            return (self._generation, seq)
+            self._pending.append(mid)
+            return (self._generation, self._base + len(self._pending) - 1)
 
     def done(self, tokens: list[tuple[int, int]]) -> list[int]:
         """Mark ``tokens`` done; return the message ids now due for PUBACK, in order."""
-        ready: list[int] = []
         with self._lock:
-            gen, base, pending = self._generation, self._base, self._pending
+            gen, base, pending, done = self._generation, self._base, self._pending, self._done
+            end = base + len(pending)
             for g, seq in tokens:
-                if g == gen and seq >= base:
-                    pending[seq - base][1] = 1
-            while pending and pending[0][1]:
-                ready.append(pending.popleft()[0])
-                self._base += 1
-        return ready
+                if g == gen and base <= seq < end:
+                    done.add(seq)
+            n = 0
+            while base + n in done:
+                done.remove(base + n)
+                n += 1
+            if not n:
+                return []
+            self._base = base + n
+            popleft = pending.popleft
+            return [popleft() for _ in range(n)]
 
     @property
     def outstanding(self) -> int:

@@ -40,6 +40,7 @@ def ingest_run(
     batch_size: int | None = typer.Option(None, min=1, help="points per batch (default 5000)"),
     flush_interval: float | None = typer.Option(None, min=0.001, help="seconds before a partial batch is written"),
     metrics_port: int | None = typer.Option(None, min=0, max=65535, help="serve /metrics and /healthz here"),
+    workers: int | None = typer.Option(None, min=1, max=64, help="processes sharing one MQTT shared subscription"),
 ) -> None:
     """Run the ingestion daemon until SIGTERM/SIGINT, then flush, acknowledge and exit 0."""
     from ingest.service import run_daemon
@@ -52,7 +53,15 @@ def ingest_run(
         batch_size=batch_size,
         flush_interval=flush_interval,
         metrics_port=metrics_port,
+        workers=workers,
     )
+    if s.workers > 1:
+        from ingest.workers import WorkersRefused, run_workers
+
+        try:
+            raise typer.Exit(run_workers(s, s.workers))
+        except WorkersRefused as e:
+            fail(str(e))
     raise typer.Exit(run_daemon(s))
 
 

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     flush_interval: float = Field(1.0, gt=0)
     receive_maximum: int = Field(20000, ge=1, le=65535)
     keepalive: int = Field(30, ge=5)
+    workers: int = Field(1, ge=1, le=64, description="daemon processes joined by an MQTT shared subscription")
+    share_group: str = Field("", description="MQTT 5 shared subscription group ($share/<group>/...); set per worker")
+    mqtt_client: Literal["native", "paho"] = Field(
+        "native", description="receive path: the project's own MQTT session, or paho (fallback)"
+    )
     max_payload_bytes: int = 256 * 1024
     # cardinality (README "Security: data path"): per message, and per device per window
     max_fields_per_message: int = Field(256, ge=1)

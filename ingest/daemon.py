@@ -20,7 +20,10 @@ from ingest.config import Settings
 from ingest.failures import UNEXPECTED, Problem, classify
 from ingest.metrics import Metrics
 from ingest.model import DeadLetter, Reason
+from ingest.mqtt.packets import Publish
+from ingest.mqtt.session import Session
 from ingest.observers import StreamObserver
+from ingest.receive import session_options, tune_gc
 from ingest.routing import (
     DEADLETTERS,
     DESTINATIONS,
@@ -72,7 +75,11 @@ class Resources:
 
 
 class Daemon:
-    """Wires the pure router to paho, the writers and the timers. ``run`` blocks until ``stop``."""
+    """Wires the pure router to the MQTT session, the writers and the timers. ``run`` blocks until ``stop``.
+
+    The receive path is the native :class:`~ingest.mqtt.session.Session` (``IOT_MQTT_CLIENT=native``,
+    the default; the daemon is its handler) or paho (``paho``).
+    """
 
     def __init__(
         self, settings: Settings, broker: BrokerAddress, res: Resources, decode: Callable[[str, bytes, int], Any]
@@ -147,6 +154,9 @@ class Daemon:
             DEADLETTERS: make(DEADLETTERS, write_deadletters),
         }
         self._registry = reg
+        self.native = settings.mqtt_client == "native"
+        self._ack_lock = threading.Lock()  # orders settling against a connection reset (native)
+        self.session = Session(session_options(broker, settings), self)
         self.client, self._connect_kwargs = make_client(
             broker,
             settings.client_id,
@@ -258,12 +268,71 @@ class Daemon:
         with self.lock:
             return self.router.dead_letter(letter, token, now)
 
+    # -- native session handler (session thread) ---------------------------------------------------
+    def on_connected(self, session_present: bool) -> None:
+        with self._ack_lock:
+            self.acks.reset()
+        self.metrics.inc("iot_broker_connects_total")
+        log.info("connected to %s (session present: %s)", self.broker, session_present)
+
+    def on_subscribed(self, reasons: list[int]) -> None:
+        if all(r < 0x80 for r in reasons):
+            self.connected.set()
+        else:
+            log.error("subscription refused: reason codes %s", [hex(r) for r in reasons])
+
+    def on_connection_lost(self, reason: str) -> None:
+        self.connected.clear()
+        with self._ack_lock:
+            self.acks.reset()
+        if not self._stop.is_set():
+            self.metrics.inc("iot_broker_disconnects_total")
+
+    def on_messages(self, messages: list[Publish]) -> None:
+        """Route one read's deliveries under one lock acquisition; submit the batches that filled."""
+        if not self.accepting:
+            return  # not acknowledged: the broker redelivers them to the next session
+        add = self.acks.add
+        full: list[Batch] = []
+        retained: list[Token] = []
+        failed: list[tuple[Publish, Token | None, Exception]] = []
+        with self.lock:
+            handle = self.router.handle
+            for m in messages:
+                token = add(m.mid) if m.qos else None
+                if m.retain:  # a replay of the broker's retained store, not a new reading
+                    if token is not None:
+                        retained.append(token)
+                    continue
+                try:
+                    b = handle(m.topic, m.payload, token, time.time_ns())
+                except Exception as e:  # a bug past the decoder's own guard must not end the session
+                    failed.append((m, token, e))
+                    continue
+                if b is not None:
+                    full.append(b)
+        if retained:
+            self.metrics.inc("iot_retained_ignored_total", len(retained))
+            self._settle(retained)
+        for m, token, error in failed:
+            b = self._unhandled(m.topic, m.payload, token, error)
+            if b is not None:
+                full.append(b)
+        if not failed and MESSAGE_STEP in self.step_problems:
+            self._guarded(MESSAGE_STEP, lambda: None)
+        for b in full:
+            self.writers[b.dest].submit(b)
+
     # -- settling -------------------------------------------------------------------------------
     def _settle(self, tokens: list[Token]) -> None:
         if not tokens:
             return
-        for mid in self.acks.done(tokens):
-            self.client.ack(mid, 1)
+        if self.native:
+            with self._ack_lock:
+                self.session.ack(self.acks.done(tokens))
+        else:
+            for mid in self.acks.done(tokens):
+                self.client.ack(mid, 1)
         self.metrics.inc("iot_messages_acked_total", len(tokens))
 
     def _dead_letter(self, letters: list[DeadLetter], tokens: list[Token]) -> None:
@@ -326,6 +395,10 @@ class Daemon:
             w.start()
         self._ticker_thread = threading.Thread(target=self._ticker, name="ticker", daemon=True)
         self._ticker_thread.start()
+        if self.native:
+            tune_gc()
+            self.session.start()
+            return
         self.client.connect_async(self.broker.host, self.broker.port, self.settings.keepalive, **self._connect_kwargs)
         self.client.loop_start()
 
@@ -361,8 +434,11 @@ class Daemon:
             clean &= self.writers[dest].stop(max(1.0, deadline - time.monotonic()))
         if not clean:
             log.warning("some batches could not be stored or spooled; left unacknowledged for redelivery")
-        self.client.disconnect()
-        self.client.loop_stop()
+        if self.native:
+            self.session.stop()
+        else:
+            self.client.disconnect()
+            self.client.loop_stop()
         for o in self.res.observers:
             try:
                 o.close()

@@ -1,7 +1,9 @@
 """One MQTT message (topic, payload bytes, arrival time) -> Decoded, or Rejected. Pure, no I/O.
 
-This runs once per message on the daemon's hot path: one ``json.loads`` with a decoder built
-in ``Decoder.__init__``, type checks by ``type(x) is``, topics cached after first sight.
+This runs once per message on the daemon's hot path: readings are parsed by ``orjson`` (~8x faster);
+whatever it refuses, documents and status take one ``json.loads`` with a decoder built in
+``Decoder.__init__``, the reference for every rejection reason. Type checks by ``type(x) is``,
+topics cached after first sight.
 
 Rules (CONTRACT.md, "Payloads"):
 
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from ingest.cardinality import CardinalityGuard
@@ -53,6 +56,12 @@ from ingest.model import (
 from ingest.names import check_field_key, check_string_value
 from ingest.senml import resolve, to_points, valid_unicode
 from ingest.timestamps import BadTimestamp, to_ns
+
+_orjson_loads: Callable[[bytes], Any] | None
+try:  # C parser for the hot path (readings); the stdlib decoder remains the reference
+    from orjson import loads as _orjson_loads
+except ImportError:  # pragma: no cover
+    _orjson_loads = None
 
 LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
 MAX_DEVICE_ID = 64
@@ -182,6 +191,7 @@ class Decoder:
         max_fields: int = 256,
         max_units: int = 16,
         guard: CardinalityGuard | None = None,
+        fast_json: bool = True,
     ) -> None:
         self.topic_root = topic_root
         self.max_fields = max_fields
@@ -190,6 +200,7 @@ class Decoder:
         self.max_payload_bytes = max_payload_bytes
         self.future_window_ns = int(future_window_s * 1e9)
         self._topics: dict[str, tuple[str, Kind]] = {}
+        self._fast: Callable[[bytes], Any] | None = _orjson_loads if fast_json else None
         self._loads = json.JSONDecoder(parse_constant=_reject_constant).decode
         self._loads_document = json.JSONDecoder(
             parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_int64
@@ -215,23 +226,23 @@ class Decoder:
         device_id, kind = info
         if len(payload) > self.max_payload_bytes:
             raise Rejected(Reason.OVERSIZE, f"{len(payload)} bytes > limit {self.max_payload_bytes}")
-        try:
-            text = payload.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise Rejected(Reason.INVALID_UTF8, f"invalid UTF-8 at byte {e.start}") from None
-        if kind is Kind.STATUS:
-            return self._status(device_id, text, now_ns)
         document = kind in COLLECTIONS
-        try:
-            obj = self._loads_document(text) if document else self._loads(text)
-        except _NonFinite as e:
-            raise Rejected(Reason.NON_FINITE, f"{e} is not a finite number") from None
-        except _IntRange as e:
-            raise Rejected(Reason.WRONG_TYPE, f"integer {e} outside 64 bits") from None
-        except RecursionError:
-            raise Rejected(Reason.INVALID_JSON, "JSON nested too deeply") from None
-        except ValueError as e:
-            raise Rejected(Reason.INVALID_JSON, str(e)[:120]) from None
+        obj: Any = _MISSING
+        if self._fast is not None and not document and kind is not Kind.STATUS:
+            # orjson accepts a subset of what json accepts and yields the same values for it (a
+            # differential test holds it to that); anything it refuses takes the exact path below
+            try:
+                obj = self._fast(payload)
+            except ValueError:
+                obj = _MISSING
+        if obj is _MISSING:
+            try:
+                text = payload.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise Rejected(Reason.INVALID_UTF8, f"invalid UTF-8 at byte {e.start}") from None
+            if kind is Kind.STATUS:
+                return self._status(device_id, text, now_ns)
+            obj = self._parse(text, document)
         if document:
             if type(obj) is not dict:
                 raise Rejected(Reason.WRONG_TYPE, f"{kind} payload must be a JSON object")
@@ -257,6 +268,18 @@ class Decoder:
         if self.guard is not None:
             self.guard.admit(device_id, points, now_ns)
         return points
+
+    def _parse(self, text: str, document: bool) -> Any:
+        try:
+            return self._loads_document(text) if document else self._loads(text)
+        except _NonFinite as e:
+            raise Rejected(Reason.NON_FINITE, f"{e} is not a finite number") from None
+        except _IntRange as e:
+            raise Rejected(Reason.WRONG_TYPE, f"integer {e} outside 64 bits") from None
+        except RecursionError:
+            raise Rejected(Reason.INVALID_JSON, "JSON nested too deeply") from None
+        except ValueError as e:
+            raise Rejected(Reason.INVALID_JSON, str(e)[:120]) from None
 
     def _ts(self, obj: dict[str, Any], now_ns: int) -> int:
         raw = obj.get("ts", _MISSING)

@@ -17,7 +17,6 @@ from tests.faultkit import (
     expected_letters,
     expected_readings,
     metric,
-    metric_sum,
 )
 from tests.servers import Mosquitto, wait_for
 
@@ -38,9 +37,10 @@ def restart_mid_drain(pipe: Pipeline, broker: Mosquitto, restarts: int, devices:
                 90,
                 "part of the burst to be stored",
             )
-            m = daemon.metrics()
-            seen = metric_sum(m, "iot_messages_received_total") + metric_sum(m, "iot_messages_dead_lettered_total")
-            assert seen < manifest.sent, "the daemon had drained the burst before the broker went away"
+            # Mosquitto 2.0.11 ignores Receive Maximum for a resumed session's backlog, so the whole burst
+            # may already be delivered: what matters is that part of it is still unacknowledged
+            acked = metric(daemon.metrics(), "iot_messages_acked_total")
+            assert acked < manifest.sent, "the daemon had stored the whole burst before the broker went away"
             broker.stop()  # SIGTERM: mosquitto saves its queues
             broker.start()
             wait_for(

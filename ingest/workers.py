@@ -1,0 +1,141 @@
+"""`iot ingest run --workers N`: N daemon processes joined by one MQTT shared subscription, supervised.
+
+Lifecycle: ``run_workers(settings, n)`` starts worker k (0..n-1) as its own ``iot ingest run`` process
+with client id ``{client_id}-{k}``, its own persistent session and spool (``{spool}/worker-{k}``),
+metrics on ``metrics_port + k``, all subscribed to ``$share/{client_id}/{topic_root}/#`` so the broker
+spreads messages over them. A worker that exits unexpectedly is started again (same client id, so
+its persistent session and anything the broker kept for it come back); SIGTERM/SIGINT is passed to
+every worker, each drains (flush, acknowledge) and the supervisor exits 0 when all did.
+
+Refused with a clear message: the embedded broker (amqtt has no shared subscriptions) and the paho
+receive path. Embedded stores are SQLite files the workers share, created (and the registry
+migrated) once by the supervisor before any worker starts; a lock conflict is a transient store
+failure (spooled and retried); server stores scale better. Alerts are evaluated per worker, so
+rules over one device's history (hold, rate of change, no data) need ``--workers 1`` until alert
+evaluation has its own role.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from ingest.config import Settings
+
+log = logging.getLogger("iot.ingest")
+
+
+class WorkersRefused(ValueError):
+    """The configuration cannot run several workers (message says why and what to do)."""
+
+
+def check(settings: Settings, n: int) -> None:
+    if n <= 1:
+        return
+    if settings.broker_url in ("", "embedded"):
+        raise WorkersRefused(
+            "--workers > 1 needs a broker with shared subscriptions (e.g. Mosquitto 2): "
+            "the embedded broker cannot share; set IOT_BROKER_URL=mqtt://host:port"
+        )
+    if settings.mqtt_client != "native":
+        raise WorkersRefused("--workers > 1 needs IOT_MQTT_CLIENT=native (the shared subscription is native)")
+
+
+def worker_env(settings: Settings, k: int) -> dict[str, str]:
+    """The environment of worker ``k``: every setting as ``IOT_*``, plus its own identity and spool."""
+    env = {key: val for key, val in os.environ.items() if not key.startswith("IOT_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"IOT_{name.upper()}"] = str(value)
+    env["IOT_CLIENT_ID"] = f"{settings.client_id}-{k}"
+    env["IOT_SHARE_GROUP"] = settings.client_id
+    env["IOT_SPOOL_DIR"] = str(settings.resolved_spool_dir() / f"worker-{k}")
+    env["IOT_METRICS_PORT"] = str(settings.metrics_port + k if settings.metrics_port else 0)
+    env["IOT_WORKERS"] = "1"
+    return env
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, n: int, argv: list[str] | None = None) -> None:
+        self.settings, self.n = settings, n
+        self.argv = argv or [sys.executable, "-m", "ingest", "ingest", "run"]
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.restarts = 0
+        self._stop = threading.Event()
+
+    def start(self, k: int) -> None:
+        self.procs[k] = subprocess.Popen(self.argv, env=worker_env(self.settings, k))
+        log.info("worker %d started (pid %d, client id %s-%d)", k, self.procs[k].pid, self.settings.client_id, k)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> int:
+        for k in range(self.n):
+            self.start(k)
+        backoff: dict[int, float] = {}
+        while not self._stop.wait(0.2):
+            for k, p in list(self.procs.items()):
+                rc = p.poll()
+                if rc is None:
+                    continue
+                delay = min(30.0, backoff.get(k, 0.5) * 2)
+                backoff[k] = delay
+                log.error("worker %d exited with %s; restarting in %.1f s", k, rc, delay)
+                if self._stop.wait(delay):
+                    break
+                self.restarts += 1
+                self.start(k)
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        rcs = [p.wait() for p in self.procs.values()]
+        log.info("all %d workers stopped (exit codes %s)", self.n, rcs)
+        return 0 if all(rc == 0 for rc in rcs) else 1
+
+
+def prepare_stores(settings: Settings) -> None:
+    """Create embedded stores and migrate the embedded registry once, before the workers start:
+    N processes creating the same files at once race (montydb's storage config, Alembic)."""
+    from ingest.service import build_resources
+
+    res = build_resources(settings)  # migrates an embedded registry
+    for url, store in ((settings.timeseries_url, res.timeseries), (settings.documents_url, res.documents)):
+        if url in ("", "embedded"):  # server stores may be down now: the workers retry them
+            try:
+                store.connect()
+            finally:
+                store.close()
+    res.registry.engine.dispose()
+
+
+def run_workers(settings: Settings, n: int) -> int:
+    """Run ``n`` supervised workers until SIGTERM/SIGINT; the exit code is 0 if every worker drained cleanly."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    check(settings, n)
+    prepare_stores(settings)
+    Path(settings.resolved_spool_dir()).mkdir(parents=True, exist_ok=True)
+    sup = Supervisor(settings, n)
+
+    def handler(signum: int, _frame: Any) -> None:
+        log.info("signal %s: stopping %d workers", signal.Signals(signum).name, n)
+        sup.stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    started = time.monotonic()
+    rc = sup.run()
+    log.info("supervisor ran %.0f s, %d restart(s)", time.monotonic() - started, sup.restarts)
+    return rc

@@ -1,0 +1,345 @@
+"""The native MQTT session against real brokers: Mosquitto (MQTT 5) and the embedded amqtt broker (3.1.1).
+
+Session present/absent, redelivery with DUP after a reconnect without acknowledgement, broker restart,
+receive maximum honoured, keep-alive (pings keep an idle connection, a silent broker is dropped),
+QoS 2 in, retained messages not sent on subscribe.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from ingest.broker import EmbeddedBroker, free_port
+from ingest.mqtt import packets as pk
+from ingest.mqtt.packets import Publish
+from ingest.mqtt.session import Options, Session
+from tests.servers import Mosquitto, wait_for
+
+
+class Recorder:
+    """A session handler that records everything, thread-safely."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.messages: list[Publish] = []
+        self.connects: list[bool] = []
+        self.subacks: list[list[int]] = []
+        self.lost: list[str] = []
+
+    def on_connected(self, session_present: bool) -> None:
+        with self.lock:
+            self.connects.append(session_present)
+
+    def on_subscribed(self, reasons: list[int]) -> None:
+        with self.lock:
+            self.subacks.append(reasons)
+
+    def on_messages(self, messages: list[Publish]) -> None:
+        with self.lock:
+            self.messages.extend(messages)
+
+    def on_connection_lost(self, reason: str) -> None:
+        with self.lock:
+            self.lost.append(reason)
+
+    def payloads(self) -> list[bytes]:
+        with self.lock:
+            return [m.payload for m in self.messages]
+
+
+class Client:
+    """A started session and its recorder; ``stop`` ends it (persistent session kept on the broker)."""
+
+    def __init__(self, port: int, client_id: str, topic: str, *, v5: bool = True, qos: int = 1, **kw: object) -> None:
+        self.rec = Recorder()
+        opts = Options("127.0.0.1", port, client_id, [(topic, qos)], v5=v5, reconnect_min=0.05, **kw)  # type: ignore[arg-type]
+        self.session = Session(opts, self.rec)
+        self.session.start()
+        wait_for(lambda: bool(self.rec.subacks), 10, "SUBACK")
+
+    def wait_count(self, n: int, what: str = "deliveries") -> list[Publish]:
+        wait_for(lambda: len(self.rec.messages) >= n, 15, what)
+        with self.rec.lock:
+            return list(self.rec.messages)
+
+    def stop(self) -> None:
+        self.session.stop()
+
+
+def publish(port: int, topic: str, payloads: list[bytes], *, qos: int = 1, retain: bool = False) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, p, qos=qos, retain=retain) for p in payloads]
+        for info in infos:
+            info.wait_for_publish(10)
+            assert info.is_published()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.fixture
+def embedded() -> Iterator[EmbeddedBroker]:
+    broker = EmbeddedBroker("127.0.0.1", free_port()).start()
+    yield broker
+    broker.stop()
+
+
+def ids() -> tuple[str, str]:
+    tag = uuid.uuid4().hex[:8]
+    return f"native-{tag}", f"t/{tag}"
+
+
+def _absent_then_present_then_redelivered(port: int, v5: bool) -> None:
+    cid, root = ids()
+    first = Client(port, cid, f"{root}/#", v5=v5)
+    assert first.rec.connects == [False]
+    assert first.rec.subacks == [[1]]
+    publish(port, f"{root}/a", [b"%d" % i for i in range(10)])
+    got = first.wait_count(10)
+    assert [m.payload for m in got] == [b"%d" % i for i in range(10)]
+    assert all(m.qos == 1 and not m.dup for m in got)
+    first.session.ack([m.mid for m in got[:4]])  # the first 4 acknowledged, 6 left open
+    first.stop()
+
+    second = Client(port, cid, f"{root}/#", v5=v5)
+    assert second.rec.connects == [True]
+    again = second.wait_count(6, "redelivery")
+    assert [m.payload for m in again] == [b"%d" % i for i in range(4, 10)]
+    assert all(m.dup for m in again)
+    second.session.ack([m.mid for m in again])
+    publish(port, f"{root}/a", [b"marker"])
+    second.wait_count(7, "the marker")
+    second.session.ack([second.rec.messages[-1].mid])
+    second.stop()
+
+    third = Client(port, cid, f"{root}/#", v5=v5)
+    publish(port, f"{root}/a", [b"marker2"])
+    assert third.wait_count(1, "marker2")[0].payload == b"marker2"  # nothing acknowledged came back
+    third.stop()
+
+
+@pytest.mark.mosquitto
+def test_mosquitto_session_present_and_redelivery_with_dup(mosquitto_server: Mosquitto) -> None:
+    _absent_then_present_then_redelivered(mosquitto_server.port, v5=True)
+
+
+@pytest.mark.mosquitto
+def test_mosquitto_311_session_present_and_redelivery_with_dup(mosquitto_server: Mosquitto) -> None:
+    _absent_then_present_then_redelivered(mosquitto_server.port, v5=False)
+
+
+def test_embedded_session_present_and_acks(embedded: EmbeddedBroker) -> None:
+    cid, root = ids()
+    first = Client(embedded.port, cid, f"{root}/#", v5=False)
+    assert first.rec.connects == [False] and first.rec.subacks == [[1]]
+    publish(embedded.port, f"{root}/a", [b"%d" % i for i in range(10)])
+    got = first.wait_count(10)
+    assert [m.payload for m in got] == [b"%d" % i for i in range(10)]
+    first.session.ack([m.mid for m in got])
+    first.stop()
+    second = Client(embedded.port, cid, f"{root}/#", v5=False)
+    assert second.rec.connects == [True]
+    publish(embedded.port, f"{root}/a", [b"marker"])
+    assert [m.payload for m in second.wait_count(1)] == [b"marker"]  # nothing acknowledged came back
+    second.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="amqtt 0.12 drops an unacknowledged delivery when the connection ends (or after 5 s without PUBACK) "
+    "instead of keeping it in the session: the embedded broker is at-most-once for a crashed consumer",
+)
+def test_embedded_redelivery_with_dup(embedded: EmbeddedBroker) -> None:
+    _absent_then_present_then_redelivered(embedded.port, v5=False)
+
+
+@pytest.mark.mosquitto
+def test_clean_start_discards_the_session(mosquitto_server: Mosquitto) -> None:
+    cid, root = ids()
+    Client(mosquitto_server.port, cid, f"{root}/#").stop()
+    fresh = Client(mosquitto_server.port, cid, f"{root}/#", clean_start=True)
+    assert fresh.rec.connects == [False]
+    fresh.stop()
+
+
+@pytest.mark.mosquitto
+def test_receive_maximum_is_honoured(mosquitto_server: Mosquitto) -> None:
+    """With Receive Maximum 5 the broker sends 5 and then waits for a PUBACK.
+
+    The check waits for two PINGRESPs first: the broker sends in order, so anything it queued for us
+    before answering the ping has arrived by then. Only the first window is checked: after PUBACKs,
+    Mosquitto 2.0.11 over-releases its send quota (it then sends the whole backlog; seen with paho
+    too, cf. eclipse/mosquitto#2301), a broker bug, not something a client can enforce.
+    """
+    cid, root = ids()
+    # the client keeps reading past its window (max_unacked) so that what the broker sends shows
+    c = Client(mosquitto_server.port, cid, f"{root}/#", receive_maximum=5, max_unacked=1000, keepalive=1)
+    publish(mosquitto_server.port, f"{root}/a", [b"%d" % i for i in range(20)])
+    got = c.wait_count(5, "a full window")
+    pings = c.session.pings
+    wait_for(lambda: c.session.pings >= pings + 2, 10, "a ping round trip")
+    assert len(c.rec.messages) == 5, "more unacknowledged deliveries than the receive maximum"
+    acked = 0
+    while acked < 20:  # ack whatever arrived until all 20 are in
+        got = c.wait_count(acked + 1, "the next delivery after a PUBACK")
+        c.session.ack([m.mid for m in got[acked:]])
+        acked = len(got)
+    assert c.rec.payloads() == [b"%d" % i for i in range(20)]
+    c.stop()
+
+
+@pytest.mark.mosquitto
+def test_broker_restart_resumes_the_session(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "mosq").start()
+    try:
+        cid, root = ids()
+        c = Client(broker.port, cid, f"{root}/#", keepalive=1)
+        publish(broker.port, f"{root}/a", [b"a", b"b"])
+        got = c.wait_count(2)
+        pings = c.session.pings
+        c.session.ack([got[0].mid])  # "b" stays unacknowledged across the restart
+        # a PINGRESP to a PINGREQ sent after the PUBACK: the broker has handled the PUBACK
+        wait_for(lambda: c.session.pings >= pings + 2, 10, "a ping round trip after the PUBACK")
+        broker.stop()
+        wait_for(lambda: bool(c.rec.lost), 10, "the session to notice")
+        broker.start()
+        wait_for(lambda: len(c.rec.connects) == 2, 30, "the reconnect")
+        assert c.rec.connects == [False, True]
+        publish(broker.port, f"{root}/a", [b"c"])
+        got = c.wait_count(4, "redelivery of b and the new message")
+        assert [m.payload for m in got[2:]] == [b"b", b"c"] and got[2].dup
+        c.stop()
+    finally:
+        broker.stop()
+
+
+@pytest.mark.mosquitto
+def test_qos2_delivered_once_and_completed(mosquitto_server: Mosquitto) -> None:
+    cid, root = ids()
+    c = Client(mosquitto_server.port, cid, f"{root}/#", qos=2)
+    assert c.rec.subacks == [[2]]
+    publish(mosquitto_server.port, f"{root}/a", [b"x", b"y"], qos=2)
+    got = c.wait_count(2)
+    assert [(m.payload, m.qos) for m in got] == [(b"x", 2), (b"y", 2)]
+    c.session.ack([m.mid for m in got])  # PUBREC; the broker's PUBREL gets PUBCOMP
+    wait_for(lambda: not c.session._qos2_received, 10, "PUBREL for both messages")
+    c.stop()
+    again = Client(mosquitto_server.port, cid, f"{root}/#", qos=2)
+    publish(mosquitto_server.port, f"{root}/a", [b"z"], qos=2)
+    assert [m.payload for m in again.wait_count(1)] == [b"z"]
+    again.stop()
+
+
+@pytest.mark.mosquitto
+def test_retained_messages_are_not_sent_on_subscribe(mosquitto_server: Mosquitto) -> None:
+    cid, root = ids()
+    publish(mosquitto_server.port, f"{root}/a", [b"old"], retain=True)
+    c = Client(mosquitto_server.port, cid, f"{root}/#")
+    publish(mosquitto_server.port, f"{root}/a", [b"new"])
+    assert [m.payload for m in c.wait_count(1)] == [b"new"]
+    c.stop()
+
+
+@pytest.mark.mosquitto
+def test_keepalive_pings_keep_an_idle_connection(mosquitto_server: Mosquitto) -> None:
+    cid, root = ids()
+    c = Client(mosquitto_server.port, cid, f"{root}/#", keepalive=1)
+    wait_for(lambda: c.session.pings >= 3, 10, "three PINGREQ/PINGRESP round trips")
+    assert c.rec.connects == [False] and not c.rec.lost
+    c.stop()
+
+
+def test_silent_broker_is_dropped_after_the_keepalive() -> None:
+    """A server that answers CONNECT and SUBSCRIBE, then never again: the session reconnects."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    conns: list[socket.socket] = []
+
+    def serve() -> None:
+        while len(conns) < 2:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conns.append(conn)
+            conn.recv(1024)  # CONNECT
+            conn.sendall(pk.encode_connack(False, 0, v5=True))
+            conn.recv(1024)  # SUBSCRIBE
+            conn.sendall(pk.encode_suback(1, [1], v5=True))
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    c = Client(port, "silent", "t/#", keepalive=1)
+    wait_for(lambda: len(c.rec.connects) == 2, 10, "a reconnect after the broker went silent")
+    assert "PINGRESP" in c.rec.lost[0] or "silent" in c.rec.lost[0]
+    c.stop()
+    server.close()
+    for conn in conns:
+        conn.close()
+
+
+def test_refused_connection_is_retried_not_raised(embedded: EmbeddedBroker) -> None:
+    """No broker on the port at first: the session keeps retrying and connects once one listens."""
+    port = free_port()
+    rec = Recorder()
+    session = Session(Options("127.0.0.1", port, "late", [("t/#", 1)], v5=False, reconnect_min=0.05), rec)
+    session.start()
+    broker = EmbeddedBroker("127.0.0.1", port).start()
+    try:
+        wait_for(lambda: bool(rec.subacks), 15, "the session to connect once the broker listens")
+    finally:
+        session.stop()
+        broker.stop()
+
+
+def test_reading_stops_at_receive_maximum_even_if_the_broker_oversends() -> None:
+    """A server that ignores Receive Maximum (as Mosquitto 2.0.11 does for a resumed backlog): the session
+    leaves the socket unread while receive_maximum deliveries are unacknowledged."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    pings = threading.Semaphore(0)
+    more = threading.Event()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(1024)  # CONNECT
+            conn.sendall(pk.encode_connack(False, 0, v5=False))
+            conn.recv(1024)  # SUBSCRIBE
+            first = [pk.encode_publish("t/a", b"%d" % i, qos=1, mid=i + 1, v5=False) for i in range(5)]
+            conn.sendall(pk.encode_suback(1, [1], v5=False) + b"".join(first))
+            more.wait(10)
+            rest = [pk.encode_publish("t/a", b"%d" % i, qos=1, mid=i + 1, v5=False) for i in range(5, 20)]
+            conn.sendall(b"".join(rest))
+            buf = b""
+            while data := conn.recv(4096):
+                buf += data
+                while len(buf) >= 2 and (buf[0] == 0xC0 or (buf[0] == 0x40 and len(buf) >= 4)):
+                    if buf[0] == 0xC0:  # PINGREQ
+                        pings.release()
+                    buf = buf[2:] if buf[0] == 0xC0 else buf[4:]  # PUBACKs are 4 bytes
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    c = Client(port, "bounded", "t/#", v5=False, keepalive=1, receive_maximum=5)
+    got = c.wait_count(5)
+    wait_for(lambda: c.session.pauses == 1, 10, "the session to stop reading")
+    more.set()  # 15 more arrive in the socket
+    for _ in range(2):  # two keep-alive periods pass with the session loop running, paused
+        assert pings.acquire(timeout=10)
+    assert len(c.rec.messages) == 5
+    c.session.ack([m.mid for m in got])
+    assert [m.payload for m in c.wait_count(20, "the rest once acknowledged")] == [b"%d" % i for i in range(20)]
+    c.stop()
+    server.close()
