@@ -296,6 +296,7 @@ class Daemon:
         full: list[Batch] = []
         retained: list[Token] = []
         failed: list[tuple[Publish, Token | None, Exception]] = []
+        last_ok = False  # the last message handled in this read went through (clears a failing step)
         with self.lock:
             handle = self.router.handle
             for m in messages:
@@ -308,7 +309,9 @@ class Daemon:
                     b = handle(m.topic, m.payload, token, time.time_ns())
                 except Exception as e:  # a bug past the decoder's own guard must not end the session
                     failed.append((m, token, e))
+                    last_ok = False
                     continue
+                last_ok = True
                 if b is not None:
                     full.append(b)
         if retained:
@@ -318,7 +321,7 @@ class Daemon:
             b = self._unhandled(m.topic, m.payload, token, error)
             if b is not None:
                 full.append(b)
-        if not failed and MESSAGE_STEP in self.step_problems:
+        if last_ok and MESSAGE_STEP in self.step_problems:
             self._guarded(MESSAGE_STEP, lambda: None)
         for b in full:
             self.writers[b.dest].submit(b)
@@ -434,11 +437,10 @@ class Daemon:
             clean &= self.writers[dest].stop(max(1.0, deadline - time.monotonic()))
         if not clean:
             log.warning("some batches could not be stored or spooled; left unacknowledged for redelivery")
-        if self.native:
-            self.session.stop()
-        else:
+        if not self.native:
             self.client.disconnect()
             self.client.loop_stop()
+        self.session.stop()  # native: DISCONNECT and end its thread; paho: close its idle wake-up sockets
         for o in self.res.observers:
             try:
                 o.close()

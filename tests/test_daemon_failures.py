@@ -115,11 +115,13 @@ def test_ticker_survives_bugs_and_reports_them(
         daemon.shutdown(10)
 
 
-def test_a_routing_bug_dead_letters_the_message_and_keeps_paho_alive(
-    tmp_path: Path, mosquitto_server: Mosquitto, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("client", ["native", "paho"])
+def test_a_routing_bug_dead_letters_the_message_and_keeps_the_receiver_alive(
+    tmp_path: Path, mosquitto_server: Mosquitto, caplog: pytest.LogCaptureFixture, client: str
 ) -> None:
     """A bug past the decoder's own guard (injected by a decode function that raises) must not end
-    paho's network thread or leave the message's acknowledgement stuck: it is dead-lettered."""
+    the MQTT receive thread (native session or paho) or leave the message's acknowledgement stuck:
+    it is dead-lettered."""
     from ingest.broker import parse_broker_url
     from ingest.daemon import Daemon
     from ingest.decode import Decoder
@@ -131,7 +133,8 @@ def test_a_routing_bug_dead_letters_the_message_and_keeps_paho_alive(
         metrics_port=0,
         flush_interval=0.1,
         topic_root="routebug",
-        client_id="routebug-ingest",
+        client_id=f"routebug-ingest-{client}",
+        mqtt_client=client,
     )
     decoder = Decoder(topic_root=s.topic_root)
 
@@ -158,7 +161,8 @@ def test_a_routing_bug_dead_letters_the_message_and_keeps_paho_alive(
                 "5 readings and 1 dead letter written",
             )
             wait_for(lambda: daemon.acks.outstanding == 0, 30, "every message acknowledged")
-        assert daemon.client._thread is not None and daemon.client._thread.is_alive()
+        receiver = daemon.session._thread if client == "native" else daemon.client._thread
+        assert receiver is not None and receiver.is_alive()
         letters = res.deadletters.list(limit=10)
         assert [(r.payload, r.reason, r.detail) for r in letters] == [
             (b'{"boom": 1}', "wrong_type", "internal error (RuntimeError)")
