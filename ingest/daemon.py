@@ -13,11 +13,12 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from core.config import Settings
+from core.model import DeadLetter
+from core.stores import DocumentStore, StoreUnavailable, TimeSeriesStore
 from ingest.acks import AckTracker
 from ingest.broker import BrokerAddress, make_client
-from ingest.config import Settings
 from ingest.metrics import Metrics
-from ingest.model import DeadLetter
 from ingest.observers import StreamObserver
 from ingest.routing import (
     DEADLETTERS,
@@ -30,7 +31,6 @@ from ingest.routing import (
     Token,
 )
 from ingest.spool import Spool
-from ingest.stores import DocumentStore, StoreUnavailable, TimeSeriesStore
 from ingest.writer import Writer
 
 log = logging.getLogger("iot.ingest")

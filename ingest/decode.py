@@ -33,7 +33,7 @@ import hashlib
 import json
 from typing import Any
 
-from ingest.model import (
+from core.model import (
     COLLECTIONS,
     MEASUREMENTS,
     Decoded,

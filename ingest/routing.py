@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ingest.model import COLLECTIONS, DeadLetter, Decoded, Document, Kind, Point, Reason, Rejected, StatusChange
+from core.model import COLLECTIONS, DeadLetter, Decoded, Document, Kind, Point, Reason, Rejected, StatusChange
 
 Token = tuple[int, int]
 Origin = tuple[str, bytes, float]  # topic, raw payload, received at (epoch s)

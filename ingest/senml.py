@@ -27,7 +27,7 @@ import re
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from ingest.model import FieldValue, Point, Reason, Rejected
+from core.model import FieldValue, Point, Reason, Rejected
 from ingest.timestamps import BadTimestamp, seconds_to_ns
 
 SENML_VERSION = 10

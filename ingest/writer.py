@@ -10,11 +10,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from core.model import DeadLetter
+from core.stores import StoreUnavailable
 from ingest.metrics import Metrics
-from ingest.model import DeadLetter
 from ingest.routing import Batch, Token, rejected_letters
 from ingest.spool import Spool, SpoolFull
-from ingest.stores import StoreUnavailable
 
 log = logging.getLogger("iot.ingest")
 

@@ -101,7 +101,7 @@ class EngineStore:
     def _guard(self, fn: Callable[[], T]) -> T:
         from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-        from ingest.stores import StoreUnavailable
+        from core.stores import StoreUnavailable
 
         try:
             return fn()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.model import COLLECTIONS, MEASUREMENTS, Kind
+from core.model import COLLECTIONS, MEASUREMENTS, Kind
 from ingest.stores import open_documents
 from registry.db import make_engine, migrate
 from registry.deadletters import DeadLetterStore

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ingest.model import Point, StatusChange
+from core.model import Point, StatusChange
 from registry.alerts.engine import OPEN, RESOLVE, UPDATE, Engine, Transition
 from registry.alerts.rules import Rule, RuleError, cleared, validate
 

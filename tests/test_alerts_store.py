@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from ingest.model import Point
+from core.model import Point
 from registry.alerts import store
 from registry.alerts.engine import OPEN, RESOLVE, UPDATE, Transition
 from registry.alerts.observer import AlertObserver

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from core.model import Decoded, Document, Kind, Point, Reason, Rejected, StatusChange
 from ingest.decode import Decoder, parse_topic
-from ingest.model import Decoded, Document, Kind, Point, Reason, Rejected, StatusChange
 from ingest.timestamps import BadTimestamp, number_to_ns, rfc3339_to_ns
 
 NOW_NS = 1_764_038_400_000_000_000  # 2025-11-25T02:40:00Z

@@ -11,8 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from ingest.model import COLLECTIONS, Document, Kind
-from ingest.stores import StoreConfigError, StoreUnavailable, open_documents
+from core.model import COLLECTIONS, Document, Kind
+from core.stores import StoreConfigError, StoreUnavailable
+from ingest.stores import open_documents
 from ingest.stores.mongo import MongoDocumentStore, body_problem
 from tests.servers import free_port
 

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from ingest.model import COLLECTIONS, MEASUREMENTS, Kind
-from ingest.stores import SeriesQuery, open_documents, open_timeseries
+from core.model import COLLECTIONS, MEASUREMENTS, Kind
+from core.stores import SeriesQuery
+from ingest.stores import open_documents, open_timeseries
 from registry.db import make_engine, migrate
 from registry.deadletters import DeadLetterStore
 from registry.models import Device

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.model import FieldValue, Point
-from ingest.stores import SeriesQuery
+from core.model import FieldValue, Point
+from core.stores import SeriesQuery
 from ingest.stores.bisect import bisect_rejections
 from ingest.stores.influxdb1 import InfluxDB1Store
 from ingest.stores.lineprotocol import Unencodable, encode, encode_batch, encode_point

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ingest.model import Point, Reason, Rejected
+from core.model import Point, Reason, Rejected
 from ingest.senml import ResolvedRecord, field_name, resolve, to_points
 
 NOW = 1_700_000_000.0

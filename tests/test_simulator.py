@@ -18,8 +18,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from core.model import Point, Rejected
 from ingest.decode import Decoder
-from ingest.model import Point, Rejected
 from simulators.faults import ID_FREE, MALFORMATIONS
 from simulators.fleet import KINDS, PRELUDE, FleetConfig, Message, device_stream, generate, plan
 from simulators.manifest import Manifest

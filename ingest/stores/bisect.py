@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from ingest.model import Point
+from core.model import Point
 
 T = TypeVar("T")
 

@@ -17,8 +17,8 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import urllib3
 
-from ingest.model import Point
-from ingest.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
+from core.model import Point
+from core.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
 from ingest.stores.bisect import write_points
 from ingest.stores.tsquery import NUMERIC_AGGS, as_value, check_query
 

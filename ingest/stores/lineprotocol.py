@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ingest.model import Point
+from core.model import Point
 
 
 class Unencodable(ValueError):

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ingest.model import Point, StatusChange
+from core.model import Point, StatusChange
 from registry.alerts.rules import EVENTS_MEASUREMENT, LEVEL_RANK, Rule, breaches, cleared
 
 OPEN, UPDATE, RESOLVE = "open", "update", "resolve"

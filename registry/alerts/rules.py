@@ -6,7 +6,7 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ingest.model import MEASUREMENTS, Kind
+from core.model import MEASUREMENTS, Kind
 
 KINDS = ("threshold", "rate", "nodata", "event")
 SEVERITIES = ("critical", "major", "minor", "warning", "info")

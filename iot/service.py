@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
+from core.config import Settings
 from ingest.broker import EmbeddedBroker, parse_broker_url
-from ingest.config import Settings
 from ingest.daemon import Daemon, Resources, install_signal_handlers
 from ingest.decode import Decoder
 from ingest.metrics import Metrics

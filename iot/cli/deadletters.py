@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ingest.cli_common import emit_json, fail, iso, parse_duration, print_table, settings
-from ingest.config import Settings
+from core.config import Settings
+from iot.cli.toolkit import emit_json, fail, iso, parse_duration, print_table, settings
 from registry.deadletters import DeadLetterRecord, DeadLetterStore
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.orm import Session
 
-from ingest.cli_common import emit_json, fail, iso, parse_duration, print_table, settings
+from iot.cli.toolkit import emit_json, fail, iso, parse_duration, print_table, settings
 from registry.alerts import store
 from registry.alerts.rules import KINDS, LEVELS, OPS, SCOPES, SEVERITIES, Rule
 from registry.auth import Actor, PermissionDenied, authenticate

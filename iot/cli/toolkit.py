@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from ingest.config import Settings
+from core.config import Settings
 
 
 class CliError(Exception):

@@ -15,8 +15,8 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.orm import Session
 
-from ingest.cli_common import emit_json, fail, iso, parse_duration, print_table, settings
-from ingest.config import Settings
+from core.config import Settings
+from iot.cli.toolkit import emit_json, fail, iso, parse_duration, print_table, settings
 from registry import audit as audit_mod
 from registry import devices as dev
 from registry.auth import Actor, PermissionDenied, authenticate, create_key, disable_key, list_keys

@@ -6,11 +6,12 @@ import sys
 
 import typer
 
-from ingest import cli_deadletters, cli_telemetry
-from ingest.cli_common import CliError, fail, settings
-from registry import cli as registry_cli
-from registry.alerts import cli as alerts_cli
-from simulators import cli as sim_cli
+from iot.cli import alerts as alerts_cli
+from iot.cli import deadletters as cli_deadletters
+from iot.cli import registry as registry_cli
+from iot.cli import sim as sim_cli
+from iot.cli import telemetry as cli_telemetry
+from iot.cli.toolkit import CliError, fail, settings
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="polyglot-iot: MQTT → InfluxDB, MongoDB, PostgreSQL."
@@ -37,7 +38,7 @@ def ingest_run(
     metrics_port: int | None = typer.Option(None, min=0, max=65535, help="serve /metrics and /healthz here"),
 ) -> None:
     """Run the ingestion daemon until SIGTERM/SIGINT, then flush, acknowledge and exit 0."""
-    from ingest.service import run_daemon
+    from iot.service import run_daemon
 
     s = settings(
         broker_url=broker,
@@ -59,8 +60,8 @@ def demo(
     seed: int = typer.Option(1, help="simulator seed"),
 ) -> None:
     """Embedded broker, stores, daemon and fleet together; prints sent vs stored and exits."""
-    from ingest.cli_common import print_table
-    from ingest.demo import run_demo
+    from iot.cli.toolkit import print_table
+    from iot.demo import run_demo
 
     s = settings()
     typer.echo(
@@ -100,8 +101,8 @@ def status(
     json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """The running daemon's health at a glance: broker, stores, spool, counts. Exit 1 if degraded."""
-    from ingest.cli_common import emit_json, print_table
-    from ingest.status import fetch_status, group
+    from iot.cli.toolkit import emit_json, print_table
+    from iot.status import fetch_status, group
 
     s = settings()
     if url is None:
@@ -153,8 +154,8 @@ def main() -> None:
     from pydantic import ValidationError
     from sqlalchemy.exc import SQLAlchemyError
 
+    from core.stores import StoreConfigError, StoreUnavailable
     from ingest.broker import BrokerConfigError
-    from ingest.stores import StoreConfigError, StoreUnavailable
     from registry.db import SchemaNotMigrated
 
     try:

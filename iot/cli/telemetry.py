@@ -8,9 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
-from ingest.cli_common import CliError, emit_json, fail, parse_duration, print_table, settings
-from ingest.model import MEASUREMENTS, Kind
-from ingest.stores import AGGREGATES, Row, SeriesQuery, open_timeseries
+from core.model import MEASUREMENTS, Kind
+from core.stores import AGGREGATES, Row, SeriesQuery
+from ingest.stores import open_timeseries
+from iot.cli.toolkit import CliError, emit_json, fail, parse_duration, print_table, settings
 
 app = typer.Typer(no_args_is_help=True)
 

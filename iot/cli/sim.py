@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from ingest.cli_common import emit_json, fail, parse_duration, settings
+from iot.cli.toolkit import emit_json, fail, parse_duration, settings
 
 app = typer.Typer(no_args_is_help=True)
 

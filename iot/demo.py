@@ -8,9 +8,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.config import Settings
+from core.model import COLLECTIONS, MEASUREMENTS, Kind
 from ingest.broker import EmbeddedBroker, free_port
-from ingest.config import Settings
-from ingest.model import COLLECTIONS, MEASUREMENTS, Kind
 from ingest.stores import open_documents, open_timeseries
 
 TS_KINDS = (Kind.TELEMETRY, Kind.METRICS, Kind.EVENTS)
@@ -38,8 +38,8 @@ def run_demo(
     settings: Settings, *, duration: float, devices: int, rate: float, seed: int, progress: Any = None
 ) -> DemoResult:
     """Run the whole pipeline in-process on a fresh data directory and count what arrived."""
-    from ingest.service import build_daemon
-    from registry.alerts.demo import install_demo_rules
+    from iot.demo_rules import install_demo_rules
+    from iot.service import build_daemon
     from registry.db import make_engine, migrate
     from registry.deadletters import DeadLetterStore
     from simulators.fleet import FleetConfig

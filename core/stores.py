@@ -1,0 +1,71 @@
+"""Store interfaces, query types and errors: what every backend implements and every caller catches.
+
+Every backend follows one lifecycle: built from a URL by its factory, ``connect()`` once,
+``write(batch)`` any number of times (one network call per batch where the server allows),
+``close()`` after the last write. ``write`` raises :class:`StoreUnavailable` when the server
+cannot be reached or fails transiently (the caller spools and retries the whole batch, which
+is safe because every write is idempotent), and returns the items the server refused for
+good, each with a reason (the caller dead-letters exactly those).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from core.model import Document, Point
+
+
+class StoreUnavailable(Exception):
+    """Transient failure: nothing of the batch may be assumed written; retry it whole."""
+
+
+class StoreConfigError(ValueError):
+    """The URL or settings for a store are wrong; raised at start-up, never mid-stream."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesQuery:
+    measurement: str
+    device_id: str
+    since_ns: int
+    until_ns: int | None = None
+    field: str | None = None
+    every_s: int | None = None
+    agg: str | None = None  # mean|min|max|last|count, with every_s
+    limit: int = 1000
+
+
+AGGREGATES = ("mean", "min", "max", "last", "count")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    ts_ns: int
+    values: dict[str, Any]
+
+
+class TimeSeriesStore(Protocol):
+    """A time-series backend. Writes are idempotent: same series + timestamp overwrites."""
+
+    def connect(self) -> None: ...
+    def write(self, points: Sequence[Point]) -> list[tuple[Point, str]]: ...
+    def query(self, q: SeriesQuery) -> list[Row]: ...
+    def latest(self, measurement: str, device_id: str) -> dict[str, tuple[int, Any]]: ...
+    def count(self, measurement: str, device_id: str | None = None) -> int:
+        """How many field values are stored (for comparing with what was sent)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class DocumentStore(Protocol):
+    """A document backend. Writes are idempotent by ``Document.key``; config is versioned."""
+
+    def connect(self) -> None: ...
+    def write(self, docs: Sequence[Document]) -> list[tuple[Document, str]]: ...
+    def find(self, collection: str, device_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
+    def latest(self, collection: str, device_id: str) -> dict[str, Any] | None: ...
+    def count(self, collection: str, device_id: str | None = None) -> int: ...
+    def close(self) -> None: ...
