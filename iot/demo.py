@@ -8,10 +8,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import func, select
+
 from core.config import Settings
 from core.model import COLLECTIONS, MEASUREMENTS, Kind
 from ingest.broker import EmbeddedBroker, free_port
 from ingest.stores import open_documents, open_timeseries
+from iot.demo_rules import install_demo_rules
+from iot.service import build_daemon
+from registry.db import make_engine, migrate
+from registry.deadletters import DeadLetterStore
+from registry.models import Alert
+from simulators.fleet import FleetConfig
+from simulators.runner import run_fleet
 
 TS_KINDS = (Kind.TELEMETRY, Kind.METRICS, Kind.EVENTS)
 DOC_KINDS = (Kind.CONFIG, Kind.FIRMWARE, Kind.MAINTENANCE)
@@ -38,13 +47,6 @@ def run_demo(
     settings: Settings, *, duration: float, devices: int, rate: float, seed: int, progress: Any = None
 ) -> DemoResult:
     """Run the whole pipeline in-process on a fresh data directory and count what arrived."""
-    from iot.demo_rules import install_demo_rules
-    from iot.service import build_daemon
-    from registry.db import make_engine, migrate
-    from registry.deadletters import DeadLetterStore
-    from simulators.fleet import FleetConfig
-    from simulators.runner import run_fleet
-
     data_dir = settings.data_dir / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)
     port = free_port()
@@ -120,10 +122,6 @@ def run_demo(
 
 
 def _alert_counts(engine: Any) -> dict[str, int]:
-    from sqlalchemy import func, select
-
-    from registry.models import Alert
-
     with engine.connect() as conn:
         rows = conn.execute(select(Alert.status, func.count()).group_by(Alert.status)).all()
     return {status: n for status, n in rows}

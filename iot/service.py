@@ -9,8 +9,13 @@ from core.config import Settings
 from ingest.broker import EmbeddedBroker, parse_broker_url
 from ingest.daemon import Daemon, Resources, install_signal_handlers
 from ingest.decode import Decoder
+from ingest.http import serve_metrics
 from ingest.metrics import Metrics
 from ingest.stores import open_documents, open_timeseries
+from registry.alerts.observer import AlertObserver
+from registry.db import check_migrated, make_engine, migrate
+from registry.deadletters import DeadLetterStore
+from registry.directory import RegistryStore
 
 log = logging.getLogger("iot.ingest")
 
@@ -18,10 +23,6 @@ log = logging.getLogger("iot.ingest")
 def build_resources(settings: Settings, metrics: Metrics | None = None, *, migrate_embedded: bool = True) -> Resources:
     """Open (not connect) every store. The embedded SQLite registry is migrated automatically;
     an explicit registry URL must already be migrated (``iot registry migrate``)."""
-    from registry.db import check_migrated, make_engine, migrate
-    from registry.deadletters import DeadLetterStore
-    from registry.directory import RegistryStore
-
     token = settings.influxdb_token.get_secret_value() if settings.influxdb_token else None
     timeseries = open_timeseries(settings.timeseries_url, token=token, data_dir=settings.data_dir)
     documents = open_documents(settings.documents_url, data_dir=settings.data_dir)
@@ -46,8 +47,6 @@ def build_daemon(settings: Settings, resources: Resources | None = None, *, with
     )
     daemon = Daemon(settings, broker, res, decoder.decode)
     if with_alerts:
-        from registry.alerts.observer import AlertObserver
-
         observer = AlertObserver(res.registry.engine, daemon.directory, clock=time.time)
         observer.load()
         res.observers = [*res.observers, observer]
@@ -79,8 +78,6 @@ def run_daemon(settings: Settings) -> int:
         log.info("embedded broker listening on %s:%d", daemon.broker.host, daemon.broker.port)
     server = None
     if settings.metrics_port:
-        from ingest.http import serve_metrics
-
         server = serve_metrics(daemon.metrics, settings.metrics_host, settings.metrics_port)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.server_address[1])
     install_signal_handlers(daemon)

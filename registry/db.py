@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from core.stores import StoreUnavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -99,10 +102,6 @@ class EngineStore:
         self.engine = engine
 
     def _guard(self, fn: Callable[[], T]) -> T:
-        from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-        from core.stores import StoreUnavailable
-
         try:
             return fn()
         except (OperationalError, InterfaceError) as e:

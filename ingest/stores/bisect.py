@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from core.model import Point
+from ingest.stores.lineprotocol import encode_batch
 
 T = TypeVar("T")
 
@@ -46,8 +47,6 @@ def _split(
 def write_points(points: Sequence[Point], send: Callable[[Sequence[str]], str | None]) -> list[tuple[Point, str]]:
     """Encode ``points`` as line protocol, send them in one request, and pin down any refusals:
     the shared ``write`` of the InfluxDB adapters."""
-    from ingest.stores.lineprotocol import encode_batch
-
     ok, lines, bad = encode_batch(points)
     if lines:
         bad.extend(bisect_rejections(ok, lines, send))

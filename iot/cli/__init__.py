@@ -5,13 +5,21 @@ from __future__ import annotations
 import sys
 
 import typer
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
+from core.stores import StoreConfigError, StoreUnavailable
+from ingest.broker import BrokerConfigError
 from iot.cli import alerts as alerts_cli
 from iot.cli import deadletters as cli_deadletters
 from iot.cli import registry as registry_cli
 from iot.cli import sim as sim_cli
 from iot.cli import telemetry as cli_telemetry
-from iot.cli.toolkit import CliError, fail, settings
+from iot.cli.toolkit import CliError, emit_json, fail, print_table, settings
+from iot.demo import run_demo
+from iot.service import run_daemon
+from iot.status import fetch_status, group
+from registry.db import SchemaNotMigrated
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="polyglot-iot: MQTT → InfluxDB, MongoDB, PostgreSQL."
@@ -38,8 +46,6 @@ def ingest_run(
     metrics_port: int | None = typer.Option(None, min=0, max=65535, help="serve /metrics and /healthz here"),
 ) -> None:
     """Run the ingestion daemon until SIGTERM/SIGINT, then flush, acknowledge and exit 0."""
-    from iot.service import run_daemon
-
     s = settings(
         broker_url=broker,
         timeseries_url=timeseries,
@@ -60,9 +66,6 @@ def demo(
     seed: int = typer.Option(1, help="simulator seed"),
 ) -> None:
     """Embedded broker, stores, daemon and fleet together; prints sent vs stored and exits."""
-    from iot.cli.toolkit import print_table
-    from iot.demo import run_demo
-
     s = settings()
     typer.echo(
         f"polyglot-iot demo: {devices} devices x {rate:g} msg/s for {duration:g}s "
@@ -101,9 +104,6 @@ def status(
     json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """The running daemon's health at a glance: broker, stores, spool, counts. Exit 1 if degraded."""
-    from iot.cli.toolkit import emit_json, print_table
-    from iot.status import fetch_status, group
-
     s = settings()
     if url is None:
         if not s.metrics_port:
@@ -151,13 +151,6 @@ def status(
 
 def main() -> None:
     """Entry point: run the app; known failures become one line on stderr, never a traceback."""
-    from pydantic import ValidationError
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from core.stores import StoreConfigError, StoreUnavailable
-    from ingest.broker import BrokerConfigError
-    from registry.db import SchemaNotMigrated
-
     try:
         rc = app(standalone_mode=False)
     except CliError as e:

@@ -8,16 +8,19 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
+from sqlalchemy.orm import Session
 
 from core.config import Settings
+from ingest.broker import BrokerAddress, BrokerConfigError, parse_broker_url
+from ingest.republish import publish_all
 from iot.cli.toolkit import emit_json, fail, iso, parse_duration, print_table, settings
+from registry.auth import PermissionDenied, authenticate, record_audit, require
+from registry.db import make_engine
 from registry.deadletters import DeadLetterRecord, DeadLetterStore
-
-if TYPE_CHECKING:
-    from ingest.broker import BrokerAddress
+from registry.deadletters import replay as replay_letters
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -28,8 +31,6 @@ PREVIEW_CHARS = 60
 
 @contextmanager
 def _store(s: Settings) -> Iterator[DeadLetterStore]:
-    from registry.db import make_engine
-
     engine = make_engine(s.resolved_registry_url())
     try:
         store = DeadLetterStore(engine)
@@ -146,8 +147,6 @@ def replay(
 
 
 def _broker_address(s: Settings) -> BrokerAddress:
-    from ingest.broker import BrokerConfigError, parse_broker_url
-
     secret = s.broker_password.get_secret_value() if s.broker_password else None
     try:
         addr = parse_broker_url(s.broker_url, password=secret)
@@ -160,10 +159,6 @@ def _broker_address(s: Settings) -> BrokerAddress:
 
 def _authorise(store: DeadLetterStore, s: Settings, count: int | None, reason: str | None) -> None:
     """Replaying is an operator's action, and it is audited."""
-    from sqlalchemy.orm import Session
-
-    from registry.auth import PermissionDenied, authenticate, record_audit, require
-
     with Session(store.engine) as session:
         try:
             actor = authenticate(session, s.api_key.get_secret_value() if s.api_key else None)
@@ -175,7 +170,4 @@ def _authorise(store: DeadLetterStore, s: Settings, count: int | None, reason: s
 
 
 def _replay(store: DeadLetterStore, ids: list[int], addr: BrokerAddress) -> int:
-    from ingest.republish import publish_all
-    from registry.deadletters import replay as replay_letters
-
     return replay_letters(store, ids, lambda msgs: publish_all(addr, msgs))

@@ -16,12 +16,14 @@ import typer
 from sqlalchemy.orm import Session
 
 from core.config import Settings
+from ingest.stores import open_documents, open_timeseries
 from iot.cli.toolkit import emit_json, fail, iso, parse_duration, print_table, settings
 from registry import audit as audit_mod
 from registry import devices as dev
 from registry.auth import Actor, PermissionDenied, authenticate, create_key, disable_key, list_keys
 from registry.db import check_migrated, current_revision, head_revision, make_engine, migrate
 from registry.models import DEVICE_STATUSES, ROLES
+from simulators.profiles import PROFILES
 
 devices_app = typer.Typer(no_args_is_help=True)
 registry_app = typer.Typer(no_args_is_help=True)
@@ -109,8 +111,6 @@ def list_(
 
 def _merge_stores(s: Settings, device_id: str) -> tuple[dict[str, Any], list[str]]:
     """Latest config document and readings for ``device_id``; warnings for unreachable stores."""
-    from ingest.stores import open_documents, open_timeseries
-
     merged: dict[str, Any] = {}
     warnings: list[str] = []
     try:
@@ -203,10 +203,6 @@ for _action in ("disable", "enable", "retire"):
 
 
 def _known_profiles() -> list[str]:
-    try:
-        from simulators.profiles import PROFILES
-    except ImportError:
-        return []
     return list(PROFILES)
 
 

@@ -12,6 +12,8 @@ from typing import Any
 import typer
 
 from iot.cli.toolkit import emit_json, fail, parse_duration, settings
+from simulators.fleet import FleetConfig
+from simulators.runner import SimError, run_fleet
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -81,9 +83,6 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="print the manifest as JSON"),
 ) -> None:
     """Publish a deterministic simulated fleet (QoS 1) and report what the broker acknowledged."""
-    from simulators.fleet import FleetConfig
-    from simulators.runner import SimError, run_fleet
-
     if duration is None and count is None:
         fail("give --duration (e.g. 30s) or --count")
     passwords = _passwords(password_file) if password_file else None

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
+
+from pydantic import ValidationError
 
 from core.config import Settings
 
@@ -27,10 +30,6 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def settings(**overrides: Any) -> Settings:
     """Settings from env/.env (and files in ``IOT_SECRETS_DIR``, one per secret, named like
     ``iot_influxdb_token``) with the non-None CLI flags laid over them."""
-    import os
-
-    from pydantic import ValidationError
-
     values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     secrets_dir = os.environ.get("IOT_SECRETS_DIR")
     if secrets_dir:
