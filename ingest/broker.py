@@ -91,7 +91,7 @@ def make_client(
         client.tls_set_context(ssl.create_default_context())
     kwargs: dict[str, Any] = {}
     if v5:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         if persistent:
             props.SessionExpiryInterval = 0xFFFFFFFF
         if receive_maximum:

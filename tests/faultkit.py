@@ -40,7 +40,8 @@ def influx_query(url: str, q: str) -> dict[str, Any] | None:
     data = urllib.parse.urlencode({"q": q, "db": db, "epoch": "ns"}).encode()
     try:
         with urllib.request.urlopen(base + "/query", data=data, timeout=10) as r:
-            return json.loads(r.read())
+            result: dict[str, Any] = json.loads(r.read())
+            return result
     except (urllib.error.URLError, OSError):
         return None
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.orm import Session
 
 from registry.alerts import store
@@ -74,7 +75,7 @@ def test_spike_raises_alert_ack_then_auto_resolve(
             "IOT_OFFLINE_CHECK_INTERVAL": "0.5",
         },
     ).start()
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="oven-1")
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="oven-1")
     pub.connect("127.0.0.1", mosquitto_server.port)
     pub.loop_start()
     start = time.time() - 60
@@ -98,7 +99,7 @@ def test_spike_raises_alert_ack_then_auto_resolve(
         env = {**os.environ, "IOT_REGISTRY_URL": postgres_url}
         env.pop("IOT_API_KEY", None)
         ack = subprocess.run(
-            [sys.executable, "-m", "ingest", "alerts", "ack", str(a["id"]), "--note", "opening the door"],
+            [sys.executable, "-m", "iot", "alerts", "ack", str(a["id"]), "--note", "opening the door"],
             env=env,
             capture_output=True,
             text=True,

@@ -37,7 +37,11 @@ HOT = Rule(
 
 
 def pt(
-    t: float, dev: str = "d1", measurement: str = "sensor_readings", tags: dict | None = None, **fields: float | str
+    t: float,
+    dev: str = "d1",
+    measurement: str = "sensor_readings",
+    tags: dict[str, str] | None = None,
+    **fields: float | str,
 ) -> Point:
     return Point(measurement, dev, dict(fields), int(t * 1e9), tags or {})
 

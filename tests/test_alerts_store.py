@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -63,7 +64,7 @@ def alerts(engine: Engine) -> list[Alert]:
         return rows
 
 
-def hot(hold: float = 0, hyst: float = 0, **kw: object) -> Rule:
+def hot(hold: float = 0, hyst: float = 0, **kw: Any) -> Rule:
     return Rule(
         id=0,
         name=str(kw.pop("name", "hot")),
@@ -75,7 +76,7 @@ def hot(hold: float = 0, hyst: float = 0, **kw: object) -> Rule:
         hold_s=hold,
         hysteresis=hyst,
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_transitions_one_alert_per_pair_counted_not_flooded(db: Engine) -> None:

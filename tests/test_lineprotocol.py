@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from core.model import FieldValue, Point
@@ -47,7 +49,7 @@ def test_floats_keep_full_precision_and_bool_is_not_a_number() -> None:
         ({"x": [1]}, {}, "unsupported type"),
     ],
 )
-def test_unencodable_points(fields: dict, tags: dict, why: str) -> None:
+def test_unencodable_points(fields: dict[str, Any], tags: dict[str, Any], why: str) -> None:
     with pytest.raises(Unencodable, match=why):
         encode_point(Point("m", "d", fields, 1, tags))
 

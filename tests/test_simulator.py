@@ -327,7 +327,7 @@ def test_unreachable_broker_is_a_sim_error(mosquitto: Mosquitto) -> None:
 
 
 def _iot(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ingest", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "iot", *args], capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.mosquitto

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
@@ -168,7 +168,7 @@ class InfluxDB1Store:
 
     @staticmethod
     def _rows(result: dict[str, Any], raw: bool = False) -> list[tuple[int, dict[str, Any]]]:
-        conv = (lambda v: v) if raw else as_value
+        conv: Callable[[Any], Any] = (lambda v: v) if raw else as_value
         out = []
         for s in result.get("series", []):
             cols = s["columns"]

@@ -9,6 +9,7 @@ the refused points like the 1.x store. The Flux text is built by pure functions 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -105,7 +106,7 @@ class InfluxDB2Store:
         return f"InfluxDB2Store({self.url}, org={self.org}, bucket={self.bucket})"
 
     def connect(self) -> None:
-        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.influxdb_client import InfluxDBClient
         from influxdb_client.client.write_api import SYNCHRONOUS
 
         auth: dict[str, Any] = {"token": self._token} if self._token else {}
@@ -177,10 +178,8 @@ class InfluxDB2Store:
         return int(sum(rec.get_value() or 0 for t in tables for rec in t.records))
 
 
-def _ns(t: Any) -> int:
+def _ns(t: datetime) -> int:
     """A client datetime (µs precision) to ns since the epoch."""
-    from datetime import UTC, datetime
-
     delta = t - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
 

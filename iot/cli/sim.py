@@ -7,12 +7,12 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 
 from iot.cli.toolkit import emit_json, fail, parse_duration, settings
-from simulators.fleet import FleetConfig
+from simulators.fleet import FleetConfig, Format
 from simulators.runner import SimError, run_fleet
 
 app = typer.Typer(no_args_is_help=True)
@@ -93,9 +93,9 @@ def run(
         seed=seed,
         duration=parse_duration(duration) if duration is not None else None,
         profiles=tuple(profile) if profile else FleetConfig.profiles,
-        format=fmt,
+        format=cast(Format, fmt),  # FleetConfig refuses any other value
         pack=pack,
-        malformed=malformed,  # type: ignore[arg-type]
+        malformed=malformed,
         duplicates=duplicates,
         offline=offline,
         start_ms=_start_ms(start),
