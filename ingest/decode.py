@@ -2,6 +2,8 @@
 
 This runs once per message on the daemon's hot path: one ``json.loads`` with a decoder built
 in ``Decoder.__init__``, type checks by ``type(x) is``, topics cached after first sight.
+Reading payloads go to the codec claiming their first byte (``ingest.codecs``; registered in
+``CODECS`` below: the JSON object codec here, SenML JSON in ``ingest.senml``).
 
 Rules (CONTRACT.md, "Payloads"):
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from core.model import (
@@ -45,7 +48,18 @@ from core.model import (
     Rejected,
     StatusChange,
 )
-from ingest.senml import resolve, to_points, valid_unicode
+from ingest.codecs import (
+    Codec,
+    NonFinite,
+    Reading,
+    finite_float,
+    first_byte,
+    int64,
+    json_loads,
+    parse_json,
+    reject_constant,
+)
+from ingest.senml import SenmlJson, valid_unicode
 from ingest.timestamps import BadTimestamp, to_ns
 
 LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
@@ -58,33 +72,6 @@ _TOPIC_CACHE_MAX = 65536
 _MISSING: Any = object()
 _TS_ONLY = frozenset({"ts"})
 _EVENT_SKIP = frozenset({"ts", "level", "code", "message"})
-_INT64 = (-(2**63), 2**63 - 1)
-
-
-class _NonFinite(Exception):
-    pass
-
-
-class _IntRange(Exception):
-    pass
-
-
-def _reject_constant(name: str) -> Any:
-    raise _NonFinite(name)
-
-
-def _finite_float(text: str) -> float:
-    f = float(text)
-    if f - f != 0.0:
-        raise _NonFinite(text[:32])
-    return f
-
-
-def _int64(text: str) -> int:
-    i = int(text)
-    if not _INT64[0] <= i <= _INT64[1]:
-        raise _IntRange(text[:32])
-    return i
 
 
 def parse_topic(topic: str, root: str = "devices") -> tuple[str, Kind]:
@@ -161,6 +148,19 @@ def _check_document(body: dict[str, Any]) -> None:
                     raise Rejected(Reason.INVALID_UTF8, "document string has a lone surrogate")
 
 
+def _timestamp(obj: dict[str, Any], now_ns: int, latest_ns: int) -> int:
+    raw = obj.get("ts", _MISSING)
+    if raw is _MISSING:
+        return now_ns
+    try:
+        ts = to_ns(raw)
+    except BadTimestamp as e:
+        raise Rejected(Reason.BAD_TIMESTAMP, str(e)) from None
+    if ts > latest_ns:
+        raise Rejected(Reason.FUTURE_TIMESTAMP, f"ts is {(ts - now_ns) / 1e9:.0f}s after arrival")
+    return ts
+
+
 class Decoder:
     """Decodes and validates one message at a time. Holds only precomputed settings and a
     bounded cache of parsed topics; safe to share within one thread."""
@@ -171,15 +171,24 @@ class Decoder:
         topic_root: str = "devices",
         max_payload_bytes: int = 256 * 1024,
         future_window_s: float = 300.0,
+        codecs: Sequence[Codec] = (),
     ) -> None:
+        codecs = codecs or CODECS
         self.topic_root = topic_root
         self.max_payload_bytes = max_payload_bytes
         self.future_window_ns = int(future_window_s * 1e9)
         self._topics: dict[str, tuple[str, Kind]] = {}
-        self._loads = json.JSONDecoder(parse_constant=_reject_constant).decode
+        self._loads = json_loads()
         self._loads_document = json.JSONDecoder(
-            parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_int64
+            parse_constant=reject_constant, parse_float=finite_float, parse_int=int64
         ).decode
+        self._codecs: dict[tuple[Kind, int], Codec] = {}
+        for codec in codecs:
+            for kind in codec.kinds:
+                for b in codec.first_bytes:
+                    if (kind, b) in self._codecs:
+                        raise ValueError(f"codecs {self._codecs[kind, b].name} and {codec.name} both claim {b:#x}")
+                    self._codecs[kind, b] = codec
 
     def decode(self, topic: str, payload: bytes, now_ns: int) -> Decoded:
         """Decode one message received at ``now_ns``. Raises Rejected(reason, detail), only."""
@@ -201,6 +210,12 @@ class Decoder:
         device_id, kind = info
         if len(payload) > self.max_payload_bytes:
             raise Rejected(Reason.OVERSIZE, f"{len(payload)} bytes > limit {self.max_payload_bytes}")
+        measurement = MEASUREMENTS.get(kind)
+        if measurement is not None:
+            codec = self._codecs.get((kind, first_byte(payload)))
+            if codec is not None:
+                latest = now_ns + self.future_window_ns
+                return codec.decode(Reading(device_id, kind, measurement, payload, now_ns, latest))
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -208,50 +223,64 @@ class Decoder:
         if kind is Kind.STATUS:
             return self._status(device_id, text, now_ns)
         document = kind in COLLECTIONS
-        try:
-            obj = self._loads_document(text) if document else self._loads(text)
-        except _NonFinite as e:
-            raise Rejected(Reason.NON_FINITE, f"{e} is not a finite number") from None
-        except _IntRange as e:
-            raise Rejected(Reason.WRONG_TYPE, f"integer {e} outside 64 bits") from None
-        except RecursionError:
-            raise Rejected(Reason.INVALID_JSON, "JSON nested too deeply") from None
-        except ValueError as e:
-            raise Rejected(Reason.INVALID_JSON, str(e)[:120]) from None
+        obj = parse_json(payload, self._loads_document if document else self._loads)
         if document:
             if type(obj) is not dict:
                 raise Rejected(Reason.WRONG_TYPE, f"{kind} payload must be a JSON object")
             _check_document(obj)
             key = hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()[:32]
             return Document(COLLECTIONS[kind], device_id, key, obj, now_ns / 1e9)
-        if type(obj) is dict:
-            if kind is Kind.EVENTS:
-                return [self._event(device_id, obj, now_ns)]
-            fields = _fields(obj, _TS_ONLY)
-            if not fields:
-                raise Rejected(Reason.NO_FIELDS, "no fields besides 'ts'")
-            ts = self._ts(obj, now_ns)
-            return [Point(MEASUREMENTS[kind], device_id, fields, ts, {})]
-        if type(obj) is list and kind is not Kind.EVENTS:
-            return self._senml(device_id, kind, obj, now_ns)
-        raise Rejected(
+        raise Rejected(  # a reading payload no codec claims
             Reason.WRONG_TYPE,
             f"{kind} payload must be a JSON object" + (" or a SenML array" if kind is not Kind.EVENTS else ""),
         )
 
     def _ts(self, obj: dict[str, Any], now_ns: int) -> int:
-        raw = obj.get("ts", _MISSING)
-        if raw is _MISSING:
-            return now_ns
-        try:
-            ts = to_ns(raw)
-        except BadTimestamp as e:
-            raise Rejected(Reason.BAD_TIMESTAMP, str(e)) from None
-        if ts > now_ns + self.future_window_ns:
-            raise Rejected(Reason.FUTURE_TIMESTAMP, f"ts is {(ts - now_ns) / 1e9:.0f}s after arrival")
-        return ts
+        return _timestamp(obj, now_ns, now_ns + self.future_window_ns)
 
-    def _event(self, device_id: str, obj: dict[str, Any], now_ns: int) -> Point:
+    def _status(self, device_id: str, text: str, now_ns: int) -> StatusChange:
+        word = text.strip().lower()
+        if word in ("online", "offline"):
+            return StatusChange(device_id, word == "online", now_ns / 1e9)
+        usage = 'status must be \'online\', \'offline\' or {"status": "online"|"offline"}'
+        try:
+            obj = self._loads(text)
+        except (ValueError, RecursionError, NonFinite):
+            raise Rejected(Reason.WRONG_TYPE, usage) from None
+        if type(obj) is dict:
+            status = obj.get("status")
+        elif type(obj) is str:
+            status, obj = obj, {}
+        else:
+            raise Rejected(Reason.WRONG_TYPE, usage)
+        if type(status) is not str or status.strip().lower() not in ("online", "offline"):
+            raise Rejected(Reason.WRONG_TYPE, usage)
+        return StatusChange(device_id, status.strip().lower() == "online", self._ts(obj, now_ns) / 1e9)
+
+
+class JsonObject:
+    """A JSON object: ``ts`` plus fields (telemetry, metrics), or an event (events)."""
+
+    name = "json"
+    kinds = frozenset({Kind.TELEMETRY, Kind.METRICS, Kind.EVENTS})
+    first_bytes = frozenset(b"{")
+
+    def __init__(self) -> None:
+        self._loads = json_loads()
+
+    def decode(self, reading: Reading) -> list[Point]:
+        obj = parse_json(reading.payload, self._loads)
+        if type(obj) is not dict:  # "{" was only a hint: the parse decides
+            raise Rejected(Reason.WRONG_TYPE, f"{reading.kind} payload must be a JSON object")
+        if reading.kind is Kind.EVENTS:
+            return [self._event(reading.device_id, obj, reading.now_ns, reading.latest_ns)]
+        fields = _fields(obj, _TS_ONLY)
+        if not fields:
+            raise Rejected(Reason.NO_FIELDS, "no fields besides 'ts'")
+        ts = _timestamp(obj, reading.now_ns, reading.latest_ns)
+        return [Point(reading.measurement, reading.device_id, fields, ts, {})]
+
+    def _event(self, device_id: str, obj: dict[str, Any], now_ns: int, latest_ns: int) -> Point:
         level = obj.get("level")
         if type(level) is not str or level.lower() not in LEVELS:
             got = "missing" if level is None else repr(level)[:32]
@@ -278,39 +307,10 @@ class Decoder:
             MEASUREMENTS[Kind.EVENTS],
             device_id,
             fields,
-            self._ts(obj, now_ns),
+            _timestamp(obj, now_ns, latest_ns),
             {"level": level.lower()},
         )
 
-    def _senml(self, device_id: str, kind: Kind, records: list[Any], now_ns: int) -> list[Point]:
-        resolved = resolve(records, now_ns / 1e9)
-        if not resolved:
-            raise Rejected(Reason.NO_FIELDS, "SenML pack has no record with a value")
-        points = to_points(resolved, device_id, MEASUREMENTS[kind])
-        limit = now_ns + self.future_window_ns
-        for p in points:
-            if p.ts_ns > limit:
-                raise Rejected(
-                    Reason.FUTURE_TIMESTAMP,
-                    f"SenML time is {(p.ts_ns - now_ns) / 1e9:.0f}s after arrival",
-                )
-        return points
 
-    def _status(self, device_id: str, text: str, now_ns: int) -> StatusChange:
-        word = text.strip().lower()
-        if word in ("online", "offline"):
-            return StatusChange(device_id, word == "online", now_ns / 1e9)
-        usage = 'status must be \'online\', \'offline\' or {"status": "online"|"offline"}'
-        try:
-            obj = self._loads(text)
-        except (ValueError, RecursionError, _NonFinite):
-            raise Rejected(Reason.WRONG_TYPE, usage) from None
-        if type(obj) is dict:
-            status = obj.get("status")
-        elif type(obj) is str:
-            status, obj = obj, {}
-        else:
-            raise Rejected(Reason.WRONG_TYPE, usage)
-        if type(status) is not str or status.strip().lower() not in ("online", "offline"):
-            raise Rejected(Reason.WRONG_TYPE, usage)
-        return StatusChange(device_id, status.strip().lower() == "online", self._ts(obj, now_ns) / 1e9)
+CODECS: tuple[Codec, ...] = (JsonObject(), SenmlJson())
+"""The reading payload formats, in one place: a new format is one module and one entry here."""
