@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.orm import Session
 
 from registry.alerts import store
-from registry.alerts.rules import Rule
+from registry.alerts.rules import Rule, RuleKind
 from registry.auth import BOOTSTRAP_ACTOR
 from registry.db import make_engine, migrate
 from registry.devices import add_device
@@ -50,7 +50,7 @@ def test_spike_raises_alert_ack_then_auto_resolve(
             Rule(
                 id=0,
                 name="oven-hot",
-                kind="threshold",
+                kind=RuleKind.THRESHOLD,
                 severity="critical",
                 field="temperature",
                 op=">",

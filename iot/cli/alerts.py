@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from iot.cli.toolkit import emit_json, fail, iso, parse_duration, print_table, settings
 from registry.alerts import store
-from registry.alerts.rules import KINDS, LEVELS, OPS, SCOPES, SEVERITIES, Rule
+from registry.alerts.kinds import describe
+from registry.alerts.rules import LEVELS, OPS, SCOPES, SEVERITIES, STATUSES, Rule, RuleKind
 from registry.auth import Actor, PermissionDenied, authenticate
 from registry.db import check_migrated, make_engine
 
@@ -84,7 +85,7 @@ def list_(
     registry: RegistryOpt = None,
 ) -> None:
     """Alerts, newest first."""
-    _choice(status, store.STATUSES, "status")
+    _choice(status, STATUSES, "status")
     _choice(severity, SEVERITIES, "severity")
     with acting(registry) as (s, actor):
         rows = store.list_alerts(
@@ -223,7 +224,7 @@ def _rule_dict(r: Any) -> dict[str, Any]:
         "severity": r.severity,
         "scope": r.scope,
         "scope_value": r.scope_value,
-        "definition": store.rule_from_row(r).describe(),
+        "definition": describe(store.rule_from_row(r)),
         "measurement": r.measurement,
         "field": r.field,
         "op": r.op,
@@ -265,7 +266,7 @@ def rules_list(json_: JsonOpt = False, registry: RegistryOpt = None) -> None:
 @rules_app.command("add")
 def rules_add(
     name: Annotated[str, typer.Argument(metavar="NAME")],
-    kind: Annotated[str, typer.Option("--kind", help=", ".join(KINDS))],
+    kind: Annotated[RuleKind, typer.Option("--kind")],
     severity: Annotated[str, typer.Option("--severity", help=", ".join(SEVERITIES))],
     field: Annotated[str | None, typer.Option("--field", help="threshold/rate: the field.")] = None,
     op: Annotated[str | None, typer.Option("--op", help=" ".join(OPS))] = None,
@@ -294,7 +295,7 @@ def rules_add(
     """Add a rule (admins). Examples: --kind threshold --field temperature --op '>' --value 80
     --for 60s --hysteresis 2; --kind rate --field pressure --op '>' --value 5; --kind nodata
     --for 300s; --kind event --level error."""
-    if kind != "event" and level is not None:
+    if kind is not RuleKind.EVENT and level is not None:
         fail("--level is for event rules", EXIT_USAGE)
     rule = Rule(
         id=0,
@@ -310,7 +311,7 @@ def rules_add(
         hold_s=parse_duration(for_) if for_ else 0.0,
         hysteresis=hysteresis,
         clear_after_s=parse_duration(clear_after) if clear_after else 0.0,
-        level=(level or "error") if kind == "event" else None,
+        level=(level or "error") if kind is RuleKind.EVENT else None,
         absolute=not signed,
     )
     with acting(registry) as (s, actor):
