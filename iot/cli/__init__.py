@@ -3,27 +3,38 @@
 from __future__ import annotations
 
 import sys
+from importlib.metadata import version
 
 import typer
-from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
-from core.stores import StoreConfigError, StoreUnavailable
-from ingest.broker import BrokerConfigError
 from iot.cli import alerts as alerts_cli
 from iot.cli import deadletters as cli_deadletters
 from iot.cli import registry as registry_cli
 from iot.cli import sim as sim_cli
 from iot.cli import telemetry as cli_telemetry
-from iot.cli.toolkit import CliError, emit_json, fail, print_table, settings
+from iot.cli.toolkit import ExitCode, as_cli_error, emit_json, fail, print_table, settings
 from iot.demo import run_demo
 from iot.service import run_daemon
 from iot.status import fetch_status, group
-from registry.db import SchemaNotMigrated
 
-app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="polyglot-iot: MQTT → InfluxDB, MongoDB, PostgreSQL."
-)
+app = typer.Typer(no_args_is_help=True, help="polyglot-iot: MQTT → InfluxDB, MongoDB, PostgreSQL.")
+
+
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"iot (polyglot-iot) {version('polyglot-iot')}")
+        raise typer.Exit(ExitCode.OK)
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """polyglot-iot: MQTT → InfluxDB, MongoDB, PostgreSQL."""
+
+
 ingest_app = typer.Typer(no_args_is_help=True, help="The ingestion daemon.")
 app.add_typer(ingest_app, name="ingest")
 sim_cli.app.command("provision")(registry_cli.provision)
@@ -95,7 +106,7 @@ def demo(
     )
     typer.echo(f"data kept in {r.data_dir} — try: IOT_DATA_DIR={r.data_dir} iot devices list")
     if not r.complete:
-        fail("stored counts differ from what was sent", 1)
+        fail("stored counts differ from what was sent", ExitCode.FAILED)
 
 
 @app.command("status")
@@ -112,7 +123,7 @@ def status(
     try:
         st = fetch_status(url)
     except OSError as e:
-        fail(f"no daemon answering at {url}: {getattr(e, 'reason', e)}", 1)
+        fail(f"no daemon answering at {url}: {getattr(e, 'reason', e)}", ExitCode.FAILED)
     health = st["health"]
     if json_out:
         emit_json(st)
@@ -146,32 +157,27 @@ def status(
         if dead:
             print_table(["dead-lettered", "messages"], sorted((k, int(v)) for k, v in dead.items()))
     if health.get("status") != "ok":
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def main() -> None:
     """Entry point: run the app; known failures become one line on stderr, never a traceback."""
     try:
         rc = app(standalone_mode=False)
-    except CliError as e:
-        typer.echo(f"error: {e}", err=True)
-        sys.exit(e.code)
-    except (StoreConfigError, SchemaNotMigrated, ValidationError, BrokerConfigError) as e:
-        typer.echo(f"error: {e}", err=True)
-        sys.exit(2)
-    except (StoreUnavailable, SQLAlchemyError, OSError) as e:
-        typer.echo(f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", err=True)
-        sys.exit(1)
     except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as e:  # click's usage errors, exits and aborts (typer vendors click)
+        sys.exit(ExitCode.INTERRUPTED)
+    except Exception as e:  # click's usage errors, exits and aborts (typer vendors click), then ours
         name = type(e).__name__
         if name == "Exit":
-            sys.exit(getattr(e, "exit_code", 0))
+            sys.exit(getattr(e, "exit_code", ExitCode.OK))
         if name == "Abort":
-            sys.exit(1)
+            sys.exit(ExitCode.FAILED)
         if hasattr(e, "show") and hasattr(e, "exit_code"):
             e.show()
             sys.exit(e.exit_code)
-        raise
-    sys.exit(rc if isinstance(rc, int) else 0)
+        err = as_cli_error(e)
+        if err is None:
+            raise
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(err.code)
+    sys.exit(rc if isinstance(rc, int) else ExitCode.OK)

@@ -1,6 +1,6 @@
 """``iot deadletters list|show|replay``: parse, open the registry, call one function.
 
-Exit codes: 0 ok, 1 not found or unreachable, 2 usage or invalid input, 3 permission denied.
+Exit codes: :class:`iot.cli.toolkit.ExitCode`.
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
-from sqlalchemy.orm import Session
 
 from core.config import Settings
 from ingest.broker import BrokerAddress, BrokerConfigError, parse_broker_url
 from ingest.republish import publish_all
-from iot.cli.toolkit import emit_json, fail, iso, parse_duration, print_table, settings
-from registry.auth import PermissionDenied, authenticate, record_audit, require
+from iot.cli.toolkit import ExitCode, acting, emit_json, fail, iso, parse_duration, print_table, settings
+from registry.auth import record_audit, require
 from registry.db import make_engine
 from registry.deadletters import DeadLetterRecord, DeadLetterStore
 from registry.deadletters import replay as replay_letters
@@ -96,7 +95,7 @@ def show(
     with _store(settings(registry_url=registry)) as store:
         letter = store.get(id)
     if letter is None:
-        fail(f"no dead letter with id {id}", 1)
+        fail(f"no dead letter with id {id}", ExitCode.FAILED)
     record = letter.as_dict()
     if json:
         emit_json(record)
@@ -133,7 +132,7 @@ def replay(
         if ids:
             missing = sorted(set(ids) - {d.id for d in store.get_many(ids)})
             if missing:
-                fail(f"no dead letter with id {', '.join(map(str, missing))}", 1)
+                fail(f"no dead letter with id {', '.join(map(str, missing))}", ExitCode.FAILED)
             chosen = list(dict.fromkeys(ids))
         else:
             chosen = store.ids(reason=reason, replayed=False)
@@ -143,7 +142,7 @@ def replay(
         done = _replay(store, chosen, addr)
     typer.echo(f"replayed {done} of {len(chosen)} dead letters to {addr.host}:{addr.port}")
     if done < len(chosen):
-        fail(f"{len(chosen) - done} not acknowledged by the broker: run replay again", 1)
+        fail(f"{len(chosen) - done} not acknowledged by the broker: run replay again", ExitCode.FAILED)
 
 
 def _broker_address(s: Settings) -> BrokerAddress:
@@ -159,14 +158,9 @@ def _broker_address(s: Settings) -> BrokerAddress:
 
 def _authorise(store: DeadLetterStore, s: Settings, count: int | None, reason: str | None) -> None:
     """Replaying is an operator's action, and it is audited."""
-    with Session(store.engine) as session:
-        try:
-            actor = authenticate(session, s.api_key.get_secret_value() if s.api_key else None)
-            require(actor, "operator", "replay dead letters")
-        except PermissionDenied as e:
-            fail(f"permission denied: {e}", 3)
+    with acting(s, store.engine) as (session, actor):
+        require(actor, "operator", "replay dead letters")
         record_audit(session, actor, "deadletters.replay", reason or "*", ids=count)
-        session.commit()
 
 
 def _replay(store: DeadLetterStore, ids: list[int], addr: BrokerAddress) -> int:

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import typer
 
-from iot.cli.toolkit import emit_json, fail, parse_duration, settings
+from iot.cli.toolkit import ExitCode, emit_json, fail, parse_duration, settings
 from simulators.fleet import FleetConfig, Format
 from simulators.runner import SimError, run_fleet
 
@@ -128,6 +128,6 @@ def run(
             err=True,
         )
     if result.unacked:
-        fail(f"{result.unacked} message(s) not acknowledged by the broker in time", 1)
+        fail(f"{result.unacked} message(s) not acknowledged by the broker in time", ExitCode.FAILED)
     if result.lost:
-        fail(f"lost the broker connection of {len(result.lost)} device(s), e.g. {result.lost[0]}", 1)
+        fail(f"lost the broker connection of {len(result.lost)} device(s), e.g. {result.lost[0]}", ExitCode.FAILED)
