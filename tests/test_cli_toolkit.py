@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from core.stores import StoreUnavailable
-from iot.cli.toolkit import CliError, ExitCode, as_cli_error
+from iot.cli.acting import as_cli_error
+from iot.cli.toolkit import CliError, ExitCode
 from registry.alerts.rules import RuleError
 from registry.alerts.store import AlertNotFound, InvalidTransition
 from registry.auth import PermissionDenied

@@ -12,7 +12,8 @@ from iot.cli import deadletters as cli_deadletters
 from iot.cli import registry as registry_cli
 from iot.cli import sim as sim_cli
 from iot.cli import telemetry as cli_telemetry
-from iot.cli.toolkit import ExitCode, as_cli_error, emit_json, fail, print_table, settings
+from iot.cli.acting import as_cli_error
+from iot.cli.toolkit import ExitCode, emit_json, fail, print_table, settings
 from iot.demo import run_demo
 from iot.service import run_daemon
 from iot.status import fetch_status, group

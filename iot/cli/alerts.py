@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from iot.cli.toolkit import ExitCode, acting, emit_json, fail, iso, parse_duration, print_table, settings
+from iot.cli.acting import acting
+from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings
 from registry.alerts import store
 from registry.alerts.kinds import describe
 from registry.alerts.rules import LEVELS, OPS, SCOPES, SEVERITIES, STATUSES, Rule, RuleKind

@@ -15,7 +15,8 @@ import typer
 from core.config import Settings
 from ingest.broker import BrokerAddress, BrokerConfigError, parse_broker_url
 from ingest.republish import publish_all
-from iot.cli.toolkit import ExitCode, acting, emit_json, fail, iso, parse_duration, print_table, settings
+from iot.cli.acting import acting
+from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings
 from registry.auth import record_audit, require
 from registry.db import make_engine
 from registry.deadletters import DeadLetterRecord, DeadLetterStore

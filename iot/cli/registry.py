@@ -14,7 +14,8 @@ import typer
 
 from core.config import Settings
 from ingest.stores import open_documents, open_timeseries
-from iot.cli.toolkit import ExitCode, acting, emit_json, fail, iso, parse_duration, print_table, settings
+from iot.cli.acting import acting
+from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings
 from registry import audit as audit_mod
 from registry import devices as dev
 from registry.auth import create_key, disable_key, list_keys

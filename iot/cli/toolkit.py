@@ -1,5 +1,7 @@
-"""What every CLI module shares: settings, the acting operator, exit codes and the one mapping from
-errors to them, tables and JSON output."""
+"""What every CLI module shares: settings, exit codes and one-line errors, tables and JSON output.
+
+Acting on the registry as an operator, and the mapping from errors to exit codes: ``iot.cli.acting``.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +9,14 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.stores import StoreConfigError, StoreUnavailable
-from ingest.broker import BrokerConfigError
-from registry.alerts.store import InvalidTransition
-from registry.auth import Actor, PermissionDenied, authenticate
-from registry.db import SchemaNotMigrated, check_migrated, make_engine
 
 
 class ExitCode(IntEnum):
@@ -47,60 +40,6 @@ class CliError(Exception):
 
 def fail(message: str, code: int = ExitCode.USAGE) -> NoReturn:
     raise CliError(message, code)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e)
-    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
-
-
-def as_cli_error(e: Exception) -> CliError | None:
-    """The one mapping from the errors commands meet to a line and an exit code; None for a bug."""
-    if isinstance(e, CliError):
-        return e
-    if isinstance(e, PermissionDenied):
-        return CliError(f"permission denied: {e}", ExitCode.DENIED)
-    if isinstance(e, InvalidTransition):
-        return CliError(str(e), ExitCode.STATE)
-    if isinstance(e, StoreConfigError | SchemaNotMigrated | ValidationError | BrokerConfigError):
-        return CliError(str(e), ExitCode.USAGE)
-    if isinstance(e, StoreUnavailable | SQLAlchemyError | OSError):
-        return CliError(_first_line(e), ExitCode.FAILED)
-    if isinstance(e, LookupError):  # DeviceNotFound, AlertNotFound: the message is the first argument
-        return CliError(str(e.args[0] if e.args else e), ExitCode.FAILED)
-    if isinstance(e, ValueError):  # RuleError and other invalid input refused by the registry
-        return CliError(str(e), ExitCode.USAGE)
-    return None
-
-
-def api_key(s: Settings) -> str | None:
-    """The operator's API key (IOT_API_KEY, or its file in IOT_SECRETS_DIR); None for none."""
-    return s.api_key.get_secret_value() if s.api_key else None
-
-
-@contextmanager
-def acting(s: Settings, engine: Engine | None = None) -> Iterator[tuple[Session, Actor]]:
-    """A session on the migrated registry and the actor behind the API key; commits on success.
-
-    Every error inside becomes one line and its exit code (:func:`as_cli_error`). ``engine`` is
-    used (and left open) when given; otherwise one is made for ``s`` and disposed of.
-    """
-    own = engine is None
-    eng = make_engine(s.resolved_registry_url()) if engine is None else engine
-    try:
-        check_migrated(eng)
-        with Session(eng) as session:
-            actor = authenticate(session, api_key(s))
-            yield session, actor
-            session.commit()
-    except Exception as e:
-        err = as_cli_error(e)
-        if err is None:
-            raise
-        raise err from None
-    finally:
-        if own:
-            eng.dispose()
 
 
 def settings(**overrides: Any) -> Settings:
