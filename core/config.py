@@ -20,6 +20,8 @@ class Settings(BaseSettings):
 
     # secrets: no defaults, never printed (SecretStr hides them in repr)
     influxdb_token: SecretStr | None = None
+    influxdb_password: SecretStr | None = None  # influxdb1:// URLs with a user and no password
+    mongodb_password: SecretStr | None = None  # mongodb:// URLs with a user and no password
     broker_password: SecretStr | None = None
     api_key: SecretStr | None = None
 
@@ -39,6 +41,10 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9108, ge=0, le=65535, description="/metrics and /healthz; 0: none")
     metrics_host: str = "127.0.0.1"
     offline_check_interval: float = Field(5.0, gt=0)
+    # MongoDB write concern: acknowledged only once journaled (a standalone mongod acknowledges
+    # w:1 from memory otherwise); "majority" for replica sets
+    mongodb_w: str = Field("1", pattern=r"^(majority|[1-9][0-9]*)$")
+    mongodb_journal: bool = True
 
     def resolved_registry_url(self) -> str:
         if self.registry_url:
@@ -47,3 +53,7 @@ class Settings(BaseSettings):
 
     def resolved_spool_dir(self) -> Path:
         return self.spool_dir or self.data_dir / "spool"
+
+    @staticmethod
+    def reveal(secret: SecretStr | None) -> str | None:
+        return secret.get_secret_value() if secret is not None else None

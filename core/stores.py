@@ -4,8 +4,10 @@ Every backend follows one lifecycle: built from a URL by its factory, ``connect(
 ``write(batch)`` any number of times (one network call per batch where the server allows),
 ``close()`` after the last write. ``write`` raises :class:`StoreUnavailable` when the server
 cannot be reached or fails transiently (the caller spools and retries the whole batch, which
-is safe because every write is idempotent), and returns the items the server refused for
-good, each with a reason (the caller dead-letters exactly those).
+is safe because every write is idempotent), :class:`StoreNeedsOperator` when it refuses us for
+a reason waiting will not fix (the caller still keeps and retries the batch, and says so), and
+returns the items the server refused for good, each with a reason (the caller dead-letters
+exactly those). Each backend maps its library's exceptions to these in one place.
 """
 
 from __future__ import annotations
@@ -18,7 +20,19 @@ from core.model import Document, Point
 
 
 class StoreUnavailable(Exception):
-    """Transient failure: nothing of the batch may be assumed written; retry it whole."""
+    """Transient failure: nothing of the batch may be assumed written; retry it whole.
+
+    ``retry_after``: seconds the server asked us to wait (HTTP ``Retry-After``), if it said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreNeedsOperator(StoreUnavailable):
+    """The store refuses us and waiting will not fix it: bad credentials (401/403, auth failed),
+    a missing database, bucket or table, missing privileges. Nothing is dropped: the batch is
+    kept (spooled) and retried with backoff, so the data flows once an operator has fixed it."""
 
 
 class StoreConfigError(ValueError):

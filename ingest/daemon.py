@@ -9,15 +9,17 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from core.config import Settings
-from core.model import DeadLetter
+from core.model import DeadLetter, Reason
 from core.stores import DocumentStore, StoreUnavailable, TimeSeriesStore
 from ingest.acks import AckTracker
 from ingest.broker import BrokerAddress, make_client
+from ingest.failures import UNEXPECTED, Problem, classify
 from ingest.metrics import Metrics
 from ingest.observers import StreamObserver
 from ingest.routing import (
@@ -34,10 +36,14 @@ from ingest.spool import Spool
 from ingest.writer import Writer
 
 log = logging.getLogger("iot.ingest")
+MESSAGE_STEP = "message handling"
 
 
 class Connected:
-    """Connects a store lazily and again after a failed connect (a store may be down at start)."""
+    """Connects a store lazily and again after a failed connect (a store may be down at start).
+
+    ``OSError`` becomes :class:`StoreUnavailable`; anything else propagates as raised, for the
+    writer (or ticker) to classify, report and retry."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
@@ -81,6 +87,7 @@ class Daemon:
         self.connected = threading.Event()
         self._stop = threading.Event()
         self._directory: Mapping[str, Any] = {}
+        self.step_problems: dict[str, Problem] = {}  # ticker steps failing now, by step name
         self.message_counts: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.router = Router(
             decode,
@@ -157,16 +164,20 @@ class Daemon:
         m.healthy = self.health
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Healthy: subscribed to the broker and every store taking writes (not spooling)."""
-        stores = {
-            d: {"up": w.up, "spooled_batches": w.spool.records, "held_batches": len(w.held)}
-            for d, w in self.writers.items()
-        }
-        ok = self.connected.is_set() and all(w.up for w in self.writers.values())
+        """Healthy: subscribed to the broker, every store taking writes (not spooling) and no
+        daemon step failing. ``reasons`` says in one line each what is wrong."""
+        stores = {d: w.health() for d, w in self.writers.items()}
+        steps = dict(self.step_problems)
+        reasons = [] if self.connected.is_set() else ["broker: not subscribed (reconnecting)"]
+        reasons += [f"{d}: {s['reason']}" for d, s in stores.items() if s["reason"]]
+        reasons += [f"{name}: {p.describe()}" for name, p in steps.items()]
+        ok = not reasons
         return ok, {
             "broker": "subscribed" if self.connected.is_set() else "disconnected",
             "unacked": self.acks.outstanding,
             "stores": stores,
+            "steps": {name: p.describe() for name, p in steps.items()},
+            "reasons": reasons,
         }
 
     # -- accounting -------------------------------------------------------------------------
@@ -212,10 +223,34 @@ class Daemon:
             topic = msg.topic
         except UnicodeDecodeError:
             topic = msg._topic.decode("utf-8", "replace")
-        with self.lock:
-            full = self.router.handle(topic, bytes(msg.payload), token, time.time_ns())
+        payload = bytes(msg.payload)
+        try:
+            with self.lock:
+                full = self.router.handle(topic, payload, token, time.time_ns())
+        except Exception as e:  # a bug past the decoder's own guard must not end paho's thread
+            full = self._unhandled(topic, payload, token, e)
+        else:
+            if MESSAGE_STEP in self.step_problems:
+                self._guarded(MESSAGE_STEP, lambda: None)
         if full is not None:
             self.writers[full.dest].submit(full)
+
+    def _unhandled(self, topic: str, payload: bytes, token: Token | None, e: Exception) -> Batch | None:
+        """Dead-letter a message routing failed on (so its acknowledgement is not stuck), and
+        report the failure like a failing ticker step."""
+        self._guarded(MESSAGE_STEP, partial(_reraise, e))
+        now = time.time()
+        parts = topic.split("/")
+        letter = DeadLetter(
+            Reason.WRONG_TYPE,
+            topic,
+            payload,
+            now,
+            f"internal error ({type(e).__name__})",
+            parts[1][:64] if len(parts) > 2 and parts[1] else None,
+        )
+        with self.lock:
+            return self.router.dead_letter(letter, token, now)
 
     # -- settling -------------------------------------------------------------------------------
     def _settle(self, tokens: list[Token]) -> None:
@@ -237,27 +272,42 @@ class Daemon:
         except StoreUnavailable as e:
             log.warning("registry unavailable, keeping %d cached devices: %s", len(self._directory), e)
 
+    def _guarded(self, step: str, fn: Callable[[], None]) -> None:
+        """Run one ticker step; no exception ends the ticker. An unexpected one is logged once per
+        episode with its traceback, counted, and reported by /healthz until the step succeeds."""
+        try:
+            fn()
+        except Exception as e:
+            p = classify(e)
+            self.metrics.inc("iot_step_errors_total", step=step, error=p.error)
+            if not p.same(self.step_problems.get(step)):
+                log.error("%s failed: %s: %s; retrying", step, p.error, p.message, exc_info=p.kind == UNEXPECTED)
+                self.step_problems[step] = p
+        else:
+            if self.step_problems.pop(step, None) is not None:
+                log.warning("%s works again", step)
+
+    def _flush_due(self) -> None:
+        with self.lock:
+            due = self.router.due(time.time())
+        for b in due:
+            self.writers[b.dest].submit(b)
+
     def _ticker(self) -> None:
         s = self.settings
         tick = min(0.05, s.flush_interval / 4)
         next_refresh = time.monotonic() + s.registry_refresh
         next_check = time.monotonic() + s.offline_check_interval
         while not self._stop.wait(tick):
-            with self.lock:
-                due = self.router.due(time.time())
-            for b in due:
-                self.writers[b.dest].submit(b)
+            self._guarded("flush", self._flush_due)
             now = time.monotonic()
             if now >= next_refresh:
                 next_refresh = now + s.registry_refresh
-                self._refresh_directory()
+                self._guarded("directory refresh", self._refresh_directory)
             if now >= next_check:
                 next_check = now + s.offline_check_interval
                 for o in self.res.observers:
-                    try:
-                        o.tick(time.time())
-                    except Exception:
-                        log.exception("observer tick failed")
+                    self._guarded(f"{type(o).__name__} tick", partial(_tick, o))
 
     # -- lifecycle -------------------------------------------------------------------------------
     def directory(self) -> Mapping[str, Any]:
@@ -325,6 +375,14 @@ class Daemon:
             sum(w.spool.records for w in self.writers.values()),
         )
         return 0
+
+
+def _reraise(e: Exception) -> None:
+    raise e
+
+
+def _tick(observer: StreamObserver) -> None:
+    observer.tick(time.time())
 
 
 def install_signal_handlers(daemon: Daemon) -> None:

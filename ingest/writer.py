@@ -1,4 +1,9 @@
-"""One writer thread per destination: write each batch in one call, spool on outage, settle acks."""
+"""One writer thread per destination: write each batch in one call, spool on failure, settle acks.
+
+No exception ends a writer: every failure of a write (transient, needing an operator, or an
+unexpected bug) is classified (:mod:`ingest.failures`), logged once per episode (unexpected ones
+with their traceback), counted per destination and error class, reported by :meth:`Writer.health`,
+and the batch is spooled and retried with jittered backoff until the store takes it."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from core.model import DeadLetter
-from core.stores import StoreUnavailable
+from ingest.failures import NEEDS_OPERATOR, UNEXPECTED, Backoff, Problem, classify
 from ingest.metrics import Metrics
 from ingest.routing import Batch, Token, rejected_letters
 from ingest.spool import Spool, SpoolFull
@@ -52,12 +57,13 @@ class Writer:
         self.metrics = metrics
         self._dead_letter = dead_letter
         self._after_write = after_write
-        self._retry_min, self._retry_max = retry_min, retry_max
-        self._backoff = retry_min
+        self._retry_max = retry_max
+        self._backoff = Backoff(retry_min, retry_max)
         self._next_try = 0.0
+        self.problem: Problem | None = None  # the ongoing failure; None while the store takes writes
+        self._spool_problem: Problem | None = None
         self.queue: queue.Queue[Any] = queue.Queue()
         self.held: deque[Batch] = deque()
-        self.up = True
         self.idle = threading.Event()
         self.idle.set()
         self._thread = threading.Thread(target=self._run, name=f"writer-{dest}", daemon=True)
@@ -65,6 +71,21 @@ class Writer:
         metrics.gauge("iot_spool_batches", lambda: spool.records, dest=dest)
         metrics.gauge("iot_held_batches", lambda: len(self.held), dest=dest)
         metrics.gauge("iot_store_up", lambda: 1.0 if self.up else 0.0, dest=dest)
+
+    @property
+    def up(self) -> bool:
+        return self.problem is None
+
+    def health(self) -> dict[str, Any]:
+        """State for /healthz: ``state`` ok/unavailable/needs_operator/unexpected and the reason."""
+        p = self.problem or self._spool_problem
+        return {
+            "up": self.problem is None,
+            "state": "ok" if p is None else p.kind,
+            "reason": None if p is None else p.describe(),
+            "spooled_batches": self.spool.records,
+            "held_batches": len(self.held),
+        }
 
     def start(self) -> None:
         self._thread.start()
@@ -85,23 +106,35 @@ class Writer:
 
     def _run(self) -> None:
         while True:
-            waiting = self.spool.records or self.held
-            timeout = max(0.0, self._next_try - time.monotonic()) if waiting else None
             try:
-                item = self.queue.get(timeout=timeout)
-            except queue.Empty:
-                item = None
-            if item is _STOP:
+                if self._step():
+                    return
+            except Exception as e:  # last resort: a failure outside a write (spool I/O, a bug)
+                self._fail(e)
+
+    def _step(self) -> bool:
+        """One pass: take a queued batch, replay what waits. True once told to stop."""
+        waiting = self.spool.records or self.held
+        timeout = max(0.0, self._next_try - time.monotonic()) if waiting else None
+        try:
+            item = self.queue.get(timeout=timeout)
+        except queue.Empty:
+            item = None
+        if item is _STOP:
+            try:
                 self._drain_queue()
                 self._next_try = 0.0
                 self._replay()
-                return
-            if item is not None:
-                self._accept(item)
-            if self.spool.records or self.held:
-                self._replay()
-            if self.queue.empty() and not self.spool.records and not self.held:
-                self.idle.set()
+            except Exception as e:
+                self._fail(e)
+            return True
+        if item is not None:
+            self._accept(item)
+        if self.spool.records or self.held:
+            self._replay()
+        if self.queue.empty() and not self.spool.records and not self.held:
+            self.idle.set()
+        return False
 
     def _drain_queue(self) -> None:
         while True:
@@ -144,8 +177,8 @@ class Writer:
         if not self.spool.records and not self.held and time.monotonic() >= self._next_try:
             try:
                 letters = self._write(batch)
-            except StoreUnavailable as e:
-                self._outage(e)
+            except Exception as e:
+                self._fail(e)
             else:
                 self._recovered()
                 self._finish(batch, letters)
@@ -162,6 +195,11 @@ class Writer:
             self.metrics.inc("iot_spool_full_total", dest=self.dest)
             self.held.append(batch)
             return
+        except Exception as e:  # the disk refuses: hold it unacknowledged (the broker keeps it)
+            self._spool_failed(e)
+            self.held.append(batch)
+            return
+        self._spool_problem = None
         self.metrics.inc("iot_spooled_batches_total", dest=self.dest)
         self._observe(batch)
         self._settle(batch.tokens)
@@ -173,8 +211,8 @@ class Writer:
             items, origins, extra = record
             try:
                 letters = self._write(Batch(self.dest, items, origins, extra=extra))
-            except StoreUnavailable as e:
-                self._outage(e)
+            except Exception as e:
+                self._fail(e)
                 return
             if letters and self._dead_letter is not None:
                 self._dead_letter(letters, [])
@@ -186,6 +224,9 @@ class Writer:
                     self.spool.append(self.held[0].record())
                 except SpoolFull:
                     break
+                except Exception as e:
+                    self._spool_failed(e)
+                    break
                 b = self.held.popleft()
                 self._observe(b)
                 self._settle(b.tokens)
@@ -193,24 +234,51 @@ class Writer:
             b = self.held[0]
             try:
                 letters = self._write(b)
-            except StoreUnavailable as e:
-                self._outage(e)
+            except Exception as e:
+                self._fail(e)
                 return
             self.held.popleft()
             self._recovered()
             self._finish(b, letters)
 
-    def _outage(self, e: Exception) -> None:
-        if self.up:
-            log.warning("%s store unavailable, spooling: %s", self.dest, e)
-        self.up = False
-        self.metrics.inc("iot_store_errors_total", dest=self.dest)
-        self._next_try = time.monotonic() + self._backoff
-        self._backoff = min(self._retry_max, self._backoff * 2)
+    def _fail(self, e: Exception) -> None:
+        """A write (or the loop itself) failed: log once per episode, count, schedule the retry."""
+        p = classify(e)
+        self.metrics.inc("iot_store_errors_total", dest=self.dest, error=p.error)
+        if not p.same(self.problem):
+            if p.kind == UNEXPECTED:
+                log.error(
+                    "%s writer: unexpected %s: %s; keeping the data and retrying",
+                    self.dest,
+                    p.error,
+                    p.message,
+                    exc_info=e,
+                )
+            elif p.kind == NEEDS_OPERATOR:
+                log.error(
+                    "%s store refuses us and waiting will not fix it (operator action needed): %s: %s; "
+                    "keeping the data and retrying every <=%gs",
+                    self.dest,
+                    p.error,
+                    p.message,
+                    self._retry_max,
+                )
+            else:
+                log.warning("%s store unavailable, spooling: %s", self.dest, p.message)
+            self.problem = p
+        retry_after = getattr(e, "retry_after", None)
+        self._next_try = time.monotonic() + self._backoff.failed(retry_after)
+
+    def _spool_failed(self, e: Exception) -> None:
+        p = classify(e)
+        self.metrics.inc("iot_spool_errors_total", dest=self.dest, error=p.error)
+        if not p.same(self._spool_problem):
+            log.error("%s spool cannot take a batch (%s); holding it unacknowledged", self.dest, p.message)
+        self._spool_problem = p
 
     def _recovered(self) -> None:
-        if not self.up:
+        if self.problem is not None:
             log.warning("%s store is back; replaying %d spooled batches", self.dest, self.spool.records)
-        self.up = True
-        self._backoff = self._retry_min
+        self.problem = None
+        self._backoff.reset()
         self._next_try = 0.0

@@ -11,7 +11,7 @@ from ingest.daemon import Daemon, Resources, install_signal_handlers
 from ingest.decode import Decoder
 from ingest.http import serve_metrics
 from ingest.metrics import Metrics
-from ingest.stores import open_documents, open_timeseries
+from ingest.stores import documents_from, timeseries_from
 from registry.alerts.observer import AlertObserver
 from registry.db import check_migrated, make_engine, migrate
 from registry.deadletters import DeadLetterStore
@@ -23,9 +23,8 @@ log = logging.getLogger("iot.ingest")
 def build_resources(settings: Settings, metrics: Metrics | None = None, *, migrate_embedded: bool = True) -> Resources:
     """Open (not connect) every store. The embedded SQLite registry is migrated automatically;
     an explicit registry URL must already be migrated (``iot registry migrate``)."""
-    token = settings.influxdb_token.get_secret_value() if settings.influxdb_token else None
-    timeseries = open_timeseries(settings.timeseries_url, token=token, data_dir=settings.data_dir)
-    documents = open_documents(settings.documents_url, data_dir=settings.data_dir)
+    timeseries = timeseries_from(settings)
+    documents = documents_from(settings)
     engine = make_engine(settings.resolved_registry_url())
     if not settings.registry_url and migrate_embedded:
         migrate(engine)

@@ -11,6 +11,7 @@ from typing import Any
 from ingest.metrics import parse_prometheus
 
 _LABELED = re.compile(r"^(?P<name>[a-z_]+)\{(?P<labels>.*)\}$")
+_FIRST_VALUE = re.compile(r'^[a-zA-Z_]+="((?:[^"\\]|\\.)*)"')
 
 
 def fetch_status(base_url: str, timeout: float = 3.0) -> dict[str, Any]:
@@ -27,13 +28,16 @@ def fetch_status(base_url: str, timeout: float = 3.0) -> dict[str, Any]:
 
 
 def group(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
-    """``name{label="x"}`` → {name: {x: value}}; unlabeled metrics under the key ``""``."""
+    """``name{label="x",...}`` → {name: {x: value}} by the first label, summed over the others;
+    unlabeled metrics under the key ``""``."""
     out: dict[str, dict[str, float]] = {}
     for key, value in metrics.items():
         m = _LABELED.match(key)
         if m:
-            label = m.group("labels").split("=", 1)[1].strip('"')
-            out.setdefault(m.group("name"), {})[label] = value
+            label = _FIRST_VALUE.match(m.group("labels"))
+            by = out.setdefault(m.group("name"), {})
+            k = label.group(1) if label else ""
+            by[k] = by.get(k, 0.0) + value
         else:
             out.setdefault(key, {})[""] = value
     return out

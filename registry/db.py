@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from core.stores import StoreUnavailable
+from core.stores import StoreNeedsOperator, StoreUnavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -94,6 +94,23 @@ def check_migrated(engine: Engine) -> None:
         )
 
 
+# SQLSTATEs waiting will not fix: auth, privileges, missing database/schema/table/column
+_OPERATOR_SQLSTATES = frozenset({"28000", "28P01", "42501", "3D000", "3F000", "42P01", "42703"})
+_OPERATOR_PHRASES = ("password authentication failed", "does not exist")
+
+
+def _needs_operator(orig: BaseException | None) -> bool:
+    """Whether a driver error says the operator must act (PostgreSQL SQLSTATE, or libpq's
+    connection-time messages, which carry none)."""
+    if orig is None:
+        return False
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if state is not None:
+        return state in _OPERATOR_SQLSTATES
+    text = str(orig)
+    return type(orig).__name__ == "OperationalError" and any(p in text for p in _OPERATOR_PHRASES)
+
+
 class EngineStore:
     """Base of the stores that live in the registry database: connection failures become
     :class:`ingest.stores.StoreUnavailable` so the daemon can spool and retry."""
@@ -104,12 +121,14 @@ class EngineStore:
     def _guard(self, fn: Callable[[], T]) -> T:
         try:
             return fn()
-        except (OperationalError, InterfaceError) as e:
-            first = str(e.orig or e).splitlines()[0]
-            raise StoreUnavailable(f"registry unreachable: {first}") from e
         except DBAPIError as e:
+            first = str(e.orig or e).splitlines()[0]
+            if _needs_operator(e.orig):
+                raise StoreNeedsOperator(f"registry database refuses us: {first}") from e
+            if isinstance(e, OperationalError | InterfaceError):
+                raise StoreUnavailable(f"registry unreachable: {first}") from e
             if e.connection_invalidated:
-                raise StoreUnavailable(f"registry connection lost: {e.orig}") from e
+                raise StoreUnavailable(f"registry connection lost: {first}") from e
             raise
 
     def connect(self) -> None:

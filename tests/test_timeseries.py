@@ -12,7 +12,7 @@ import pytest
 from core.model import Point
 from core.stores import SeriesQuery, StoreConfigError, StoreUnavailable, TimeSeriesStore
 from ingest.stores import open_timeseries
-from ingest.stores.influxdb2 import count_flux, flux_string, latest_flux, series_flux
+from ingest.stores.influxql import aggregate_statement, count_statement, last_statement, quote_string, raw_statement
 from ingest.stores.tsquery import check_query
 from tests.servers import free_port
 
@@ -168,17 +168,31 @@ def test_query_checks() -> None:
     assert check_query(SeriesQuery(M, "d", 0, until_ns=5)) == 5
 
 
-def test_flux_text() -> None:
-    assert flux_string('a"b\\c${x}') == '"a\\"b\\\\c\\${x}"'
-    q = SeriesQuery(M, 'd"1', 0, until_ns=600 * S, field="t", every_s=60, agg="mean", limit=7)
-    text = series_flux("bk", q)
-    assert 'from(bucket: "bk")' in text
-    assert "range(start: time(v: 0), stop: time(v: 600000000000))" in text
-    assert 'r._measurement == "sensor_readings" and r.device_id == "d\\"1"' in text
-    assert 'r._field == "t"' in text and 'import "types"' in text
-    assert "aggregateWindow(every: 60s, fn: mean, createEmpty: false" in text
-    assert text.rstrip().endswith("limit(n: 7)")
-    raw = series_flux("bk", SeriesQuery(M, "d", 0, until_ns=S))
-    assert "aggregateWindow" not in raw and "types" not in raw and "pivot(" in raw
-    assert latest_flux("bk", M, "d").rstrip().endswith("|> last()")
-    assert "r.device_id" not in count_flux("bk", M, None) and "sum()" in count_flux("bk", M, "d")
+def test_influxql_text() -> None:
+    assert quote_string("it's a \\ b") == "'it\\'s a \\\\ b'"
+    q = SeriesQuery(M, "d'1", 0, until_ns=600 * S, field="t", every_s=60, agg="mean", limit=7)
+    text = aggregate_statement(q, ["t", 'w"x'])
+    assert text == (
+        'SELECT mean("t"::field) AS "t", mean("w\\"x"::field) AS "w\\"x" FROM "sensor_readings" '
+        "WHERE \"device_id\"::tag = 'd\\'1' AND time >= 0 AND time < 600000000000 "
+        "GROUP BY time(60s) fill(none) ORDER BY time DESC LIMIT 7"
+    )
+    raw = raw_statement(SeriesQuery(M, "d", 0, until_ns=S))
+    assert raw.startswith('SELECT *::field FROM "sensor_readings" WHERE "device_id"::tag = \'d\'')
+    assert "GROUP BY" not in raw  # never per series: a device's series are merged
+    assert last_statement(M, "t", "d").startswith('SELECT last("t"::field)')
+    assert "WHERE" not in count_statement(M, None) and "::tag = 'd'" in count_statement(M, "d")
+
+
+def test_aggregates_merge_a_devices_series(store: TimeSeriesStore) -> None:
+    """A device whose site tag changed mid-window has two series: still one value per window."""
+    assert store.write(pts("d1", 3, site="hall")) == []  # 20, 21, 22 at T0, +10 s, +20 s
+    assert store.write(pts("d1", 3, start=T0 + 30 * S, site="roof")) == []  # 20, 21, 22 at +30 s ...
+    rows = store.query(SeriesQuery(M, "d1", T0, until_ns=T0 + 60 * S, every_s=60, agg="mean"))
+    assert [(r.ts_ns, r.values) for r in rows] == [(T0, {"temperature": 21.0})]
+    counted = store.query(SeriesQuery(M, "d1", T0, until_ns=T0 + 60 * S, every_s=60, agg="count", field="state"))
+    assert [r.values for r in counted] == [{"state": 6}]
+    last = store.query(SeriesQuery(M, "d1", T0, until_ns=T0 + 60 * S, every_s=60, agg="last"))
+    assert [r.values for r in last] == [{"temperature": 22.0, "state": "s2"}]
+    assert [r.ts_ns for r in store.query(SeriesQuery(M, "d1", T0, limit=10))] == [T0 + i * 10 * S for i in range(6)]
+    assert store.latest(M, "d1")["temperature"] == (T0 + 50 * S, 22.0)

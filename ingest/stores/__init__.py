@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from core.config import Settings
 from core.stores import DocumentStore, StoreConfigError, TimeSeriesStore
 from ingest.stores.influxdb1 import InfluxDB1Store
 from ingest.stores.influxdb2 import InfluxDB2Store
@@ -18,15 +19,25 @@ from ingest.stores.tsembedded import EmbeddedTimeSeriesStore
 
 
 class TimeSeriesFactory(Protocol):
-    """Builds (does not connect) a time-series store from its URL."""
+    """Builds (does not connect) a time-series store from its URL; secrets come from Settings."""
 
-    def __call__(self, url: str, *, token: str | None = None, data_dir: Path | None = None) -> TimeSeriesStore: ...
+    def __call__(
+        self, url: str, *, token: str | None = None, password: str | None = None, data_dir: Path | None = None
+    ) -> TimeSeriesStore: ...
 
 
 class DocumentFactory(Protocol):
-    """Builds (does not connect) a document store from its URL."""
+    """Builds (does not connect) a document store from its URL, with its write concern."""
 
-    def __call__(self, url: str, *, data_dir: Path | None = None) -> DocumentStore: ...
+    def __call__(
+        self,
+        url: str,
+        *,
+        data_dir: Path | None = None,
+        password: str | None = None,
+        w: int | str = 1,
+        journal: bool = True,
+    ) -> DocumentStore: ...
 
 
 TIMESERIES_BACKENDS: dict[str, TimeSeriesFactory] = {
@@ -52,17 +63,44 @@ def _unsupported(role: str, url: str, known: dict[str, TimeSeriesFactory] | dict
     return StoreConfigError(f"unsupported {role} URL scheme {scheme(url)!r} (known: {', '.join(sorted(known))})")
 
 
-def open_timeseries(url: str, *, token: str | None = None, data_dir: Path | None = None) -> TimeSeriesStore:
+def open_timeseries(
+    url: str, *, token: str | None = None, password: str | None = None, data_dir: Path | None = None
+) -> TimeSeriesStore:
     """Build (not connect) the time-series store for ``url``."""
     factory = TIMESERIES_BACKENDS.get(scheme(url))
     if factory is None:
         raise _unsupported("time-series", url, TIMESERIES_BACKENDS)
-    return factory(url, token=token, data_dir=data_dir)
+    return factory(url, token=token, password=password, data_dir=data_dir)
 
 
-def open_documents(url: str, *, data_dir: Path | None = None) -> DocumentStore:
+def open_documents(
+    url: str, *, data_dir: Path | None = None, password: str | None = None, w: int | str = 1, journal: bool = True
+) -> DocumentStore:
     """Build (not connect) the document store for ``url``."""
     factory = DOCUMENT_BACKENDS.get(scheme(url))
     if factory is None:
         raise _unsupported("documents", url, DOCUMENT_BACKENDS)
-    return factory(url, data_dir=data_dir)
+    return factory(url, data_dir=data_dir, password=password, w=w, journal=journal)
+
+
+def timeseries_from(settings: Settings) -> TimeSeriesStore:
+    """The time-series store ``settings`` names, its secrets from the settings layer (env, .env,
+    ``IOT_SECRETS_DIR``), never read from the environment by the adapter itself."""
+    return open_timeseries(
+        settings.timeseries_url,
+        token=settings.reveal(settings.influxdb_token),
+        password=settings.reveal(settings.influxdb_password),
+        data_dir=settings.data_dir,
+    )
+
+
+def documents_from(settings: Settings) -> DocumentStore:
+    """The document store ``settings`` names, with its password and write concern."""
+    w: int | str = int(settings.mongodb_w) if settings.mongodb_w.isdigit() else settings.mongodb_w
+    return open_documents(
+        settings.documents_url,
+        data_dir=settings.data_dir,
+        password=settings.reveal(settings.mongodb_password),
+        w=w,
+        journal=settings.mongodb_journal,
+    )

@@ -1,90 +1,78 @@
-"""InfluxDB 2.x/3.x through influxdb-client: line protocol writes, Flux queries.
+"""InfluxDB 2.x and 3.x: line protocol to the v2 write API, InfluxQL reads on the v1 ``/query`` API.
 
 URL: ``influxdb://host:8086?org=ORG&bucket=BUCKET`` (``influxdbs://`` or ``?ssl=true`` for
-https); the token comes from the ``token`` option (``IOT_INFLUXDB_TOKEN``). Writes are one
-synchronous request per batch; a 400/422 (partial write, field type conflict) is bisected to
-the refused points like the 1.x store. The Flux text is built by pure functions below.
+https). InfluxDB 3 (Core/Enterprise, default port 8181): ``bucket`` is the database name and
+``org`` may be left out (3.x ignores it). The token comes from the ``token`` option (Settings:
+``IOT_INFLUXDB_TOKEN``), sent as ``Authorization: Token``.
+
+Writes: one ``POST /api/v2/write`` per batch. A 400/422 is a partial write: 3.x names the
+refused lines (``data[].line_number``) and those are taken as they are; 2.x gives one message and
+the batch is bisected to the refused points (:mod:`ingest.stores.bisect`). A 413 splits the
+batch. Other statuses are mapped in :mod:`ingest.stores.influxhttp` (401/403/404: needs an
+operator; 429/5xx: transient, ``Retry-After`` honoured).
+
+Reads: InfluxQL on ``/query`` with ``db`` = bucket (2.x: its virtual DBRP mapping; 3.x: the
+database), the same statements as 1.x (:mod:`ingest.stores.influxql`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
-
-import urllib3
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from core.model import Point
 from core.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
-from ingest.stores.bisect import write_points
-from ingest.stores.tsquery import NUMERIC_AGGS, check_query
+from ingest.stores.bisect import LineErrors, Outcome, send_halves, write_points
+from ingest.stores.influxhttp import DATA_ERRORS, TOO_LARGE, InfluxHTTP, error_text
+from ingest.stores.influxql import InfluxQLReader, Result, first_result
 
-_SKIP = frozenset({"result", "table", "_start", "_stop", "_measurement", "_time"})
-
-
-def flux_string(value: str) -> str:
-    """A Flux string literal (quotes, backslashes and ``${`` interpolation escaped)."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${") + '"'
+V3_MAX_LINE_ERRORS = 100  # InfluxDB 3 lists at most this many refused lines
 
 
-def _source(bucket: str, measurement: str, device_id: str, start: int, stop: int) -> str:
-    return (
-        f"from(bucket: {flux_string(bucket)})\n"
-        f"  |> range(start: time(v: {start}), stop: time(v: {stop}))\n"
-        f"  |> filter(fn: (r) => r._measurement == {flux_string(measurement)} and "
-        f"r.device_id == {flux_string(device_id)})\n"
-    )
-
-
-def series_flux(bucket: str, q: SeriesQuery, now_ns: int | None = None) -> str:
-    """Rows for ``q``: newest ``limit`` rows (or buckets), one column per field."""
-    stop = check_query(q, now_ns)
-    head = 'import "types"\n' if q.agg in NUMERIC_AGGS else ""
-    text = head + _source(bucket, q.measurement, q.device_id, q.since_ns, stop)
-    if q.field is not None:
-        text += f"  |> filter(fn: (r) => r._field == {flux_string(q.field)})\n"
-    if q.every_s is not None:
-        if q.agg in NUMERIC_AGGS:
-            text += (
-                '  |> filter(fn: (r) => types.isType(v: r._value, type: "float") or '
-                'types.isType(v: r._value, type: "int"))\n'
-            )
-        text += f'  |> aggregateWindow(every: {q.every_s}s, fn: {q.agg}, createEmpty: false, timeSrc: "_start")\n'
-    return text + (
-        "  |> drop(fn: (column) => column !~ /^_/)\n"
-        '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
-        "  |> group()\n"
-        '  |> sort(columns: ["_time"], desc: true)\n'
-        f"  |> limit(n: {q.limit})\n"
-    )
-
-
-def latest_flux(bucket: str, measurement: str, device_id: str) -> str:
-    return _source(bucket, measurement, device_id, 0, 2**63 - 1) + "  |> last()\n"
-
-
-def count_flux(bucket: str, measurement: str, device_id: str | None) -> str:
-    text = (
-        f"from(bucket: {flux_string(bucket)})\n"
-        f"  |> range(start: time(v: 0), stop: time(v: {2**63 - 1}))\n"
-        f"  |> filter(fn: (r) => r._measurement == {flux_string(measurement)}"
-    )
-    if device_id is not None:
-        text += f" and r.device_id == {flux_string(device_id)}"
-    return text + ")\n  |> count()\n  |> group()\n  |> sum()\n"
+def line_errors(body: bytes) -> Outcome:
+    """A 400/422 body: InfluxDB 3's ``{"error", "data": [{"line_number", "error_message"}]}``
+    (line numbers from 1) as :class:`LineErrors`, else the server's one message."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return error_text(body)
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if isinstance(data, list) and data:
+        errors: dict[int, str] = {}
+        for entry in data:
+            n = entry.get("line_number") if isinstance(entry, dict) else None
+            if not isinstance(n, int) or n < 1:
+                return error_text(body)
+            errors[n - 1] = str(entry.get("error_message") or doc.get("error") or "refused")[:300]
+        return LineErrors(errors, complete=len(data) < V3_MAX_LINE_ERRORS)
+    return error_text(body)
 
 
 class InfluxDB2Store:
-    """Time series in an InfluxDB 2.x/3.x bucket. See :class:`ingest.stores.TimeSeriesStore`."""
+    """Time series in an InfluxDB 2.x bucket or 3.x database. See :class:`ingest.stores.TimeSeriesStore`."""
 
-    def __init__(self, url: str, org: str, bucket: str, token: str | None, timeout_ms: int = 30_000) -> None:
-        self.url, self.org, self.bucket = url, org, bucket
-        self._token = token
-        self._timeout_ms = timeout_ms
-        self._client: Any = None
-        self._write: Any = None
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        bucket: str,
+        *,
+        org: str | None = None,
+        token: str | None = None,
+        ssl: bool = False,
+        timeout: float = 30.0,
+    ) -> None:
+        self.host, self.port, self.org, self.bucket, self.ssl = host, port, org, bucket, ssl
+        headers = {"Authorization": f"Token {token}"} if token else {}
+        self._http = InfluxHTTP(host, port, ssl=ssl, headers=headers, timeout=timeout, what=repr(self))
+        self._reader = InfluxQLReader(self._select)
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.ssl else 'http'}://{self.host}:{self.port}"
 
     @classmethod
     def from_url(
@@ -92,103 +80,64 @@ class InfluxDB2Store:
     ) -> InfluxDB2Store:
         u = urlsplit(url)
         params = {k: v[-1] for k, v in parse_qs(u.query).items()}
-        org, bucket = params.get("org"), params.get("bucket")
-        if not u.hostname or not org or not bucket:
+        org, bucket = params.get("org") or None, params.get("bucket")
+        if not u.hostname or not bucket:
             raise StoreConfigError("influxdb URL must look like influxdb://host:8086?org=ORG&bucket=BUCKET")
         ssl = u.scheme == "influxdbs" or params.get("ssl", "").lower() in ("1", "true", "yes")
         try:
             port = u.port or 8086
         except ValueError as e:
             raise StoreConfigError(f"influxdb URL: {e}") from None
-        return cls(f"{'https' if ssl else 'http'}://{u.hostname}:{port}", org, bucket, token)
+        return cls(u.hostname, port, bucket, org=org, token=token, ssl=ssl)
 
     def __repr__(self) -> str:
         return f"InfluxDB2Store({self.url}, org={self.org}, bucket={self.bucket})"
 
     def connect(self) -> None:
-        from influxdb_client.client.influxdb_client import InfluxDBClient
-        from influxdb_client.client.write_api import SYNCHRONOUS
-
-        auth: dict[str, Any] = {"token": self._token} if self._token else {}
-        self._client = InfluxDBClient(url=self.url, org=self.org, timeout=self._timeout_ms, **auth)
-        try:
-            ok = self._client.ping()
-        except Exception as e:  # the client raises urllib3 and its own errors alike
-            raise StoreUnavailable(f"{self!r} unreachable: {type(e).__name__}") from None
-        if not ok:
-            raise StoreUnavailable(f"{self!r} did not answer /ping")
-        self._write = self._client.write_api(write_options=SYNCHRONOUS)
+        self._http.open()
+        r = self._http.request("GET", "/ping")
+        if r.status not in (200, 204):
+            raise StoreUnavailable(f"{self!r}: /ping answered {r.status}")
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = self._write = None
+        self._http.close()
+
+    # -- writes ------------------------------------------------------------------------------
 
     def write(self, points: Sequence[Point]) -> list[tuple[Point, str]]:
         return write_points(points, self._send)
 
-    def _send(self, lines: Sequence[str]) -> str | None:
-        from influxdb_client.rest import ApiException
-
-        if self._write is None:
-            raise StoreUnavailable(f"{self!r} is not connected")
-        try:
-            self._write.write(bucket=self.bucket, org=self.org, record="\n".join(lines), write_precision="ns")
-        except ApiException as e:
-            if e.status in (400, 422):
-                return _api_error(e)
-            raise StoreUnavailable(f"{self!r}: write answered {e.status}: {_api_error(e)}") from None
-        except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise StoreUnavailable(f"{self!r} unreachable: {type(e).__name__}") from None
+    def _send(self, lines: Sequence[str]) -> Outcome:
+        params = {"bucket": self.bucket, "precision": "ns"}
+        if self.org:
+            params["org"] = self.org
+        r = self._http.request(
+            "POST",
+            "/api/v2/write?" + urlencode(params),
+            body="\n".join(lines).encode(),
+            headers={"Content-Type": "text/plain; charset=utf-8"},
+        )
+        if r.status in DATA_ERRORS:
+            return line_errors(r.body)
+        if r.status == TOO_LARGE:
+            return send_halves(lines, self._send, f"point too large for {self!r} (413)")
         return None
 
-    def _tables(self, flux: str) -> Any:
-        from influxdb_client.rest import ApiException
-
-        if self._client is None:
-            raise StoreUnavailable(f"{self!r} is not connected")
-        try:
-            return self._client.query_api().query(flux, org=self.org)
-        except ApiException as e:
-            raise StoreUnavailable(f"{self!r}: query answered {e.status}: {_api_error(e)}") from None
-        except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise StoreUnavailable(f"{self!r} unreachable: {type(e).__name__}") from None
+    # -- queries (InfluxQL, shared with 1.x) -------------------------------------------------
 
     def query(self, q: SeriesQuery) -> list[Row]:
-        rows = []
-        for table in self._tables(series_flux(self.bucket, q)):
-            for rec in table.records:
-                values = {k: v for k, v in rec.values.items() if k not in _SKIP and v is not None}
-                if values:
-                    rows.append(Row(_ns(rec.get_time()), values))
-        rows.sort(key=lambda r: r.ts_ns)
-        return rows
+        return self._reader.query(q)
 
     def latest(self, measurement: str, device_id: str) -> dict[str, tuple[int, Any]]:
-        out: dict[str, tuple[int, Any]] = {}
-        for table in self._tables(latest_flux(self.bucket, measurement, device_id)):
-            for rec in table.records:
-                ts, field = _ns(rec.get_time()), rec.get_field()
-                if field not in out or out[field][0] < ts:
-                    out[field] = (ts, rec.get_value())
-        return out
+        return self._reader.latest(measurement, device_id)
 
     def count(self, measurement: str, device_id: str | None = None) -> int:
-        tables = self._tables(count_flux(self.bucket, measurement, device_id))
-        return int(sum(rec.get_value() or 0 for t in tables for rec in t.records))
+        return self._reader.count(measurement, device_id)
 
-
-def _ns(t: datetime) -> int:
-    """A client datetime (µs precision) to ns since the epoch."""
-    delta = t - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
-
-
-def _api_error(e: Any) -> str:
-    import json
-
-    body = e.body
-    try:
-        return str(json.loads(body).get("message", "")) or str(body)[:300]
-    except (TypeError, ValueError, AttributeError):
-        return str(body or e.reason)[:300]
+    def _select(self, statement: str) -> Result:
+        fields = {"db": self.bucket, "q": statement, "epoch": "ns"}
+        r = self._http.request("GET", "/query", fields=fields, allow=DATA_ERRORS)
+        result, error = first_result(r.body)
+        if result is None:
+            raise StoreUnavailable(f"{self!r}: query failed ({r.status}): {error}")
+        return result

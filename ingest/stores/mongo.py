@@ -11,7 +11,6 @@ own ``_id`` is kept as ``device_doc_id`` and a config body's own ``version`` as 
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -26,13 +25,16 @@ import pymongo.errors
 from montydb import errors as monty_errors
 
 from core.model import COLLECTIONS, Document, Kind
-from core.stores import StoreConfigError, StoreUnavailable
+from core.stores import StoreConfigError, StoreNeedsOperator, StoreUnavailable
 
 CONFIGS = COLLECTIONS[Kind.CONFIG]
 DEFAULT_DATABASE = "iot"
 EMBEDDED_STORAGE = "sqlite"
 SERVER_SELECTION_TIMEOUT_MS = 3000
 DUPLICATE_KEY = 11000
+# OperationFailure codes waiting will not fix: Unauthorized, AuthenticationFailed, UserNotFound,
+# RoleNotFound, AtlasError (Atlas: bad credentials or IP not allowed)
+_OPERATOR_CODES = frozenset({13, 18, 11, 31, 8000})
 Rejects = list[tuple[Document, str]]
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
@@ -130,6 +132,8 @@ class MongoDocumentStore:
         url: str = "",
         repository: Path | None = None,
         password: str | None = None,
+        w: int | str = 1,
+        journal: bool = True,
     ) -> None:
         if engine not in ("mongodb", "embedded"):
             raise StoreConfigError(f"unknown document engine {engine!r}")
@@ -137,6 +141,7 @@ class MongoDocumentStore:
         self._url = url
         self._repository = repository
         self._password = password
+        self._write_concern: dict[str, Any] = {"w": w, "journal": journal}
         self._client: Any = None
         self._db: Any = None
         self._indexed = False
@@ -146,10 +151,21 @@ class MongoDocumentStore:
         self._lock = threading.RLock()  # montydb's SQLite engine shares one connection slot
 
     @classmethod
-    def from_url(cls, url: str, *, data_dir: Path | None = None, **_: object) -> MongoDocumentStore:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        data_dir: Path | None = None,
+        password: str | None = None,
+        w: int | str = 1,
+        journal: bool = True,
+        **_: object,
+    ) -> MongoDocumentStore:
+        """``password`` (from Settings) is used when the URL names a user but no password;
+        ``w``/``journal`` are the write concern (default: acknowledged once journaled)."""
         scheme = "embedded" if url in ("", "embedded") else urlsplit(url).scheme
         if scheme in ("mongodb", "mongodb+srv"):
-            return cls("mongodb", url=url, password=os.environ.get("IOT_MONGODB_PASSWORD") or None)
+            return cls("mongodb", url=url, password=password or None, w=w, journal=journal)
         if scheme == "embedded":
             return cls("embedded", repository=(data_dir or Path(".iot-data")) / "documents")
         if scheme == "montydb":
@@ -206,6 +222,7 @@ class MongoDocumentStore:
             "serverSelectionTimeoutMS": SERVER_SELECTION_TIMEOUT_MS,
             "tz_aware": True,
             "appname": "polyglot-iot",
+            **self._write_concern,
         }
         if self._password and urlsplit(self._url).username and urlsplit(self._url).password is None:
             kwargs["password"] = self._password
@@ -223,12 +240,11 @@ class MongoDocumentStore:
             for name in COLLECTIONS.values():
                 col = self._db[name]
                 col.create_index([("device_id", 1), ("received_at", -1)])
+                col.create_index([("received_at", -1), ("_id", -1)])  # newest first, all devices
                 if name == CONFIGS:
                     col.create_index([("device_id", 1), ("version", -1)], unique=True)
         except pymongo.errors.OperationFailure as e:
-            if e.code in (13, 18):  # Unauthorized, AuthenticationFailed
-                raise StoreConfigError(f"MongoDB at {self.location} refused us: {_short(e)}") from e
-            raise StoreUnavailable(f"MongoDB at {self.location}: {_short(e)}") from e
+            raise self._refused(e) from e
         except _TRANSIENT as e:
             raise self._unavailable(e) from e
         self._indexed = True
@@ -264,6 +280,9 @@ class MongoDocumentStore:
         except _TRANSIENT as e:
             self._forget()
             raise self._unavailable(e) from e
+        except pymongo.errors.OperationFailure as e:  # BulkWriteError is handled per collection
+            self._forget()
+            raise self._refused(e) from e
         return rejected
 
     def _write_collection(self, collection: str, docs: list[Document]) -> Rejects:
@@ -324,6 +343,13 @@ class MongoDocumentStore:
         it; montydb stops there, so retry whole); a version clash means another writer got in
         (retry whole, versions re-read); anything else is refused for good."""
         self._forget()
+        concern = details.get("writeConcernErrors") or []
+        if concern:  # written, maybe, but not kept as asked (journal, majority): not stored
+            first = concern[0]
+            raise StoreUnavailable(
+                f"{self.location}: write concern not satisfied ({len(concern)} errors; "
+                f"code {first.get('code')}: {str(first.get('errmsg', ''))[:200]})"
+            )
         rejected: Rejects = []
         for err in details.get("writeErrors", []):
             if err.get("code") == DUPLICATE_KEY:
@@ -360,6 +386,14 @@ class MongoDocumentStore:
                 yield
         except _TRANSIENT as e:
             raise self._unavailable(e) from e
+        except pymongo.errors.OperationFailure as e:
+            raise self._refused(e) from e
+
+    def _refused(self, e: pymongo.errors.OperationFailure) -> StoreUnavailable:
+        """The one place a server's OperationFailure becomes ours."""
+        if e.code in _OPERATOR_CODES:
+            return StoreNeedsOperator(f"MongoDB at {self.location} refuses us: {_short(e)}")
+        return StoreUnavailable(f"MongoDB at {self.location}: code {e.code}: {_short(e)}")
 
     def _unavailable(self, e: BaseException) -> StoreUnavailable:
         return StoreUnavailable(f"document store {self.location} unavailable: {_short(e)}")

@@ -135,6 +135,8 @@ def status(
             f"unacknowledged: {health.get('unacked', 0)}   "
             f"reconnects: {int(g.get('iot_broker_disconnects_total', {}).get('', 0))}"
         )
+        for reason in health.get("reasons", []):
+            typer.echo(f"  degraded: {reason}")
         stores = health.get("stores", {})
         print_table(
             ["store", "up", "written", "rejected", "errors", "spooled batches", "spool bytes", "held"],

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from core.config import Settings
-from ingest.stores import open_documents, open_timeseries
+from ingest.stores import documents_from, timeseries_from
 from iot.cli.acting import acting
 from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings
 from registry import audit as audit_mod
@@ -88,7 +88,7 @@ def _merge_stores(s: Settings, device_id: str) -> tuple[dict[str, Any], list[str
     merged: dict[str, Any] = {}
     warnings: list[str] = []
     try:
-        docs = open_documents(s.documents_url, data_dir=s.data_dir)
+        docs = documents_from(s)
         docs.connect()
         try:
             merged["config"] = docs.latest("device_configs", device_id)
@@ -97,8 +97,7 @@ def _merge_stores(s: Settings, device_id: str) -> tuple[dict[str, Any], list[str
     except Exception as e:  # show degrades to what is reachable
         warnings.append(f"documents store unavailable ({type(e).__name__}: {_first_line(e)})")
     try:
-        token = s.influxdb_token.get_secret_value() if s.influxdb_token else None
-        ts = open_timeseries(s.timeseries_url, data_dir=s.data_dir, token=token)
+        ts = timeseries_from(s)
         ts.connect()
         try:
             for key, measurement in (("telemetry", "sensor_readings"), ("metrics", "device_metrics")):

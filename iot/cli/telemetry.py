@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from core.config import Settings
 from core.model import MEASUREMENTS, Kind
 from core.stores import AGGREGATES, Row, SeriesQuery
-from ingest.stores import open_timeseries
+from ingest.stores import timeseries_from
 from iot.cli.toolkit import CliError, emit_json, fail, parse_duration, print_table, settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -39,8 +40,8 @@ def iso_ns(ts_ns: int) -> str:
     return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def run_query(store_url: str, token: str | None, data_dir: Any, q: SeriesQuery) -> list[Row]:
-    store = open_timeseries(store_url, token=token, data_dir=data_dir)
+def run_query(s: Settings, q: SeriesQuery) -> list[Row]:
+    store = timeseries_from(s)
     store.connect()
     try:
         return store.query(q)
@@ -85,9 +86,8 @@ def query(
         limit=limit,
     )
     s = settings(timeseries_url=timeseries)
-    token = s.influxdb_token.get_secret_value() if s.influxdb_token else None
     try:
-        rows = run_query(s.timeseries_url, token, s.data_dir, q)
+        rows = run_query(s, q)
     except ValueError as e:  # the query itself is unusable (e.g. too many buckets)
         fail(str(e).splitlines()[0])
     if as_json:
