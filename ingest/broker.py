@@ -49,7 +49,10 @@ def parse_broker_url(url: str, *, password: str | None = None, embedded_port: in
     """``mqtt://[user:pass@]host[:port]``, ``mqtts://…`` or ``embedded``; password may come from env."""
     if url in ("", "embedded"):
         return BrokerAddress("127.0.0.1", embedded_port, embedded=True)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:  # e.g. an unclosed IPv6 bracket
+        raise BrokerConfigError(f"invalid broker URL: {e}") from None
     if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
         raise BrokerConfigError(f"unsupported broker URL scheme {parts.scheme!r}: use mqtt://, mqtts:// or embedded")
     tls = parts.scheme in ("mqtts", "ssl")

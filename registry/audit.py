@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import literal, or_, select
 from sqlalchemy.orm import Session
 
 from registry.auth import Actor, require
-from registry.models import AuditEntry
+from registry.models import ApiKey, AuditEntry, Device
 
 
 def query_audit(
@@ -21,9 +21,14 @@ def query_audit(
     target: str | None = None,
     limit: int = 200,
 ) -> list[AuditEntry]:
-    """Newest first; operators and admins may read the trail."""
+    """Newest first; operators and admins may read the trail. A site-limited actor sees the
+    entries about devices now at its sites and those made by keys within its scope."""
     require(actor, "operator", "read the audit trail")
     q = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
+    if actor.sites is not None:
+        devices = select(literal("device:").concat(Device.id)).where(Device.site.in_(actor.sites))
+        keys = [k.name for k in session.scalars(select(ApiKey)) if actor.covers(k.sites)]
+        q = q.where(or_(AuditEntry.target.in_(devices), AuditEntry.actor.in_(keys)))
     if since is not None:
         q = q.where(AuditEntry.at >= since)
     if who:

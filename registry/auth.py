@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from registry.identifiers import check_name
 from registry.models import ROLES, ApiKey, AuditEntry
 
 KEY_PREFIX_LEN = 12
@@ -37,6 +38,10 @@ class Actor:
     def can_see_site(self, site: str | None) -> bool:
         """True when the actor's key is not site-limited, or ``site`` is one of its sites."""
         return self.sites is None or (site is not None and site in self.sites)
+
+    def covers(self, sites: Sequence[str] | None) -> bool:
+        """True when everything limited to ``sites`` (None: all sites) lies within this actor's scope."""
+        return self.sites is None or (bool(sites) and set(sites or ()) <= set(self.sites))
 
     def rank(self) -> int:
         return ROLES.index(self.role)
@@ -78,6 +83,25 @@ def require(actor: Actor, role: str, action: str, site: str | None = None) -> No
         )
 
 
+def require_site(actor: Actor, role: str, action: str, site: str | None) -> None:
+    """Like :func:`require` for something that lives at ``site``; for a site-limited actor a
+    missing site (``None``: no site, i.e. visible to every operator) is outside its scope."""
+    require(actor, role, action)
+    if not actor.can_see_site(site):
+        raise PermissionDenied(f"{_limited(actor)}: may not {action} {'at site ' + site if site else 'without a site'}")
+
+
+def require_unrestricted(actor: Actor, role: str, action: str) -> None:
+    """``role`` or higher and a key not limited to sites (the action reaches every site)."""
+    require(actor, role, action)
+    if actor.sites is not None:
+        raise PermissionDenied(f"{_limited(actor)}: may not {action} (it reaches every site)")
+
+
+def _limited(actor: Actor) -> str:
+    return f"key {actor.name!r} is limited to sites {', '.join(actor.sites or ())}"
+
+
 def record_audit(session: Session, actor: Actor, action: str, target: str, **detail: Any) -> None:
     """Add an audit entry (who, when, what, on what); the caller commits with the change."""
     session.add(AuditEntry(at=datetime.now(UTC), actor=actor.name, action=action, target=target, detail=detail))
@@ -88,8 +112,13 @@ def create_key(session: Session, actor: Actor, name: str, role: str, sites: Sequ
     require(actor, "admin", "manage API keys")
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r} (use {', '.join(ROLES)})")
-    if not name.strip():
-        raise ValueError("the key name must not be empty")
+    if ROLES.index(role) > actor.rank():
+        raise PermissionDenied(f"role {actor.role} may not create a {role} key")
+    if not actor.covers(sites):
+        raise PermissionDenied(f"{_limited(actor)}: may only create keys limited to some of them")
+    check_name("key name", name)
+    for site in sites:
+        check_name("site", site)
     if session.scalar(select(ApiKey).where(ApiKey.name == name)) is not None:
         raise ValueError(f"an API key named {name!r} already exists")
     key = "iotk_" + secrets.token_urlsafe(32)
@@ -109,15 +138,19 @@ def create_key(session: Session, actor: Actor, name: str, role: str, sites: Sequ
 
 
 def list_keys(session: Session, actor: Actor) -> list[ApiKey]:
+    """The keys within the actor's scope (a site-limited admin sees keys limited to its sites)."""
     require(actor, "admin", "list API keys")
-    return list(session.scalars(select(ApiKey).order_by(ApiKey.name)))
+    return [k for k in session.scalars(select(ApiKey).order_by(ApiKey.name)) if actor.covers(k.sites)]
 
 
 def disable_key(session: Session, actor: Actor, name: str) -> ApiKey:
+    """Disable a key within the actor's scope; a site-limited admin cannot touch a wider key."""
     require(actor, "admin", "manage API keys")
     row = session.scalar(select(ApiKey).where(ApiKey.name == name))
     if row is None:
         raise LookupError(f"no API key named {name!r}")
+    if not actor.covers(row.sites):
+        raise PermissionDenied(f"{_limited(actor)}: may not disable key {name!r}, which reaches further")
     row.disabled = True
     record_audit(session, actor, "key.disable", f"key:{name}")
     return row

@@ -50,9 +50,32 @@ def password_file(entries: dict[str, str]) -> str:
     return "".join(f"{user}:{hashed}\n" for user, hashed in entries.items())
 
 
-def acl_file(devices: list[str], ingest_user: str, topic_root: str = "devices") -> str:
-    """A mosquitto ACL file: each device writes only under its own id, ingest reads everything."""
+def acl_file(devices: list[str], ingest_user: str, topic_root: str = "devices", replay_user: str | None = None) -> str:
+    """A mosquitto ACL file: each device writes only under its own id, ingest reads everything,
+    the optional replay account (``iot deadletters replay``) writes everything and reads nothing.
+
+    Meant for a listener with ``use_username_as_clientid true`` (see :func:`listener_conf`), so a
+    client id always names the account that authenticated."""
     lines = [f"user {ingest_user}", f"topic read {topic_root}/#", ""]
+    if replay_user is not None:
+        lines += [f"user {replay_user}", f"topic write {topic_root}/#", ""]
     for device_id in devices:
         lines += [f"user {device_id}", f"topic write {topic_root}/{device_id}/#", ""]
     return "\n".join(lines)
+
+
+def listener_conf(passwd: str, acl: str) -> str:
+    """The mosquitto (2.0) options that go right after a ``listener`` line.
+
+    ``use_username_as_clientid`` replaces whatever client id a client sends by its username, so a
+    client id is bound to its credential: a device can only ever be the client named like itself and
+    can never connect as the ingest account (take over or wipe its persistent session). Mosquitto
+    2.0.11 applies it per listener: repeat these lines after every ``listener`` of the broker."""
+    return (
+        "# Written by `iot registry export-mosquitto`: put these lines after every `listener` line.\n"
+        "# The client id is the username: no account can connect under another one's client id.\n"
+        "use_username_as_clientid true\n"
+        "allow_anonymous false\n"
+        f"password_file {passwd}\n"
+        f"acl_file {acl}\n"
+    )

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, OperationalError
 
+from core.redact import redact_url
 from core.stores import StoreNeedsOperator, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -24,8 +25,21 @@ class SchemaNotMigrated(RuntimeError):
     """The registry database is missing tables or is behind the code's migrations."""
 
 
+class RegistryConfigError(ValueError):
+    """The registry URL cannot be used (malformed, unknown dialect or driver); one line, no secret."""
+
+
 def make_engine(url: str) -> Engine:
-    """Engine for ``url``; SQLite gets WAL, foreign keys and its parent directory created."""
+    """Engine for ``url``; SQLite gets WAL, foreign keys and its parent directory created.
+    A malformed URL raises :class:`RegistryConfigError` (its password redacted)."""
+    try:
+        return _make_engine(url)
+    except (ArgumentError, NoSuchModuleError, ValueError, ImportError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise RegistryConfigError(f"invalid registry URL {redact_url(url)!r}: {redact_url(reason)}") from None
+
+
+def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, Table, func, insert, select, update
 
 from core.model import DeadLetter
 from registry.db import EngineStore
-from registry.models import DeadLetterRow
+from registry.models import DeadLetterRow, Device
 
 T = TypeVar("T")
 TABLE = cast(Table, DeadLetterRow.__table__)
@@ -158,9 +158,10 @@ class DeadLetterStore(EngineStore):
         since: datetime | None = None,
         replayed: bool | None = None,
         limit: int = 100,
+        sites: Sequence[str] | None = None,
     ) -> Records:
-        """Dead letters, newest first."""
-        q = self._where(select(TABLE), reason, device_id, since, replayed)
+        """Dead letters, newest first; with ``sites``, only those of devices registered there."""
+        q = self._where(select(TABLE), reason, device_id, since, replayed, sites)
         q = q.order_by(_C.received_at.desc(), _C.id.desc()).limit(limit)
         return self._fetch(q)
 
@@ -168,16 +169,17 @@ class DeadLetterStore(EngineStore):
         found = self.get_many([id])
         return found[0] if found else None
 
-    def get_many(self, ids: Iterable[int]) -> Records:
+    def get_many(self, ids: Iterable[int], sites: Sequence[str] | None = None) -> Records:
         """The dead letters with these ids (missing ones left out), oldest id first."""
         wanted = sorted(set(ids))
         if not wanted:
             return []
-        return self._fetch(select(TABLE).where(_C.id.in_(wanted)).order_by(_C.id))
+        q = self._where(select(TABLE).where(_C.id.in_(wanted)), None, None, None, None, sites)
+        return self._fetch(q.order_by(_C.id))
 
-    def ids(self, reason: str | None = None, replayed: bool | None = None) -> Ids:
+    def ids(self, reason: str | None = None, replayed: bool | None = None, sites: Sequence[str] | None = None) -> Ids:
         """Ids matching the filter, oldest first (a snapshot for replaying in chunks)."""
-        q = self._where(select(_C.id), reason, None, None, replayed).order_by(_C.id)
+        q = self._where(select(_C.id), reason, None, None, replayed, sites).order_by(_C.id)
 
         def run() -> Ids:
             with self.engine.connect() as conn:
@@ -215,7 +217,10 @@ class DeadLetterStore(EngineStore):
         device_id: str | None,
         since: datetime | None,
         replayed: bool | None,
+        sites: Sequence[str] | None = None,
     ) -> Any:
+        if sites is not None:  # a site-limited reader: letters of devices registered at its sites
+            q = q.where(_C.device_id.in_(select(Device.id).where(Device.site.in_(list(sites)))))
         if reason is not None:
             q = q.where(_C.reason == reason)
         if device_id is not None:

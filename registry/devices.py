@@ -4,7 +4,6 @@ changes rows and records the audit trail. The caller commits."""
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,10 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry import credentials
-from registry.auth import Actor, record_audit, require
+from registry.auth import Actor, PermissionDenied, record_audit, require, require_site, require_unrestricted
+from registry.identifiers import check_labels, check_name
 from registry.models import Device
 
-DEVICE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 ACTIONS = {"disable": "disabled", "enable": None, "retire": "retired"}
 
 
@@ -26,8 +25,7 @@ class DeviceNotFound(LookupError):
 
 
 def _check_id(device_id: str) -> None:
-    if not DEVICE_ID.match(device_id):
-        raise ValueError(f"invalid device id {device_id!r}: 1-64 characters of [A-Za-z0-9_.:-]")
+    check_name("device id", device_id)
 
 
 def as_dict(d: Device) -> dict[str, Any]:
@@ -60,8 +58,12 @@ def add_device(
     with_secret: bool = False,
 ) -> str | None:
     """Register a device (status provisioned); returns its fresh secret when ``with_secret``."""
-    require(actor, "admin", "add devices", site)
+    require_site(actor, "admin", "add devices", site)
     _check_id(device_id)
+    check_name("device type", type)
+    if site is not None:
+        check_name("site", site)
+    labels = check_labels(labels or {})
     if session.get(Device, device_id) is not None:
         raise ValueError(f"device {device_id} already exists")
     secret = credentials.issue_secret() if with_secret else None
@@ -152,13 +154,22 @@ def provision_fleet(
     uses, with profiles assigned round-robin in the simulator's order — each with a fresh secret;
     returns ``{device_id: secret}``. Devices that already exist get a new secret (rotated);
     disabled and retired ones are left alone and get none."""
-    require(actor, "admin", "provision devices", site)
+    require_site(actor, "admin", "provision devices", site)
     if n < 1:
         raise ValueError("--devices must be at least 1")
-    profiles = list(profiles) or ["generic"]
+    profiles = [check_name("device type", p) for p in profiles] or ["generic"]
+    if site is not None:
+        check_name("site", site)
     wanted = [f"{prefix}-{i:04d}" for i in range(n)]
     _check_id(wanted[-1])
     existing = {d.id: d for d in session.scalars(select(Device).where(Device.id.in_(wanted)))}
+    foreign = sorted(d.id for d in existing.values() if not actor.can_see_site(d.site))
+    if foreign:  # rotating them would hand this actor another site's credentials
+        raise PermissionDenied(
+            f"key {actor.name!r} may not provision {foreign[0]}"
+            + (f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else "")
+            + ": it belongs to a site outside the key's scope"
+        )
     now = datetime.now(UTC)
     secrets: dict[str, str] = {}
     fresh: list[str] = []
@@ -218,12 +229,25 @@ def export_mosquitto(
     ingest_user: str,
     ingest_password: str,
     topic_root: str = "devices",
+    replay_user: str | None = None,
+    replay_password: str = "",
 ) -> tuple[Path, Path, int]:
-    """Write ``passwd`` and ``acl`` for mosquitto; only provisioned/active devices with a
-    secret get a password line (disabled and retired ones are refused by the broker)."""
-    require(actor, "admin", "export broker credentials")
+    """Write ``passwd``, ``acl`` and ``listener.conf`` (the listener options that bind client ids to
+    usernames, see :func:`registry.credentials.listener_conf`) for mosquitto; only provisioned/active
+    devices with a secret get a password line (disabled and retired ones are refused by the broker).
+    ``replay_user`` adds the account `iot deadletters replay` publishes with (it must not be the
+    ingest account: with client ids bound to usernames it would take over the daemon's session)."""
+    require_unrestricted(actor, "admin", "export broker credentials")
+    check_name("ingest user", ingest_user)
+    check_name("topic root", topic_root)
     if not ingest_password:
         raise ValueError("no ingest password: use --ingest-password-file or IOT_BROKER_PASSWORD")
+    if replay_user is not None:
+        check_name("replay user", replay_user)
+        if replay_user == ingest_user:
+            raise ValueError("the replay account must differ from the ingest account")
+        if not replay_password:
+            raise ValueError("no replay password: use --replay-password-file")
     allowed = list(
         session.scalars(
             select(Device)
@@ -231,12 +255,30 @@ def export_mosquitto(
             .order_by(Device.id)
         )
     )
-    if any(d.id == ingest_user for d in allowed):
-        raise ValueError(f"a device is named like the ingest account {ingest_user!r}")
+    for d in allowed:  # rows written before ids were checked strictly must not reach the broker files
+        try:
+            check_name("device id", d.id)
+        except ValueError as e:
+            raise ValueError(f"{e} (registered earlier): retire it, then export again") from None
+    for account in (ingest_user, replay_user):
+        if any(d.id == account for d in allowed):
+            raise ValueError(f"a device is named like the service account {account!r}")
     entries = {ingest_user: credentials.hash_mosquitto(ingest_password)}
+    if replay_user is not None:
+        entries[replay_user] = credentials.hash_mosquitto(replay_password)
     entries.update({d.id: d.secret_hash for d in allowed if d.secret_hash})
     passwd, acl = directory / "passwd", directory / "acl"
     write_private(passwd, credentials.password_file(entries))
-    write_private(acl, credentials.acl_file([d.id for d in allowed], ingest_user, topic_root))
-    record_audit(session, actor, "broker.export", f"dir:{directory}", devices=len(allowed), ingest_user=ingest_user)
+    write_private(acl, credentials.acl_file([d.id for d in allowed], ingest_user, topic_root, replay_user))
+    conf = credentials.listener_conf(str(passwd.resolve()), str(acl.resolve()))
+    write_private(directory / "listener.conf", conf)
+    record_audit(
+        session,
+        actor,
+        "broker.export",
+        f"dir:{directory}",
+        devices=len(allowed),
+        ingest_user=ingest_user,
+        replay_user=replay_user,
+    )
     return passwd, acl, len(allowed)

@@ -30,6 +30,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from core.redact import redact_url
 from ingest import broker as ingest_broker
 from ingest.broker import BrokerAddress
 from simulators.fleet import DeviceSpec, FleetConfig, Message, device_stream, plan
@@ -54,7 +55,7 @@ def parse_broker_url(url: str) -> BrokerAddress:
     try:
         return ingest_broker.parse_broker_url(url)
     except ingest_broker.BrokerConfigError as e:
-        raise ValueError(f"invalid broker URL {url!r}: {e}") from None
+        raise ValueError(f"invalid broker URL {redact_url(url)!r}: {redact_url(str(e))}") from None
 
 
 @dataclass(frozen=True)

@@ -220,7 +220,7 @@ def test_cli_list_json_and_since(tmp_path: Path, sqlite_url: str) -> None:
     done = iot(tmp_path, sqlite_url, "list", "--json", "--since", "1h")
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
-    assert [(r["device_id"], r["reason"], r["payload"]) for r in rows] == [("new", "no_fields", "{bad")]
+    assert [(r["device_id"], r["reason"], r["payload_preview"]) for r in rows] == [("new", "no_fields", "{bad")]
     assert (
         json.loads(iot(tmp_path, sqlite_url, "list", "--json", "--device", "old").stdout)[0]["reason"] == "invalid_json"
     )

@@ -7,6 +7,7 @@ from importlib.metadata import version
 
 import typer
 
+from core.redact import redact_url
 from iot.cli import alerts as alerts_cli
 from iot.cli import deadletters as cli_deadletters
 from iot.cli import registry as registry_cli
@@ -123,8 +124,10 @@ def status(
         url = f"http://{s.metrics_host}:{s.metrics_port}"
     try:
         st = fetch_status(url)
+    except ValueError as e:
+        fail(f"invalid --url {redact_url(url)}: {redact_url(str(e))}")
     except OSError as e:
-        fail(f"no daemon answering at {url}: {getattr(e, 'reason', e)}", ExitCode.FAILED)
+        fail(f"no daemon answering at {redact_url(url)}: {redact_url(str(getattr(e, 'reason', e)))}", ExitCode.FAILED)
     health = st["health"]
     if json_out:
         emit_json(st)
@@ -181,6 +184,6 @@ def main() -> None:
         err = as_cli_error(e)
         if err is None:
             raise
-        typer.echo(f"error: {err}", err=True)
+        typer.echo(f"error: {redact_url(str(err))}", err=True)
         sys.exit(err.code)
     sys.exit(rc if isinstance(rc, int) else ExitCode.OK)

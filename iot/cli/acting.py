@@ -15,9 +15,10 @@ from core.config import Settings
 from core.stores import StoreConfigError, StoreUnavailable
 from ingest.broker import BrokerConfigError
 from iot.cli.toolkit import CliError, ExitCode
+from registry.actors import authorise
 from registry.alerts.store import InvalidTransition
 from registry.auth import Actor, PermissionDenied, authenticate
-from registry.db import SchemaNotMigrated, check_migrated, make_engine
+from registry.db import RegistryConfigError, SchemaNotMigrated, check_migrated, make_engine
 
 
 def _first_line(e: BaseException) -> str:
@@ -33,7 +34,7 @@ def as_cli_error(e: Exception) -> CliError | None:
         return CliError(f"permission denied: {e}", ExitCode.DENIED)
     if isinstance(e, InvalidTransition):
         return CliError(str(e), ExitCode.STATE)
-    if isinstance(e, StoreConfigError | SchemaNotMigrated | ValidationError | BrokerConfigError):
+    if isinstance(e, StoreConfigError | SchemaNotMigrated | ValidationError | BrokerConfigError | RegistryConfigError):
         return CliError(str(e), ExitCode.USAGE)
     if isinstance(e, StoreUnavailable | SQLAlchemyError | OSError):
         return CliError(_first_line(e), ExitCode.FAILED)
@@ -72,3 +73,15 @@ def acting(s: Settings, engine: Engine | None = None) -> Iterator[tuple[Session,
     finally:
         if own:
             eng.dispose()
+
+
+def authorised(s: Settings, role: str, action: str, device_id: str | None = None) -> Actor:
+    """The :class:`registry.auth.Actor` behind ``IOT_API_KEY`` with ``role`` (and, for a
+    site-limited key, able to see ``device_id``); a refusal is one line and exit 3 (1 for a device
+    it cannot see). For commands whose data lives outside the registry tables."""
+    try:
+        return authorise(s.resolved_registry_url(), api_key(s), role, action, device_id)
+    except (PermissionDenied, LookupError) as e:
+        err = as_cli_error(e)
+        assert err is not None
+        raise err from None

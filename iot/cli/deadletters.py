@@ -1,4 +1,8 @@
-"""``iot deadletters list|show|replay``: parse, open the registry, call one function.
+"""``iot deadletters list|show|replay``: parse, check the API key, open the registry, call one function.
+
+Reading takes a viewer key, replaying an operator key (while no key exists: ``local-admin``); a
+site-limited key sees and replays only letters of devices registered at its sites. Payloads are
+printed only when asked (``show``, ``list --payload``).
 
 Exit codes: :class:`iot.cli.toolkit.ExitCode`.
 """
@@ -8,16 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from sqlalchemy.orm import Session
 
 from core.config import Settings
 from ingest.broker import BrokerAddress, BrokerConfigError, parse_broker_url
 from ingest.republish import publish_all
-from iot.cli.acting import acting
+from iot.cli.acting import authorised
 from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings
-from registry.auth import record_audit, require
+from registry.auth import Actor, record_audit
 from registry.db import make_engine
 from registry.deadletters import DeadLetterRecord, DeadLetterStore
 from registry.deadletters import replay as replay_letters
@@ -27,6 +32,7 @@ app = typer.Typer(no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 RegistryOpt = Annotated[str | None, typer.Option("--registry", help="Registry URL (env IOT_REGISTRY_URL).")]
 PREVIEW_CHARS = 60
+MAX_LIST = 10_000
 
 
 @contextmanager
@@ -45,6 +51,16 @@ def preview(payload: bytes, limit: int = PREVIEW_CHARS) -> str:
     text = payload.decode("utf-8", "backslashreplace")
     out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
     return out + ("…" if len(text) > limit else "")
+
+
+def listed(letter: DeadLetterRecord, with_payload: bool = False) -> dict[str, Any]:
+    """A letter for ``list --json``: a bounded preview instead of the payload unless asked."""
+    record = letter.as_dict()
+    if not with_payload:
+        for key in ("payload", "payload_encoding"):
+            record.pop(key, None)
+        record["payload_preview"] = preview(letter.payload)
+    return record
 
 
 def _table(letters: Sequence[DeadLetterRecord]) -> None:
@@ -70,16 +86,19 @@ def list_(
     reason: Annotated[str | None, typer.Option("--reason", help="Only this reason.")] = None,
     device: Annotated[str | None, typer.Option("--device", help="Only this device.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="Received within, e.g. 24h.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most N, newest first.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=MAX_LIST, help="At most N, newest first.")] = 50,
+    payload: Annotated[bool, typer.Option("--payload", help="With --json: include whole payloads.")] = False,
     json: JsonOpt = False,
     registry: RegistryOpt = None,
 ) -> None:
-    """Dead letters, newest first."""
+    """Dead letters, newest first, with a short payload preview (viewers)."""
     after = datetime.now(UTC) - timedelta(seconds=parse_duration(since)) if since else None
-    with _store(settings(registry_url=registry)) as store:
-        letters = store.list(reason=reason, device_id=device, since=after, limit=limit)
+    s = settings(registry_url=registry)
+    actor = authorised(s, "viewer", "read dead letters")
+    with _store(s) as store:
+        letters = store.list(reason=reason, device_id=device, since=after, limit=limit, sites=actor.sites)
     if json:
-        emit_json([d.as_dict() for d in letters])
+        emit_json([listed(d, payload) for d in letters])
     elif not letters:
         typer.echo("no dead letters")
     else:
@@ -92,9 +111,12 @@ def show(
     json: JsonOpt = False,
     registry: RegistryOpt = None,
 ) -> None:
-    """One dead letter with its full payload (text if UTF-8, else base64)."""
-    with _store(settings(registry_url=registry)) as store:
-        letter = store.get(id)
+    """One dead letter with its full payload (text if UTF-8, else base64; viewers)."""
+    s = settings(registry_url=registry)
+    actor = authorised(s, "viewer", "read dead letters")
+    with _store(s) as store:
+        found = store.get_many([id], sites=actor.sites)
+    letter = found[0] if found else None
     if letter is None:
         fail(f"no dead letter with id {id}", ExitCode.FAILED)
     record = letter.as_dict()
@@ -121,6 +143,7 @@ def replay(
     """Republish raw payloads to their topics for the daemon to decode again.
 
     QoS 1; acknowledged ones are marked replayed; ones that fail again return as new rows.
+    Operators; a site-limited key replays only letters of devices at its sites.
     """
     if not ids and not reason and not all_:
         fail("say what to replay: dead letter IDs, --reason R or --all")
@@ -128,15 +151,16 @@ def replay(
         fail("give either IDs or --reason/--all, not both")
     s = settings(registry_url=registry, broker_url=broker)
     addr = _broker_address(s)
+    actor = authorised(s, "operator", "replay dead letters")
     with _store(s) as store:
-        _authorise(store, s, len(ids or []) or None, reason)
         if ids:
-            missing = sorted(set(ids) - {d.id for d in store.get_many(ids)})
+            missing = sorted(set(ids) - {d.id for d in store.get_many(ids, sites=actor.sites)})
             if missing:
                 fail(f"no dead letter with id {', '.join(map(str, missing))}", ExitCode.FAILED)
             chosen = list(dict.fromkeys(ids))
         else:
-            chosen = store.ids(reason=reason, replayed=False)
+            chosen = store.ids(reason=reason, replayed=False, sites=actor.sites)
+        _audit(store, actor, len(ids or []) or None, reason)
         if not chosen:
             typer.echo("no dead letters to replay")
             return
@@ -154,14 +178,20 @@ def _broker_address(s: Settings) -> BrokerAddress:
         fail(str(e))
     if addr.embedded:
         fail("replay needs a running broker: pass --broker mqtt://host:port or set IOT_BROKER_URL")
+    if addr.username is not None and addr.username == s.client_id:
+        fail(
+            f"replay must not connect as the ingest account {addr.username!r} (a broker binding client ids "
+            "to usernames would hand it the daemon's session): use the replay account "
+            "(`iot registry export-mosquitto --replay-user …`) in --broker"
+        )
     return addr
 
 
-def _authorise(store: DeadLetterStore, s: Settings, count: int | None, reason: str | None) -> None:
-    """Replaying is an operator's action, and it is audited."""
-    with acting(s, store.engine) as (session, actor):
-        require(actor, "operator", "replay dead letters")
-        record_audit(session, actor, "deadletters.replay", reason or "*", ids=count)
+def _audit(store: DeadLetterStore, actor: Actor, count: int | None, reason: str | None) -> None:
+    """Replaying is audited."""
+    with Session(store.engine) as session:
+        record_audit(session, actor, "deadletters.replay", reason or "*", ids=count, sites=actor.sites)
+        session.commit()
 
 
 def _replay(store: DeadLetterStore, ids: list[int], addr: BrokerAddress) -> int:

@@ -248,20 +248,32 @@ def export_mosquitto(
         Path | None,
         typer.Option("--ingest-password-file", help="Else env IOT_BROKER_PASSWORD."),
     ] = None,
+    replay_user: Annotated[
+        str | None, typer.Option("--replay-user", help="Add the account `iot deadletters replay` publishes with.")
+    ] = None,
+    replay_password_file: Annotated[Path | None, typer.Option("--replay-password-file")] = None,
     registry: RegistryOpt = None,
 ) -> None:
-    """Write a mosquitto password file and ACL from the registry (admins)."""
+    """Write a mosquitto password file, ACL and listener options from the registry (unrestricted admins)."""
     s = settings(registry_url=registry)
     if ingest_password_file is not None:
-        try:
-            password = ingest_password_file.read_text().strip()
-        except OSError as e:
-            fail(f"cannot read --ingest-password-file: {e.strerror}: {ingest_password_file}")
+        password = _read_secret(ingest_password_file, "--ingest-password-file")
     else:
         password = s.broker_password.get_secret_value() if s.broker_password else ""
+    replay_password = _read_secret(replay_password_file, "--replay-password-file") if replay_password_file else ""
     with acting(s) as (session, actor):
-        passwd, acl, n = dev.export_mosquitto(session, actor, dir, ingest_user, password, s.topic_root)
-    typer.echo(f"wrote {passwd} and {acl}: {n} devices + {ingest_user}")
+        passwd, acl, n = dev.export_mosquitto(
+            session, actor, dir, ingest_user, password, s.topic_root, replay_user, replay_password
+        )
+    accounts = ingest_user + (f" + {replay_user}" if replay_user else "")
+    typer.echo(f"wrote {passwd}, {acl} and {passwd.parent / 'listener.conf'}: {n} devices + {accounts}")
+
+
+def _read_secret(path: Path, option: str) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError as e:
+        fail(f"cannot read {option}: {e.strerror}: {path}")
 
 
 @registry_app.command("audit")

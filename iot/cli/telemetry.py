@@ -12,6 +12,7 @@ from core.config import Settings
 from core.model import MEASUREMENTS, Kind
 from core.stores import AGGREGATES, Row, SeriesQuery
 from ingest.stores import timeseries_from
+from iot.cli.acting import authorised
 from iot.cli.toolkit import CliError, emit_json, fail, parse_duration, print_table, settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -61,8 +62,10 @@ def query(
     limit: Annotated[int, typer.Option(min=1, help="newest N rows")] = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     timeseries: Annotated[str | None, typer.Option("--timeseries", help="store URL")] = None,
+    registry: Annotated[str | None, typer.Option("--registry", help="registry URL (for the API key)")] = None,
 ) -> None:
-    """Rows (time + one column per field) of one device, oldest first."""
+    """Rows (time + one column per field) of one device, oldest first (viewers; a site-limited
+    key only devices registered at its sites)."""
     if kind not in KINDS:
         fail(f"invalid --kind {kind!r}: use one of {', '.join(KINDS)}")
     if (every is None) != (agg is None):
@@ -85,7 +88,8 @@ def query(
         agg=agg,
         limit=limit,
     )
-    s = settings(timeseries_url=timeseries)
+    s = settings(timeseries_url=timeseries, registry_url=registry)
+    authorised(s, "viewer", "query telemetry", device)
     try:
         rows = run_query(s, q)
     except ValueError as e:  # the query itself is unusable (e.g. too many buckets)

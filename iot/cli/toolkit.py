@@ -59,13 +59,13 @@ def settings(**overrides: Any) -> Settings:
         fail(f"invalid setting IOT_{where.upper()}: {err['msg']}")
 
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 
 
 def parse_duration(text: str) -> float:
     """``90``, ``30s``, ``5m``, ``1h``, ``7d`` → seconds; a bad value is a CLI error."""
-    m = _DURATION.match(text.strip())
+    m = _DURATION.fullmatch(text.strip())
     if not m:
         fail(f"invalid duration {text!r}: use e.g. 30s, 5m, 1h, 7d")
     return float(m.group(1)) * _UNIT_S[m.group(2)]

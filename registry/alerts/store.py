@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from registry.alerts.engine import Transition
 from registry.alerts.kinds import describe, validate
 from registry.alerts.rules import LEVELS, OPEN, RESOLVE, STATUSES, UPDATE, AlertStatus, Rule, RuleError, RuleKind
-from registry.auth import Actor, record_audit, require
-from registry.models import Alert, AlertEvent, AlertRule
+from registry.auth import Actor, PermissionDenied, record_audit, require, require_site
+from registry.models import Alert, AlertEvent, AlertRule, Device
 
 SYSTEM = "system"
 
@@ -380,10 +380,37 @@ def _rule(session: Session, ref: str) -> AlertRule:
     return row
 
 
+def _require_rule_scope(
+    session: Session, actor: Actor, scope: str, scope_value: str | None, rule_id: int | None = None
+) -> None:
+    """Admins manage rules; a site-limited admin only rules that reach nothing beyond its sites:
+    scope ``site`` of one of them, or ``device`` of a device there, and (for an existing rule) no
+    alert of the rule at another site."""
+    action = "manage alert rules"
+    require(actor, "admin", action)
+    if actor.sites is None:
+        return
+    if scope == "site":
+        require_site(actor, "admin", action, scope_value)
+    elif scope == "device":
+        device = session.get(Device, scope_value) if scope_value else None
+        require_site(actor, "admin", f"{action} for device {scope_value}", device.site if device else None)
+    else:
+        raise PermissionDenied(
+            f"key {actor.name!r} is limited to sites {', '.join(actor.sites)}: "
+            f"may not {action} scoped to {scope} (it reaches every site)"
+        )
+    if rule_id is not None:
+        sites = session.scalars(select(Alert.site).where(Alert.rule_id == rule_id).distinct())
+        for site in sites:
+            require_site(actor, "admin", f"{action} with alerts", site)
+
+
 def add_rule(session: Session, actor: Actor, rule: Rule) -> AlertRule:
     """Store a validated rule (admins only); the daemon picks it up on its next reload."""
     require(actor, "admin", "manage alert rules")
     validate(rule)
+    _require_rule_scope(session, actor, rule.scope, rule.scope_value)
     if session.scalar(select(AlertRule.id).where(AlertRule.name == rule.name)) is not None:
         raise RuleError(f"an alert rule named {rule.name!r} already exists")
     values = {f.name: getattr(rule, f.name) for f in fields(Rule) if f.name != "id"}
@@ -420,6 +447,7 @@ def set_rule_enabled(session: Session, actor: Actor, ref: str, enabled: bool) ->
     """Enable or disable a rule; disabling resolves its open alerts."""
     require(actor, "admin", "manage alert rules")
     row = _rule(session, ref)
+    _require_rule_scope(session, actor, row.scope, row.scope_value, row.id)
     resolved = 0
     if not enabled:
         resolved = _resolve_open_of(session, actor, row, "rule disabled")
@@ -439,6 +467,7 @@ def remove_rule(session: Session, actor: Actor, ref: str, purge: bool = False) -
     history too); returns how many alerts were deleted."""
     require(actor, "admin", "manage alert rules")
     row = _rule(session, ref)
+    _require_rule_scope(session, actor, row.scope, row.scope_value, row.id)
     n = session.scalar(select(func.count()).select_from(Alert).where(Alert.rule_id == row.id))
     if n and not purge:
         raise InvalidTransition(
