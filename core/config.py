@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     receive_maximum: int = Field(20000, ge=1, le=65535)
     keepalive: int = Field(30, ge=5)
     max_payload_bytes: int = 256 * 1024
+    # cardinality (README "Security: data path"): per message, and per device per window
+    max_fields_per_message: int = Field(256, ge=1)
+    max_units_per_message: int = Field(16, ge=1)
+    max_new_fields_per_device: int = Field(100, ge=1, description="new field names a device may add per window")
+    max_new_units_per_device: int = Field(16, ge=1, description="new unit tag values a device may add per window")
+    cardinality_window: float = Field(3600.0, gt=0, description="seconds")
     future_window: float = Field(300.0, ge=0, description="seconds a timestamp may lie ahead")
     unknown_devices: Literal["accept", "reject", "register"] = "register"
     registry_refresh: float = Field(30.0, gt=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -47,6 +48,10 @@ class Reason(StrEnum):
     BAD_TIMESTAMP = "bad_timestamp"
     FUTURE_TIMESTAMP = "future_timestamp"
     INVALID_SENML = "invalid_senml"
+    INVALID_NAME = "invalid_name"
+    RESERVED_NAME = "reserved_name"
+    TOO_MANY_FIELDS = "too_many_fields"
+    CARDINALITY_LIMIT = "cardinality_limit"
     UNKNOWN_DEVICE = "unknown_device"
     DEVICE_DISABLED = "device_disabled"
     DEVICE_RETIRED = "device_retired"
@@ -91,14 +96,47 @@ class StatusChange:
     at: float
 
 
+LETTER_PREFIX_BYTES = 4096
+"""What a dead letter keeps of a payload beyond the size limit (plus its size and SHA-256)."""
+
+
 @dataclass(slots=True)
 class DeadLetter:
+    """A message that could not be stored. ``payload`` is the raw bytes, or only their first
+    :data:`LETTER_PREFIX_BYTES` when ``original_size`` is set (see :meth:`bounded`)."""
+
     reason: str
     topic: str
     payload: bytes
     received_at: float
     detail: str = ""
     device_id: str | None = None
+    original_size: int | None = None  # set when payload is a truncated prefix
+    sha256: str | None = None  # of the whole original payload, when truncated
+
+    @property
+    def truncated(self) -> bool:
+        return self.original_size is not None
+
+    @classmethod
+    def bounded(
+        cls,
+        reason: str,
+        topic: str,
+        payload: bytes,
+        received_at: float,
+        detail: str = "",
+        device_id: str | None = None,
+        *,
+        limit: int,
+    ) -> DeadLetter:
+        """A letter that keeps ``payload`` whole up to ``limit`` bytes; beyond, a bounded prefix
+        plus the original size and SHA-256 (a flood of huge messages must not fill the database)."""
+        if len(payload) <= limit:
+            return cls(reason, topic, payload, received_at, detail, device_id)
+        digest = hashlib.sha256(payload).hexdigest()
+        keep = min(limit, LETTER_PREFIX_BYTES)
+        return cls(reason, topic, bytes(payload[:keep]), received_at, detail, device_id, len(payload), digest)
 
 
 Decoded = list[Point] | Document | StatusChange

@@ -15,6 +15,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 log = logging.getLogger("iot.broker")
 
@@ -101,6 +102,21 @@ def make_client(
             props.ReceiveMaximum = receive_maximum
         kwargs = {"clean_start": not persistent, "properties": props}
     return client, kwargs
+
+
+def subscribe_ingest(client: mqtt.Client, topic: str) -> None:
+    """Subscribe the ingest session to ``topic`` at QoS 1 without the broker's retained store.
+
+    A retained message is the broker's cached copy of an earlier publish, sent again on every
+    SUBSCRIBE; storing it would add a copy per restart. MQTT 5: retain handling "do not send".
+    MQTT 3.1.1 has no such option; there the daemon ignores deliveries with the retain flag set,
+    which the spec reserves for those replays (a live publish reaches an existing subscription
+    with the flag cleared).
+    """
+    if client.protocol == mqtt.MQTTv5:
+        client.subscribe(topic, options=SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
+    else:
+        client.subscribe(topic, qos=1)
 
 
 class EmbeddedBroker:

@@ -30,6 +30,8 @@ class Reading:
     payload: bytes
     now_ns: int  # arrival
     latest_ns: int  # arrival + future window: a later timestamp is FUTURE_TIMESTAMP
+    max_fields: int = 256  # more distinct fields in one message -> TOO_MANY_FIELDS
+    max_units: int = 16  # more distinct units in one message -> TOO_MANY_FIELDS
 
 
 class Codec(Protocol):

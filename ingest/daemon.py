@@ -18,7 +18,7 @@ from core.config import Settings
 from core.model import DeadLetter, Reason
 from core.stores import DocumentStore, StoreUnavailable, TimeSeriesStore
 from ingest.acks import AckTracker
-from ingest.broker import BrokerAddress, make_client
+from ingest.broker import BrokerAddress, make_client, subscribe_ingest
 from ingest.failures import UNEXPECTED, Problem, classify
 from ingest.metrics import Metrics
 from ingest.observers import StreamObserver
@@ -93,6 +93,7 @@ class Daemon:
             decode,
             batch_size=settings.batch_size,
             flush_interval=settings.flush_interval,
+            max_letter_bytes=settings.max_payload_bytes,
             directory=self.directory,
             policy=settings.unknown_devices,
             count=self._count,
@@ -198,7 +199,7 @@ class Daemon:
             log.error("broker refused connection: %s", reason)
             return
         self.acks.reset()
-        client.subscribe(f"{self.settings.topic_root}/#", qos=1)
+        subscribe_ingest(client, f"{self.settings.topic_root}/#")
         self.metrics.inc("iot_broker_connects_total")
         log.info("connected to %s (session present: %s)", self.broker, getattr(flags, "session_present", "?"))
 
@@ -218,6 +219,11 @@ class Daemon:
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         if not self.accepting:
             return  # not acknowledged: the broker redelivers it to the next session
+        if msg.retain:  # a replay of the broker's retained store, not a new reading (broker.subscribe_ingest)
+            if msg.qos:
+                self._settle([self.acks.add(msg.mid)])
+            self.metrics.inc("iot_retained_ignored_total")
+            return
         token = self.acks.add(msg.mid) if msg.qos else None
         try:
             topic = msg.topic

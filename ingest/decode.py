@@ -14,9 +14,13 @@ Rules (CONTRACT.md, "Payloads"):
 - telemetry / metrics: a JSON object -> one Point. ``ts`` (see ingest.timestamps) is optional;
   every other key is a field: numbers become float (always, so a field never flips between
   int and float in InfluxDB), bools and strings stay. Null, objects and arrays -> WRONG_TYPE;
-  a field name that is empty, has control characters or is ``time`` (reserved by InfluxDB)
-  -> WRONG_TYPE; a string holding an escaped lone surrogate -> INVALID_UTF8.
-  A JSON array is SenML (ingest.senml).
+  a field name outside ingest.names' allow-list -> INVALID_NAME, one named like a tag
+  (``device_id``, ``site``, ``unit``…) or ``time`` -> RESERVED_NAME; a string holding a
+  control character other than tab -> WRONG_TYPE, an escaped lone surrogate -> INVALID_UTF8.
+  More than ``max_fields`` fields (or, in a SenML pack, ``max_units`` distinct units)
+  -> TOO_MANY_FIELDS. A JSON array is SenML (ingest.senml). With a ``guard``
+  (ingest.cardinality), a device over its budget of new field names or units
+  -> CARDINALITY_LIMIT (the only stateful rule).
 - events: as above plus ``level`` (required, one of LEVELS, case-insensitive, stored as the
   lower-case tag ``level``), ``code`` (string; an integer is turned into its decimal string)
   and ``message`` (string). With nothing but a level the point gets the field ``count`` = 1.0.
@@ -48,6 +52,7 @@ from core.model import (
     Rejected,
     StatusChange,
 )
+from ingest.cardinality import CardinalityGuard
 from ingest.codecs import (
     Codec,
     NonFinite,
@@ -59,19 +64,21 @@ from ingest.codecs import (
     parse_json,
     reject_constant,
 )
+from ingest.names import check_field_key, check_string_value
 from ingest.senml import SenmlJson, valid_unicode
 from ingest.timestamps import BadTimestamp, to_ns
 
 LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
 MAX_DEVICE_ID = 64
 MAX_DOCUMENT_DEPTH = 64
-RESERVED_FIELDS = frozenset({"time"})
 _DEVICE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
 _KINDS = {k.value: k for k in Kind}
 _TOPIC_CACHE_MAX = 65536
 _MISSING: Any = object()
 _TS_ONLY = frozenset({"ts"})
 _EVENT_SKIP = frozenset({"ts", "level", "code", "message"})
+_GOOD_KEYS_MAX = 65536
+_good_keys: set[str] = set()  # field names already checked (they repeat on every message)
 
 
 def parse_topic(topic: str, root: str = "devices") -> tuple[str, Kind]:
@@ -90,21 +97,20 @@ def parse_topic(topic: str, root: str = "devices") -> tuple[str, Kind]:
     return device_id, k
 
 
-def _bad_key(k: str) -> Rejected:
-    if not k:
-        return Rejected(Reason.WRONG_TYPE, "empty field name")
-    if k in RESERVED_FIELDS:
-        return Rejected(Reason.WRONG_TYPE, f"field name {k!r} is reserved (the time goes in 'ts')")
-    return Rejected(Reason.WRONG_TYPE, f"field name {k[:32]!r} has non-printable characters")
-
-
-def _fields(obj: dict[str, Any], skip: frozenset[str]) -> dict[str, FieldValue]:
+def _fields(obj: dict[str, Any], skip: frozenset[str], max_fields: int) -> dict[str, FieldValue]:
+    if len(obj) > max_fields:
+        n = sum(1 for k in obj if k not in skip)
+        if n > max_fields:
+            raise Rejected(Reason.TOO_MANY_FIELDS, f"{n} fields in one message (limit {max_fields})")
     fields: dict[str, FieldValue] = {}
     for k, v in obj.items():
         if k in skip:
             continue
-        if not k or k in RESERVED_FIELDS or not k.isprintable():
-            raise _bad_key(k)
+        if k not in _good_keys:
+            check_field_key(k)
+            if len(_good_keys) >= _GOOD_KEYS_MAX:
+                _good_keys.clear()
+            _good_keys.add(k)
         tv = type(v)
         if tv is float:
             if v - v != 0.0:
@@ -117,6 +123,8 @@ def _fields(obj: dict[str, Any], skip: frozenset[str]) -> dict[str, FieldValue]:
         elif tv is str:
             if not v.isascii() and not valid_unicode(v):
                 raise Rejected(Reason.INVALID_UTF8, f"field {k[:32]!r} has a lone surrogate")
+            if not v.isprintable():  # printable text has no control characters: the fast path
+                check_string_value(k, v)
         elif tv is not bool:
             what = "null" if v is None else "an object" if tv is dict else "an array"
             raise Rejected(Reason.WRONG_TYPE, f"field {k[:32]!r} is {what}; fields are numbers, bools, strings")
@@ -172,9 +180,15 @@ class Decoder:
         max_payload_bytes: int = 256 * 1024,
         future_window_s: float = 300.0,
         codecs: Sequence[Codec] = (),
+        max_fields: int = 256,
+        max_units: int = 16,
+        guard: CardinalityGuard | None = None,
     ) -> None:
         codecs = codecs or CODECS
         self.topic_root = topic_root
+        self.max_fields = max_fields
+        self.max_units = max_units
+        self.guard = guard
         self.max_payload_bytes = max_payload_bytes
         self.future_window_ns = int(future_window_s * 1e9)
         self._topics: dict[str, tuple[str, Kind]] = {}
@@ -215,7 +229,13 @@ class Decoder:
             codec = self._codecs.get((kind, first_byte(payload)))
             if codec is not None:
                 latest = now_ns + self.future_window_ns
-                return codec.decode(Reading(device_id, kind, measurement, payload, now_ns, latest))
+                reading = Reading(
+                    device_id, kind, measurement, payload, now_ns, latest, self.max_fields, self.max_units
+                )
+                points = codec.decode(reading)
+                if self.guard is not None:
+                    self.guard.admit(device_id, points, now_ns)
+                return points
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -273,19 +293,19 @@ class JsonObject:
         if type(obj) is not dict:  # "{" was only a hint: the parse decides
             raise Rejected(Reason.WRONG_TYPE, f"{reading.kind} payload must be a JSON object")
         if reading.kind is Kind.EVENTS:
-            return [self._event(reading.device_id, obj, reading.now_ns, reading.latest_ns)]
-        fields = _fields(obj, _TS_ONLY)
+            return [self._event(reading.device_id, obj, reading.now_ns, reading.latest_ns, reading.max_fields)]
+        fields = _fields(obj, _TS_ONLY, reading.max_fields)
         if not fields:
             raise Rejected(Reason.NO_FIELDS, "no fields besides 'ts'")
         ts = _timestamp(obj, reading.now_ns, reading.latest_ns)
         return [Point(reading.measurement, reading.device_id, fields, ts, {})]
 
-    def _event(self, device_id: str, obj: dict[str, Any], now_ns: int, latest_ns: int) -> Point:
+    def _event(self, device_id: str, obj: dict[str, Any], now_ns: int, latest_ns: int, max_fields: int) -> Point:
         level = obj.get("level")
         if type(level) is not str or level.lower() not in LEVELS:
             got = "missing" if level is None else repr(level)[:32]
             raise Rejected(Reason.WRONG_TYPE, f"event level {got}; must be one of {', '.join(sorted(LEVELS))}")
-        fields = _fields(obj, _EVENT_SKIP)
+        fields = _fields(obj, _EVENT_SKIP, max_fields)
         code = obj.get("code", _MISSING)
         if code is not _MISSING:
             if type(code) is int:
@@ -298,9 +318,11 @@ class JsonObject:
             if type(message) is not str:
                 raise Rejected(Reason.WRONG_TYPE, "event message must be a string")
             fields["message"] = message
-        for s in (code, message):
-            if type(s) is str and not s.isascii() and not valid_unicode(s):
-                raise Rejected(Reason.INVALID_UTF8, "event text has a lone surrogate")
+        for name, s in (("code", code), ("message", message)):
+            if type(s) is str:
+                if not s.isascii() and not valid_unicode(s):
+                    raise Rejected(Reason.INVALID_UTF8, "event text has a lone surrogate")
+                check_string_value(name, s)
         if not fields:
             fields["count"] = 1.0
         return Point(

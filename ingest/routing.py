@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from core.model import COLLECTIONS, DeadLetter, Decoded, Document, Kind, Point, Reason, Rejected, StatusChange
+from ingest.names import check_tag_value
 
 Token = tuple[int, int]
 Origin = tuple[str, bytes, float]  # topic, raw payload, received at (epoch s)
@@ -40,6 +41,9 @@ class Batch:
 class Router:
     """Turns deliveries into per-destination batches; full or due batches are returned.
 
+    A rejected payload longer than ``max_letter_bytes`` (the payload size limit) is dead-lettered
+    as a bounded prefix with its size and hash (:meth:`DeadLetter.bounded`).
+
     Not thread-safe: the daemon calls it under one lock. ``directory`` is read on every
     message and may be swapped by a refresher at any time (it is replaced, never mutated).
     """
@@ -51,6 +55,7 @@ class Router:
         batch_size: int,
         flush_interval: float,
         max_batch_bytes: int = 16 << 20,
+        max_letter_bytes: int = 256 * 1024,
         directory: Callable[[], Mapping[str, Any]] = dict,
         policy: Policy = "accept",
         count: Callable[[str, str], None] = lambda kind, outcome: None,
@@ -58,6 +63,7 @@ class Router:
         self.decode = decode
         self.batch_size = batch_size
         self.max_batch_bytes = max_batch_bytes
+        self.max_letter_bytes = max_letter_bytes
         self.flush_interval = flush_interval
         self.directory = directory
         self.policy = policy
@@ -113,10 +119,21 @@ class Router:
                     raise Rejected(Reason.DEVICE_DISABLED, f"device {device_id!r} is disabled")
                 if status == "retired":
                     raise Rejected(Reason.DEVICE_RETIRED, f"device {device_id!r} is retired")
+                if type(decoded) is list:  # registry values become tags: never trust them blindly
+                    if info.site:
+                        check_tag_value("site", info.site)
+                    if info.type != UNKNOWN_TYPE:
+                        check_tag_value("device_type", info.type)
         except Rejected as r:
             parts = topic.split("/")
-            letter = DeadLetter(
-                str(r.reason), topic, payload, now, r.detail, parts[1][:64] if len(parts) > 2 and parts[1] else None
+            letter = DeadLetter.bounded(
+                str(r.reason),
+                topic,
+                payload,
+                now,
+                r.detail,
+                parts[1][:64] if len(parts) > 2 and parts[1] else None,
+                limit=self.max_letter_bytes,
             )
             return self.dead_letter(letter, token, now)
         self.last_seen[device_id] = now

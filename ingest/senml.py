@@ -15,7 +15,9 @@ base64url text as a string field. One field name carrying two value kinds (``v``
 (time, unit) keeps the last, as InfluxDB would.
 
 Every problem raises ``Rejected(Reason.INVALID_SENML, detail)`` (``BAD_TIMESTAMP`` for a
-resolved time outside 1970..2262).
+resolved time outside 1970..2262), except names (ingest.names): a field name or unit outside
+the allowed characters is ``INVALID_NAME``, a field named like a tag or ``time`` is
+``RESERVED_NAME``.
 """
 
 from __future__ import annotations
@@ -29,12 +31,12 @@ from typing import Any, NamedTuple
 
 from core.model import FieldValue, Kind, Point, Reason, Rejected
 from ingest.codecs import Reading, json_loads, parse_json
+from ingest.names import check_field_key, check_tag_value, has_control
 from ingest.timestamps import BadTimestamp, seconds_to_ns
 
 SENML_VERSION = 10
 RELATIVE_LIMIT = 2**28
 DEVICE_VALUE_FIELD = "value"
-RESERVED_FIELDS = frozenset({"time"})  # InfluxDB refuses a field called "time"
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-:./_]*")
 _B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -162,6 +164,8 @@ def resolve(records: object, now: float) -> list[ResolvedRecord]:
                 value = _str(x, "vs", i)
                 if not value.isascii() and not valid_unicode(value):
                     raise _bad(f"record {i}: vs has a lone surrogate")
+                if has_control(value):
+                    raise _bad(f"record {i}: vs holds a control character (newline, CR, NUL…)")
                 kind = "vs"
                 nvalues += 1
             elif key == "vb":
@@ -235,7 +239,8 @@ def field_name(name: str, device_id: str) -> str:
     ``10e2/door/open`` -> ``door/open``). A name that is exactly the device's own name
     becomes the field ``value``. Any other name (a bare ``temperature``, or another
     device's name in a gateway pack) is kept whole, so nothing from two sources collides.
-    Names must satisfy RFC 8428 §4.5.1 (``[A-Za-z0-9][A-Za-z0-9-:./_]*``).
+    Names must satisfy RFC 8428 §4.5.1 (``[A-Za-z0-9][A-Za-z0-9-:./_]*``) and the field name
+    the rules of ingest.names (length, not named like a tag).
     """
     if not _NAME_RE.fullmatch(name):
         raise _bad(f"name {name[:64]!r} is not a valid SenML name (RFC 8428 4.5.1)")
@@ -253,8 +258,7 @@ def field_name(name: str, device_id: str) -> str:
                 break
             p = name.find(needle, p + 1)
     field = name if cut < 0 else (name[cut + 1 :] or DEVICE_VALUE_FIELD)
-    if field in RESERVED_FIELDS:
-        raise _bad(f"field name {field!r} is reserved")
+    check_field_key(field)
     return field
 
 
@@ -268,8 +272,8 @@ def to_points(records: list[ResolvedRecord], device_id: str, measurement: str) -
         except BadTimestamp as e:
             raise Rejected(Reason.BAD_TIMESTAMP, f"{r.name[:64]}: {e}") from None
         unit = r.unit or None
-        if unit is not None and not unit.isprintable():
-            raise _bad(f"unit {unit[:32]!r} has control characters")
+        if unit is not None:
+            check_tag_value("unit", unit)
         fname = field_name(r.name, device_id)
         key = (ts, unit)
         fields = groups.get(key)
@@ -281,6 +285,7 @@ def to_points(records: list[ResolvedRecord], device_id: str, measurement: str) -
             fields[fname] = r.value  # type: ignore[assignment]
         if r.sum is not None:
             sname = fname + "_sum"
+            check_field_key(sname)
             if kinds.setdefault(sname, "v") != "v":
                 raise _bad(f"field {sname!r} carries both {kinds[sname]} and s values")
             fields[sname] = r.sum
@@ -306,6 +311,14 @@ class SenmlJson:
         if not resolved:
             raise Rejected(Reason.NO_FIELDS, "SenML pack has no record with a value")
         points = to_points(resolved, reading.device_id, reading.measurement)
+        keys = set().union(*(p.fields for p in points))
+        if len(keys) > reading.max_fields:
+            raise Rejected(Reason.TOO_MANY_FIELDS, f"{len(keys)} fields in one pack (limit {reading.max_fields})")
+        units = {p.tags["unit"] for p in points if "unit" in p.tags}
+        if len(units) > reading.max_units:
+            raise Rejected(
+                Reason.TOO_MANY_FIELDS, f"{len(units)} distinct units in one pack (limit {reading.max_units})"
+            )
         for p in points:
             if p.ts_ns > reading.latest_ns:
                 raise Rejected(

@@ -7,6 +7,7 @@ import time
 
 from core.config import Settings
 from ingest.broker import EmbeddedBroker, parse_broker_url
+from ingest.cardinality import CardinalityGuard
 from ingest.daemon import Daemon, Resources, install_signal_handlers
 from ingest.decode import Decoder
 from ingest.http import serve_metrics
@@ -43,6 +44,13 @@ def build_daemon(settings: Settings, resources: Resources | None = None, *, with
         topic_root=settings.topic_root,
         max_payload_bytes=settings.max_payload_bytes,
         future_window_s=settings.future_window,
+        max_fields=settings.max_fields_per_message,
+        max_units=settings.max_units_per_message,
+        guard=CardinalityGuard(
+            max_new_fields=settings.max_new_fields_per_device,
+            max_new_units=settings.max_new_units_per_device,
+            window_s=settings.cardinality_window,
+        ),
     )
     daemon = Daemon(settings, broker, res, decoder.decode)
     if with_alerts:

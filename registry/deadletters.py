@@ -1,4 +1,6 @@
-"""Dead letters in the registry database: what could not be stored, kept byte for byte.
+"""Dead letters in the registry database: what could not be stored, kept byte for byte up to
+the payload size limit; beyond it, a bounded prefix with the original size and SHA-256
+(``DeadLetter.bounded``), which replay skips: a prefix is not the message.
 
 Lifecycle as for the other stores: ``DeadLetterStore(engine)``, ``connect()`` (reachability and
 schema), any calls. Connection failures raise :class:`ingest.stores.StoreUnavailable` so the
@@ -40,6 +42,13 @@ class DeadLetterRecord:
     detail: str
     payload: bytes
     replayed_at: datetime | None
+    original_size: int | None = None
+    payload_sha256: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """True when ``payload`` is only a prefix of the message (it was over the size limit)."""
+        return self.original_size is not None
 
     def payload_text(self) -> tuple[str, str]:
         """``(text, "utf-8")`` when the payload is UTF-8, else ``(base64, "base64")``."""
@@ -60,6 +69,9 @@ class DeadLetterRecord:
             "payload": text,
             "payload_encoding": encoding,
             "payload_bytes": len(self.payload),
+            "original_bytes": self.original_size if self.original_size is not None else len(self.payload),
+            "truncated": self.truncated,
+            "payload_sha256": self.payload_sha256 or hashlib.sha256(self.payload).hexdigest(),
             "replayed_at": self.replayed_at,
         }
 
@@ -83,6 +95,8 @@ def _row(letter: DeadLetter) -> dict[str, Any]:
     device = letter.device_id
     if device is not None and (not device or len(device) > _DEVICE_ID_MAX):
         device = None
+    size = getattr(letter, "original_size", None)  # letters spooled by an older version lack it
+    digest = getattr(letter, "sha256", None) if size is not None else None
     return {
         "received_at": datetime.fromtimestamp(letter.received_at, UTC),
         "topic": _clean(letter.topic),
@@ -91,7 +105,9 @@ def _row(letter: DeadLetter) -> dict[str, Any]:
         "detail": _clean(letter.detail),
         "payload": bytes(letter.payload),
         "replayed_at": None,
-        "key": letter_key(letter.topic, bytes(letter.payload)),
+        "key": letter_key(letter.topic, bytes(letter.payload), digest),
+        "original_size": size,
+        "payload_sha256": digest,
     }
 
 
@@ -112,9 +128,12 @@ def _upsert(dialect: str) -> Any:
     )
 
 
-def letter_key(topic: str, payload: bytes) -> str:
-    """Idempotency key: the same message dead-lettered again (redelivery) updates its row."""
-    return hashlib.sha256(topic.encode("utf-8", "surrogateescape") + b"\0" + payload).hexdigest()
+def letter_key(topic: str, payload: bytes, payload_sha256: str | None = None) -> str:
+    """Idempotency key: the same message dead-lettered again (redelivery) updates its row. A
+    truncated letter is keyed by the hash of its whole payload, so two large messages that
+    share a prefix stay two rows."""
+    body = payload if payload_sha256 is None else b"sha256:" + payload_sha256.encode()
+    return hashlib.sha256(topic.encode("utf-8", "surrogateescape") + b"\0" + body).hexdigest()
 
 
 def _record(r: Any) -> DeadLetterRecord:
@@ -129,6 +148,8 @@ def _record(r: Any) -> DeadLetterRecord:
         detail=r.detail or "",
         payload=bytes(r.payload),
         replayed_at=_utc(r.replayed_at),
+        original_size=None if r.original_size is None else int(r.original_size),
+        payload_sha256=r.payload_sha256,
     )
 
 
@@ -245,10 +266,11 @@ Publish = Callable[[Sequence[tuple[str, bytes]]], Sequence[bool]]
 def replay(store: DeadLetterStore, ids: Sequence[int], publish: Publish, chunk: int = 200) -> int:
     """Republish the raw payloads of ``ids`` to their topics, chunk by chunk, and mark the ones
     the broker acknowledged as replayed. ``publish`` returns one ok-flag per message (or raises,
-    leaving the chunk unmarked). Returns how many were replayed."""
+    leaving the chunk unmarked). Truncated letters are skipped (left pending): their payload is
+    only a prefix. Returns how many were replayed."""
     replayed = 0
     for start in range(0, len(ids), chunk):
-        letters = store.get_many(ids[start : start + chunk])
+        letters = [d for d in store.get_many(ids[start : start + chunk]) if not d.truncated]
         if not letters:
             continue
         acked = publish([(d.topic, d.payload) for d in letters])

@@ -164,3 +164,5 @@ class DeadLetterRow(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     replayed_at: Mapped[datetime | None]
     key: Mapped[str | None] = mapped_column(String(64), unique=True)  # sha256(topic, payload): redelivery-safe
+    original_size: Mapped[int | None] = mapped_column(BigInteger)  # set when payload is a truncated prefix
+    payload_sha256: Mapped[str | None] = mapped_column(String(64))  # of the whole original, when truncated

@@ -62,7 +62,7 @@ def test_ticker_survives_bugs_and_reports_them(
     tmp_path: Path, mosquitto_server: Mosquitto, caplog: pytest.LogCaptureFixture
 ) -> None:
     s = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         data_dir=tmp_path / "data",
         broker_url=mosquitto_server.url,
         metrics_port=0,
@@ -125,7 +125,7 @@ def test_a_routing_bug_dead_letters_the_message_and_keeps_paho_alive(
     from ingest.decode import Decoder
 
     s = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         data_dir=tmp_path / "data",
         broker_url=mosquitto_server.url,
         metrics_port=0,

@@ -79,9 +79,35 @@ REJECTIONS: list[tuple[Reason, str, object]] = [
     (Reason.WRONG_TYPE, T, {"a": None}),
     (Reason.WRONG_TYPE, T, {"a": {"b": 1}}),
     (Reason.WRONG_TYPE, T, {"a": [1]}),
-    (Reason.WRONG_TYPE, T, {"": 1}),
-    (Reason.WRONG_TYPE, T, {"time": 1}),
-    (Reason.WRONG_TYPE, T, {"a\nb": 1}),
+    (Reason.INVALID_NAME, T, {"": 1}),
+    (Reason.INVALID_NAME, T, {"a\nb": 1}),
+    (Reason.INVALID_NAME, T, {"a\\,b": 1}),
+    (Reason.INVALID_NAME, T, {"a b": 1}),
+    (Reason.INVALID_NAME, T, {"_value": 1}),
+    (Reason.INVALID_NAME, T, {"x" * 129: 1}),
+    (Reason.INVALID_NAME, "devices/d1/events", {"level": "info", "bad key": 1}),
+    (Reason.INVALID_NAME, T, [{"n": "a", "u": "a\\ b\\,c\\,d", "vs": "x"}]),
+    (Reason.INVALID_NAME, T, [{"n": "a", "u": "C\n", "v": 1}]),
+    (Reason.INVALID_NAME, T, [{"n": "d1/_x", "v": 1}]),
+    (Reason.RESERVED_NAME, T, {"time": 1}),
+    (Reason.RESERVED_NAME, T, {"device_id": "victim", "temperature": 1000}),
+    (Reason.RESERVED_NAME, T, {"site": "A", "x": 1}),
+    (Reason.RESERVED_NAME, "devices/d1/metrics", {"device_type": "x", "cpu": 1}),
+    (Reason.RESERVED_NAME, T, {"unit": "C", "x": 1}),
+    (Reason.RESERVED_NAME, T, {"level": "info", "x": 1}),
+    (Reason.RESERVED_NAME, "devices/d1/events", {"level": "info", "device_id": "victim"}),
+    (Reason.RESERVED_NAME, "devices/d1/events", {"level": "info", "site": "B"}),
+    (Reason.RESERVED_NAME, T, [{"n": "device_id", "vs": "victim"}]),
+    (Reason.RESERVED_NAME, "devices/d1/metrics", [{"bn": "d1/", "n": "site", "vs": "B"}]),
+    (Reason.RESERVED_NAME, T, [{"n": "time", "v": 1}]),
+    (Reason.WRONG_TYPE, T, {"m": "x\nsensor_readings,device_id=victim temperature=999 1\n#"}),
+    (Reason.WRONG_TYPE, T, {"m": "a\rb"}),
+    (Reason.WRONG_TYPE, "devices/d1/events", {"level": "info", "message": "x\nsensor_readings,device_id=v t=1"}),
+    (Reason.WRONG_TYPE, "devices/d1/events", {"level": "info", "code": "E\u0000"}),
+    (Reason.INVALID_SENML, T, [{"n": "a", "vs": "x\ny"}]),
+    (Reason.TOO_MANY_FIELDS, T, {f"f{i}": 1 for i in range(257)}),
+    (Reason.TOO_MANY_FIELDS, T, [{"n": f"f{i}", "v": 1} for i in range(257)]),
+    (Reason.TOO_MANY_FIELDS, T, [{"n": "t", "u": f"u{i}", "v": 1} for i in range(17)]),
     (Reason.WRONG_TYPE, T, 42),
     (Reason.WRONG_TYPE, T, '"temperature=21"'),
     (Reason.WRONG_TYPE, "devices/d1/metrics", None),
@@ -136,6 +162,7 @@ DECODER_REASONS = set(Reason) - {
     Reason.DEVICE_DISABLED,
     Reason.DEVICE_RETIRED,
     Reason.STORE_REJECTED,
+    Reason.CARDINALITY_LIMIT,
 }
 
 
@@ -207,8 +234,12 @@ def test_missing_ts_means_arrival_time() -> None:
 
 
 def test_odd_but_valid_field_names_are_kept() -> None:
-    p = one(T, {"temp °C": 1, "a.b/c": 2, "ünï": "x", "TS": 3})
-    assert set(p.fields) == {"temp °C", "a.b/c", "ünï", "TS"}
+    p = one(T, {"a.b/c": 2, "9lives": "x", "TS": 3, "x:y-z_1": 4, "Device_ID": 5, "time2": 6})
+    assert set(p.fields) == {"a.b/c", "9lives", "TS", "x:y-z_1", "Device_ID", "time2"}
+
+
+def test_tab_in_a_string_is_kept() -> None:
+    assert one(T, {"m": "a\tb"}).fields == {"m": "a\tb"}
 
 
 def test_senml_pack_on_metrics() -> None:

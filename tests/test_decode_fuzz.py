@@ -21,6 +21,7 @@ from core.model import (
     StatusChange,
 )
 from ingest.decode import Decoder
+from ingest.names import FIELD_KEY, RESERVED_FIELDS, TAG_VALUE, has_control
 
 NOW_NS = 1_764_038_400_000_000_000
 WINDOW_S = 300.0
@@ -167,13 +168,15 @@ def check(topic: str, result: object) -> None:
             assert 0 <= p.ts_ns <= NOW_NS + int(WINDOW_S * 1e9)
             assert p.fields
             for name, value in p.fields.items():
-                assert type(name) is str and name and name != "time"
+                assert FIELD_KEY.fullmatch(name) and name not in RESERVED_FIELDS
                 assert type(value) in (float, bool, str)
                 if type(value) is float:
                     assert math.isfinite(value)
                 if type(value) is str:
                     value.encode("utf-8")  # no lone surrogates
+                    assert not has_control(value)
             assert all(type(k) is str and type(v) is str and v for k, v in p.tags.items())
+            assert all(k == "level" or TAG_VALUE.fullmatch(v) for k, v in p.tags.items())
     elif kind in COLLECTIONS:
         assert isinstance(result, Document)
         assert result.collection == COLLECTIONS[kind]
@@ -245,13 +248,15 @@ def test_valid_senml_packs_keep_every_reading(readings: dict[str, float], unit: 
 
 
 no_surrogates = st.characters(exclude_categories=["Cs"])
+CONTROL = "".join(map(chr, range(32))) + "\x7f"
+printable = st.characters(exclude_categories=["Cs"], exclude_characters=CONTROL) | st.just("\t")
 
 
 @FUZZ
 @given(
     fields=st.dictionaries(
-        st.text(no_surrogates, min_size=1, max_size=10).filter(lambda k: k.isprintable() and k not in ("ts", "time")),
-        st.one_of(st.booleans(), st.integers(-(2**60), 2**60), finite, st.text(no_surrogates, max_size=10)),
+        st.from_regex(FIELD_KEY, fullmatch=True).filter(lambda k: k not in RESERVED_FIELDS and k != "ts"),
+        st.one_of(st.booleans(), st.integers(-(2**60), 2**60), finite, st.text(printable, max_size=10)),
         min_size=1,
         max_size=10,
     )

@@ -28,8 +28,8 @@ def test_basic_line_numbers_are_floats_and_tags_sorted() -> None:
 
 
 def test_escaping_of_keys_tag_values_and_strings() -> None:
-    p = Point("m x,y", "d", {"f k=,": 'say "hi" \\ there\nnext'}, 5, {"t k": "v,=w x"})
-    assert encode_point(p) == ('m\\ x\\,y,device_id=d,t\\ k=v\\,\\=w\\ x f\\ k\\=\\,="say \\"hi\\" \\\\ there\nnext" 5')
+    p = Point("m x,y", "d", {"f k=,": 'say "hi" \\ there\tnext'}, 5, {"t k": "v,=w x"})
+    assert encode_point(p) == ('m\\ x\\,y,device_id=d,t\\ k=v\\,\\=w\\ x f\\ k\\=\\,="say \\"hi\\" \\\\ there\tnext" 5')
 
 
 def test_floats_keep_full_precision_and_bool_is_not_a_number() -> None:
@@ -43,8 +43,15 @@ def test_floats_keep_full_precision_and_bool_is_not_a_number() -> None:
         ({"x": float("nan")}, {}, "not finite"),
         ({"x": float("inf")}, {}, "not finite"),
         ({}, {}, "no fields"),
-        ({"a\nb": 1.0}, {}, "newline"),
+        ({"a\nb": 1.0}, {}, "control character"),
         ({"x": 1.0}, {"t": "ends\\"}, "backslash"),
+        ({"a\\,b": 1.0}, {}, "backslash"),
+        ({"a\\ b": 1.0}, {}, "backslash"),
+        ({"x": 1.0}, {"t": "a\\,b"}, "backslash"),
+        ({"x": "line\nbreak"}, {}, "control character"),
+        ({"x": "cr\r"}, {}, "control character"),
+        ({"x": "nul\x00"}, {}, "control character"),
+        ({"x": "\ud800"}, {}, "surrogate"),
         ({"": 1.0}, {}, "empty"),
         ({"x": [1]}, {}, "unsupported type"),
     ],
@@ -85,7 +92,7 @@ def test_round_trip_through_influxd(influxdb1_url: str, influxd_server: Influxd)
     store.connect()
     try:
         fields: dict[str, FieldValue] = {
-            "we ird,=key": 'quote " back \\ slash\nnewline',
+            "we ird,=key": 'quote " back \\ slash\ttab, = \\" end\\',
             "n": 42,
             "b": True,
             "f": -1.5e-7,

@@ -27,7 +27,7 @@ CONFIGS = COLLECTIONS[Kind.CONFIG]
 
 
 def store_for(url: str, **settings: Any) -> MongoDocumentStore:
-    store = documents_from(Settings(_env_file=None, documents_url=url, **settings))  # type: ignore[call-arg]
+    store = documents_from(Settings(_env_file=None, documents_url=url, **settings))
     assert isinstance(store, MongoDocumentStore)
     return store
 
@@ -54,7 +54,7 @@ def test_bad_write_concern_setting_is_refused() -> None:
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError):
-        Settings(_env_file=None, mongodb_w="all")  # type: ignore[call-arg]
+        Settings(_env_file=None, mongodb_w="all")
 
 
 def docs(n: int) -> list[Document]:

@@ -427,14 +427,29 @@ def test_resolve_rejects(pack: object, detail: str) -> None:
         ([{"n": "-x", "v": 1}], "not a valid SenML name"),
         ([{"n": "a", "v": 1}, {"n": "a", "vs": "x", "t": 1}], "carries both"),
         ([{"n": "a_sum", "vs": "x"}, {"n": "a", "s": 1}], "carries both"),
-        ([{"n": "time", "v": 1}], "reserved"),
-        ([{"n": "a", "u": "V\n", "v": 1}], "control characters"),
     ],
 )
 def test_to_points_rejects(pack: list[Any], detail: str) -> None:
     with pytest.raises(Rejected) as e:
         points(pack, "d")
     assert e.value.reason is Reason.INVALID_SENML
+    assert detail in e.value.detail
+
+
+@pytest.mark.parametrize(
+    ("pack", "reason", "detail"),
+    [
+        ([{"n": "time", "v": 1}], Reason.RESERVED_NAME, "reserved"),
+        ([{"n": "d/unit", "vs": "x"}], Reason.RESERVED_NAME, "reserved"),
+        ([{"n": "a", "u": "V\n", "v": 1}], Reason.INVALID_NAME, "cannot be a tag"),
+        ([{"n": "a", "u": "a\\ b\\,c\\,d", "vs": "x"}], Reason.INVALID_NAME, "cannot be a tag"),
+        ([{"n": "a" * 126, "s": 1}], Reason.INVALID_NAME, "must be 1-128"),
+    ],
+)
+def test_to_points_refuses_names(pack: list[Any], reason: Reason, detail: str) -> None:
+    with pytest.raises(Rejected) as e:
+        points(pack, "d")
+    assert e.value.reason is reason
     assert detail in e.value.detail
 
 

@@ -4,8 +4,11 @@ URL: ``influxdb1://[user[:pass]@]host:8086/DBNAME[?ssl=true]``; the password may
 from the ``password`` option (Settings: ``IOT_INFLUXDB_PASSWORD``, ``.env`` or
 ``IOT_SECRETS_DIR``). ``connect()`` creates the database if it is missing (``CREATE DATABASE``
 is a no-op when it exists); without admin rights it only checks that the database exists.
-Reads go through the InfluxQL path shared with 2.x/3.x (:mod:`ingest.stores.influxql`); HTTP
-statuses are mapped in :mod:`ingest.stores.influxhttp`.
+Reads go through the InfluxQL path shared with 2.x/3.x (:mod:`ingest.stores.influxql`: every
+condition on a tag qualified ``::tag``, so a field of the same name never matches); HTTP statuses
+are mapped in :mod:`ingest.stores.influxhttp`. Each write also records new (device, field) pairs
+in a small index measurement (:mod:`ingest.stores.fieldindex`), so ``latest()`` reads only the
+device's own fields.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import urllib3
 
 from core.model import Point
 from core.stores import Row, SeriesQuery, StoreConfigError, StoreNeedsOperator, StoreUnavailable
-from ingest.stores.bisect import Outcome, send_halves, write_points
+from ingest.stores.bisect import Outcome, send_halves
+from ingest.stores.fieldindex import FieldIndex, write_indexed
 from ingest.stores.influxhttp import DATA_ERRORS, TOO_LARGE, InfluxHTTP, error_text
 from ingest.stores.influxql import InfluxQLReader, Result, first_result, quote_ident, quote_string
 
@@ -46,6 +50,7 @@ class InfluxDB1Store:
             headers.update(urllib3.make_headers(basic_auth=f"{user}:{password or ''}"))
         self._http = InfluxHTTP(host, port, ssl=ssl, headers=headers, timeout=timeout, what=repr(self))
         self._reader = InfluxQLReader(self._select)
+        self._index = FieldIndex()
 
     @classmethod
     def from_url(
@@ -95,7 +100,7 @@ class InfluxDB1Store:
     # -- writes ------------------------------------------------------------------------------
 
     def write(self, points: Sequence[Point]) -> list[tuple[Point, str]]:
-        return write_points(points, self._send)
+        return write_indexed(points, self._send, self._index, repr(self))
 
     def _send(self, lines: Sequence[str]) -> Outcome:
         path = "/write?" + urlencode({"db": self.db, "precision": "ns"})

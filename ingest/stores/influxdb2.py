@@ -25,7 +25,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from core.model import Point
 from core.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
-from ingest.stores.bisect import LineErrors, Outcome, send_halves, write_points
+from ingest.stores.bisect import LineErrors, Outcome, send_halves
+from ingest.stores.fieldindex import FieldIndex, write_indexed
 from ingest.stores.influxhttp import DATA_ERRORS, TOO_LARGE, InfluxHTTP, error_text
 from ingest.stores.influxql import InfluxQLReader, Result, first_result
 
@@ -69,6 +70,7 @@ class InfluxDB2Store:
         headers = {"Authorization": f"Token {token}"} if token else {}
         self._http = InfluxHTTP(host, port, ssl=ssl, headers=headers, timeout=timeout, what=repr(self))
         self._reader = InfluxQLReader(self._select)
+        self._index = FieldIndex()
 
     @property
     def url(self) -> str:
@@ -105,7 +107,7 @@ class InfluxDB2Store:
     # -- writes ------------------------------------------------------------------------------
 
     def write(self, points: Sequence[Point]) -> list[tuple[Point, str]]:
-        return write_points(points, self._send)
+        return write_indexed(points, self._send, self._index, repr(self))
 
     def _send(self, lines: Sequence[str]) -> Outcome:
         params = {"bucket": self.bucket, "precision": "ns"}

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.stores import Row, SeriesQuery
+from ingest.stores.fieldindex import MEASUREMENT as INDEX
 from ingest.stores.tsquery import NUMERIC_AGGS, as_value, check_query
 
 Result = dict[str, Any]
@@ -59,6 +60,16 @@ def last_statement(measurement: str, field: str, device_id: str) -> str:
 def count_statement(measurement: str, device_id: str | None) -> str:
     stmt = f"SELECT count(*) FROM {quote_ident(measurement)}"
     return stmt + (f" WHERE {device_is(device_id)}" if device_id is not None else "")
+
+
+def device_fields_statement(measurement: str, device_id: str) -> str:
+    """The field keys (and types) ``device_id`` wrote to ``measurement``, from the field index
+    (:mod:`ingest.stores.fieldindex`): one query over the device's own index series."""
+    return (
+        f"SELECT last({quote_ident('seen')}) FROM {quote_ident(INDEX)} WHERE {device_is(device_id)} "
+        f"AND {quote_ident('measurement')}::tag = {quote_string(measurement)} GROUP BY {quote_ident('field')}, "
+        f"{quote_ident('type')}"
+    )
 
 
 def field_keys_statement(measurement: str) -> str:
@@ -119,7 +130,7 @@ class InfluxQLReader:
 
     def latest(self, measurement: str, device_id: str) -> dict[str, tuple[int, Any]]:
         out: dict[str, tuple[int, Any]] = {}
-        for f in sorted(self.field_types(measurement)):
+        for f in sorted(self.device_fields(measurement, device_id)):
             for ts, vals in rows(self._run(last_statement(measurement, f, device_id))):
                 if "last" in vals:
                     out[f] = (ts, vals["last"])
@@ -128,6 +139,11 @@ class InfluxQLReader:
     def count(self, measurement: str, device_id: str | None = None) -> int:
         found = rows(self._run(count_statement(measurement, device_id)), raw=True)
         return int(sum(v for _, vals in found for v in vals.values()))
+
+    def device_fields(self, measurement: str, device_id: str) -> dict[str, str]:
+        """What ``device_id`` wrote to ``measurement``: cost independent of other devices' keys."""
+        result = self._run(device_fields_statement(measurement, device_id))
+        return {s["tags"]["field"]: s["tags"]["type"] for s in result.get("series", [])}
 
     def field_types(self, measurement: str) -> dict[str, str]:
         result = self._run(field_keys_statement(measurement))

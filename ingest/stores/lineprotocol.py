@@ -1,16 +1,31 @@
 """Points → InfluxDB line protocol. Pure and on the hot path: one pass, cached key escaping.
 
 All numbers are written as floats (never the ``i`` suffix), so a field keeps one type whether a
-device sent ``21`` or ``21.5``. Measurement, tag and field keys and tag values escape ``,`` ``=``
-and space; string field values escape ``"`` and ``\\``. What line protocol cannot carry faithfully
-— newlines in keys or tag values, a trailing backslash in a key or tag value, an empty key,
-NaN or infinity — raises :class:`Unencodable`, so the store refuses just that point.
-Empty tag values are left out (InfluxDB has no empty tags).
+device sent ``21`` or ``21.5``. Escaping follows the line-protocol spec, element by element:
+
+- measurement: ``,`` and space;
+- tag keys, tag values, field keys: ``,`` ``=`` and space;
+- string field values: ``"`` and ``\\`` (the only escapes influxd undoes inside a string).
+
+Some text has no faithful encoding, and guessing is how one device's data ends up in another's
+series, so it raises :class:`Unencodable` and the store refuses just that point:
+
+- a backslash anywhere in a measurement, tag or field key, or tag value: influxd 1.x's line
+  scanner skips the character after any backslash while its unescaper only undoes ``\\,``
+  ``\\=`` ``\\ `` ``\\"``, so no escaping of a literal backslash survives a round trip;
+- a control character (newline, CR, NUL, tab…) in any of them (influxd reads a tab as a
+  separator), or in a string value, where only tab is allowed (a raw newline ends a line);
+- text that is not valid Unicode (a lone surrogate), an empty key or tag value, a measurement
+  starting with ``#`` (a comment line), NaN/infinity.
+
+Empty tag values are left out (InfluxDB has no empty tags). The decoder (ingest.names) refuses
+all of this, and more, before a point is built; this is the second line of defence.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 from core.model import Point
@@ -22,6 +37,8 @@ class Unencodable(ValueError):
 
 _KEY_ESC = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
 _MEAS_ESC = str.maketrans({",": "\\,", " ": "\\ "})
+_NAME_BAD = re.compile(r"[\x00-\x1f\x7f\\]")
+_STRING_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _CACHE_MAX = 100_000
 _keys: dict[str, str] = {}
 _measurements: dict[str, str] = {}
@@ -30,10 +47,19 @@ _measurements: dict[str, str] = {}
 def _check(text: str, what: str) -> None:
     if not text:
         raise Unencodable(f"empty {what}")
-    if "\n" in text or "\r" in text:
-        raise Unencodable(f"newline in {what} {text[:40]!r}")
-    if text.endswith("\\"):
-        raise Unencodable(f"{what} {text[:40]!r} ends with a backslash")
+    bad = _NAME_BAD.search(text)
+    if bad is not None:
+        name = "a backslash" if bad.group() == "\\" else "a control character"
+        raise Unencodable(f"{what} {text[:40]!r} holds {name}")
+    _check_unicode(text, what)
+
+
+def _check_unicode(text: str, what: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Unencodable(f"{what} holds a lone surrogate") from None
 
 
 def escape_key(key: str) -> str:
@@ -52,12 +78,17 @@ def escape_measurement(name: str) -> str:
     out = _measurements.get(name)
     if out is None:
         _check(name, "measurement")
+        if name.startswith("#"):
+            raise Unencodable(f"measurement {name[:40]!r} starts with '#' (a comment line)")
         out = name.translate(_MEAS_ESC)
         _measurements[name] = out
     return out
 
 
 def escape_string(value: str) -> str:
+    if _STRING_BAD.search(value) is not None:
+        raise Unencodable("string value holds a control character")
+    _check_unicode(value, "string value")
     if "\\" in value:
         value = value.replace("\\", "\\\\")
     if '"' in value:
