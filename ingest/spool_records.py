@@ -8,7 +8,8 @@ Version 1 (``0x01``)::
 
 Bytes (message payloads) are base64 strings; everything else is plain JSON. Records written by
 earlier releases are pickles (first byte ``0x80``); they are still read, by an unpickler that
-accepts only the four item classes, so an upgrade never strands spooled data.
+accepts only the four item classes (fields added since take their defaults), so an upgrade never
+strands spooled data.
 """
 
 from __future__ import annotations
@@ -110,9 +111,18 @@ class _LegacyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"spool record refers to {module}.{name}, which is not a spooled type")
 
 
+def _rebuilt(item: object) -> Item:
+    """A fresh instance from an unpickled one: a field added since it was pickled (absent from
+    its state) takes its default."""
+    cls = type(item)
+    if cls not in _FIELDS:
+        raise RecordError(f"a pickled spool record holds a {cls.__name__}, not a spooled item")
+    return cls(**{f: getattr(item, f) for f in _FIELDS[cls] if hasattr(item, f)})
+
+
 def _from_pickle(data: bytes) -> Record:
     try:
         items, origins, extra = _LegacyUnpickler(io.BytesIO(data)).load()
+        return [_rebuilt(i) for i in items], list(origins), dict(extra)
     except (pickle.UnpicklingError, ValueError, TypeError, EOFError) as e:
         raise RecordError(f"unreadable pickled spool record: {e}") from e
-    return list(items), list(origins), dict(extra)

@@ -106,8 +106,9 @@ def test_every_item_kind_round_trips_as_versioned_json() -> None:
 
 
 def test_records_from_the_pickle_release_replay_after_the_upgrade(tmp_path: Path) -> None:
-    """Records the previous release spooled (pickles of ``ingest.model`` classes) replay in order,
-    followed by what this release appends: an upgrade strands nothing."""
+    """Records the previous release spooled (pickles of ``ingest.model`` classes, without the
+    fields added since, e.g. ``DeadLetter.original_size``) replay in order, followed by what this
+    release appends: an upgrade strands nothing."""
     spool_dir = tmp_path / "spool"
     shutil.copytree(LEGACY, spool_dir)
     s = Spool(spool_dir, 1 << 20)
