@@ -54,6 +54,7 @@ from core.model import (
 )
 from ingest.cardinality import CardinalityGuard
 from ingest.codecs import (
+    WHITESPACE,
     Codec,
     NonFinite,
     Reading,
@@ -62,6 +63,7 @@ from ingest.codecs import (
     int64,
     json_loads,
     parse_json,
+    parse_json_text,
     reject_constant,
 )
 from ingest.names import check_field_key, check_string_value
@@ -76,6 +78,7 @@ _KINDS = {k.value: k for k in Kind}
 _TOPIC_CACHE_MAX = 65536
 _MISSING: Any = object()
 _TS_ONLY = frozenset({"ts"})
+_Topic = tuple[str, Kind, str, dict[int, Codec] | None]  # device, kind, measurement, codecs by first byte
 _EVENT_SKIP = frozenset({"ts", "level", "code", "message"})
 _GOOD_KEYS_MAX = 65536
 _good_keys: set[str] = set()  # field names already checked (they repeat on every message)
@@ -191,18 +194,19 @@ class Decoder:
         self.guard = guard
         self.max_payload_bytes = max_payload_bytes
         self.future_window_ns = int(future_window_s * 1e9)
-        self._topics: dict[str, tuple[str, Kind]] = {}
+        self._topics: dict[str, _Topic] = {}
         self._loads = json_loads()
         self._loads_document = json.JSONDecoder(
             parse_constant=reject_constant, parse_float=finite_float, parse_int=int64
         ).decode
-        self._codecs: dict[tuple[Kind, int], Codec] = {}
+        self._claims: dict[Kind, dict[int, Codec]] = {}  # kind -> first payload byte -> codec
         for codec in codecs:
             for kind in codec.kinds:
+                claims = self._claims.setdefault(kind, {})
                 for b in codec.first_bytes:
-                    if (kind, b) in self._codecs:
-                        raise ValueError(f"codecs {self._codecs[kind, b].name} and {codec.name} both claim {b:#x}")
-                    self._codecs[kind, b] = codec
+                    if b in claims:
+                        raise ValueError(f"codecs {claims[b].name} and {codec.name} both claim {b:#x}")
+                    claims[b] = codec
 
     def decode(self, topic: str, payload: bytes, now_ns: int) -> Decoded:
         """Decode one message received at ``now_ns``. Raises Rejected(reason, detail), only."""
@@ -217,16 +221,17 @@ class Decoder:
         """``decode`` without the last-resort guard (tests use it to prove the guard idle)."""
         info = self._topics.get(topic)
         if info is None:
-            info = parse_topic(topic, self.topic_root)
+            device_id, kind = parse_topic(topic, self.topic_root)
+            info = (device_id, kind, MEASUREMENTS.get(kind, ""), self._claims.get(kind))
             if len(self._topics) >= _TOPIC_CACHE_MAX:
                 self._topics.clear()
             self._topics[topic] = info
-        device_id, kind = info
+        device_id, kind, measurement, claims = info
         if len(payload) > self.max_payload_bytes:
             raise Rejected(Reason.OVERSIZE, f"{len(payload)} bytes > limit {self.max_payload_bytes}")
-        measurement = MEASUREMENTS.get(kind)
-        if measurement is not None:
-            codec = self._codecs.get((kind, first_byte(payload)))
+        if claims is not None:
+            first = payload[0] if payload else -1
+            codec = claims.get(first if first not in WHITESPACE else first_byte(payload))
             if codec is not None:
                 latest = now_ns + self.future_window_ns
                 reading = Reading(
@@ -243,7 +248,7 @@ class Decoder:
         if kind is Kind.STATUS:
             return self._status(device_id, text, now_ns)
         document = kind in COLLECTIONS
-        obj = parse_json(payload, self._loads_document if document else self._loads)
+        obj = parse_json_text(text, self._loads_document if document else self._loads)
         if document:
             if type(obj) is not dict:
                 raise Rejected(Reason.WRONG_TYPE, f"{kind} payload must be a JSON object")
