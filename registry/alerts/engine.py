@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from core.model import Point, StatusChange
-from registry.alerts.kinds import SPECS, Outcome, State, describe
+from registry.alerts.kinds import SPECS, KindSpec, Outcome, State, describe
 from registry.alerts.rules import EVENTS_MEASUREMENT, LEVEL_RANK, OPEN, Rule
 from registry.alerts.rules import RESOLVE as RESOLVE  # re-exported: transitions are the engine's output
 from registry.alerts.rules import UPDATE as UPDATE
@@ -69,7 +69,7 @@ class Engine:
         self._last_seen: dict[str, float] = {}  # device -> arrival time of its newest point
         self._started = started
         self.rules: dict[int, Rule] = {}
-        self._by_field: dict[str, list[Rule]] = {}
+        self._by_field: dict[str, list[tuple[Rule, KindSpec]]] = {}
         self._event_rules: list[Rule] = []
         self._nodata_rules: list[Rule] = []
         self.set_rules(rules)
@@ -82,7 +82,7 @@ class Engine:
         self._by_field = {}
         for r in self.rules.values():
             if SPECS[r.kind].reads_fields and r.field:
-                self._by_field.setdefault(r.field, []).append(r)
+                self._by_field.setdefault(r.field, []).append((r, SPECS[r.kind]))
         self._event_rules = [r for r in self.rules.values() if SPECS[r.kind].reads_events]
         self._nodata_rules = [r for r in self.rules.values() if SPECS[r.kind].watches_silence]
         self._states = {k: s for k, s in self._states.items() if k[0] in self.rules}
@@ -124,7 +124,7 @@ class Engine:
                 value = float(raw)
                 ts = p.ts_ns / 1e9
                 info = devices.get(p.device_id)
-                for r in rules:
+                for r, spec in rules:
                     if r.measurement and r.measurement != p.measurement:
                         continue
                     if not in_scope(r, p.device_id, info, p.tags):
@@ -132,7 +132,9 @@ class Engine:
                     st = self._states.get((r.id, p.device_id))
                     if st is None:
                         st = self._states[(r.id, p.device_id)] = State()
-                    self._emit(r, p.device_id, info, SPECS[r.kind].on_value(r, st, ts, value, now), out)
+                    o = spec.on_value(r, st, ts, value, now)
+                    if o is not None:
+                        self._emit(r, p.device_id, info, o, out)
         seen = {p.device_id for p in points}
         for dev in seen:
             self._last_seen[dev] = now

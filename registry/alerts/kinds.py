@@ -43,7 +43,7 @@ class State:
     last_breaching: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     """What a spec decided: ``action`` at ``at``; ``message`` is an open alert's detail (default:
     the rule described, with the value) or the reason it resolved."""
