@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     mongodb_password: SecretStr | None = None  # mongodb:// URLs with a user and no password
     broker_password: SecretStr | None = None
     api_key: SecretStr | None = None
+    registry_password: SecretStr | None = None  # for IOT_REGISTRY_URL with a user and no password
+    # notification secrets by name (HMAC keys, SMTP passwords, Slack webhook URLs):
+    # IOT_NOTIFY_SECRETS='{"ops-hook": "…"}' or a file iot_notify_secrets in IOT_SECRETS_DIR
+    notify_secrets: dict[str, SecretStr] = Field(default_factory=dict)
 
     embedded_broker_port: int = Field(1883, ge=1, le=65535)
     client_id: str = "iot-ingest"
@@ -51,11 +55,22 @@ class Settings(BaseSettings):
     # w:1 from memory otherwise); "majority" for replica sets
     mongodb_w: str = Field("1", pattern=r"^(majority|[1-9][0-9]*)$")
     mongodb_journal: bool = True
+    notify: bool = Field(True, description="run the alert notifier in the daemon")
+    notify_poll: float = Field(1.0, gt=0, description="seconds between outbox polls")
 
     def resolved_registry_url(self) -> str:
-        if self.registry_url:
+        """The registry URL to connect with: ``IOT_REGISTRY_PASSWORD`` joins a URL that names a user
+        but no password, percent-escaped (any character is safe in it). Never log the result."""
+        if not self.registry_url:
+            return f"sqlite:///{(self.data_dir / 'registry.sqlite3').resolve()}"
+        if self.registry_password is None:
             return self.registry_url
-        return f"sqlite:///{(self.data_dir / 'registry.sqlite3').resolve()}"
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.registry_url)
+        if url.username is None or url.password is not None:
+            return self.registry_url
+        return url.set(password=self.registry_password.get_secret_value()).render_as_string(hide_password=False)
 
     def resolved_spool_dir(self) -> Path:
         return self.spool_dir or self.data_dir / "spool"

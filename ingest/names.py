@@ -12,7 +12,7 @@ long before anything is encoded:
 - a string field value holds no control character except tab (a raw newline would end the
   line-protocol line).
 
-Refusals are :class:`ingest.model.Rejected` with ``INVALID_NAME`` or ``RESERVED_NAME``.
+Refusals are :class:`core.model.Rejected` with ``INVALID_NAME`` or ``RESERVED_NAME``.
 """
 
 from __future__ import annotations

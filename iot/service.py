@@ -17,6 +17,7 @@ from registry.alerts.observer import AlertObserver
 from registry.db import check_migrated, make_engine, migrate
 from registry.deadletters import DeadLetterStore
 from registry.directory import RegistryStore
+from registry.notify.notifier import Notifier
 
 log = logging.getLogger("iot.ingest")
 
@@ -88,9 +89,14 @@ def run_daemon(settings: Settings) -> int:
         server = serve_metrics(daemon.metrics, settings.metrics_host, settings.metrics_port)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.server_address[1])
     install_signal_handlers(daemon)
+    notifier = None
+    if settings.notify:
+        notifier = Notifier(daemon.res.registry.engine, settings.notify_secrets, poll_s=settings.notify_poll).start()
     try:
         return daemon.run()
     finally:
+        if notifier is not None:
+            notifier.stop()
         if server is not None:
             server.shutdown()
         if embedded is not None:

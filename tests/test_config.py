@@ -19,3 +19,26 @@ def test_bad_setting_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("IOT_BATCH_SIZE", "lots")
     with pytest.raises(CliError, match="IOT_BATCH_SIZE"):
         settings()
+
+
+def test_registry_password_joins_the_url_escaped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A password with URL metacharacters, from IOT_SECRETS_DIR, reaches the driver intact."""
+    from sqlalchemy.engine import make_url
+
+    password = "p@ss:w/rd%?#&+ =x"
+    (tmp_path / "iot_registry_password").write_text(password + "\n")
+    monkeypatch.setenv("IOT_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("IOT_REGISTRY_URL", "postgresql+psycopg://iot@db.example:5432/iot")
+    url = make_url(settings().resolved_registry_url())
+    assert (url.username, url.password, url.host, url.port, url.database) == (
+        "iot",
+        password,
+        "db.example",
+        5432,
+        "iot",
+    )
+    # a password already in the URL wins; a URL without a user is left alone
+    monkeypatch.setenv("IOT_REGISTRY_URL", "postgresql+psycopg://iot:inline@db.example/iot")
+    assert make_url(settings().resolved_registry_url()).password == "inline"
+    monkeypatch.setenv("IOT_REGISTRY_URL", "postgresql+psycopg:///iot")
+    assert settings().resolved_registry_url() == "postgresql+psycopg:///iot"

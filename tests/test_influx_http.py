@@ -25,6 +25,7 @@ from ingest.stores.fieldindex import MEASUREMENT as INDEX
 from ingest.stores.influxdb1 import InfluxDB1Store
 from ingest.stores.influxdb2 import InfluxDB2Store
 from ingest.stores.influxhttp import retry_after
+from ingest.stores.lineprotocol import encode_batch
 from ingest.stores.mongo import MongoDocumentStore
 from iot.cli.toolkit import settings
 from tests.servers import free_port
@@ -232,6 +233,52 @@ def test_v2_partial_write_is_bisected(peer: Peer) -> None:
     rejected = store.write(pts(16, lambda i: "s" if i == 9 else float(i)))
     assert [(p.ts_ns - T0, why) for p, why in rejected] == [(9, "failure writing points: field type conflict")]
     store.close()
+
+
+def test_writes_go_through_influxdb_client(peer: Peer) -> None:
+    store = connected(peer)
+    assert store.write(pts(3)) == []
+    (w,) = [r for r in peer.seen if r.path == "/api/v2/write" and not r.lines[0].startswith(INDEX)]
+    assert w.headers["user-agent"].startswith("influxdb-client-python/")
+    assert w.query == {"org": "o", "bucket": "b", "precision": "ns"}
+    assert w.lines == encode_batch(pts(3))[1]  # the body is exactly our line protocol
+    store.close()
+
+
+def test_v3_database_without_org(peer: Peer) -> None:
+    store = InfluxDB2Store.from_url(f"influxdb://127.0.0.1:{peer.port}?bucket=db3", token="tok")
+    store.connect()
+    assert store.write(pts(2)) == []
+    writes = [r for r in peer.seen if r.path == "/api/v2/write"]
+    assert len(writes) == 2  # the data, then the field index
+    assert [len(r.lines) for r in writes if not r.lines[0].startswith(INDEX)] == [2]
+    assert all(r.query == {"bucket": "db3", "precision": "ns"} for r in writes)  # org sent empty: 3.x ignores it
+    store.close()
+
+
+@pytest.mark.parametrize(("status", "error"), [(401, StoreNeedsOperator), (503, StoreUnavailable)])
+def test_connect_maps_the_ping_answer(peer: Peer, status: int, error: type[Exception]) -> None:
+    peer.answer = lambda r: (status, {"Retry-After": "5"}, b'{"message":"no"}')
+    store = InfluxDB2Store.from_url(peer.influxdb2, token="tok")
+    with pytest.raises(error) as e:
+        store.connect()
+    assert f"answered {status}: no" in str(e.value)
+    assert peer.seen[-1].path == "/ping" and peer.seen[-1].headers["authorization"] == "Token tok"
+    store.close()
+
+
+def test_unreachable_server_is_transient() -> None:
+    store = InfluxDB2Store.from_url(f"influxdb://127.0.0.1:{free_port()}?org=o&bucket=b", token="tok")
+    with pytest.raises(StoreUnavailable) as e:
+        store.connect()
+    assert not isinstance(e.value, StoreNeedsOperator)
+    assert "unreachable" in str(e.value) and "tok" not in str(e.value)
+    with pytest.raises(StoreUnavailable, match="unreachable") as e:
+        store.write(pts(1))  # still no server: the write fails the same transient way
+    assert not isinstance(e.value, StoreNeedsOperator)
+    store.close()
+    with pytest.raises(StoreUnavailable, match="not connected"):
+        store.write(pts(1))
 
 
 def test_influxdb1_maps_statuses_the_same_way(peer: Peer) -> None:

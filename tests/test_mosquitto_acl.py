@@ -231,7 +231,7 @@ def test_the_deploy_config_binds_client_ids(fleet: dict[str, str], mosquitto: Mo
     auth = Path(mosquitto.extra_conf.split("password_file ", 1)[1].splitlines()[0]).parent
     text = (
         deploy.replace("listener 1883", f"listener {mosquitto.port} 127.0.0.1")
-        .replace("/mosquitto/config/auth/", f"{auth}/")
+        .replace("/mosquitto/auth/", f"{auth}/")
         .replace("/mosquitto/data/", f"{mosquitto.dir}/")
     )
     assert "use_username_as_clientid true" in text and f"{auth}/passwd" in text

@@ -22,12 +22,28 @@ import urllib3
 
 from core.model import Point
 from core.stores import Row, SeriesQuery, StoreConfigError, StoreNeedsOperator, StoreUnavailable
+from ingest.retention import DownsampleInfo, RetentionInfo, parse_go_duration, shard_duration_s
 from ingest.stores.bisect import Outcome, send_halves
 from ingest.stores.fieldindex import FieldIndex, write_indexed
 from ingest.stores.influxhttp import DATA_ERRORS, TOO_LARGE, InfluxHTTP, error_text
 from ingest.stores.influxql import InfluxQLReader, Result, first_result, quote_ident, quote_string
 
 __all__ = ["InfluxDB1Store", "quote_ident", "quote_string"]
+
+
+ROLLUP_RP = "iot_rollup"
+CQ_PREFIX = "iot_downsample_"
+ROLLUP_SOURCES = ("sensor_readings", "device_metrics")
+
+
+def rollup_select(db: str, source_rp: str, every_s: int, where: str = "") -> str:
+    """The downsampling SELECT: means of every field per bucket, per series, into the rollup RP
+    (fields become ``mean_<field>``, as InfluxDB names them)."""
+    sources = ", ".join(f"{quote_ident(db)}.{quote_ident(source_rp)}.{quote_ident(m)}" for m in ROLLUP_SOURCES)
+    return (
+        f"SELECT mean(*) INTO {quote_ident(db)}.{quote_ident(ROLLUP_RP)}.:MEASUREMENT FROM {sources}"
+        f"{' WHERE ' + where if where else ''} GROUP BY time({every_s}s), *"
+    )
 
 
 class InfluxDB1Store:
@@ -121,6 +137,65 @@ class InfluxDB1Store:
 
     def count(self, measurement: str, device_id: str | None = None) -> int:
         return self._reader.count(measurement, device_id)
+
+    # -- retention (see ingest.retention) ----------------------------------------------------
+
+    def _default_policy(self) -> tuple[str, str]:
+        result = self._select(f"SHOW RETENTION POLICIES ON {quote_ident(self.db)}", db=None)
+        for s in result.get("series", []):
+            cols = s["columns"]
+            for values in s["values"]:
+                row = dict(zip(cols, values, strict=True))
+                if row.get("default"):
+                    return str(row["name"]), str(row["duration"])
+        raise StoreUnavailable(f"{self!r}: database {self.db!r} has no default retention policy")
+
+    def retention(self) -> RetentionInfo:
+        name, duration = self._default_policy()
+        return RetentionInfo(parse_go_duration(duration), f"retention policy {name!r} on database {self.db!r}")
+
+    def set_retention(self, seconds: int | None) -> RetentionInfo:
+        name, _ = self._default_policy()
+        dur = "INF" if seconds is None else f"{seconds}s"
+        self._select(
+            f"ALTER RETENTION POLICY {quote_ident(name)} ON {quote_ident(self.db)} "
+            f"DURATION {dur} SHARD DURATION {shard_duration_s(seconds)}s DEFAULT",
+            db=None,
+        )
+        return self.retention()
+
+    def _downsample_cqs(self) -> list[str]:
+        names: list[str] = []
+        for s in self._select("SHOW CONTINUOUS QUERIES", db=None).get("series", []):
+            if s.get("name") == self.db:
+                names += [v[0] for v in s.get("values", []) if str(v[0]).startswith(CQ_PREFIX)]
+        return names
+
+    def downsampling(self) -> DownsampleInfo:
+        cqs = self._downsample_cqs()
+        every = int(cqs[0][len(CQ_PREFIX) : -1]) if cqs else None
+        targets = tuple(f"{ROLLUP_RP}.{m}" for m in ROLLUP_SOURCES) if every else ()
+        return DownsampleInfo(every, targets, f"continuous query on database {self.db!r}")
+
+    def set_downsampling(self, every_s: int | None) -> DownsampleInfo:
+        for name in self._downsample_cqs():
+            self._select(f"DROP CONTINUOUS QUERY {quote_ident(name)} ON {quote_ident(self.db)}", db=None)
+        if every_s is not None:
+            source, _ = self._default_policy()
+            if source == ROLLUP_RP:
+                raise StoreConfigError(f"the default retention policy of {self.db!r} is {ROLLUP_RP!r}: choose another")
+            self._select(
+                f"CREATE RETENTION POLICY {quote_ident(ROLLUP_RP)} ON {quote_ident(self.db)} "
+                "DURATION INF REPLICATION 1",
+                db=None,
+            )
+            name = quote_ident(f"{CQ_PREFIX}{every_s}s")
+            self._select(
+                f"CREATE CONTINUOUS QUERY {name} ON {quote_ident(self.db)} BEGIN "
+                f"{rollup_select(self.db, source, every_s)} END",
+                db=None,
+            )
+        return self.downsampling()
 
     def _select(self, statement: str, db: str | None = "") -> Result:
         fields = {"q": statement, "epoch": "ns"}

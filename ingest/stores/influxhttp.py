@@ -1,5 +1,7 @@
-"""HTTP to an InfluxDB server (1.x, 2.x or 3.x) with urllib3: the one place where transport errors
-and HTTP statuses become our exceptions.
+"""HTTP to an InfluxDB server (1.x, 2.x or 3.x): the one place where transport errors and HTTP
+statuses become our exceptions, whether the request went through our urllib3 pool
+(:class:`InfluxHTTP`) or through ``influxdb-client`` (:func:`call_client`: its ``ApiException``
+carries status, headers and body; its transport failures are urllib3's).
 
 =================  =====================================================================
 status             meaning here
@@ -18,12 +20,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import urllib3
+from influxdb_client.rest import ApiException
 
 from core.stores import StoreNeedsOperator, StoreUnavailable
 
@@ -129,3 +133,23 @@ class InfluxHTTP:
         if resp.status not in allow:
             check_status(self._what, resp)
         return resp
+
+
+def call_client(what: str, request: Callable[..., object], *args: object) -> Response | None:
+    """Run one ``influxdb-client`` request, ``request(*args)``: None on success; the :class:`Response` for refused data
+    (400/422) or too large (413), for the caller to read; ours raised for every other answer
+    (the table above) and for transport failures."""
+    try:
+        request(*args)
+    except ApiException as e:
+        if not e.status:  # no HTTP answer: the client's own TLS / request failure
+            reason = " ".join(str(e.reason).split())[:200]
+            raise StoreUnavailable(f"{what} unreachable: {reason}") from None
+        body = e.body if isinstance(e.body, bytes) else str(e.body or "").encode()
+        headers: Any = e.headers or {}
+        r = Response(int(e.status), body, retry_after(headers.get("Retry-After")))
+        check_status(what, r)
+        return r
+    except urllib3.exceptions.HTTPError as e:
+        raise StoreUnavailable(f"{what} unreachable: {type(e).__name__}") from None
+    return None

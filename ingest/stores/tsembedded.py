@@ -13,6 +13,7 @@ import json
 import math
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,12 @@ from urllib.parse import unquote, urlsplit
 
 from core.model import Point
 from core.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
+from ingest.retention import DownsampleInfo, RetentionInfo
+from ingest.stores import tsrollup
 from ingest.stores.tsquery import NUMERIC_AGGS, as_value, check_query
 
 FILENAME = "timeseries.sqlite3"
+PRUNE_EVERY_S = 600.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS points (
@@ -35,6 +39,7 @@ CREATE TABLE IF NOT EXISTS points (
     PRIMARY KEY (measurement, series, ts_ns)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS points_device ON points (measurement, device_id, ts_ns);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS field_types (
     measurement TEXT NOT NULL,
     field TEXT NOT NULL,
@@ -80,6 +85,9 @@ class EmbeddedTimeSeriesStore:
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._types: dict[tuple[str, str], str] = {}
+        self._retention_s: int | None = None
+        self._downsample_s: int | None = None
+        self._next_prune = 0.0
 
     @classmethod
     def from_url(
@@ -105,6 +113,9 @@ class EmbeddedTimeSeriesStore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
             self._types = {(m, f): t for m, f, t in db.execute("SELECT * FROM field_types")}
+            row = db.execute("SELECT value FROM meta WHERE key = 'retention_s'").fetchone()
+            self._retention_s = int(row[0]) if row else None
+            self._downsample_s = tsrollup.get_config(db)[0]
         except (sqlite3.Error, OSError) as e:
             raise StoreUnavailable(f"{self!r}: {e}") from None
         self._db = db
@@ -172,7 +183,58 @@ class EmbeddedTimeSeriesStore:
             except sqlite3.Error as e:
                 raise StoreUnavailable(f"{self!r}: {e}") from None
             self._types.update(new_types)
+        if (self._retention_s or self._downsample_s) and time.monotonic() >= self._next_prune:
+            self.prune()
         return rejected
+
+    # -- retention (see ingest.retention) ----------------------------------------------------
+
+    def retention(self) -> RetentionInfo:
+        return RetentionInfo(self._retention_s, f"embedded store {self.path.name} (pruned every {PRUNE_EVERY_S:g}s)")
+
+    def set_retention(self, seconds: int | None) -> RetentionInfo:
+        with self._lock:
+            db = self._conn()
+            if seconds is None:
+                db.execute("DELETE FROM meta WHERE key = 'retention_s'")
+            else:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('retention_s', ?)", (str(seconds),))
+            self._retention_s = seconds
+        self.prune()
+        return self.retention()
+
+    def prune(self, now_ns: int | None = None) -> int:
+        """Roll up whole buckets (if downsampling), then delete raw points older than the
+        retention (rollups are kept); returns how many points were deleted."""
+        self._next_prune = time.monotonic() + PRUNE_EVERY_S
+        now = now_ns if now_ns is not None else time.time_ns()
+        with self._lock:
+            try:
+                db = self._conn()
+                if self._downsample_s is not None:
+                    tsrollup.roll_up(db, now)
+                if self._retention_s is None:
+                    return 0
+                keep = tsrollup.rollup_measurements(self._downsample_s) if self._downsample_s else []
+                marks = ",".join("?" * len(keep)) or "''"
+                sql = f"DELETE FROM points WHERE ts_ns < ? AND measurement NOT IN ({marks})"
+                return int(db.execute(sql, (now - self._retention_s * 10**9, *keep)).rowcount)
+            except sqlite3.Error as e:
+                raise StoreUnavailable(f"{self!r}: {e}") from None
+
+    def downsampling(self) -> DownsampleInfo:
+        every = self._downsample_s
+        targets = tuple(tsrollup.rollup_measurements(every)) if every else ()
+        return DownsampleInfo(every, targets, f"embedded store {self.path.name} (rolled up every {PRUNE_EVERY_S:g}s)")
+
+    def set_downsampling(self, every_s: int | None) -> DownsampleInfo:
+        with self._lock:
+            db = self._conn()
+            current, watermark = tsrollup.get_config(db)
+            tsrollup.set_config(db, every_s, watermark if current == every_s else 0)
+            self._downsample_s = every_s
+        self.prune()
+        return self.downsampling()
 
     def _select(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with self._lock:

@@ -10,12 +10,16 @@ import typer
 from core.redact import redact_url
 from iot.cli import alerts as alerts_cli
 from iot.cli import deadletters as cli_deadletters
+from iot.cli import notify as notify_cli
+from iot.cli import plot as cli_plot
 from iot.cli import registry as registry_cli
+from iot.cli import retention as cli_retention
 from iot.cli import sim as sim_cli
 from iot.cli import telemetry as cli_telemetry
 from iot.cli.acting import as_cli_error
 from iot.cli.toolkit import ExitCode, emit_json, fail, print_table, settings
 from iot.demo import run_demo
+from iot.demo_view import LiveProgress, print_result
 from iot.service import run_daemon
 from iot.status import fetch_status, group
 
@@ -41,11 +45,15 @@ ingest_app = typer.Typer(no_args_is_help=True, help="The ingestion daemon.")
 app.add_typer(ingest_app, name="ingest")
 sim_cli.app.command("provision")(registry_cli.provision)
 app.add_typer(sim_cli.app, name="sim", help="Device simulators.")
-app.add_typer(cli_telemetry.app, name="telemetry", help="Query time-series data.")
+cli_telemetry.app.command("plot")(cli_plot.plot)
+app.add_typer(cli_telemetry.app, name="telemetry", help="Query and plot time-series data.")
 app.add_typer(registry_cli.devices_app, name="devices", help="The device registry.")
 app.add_typer(registry_cli.registry_app, name="registry", help="Registry schema and broker access.")
+alerts_cli.app.add_typer(notify_cli.app, name="channels")
+alerts_cli.app.add_typer(notify_cli.notifier_app, name="notifier")
 app.add_typer(alerts_cli.app, name="alerts", help="Alerts and alert rules.")
 app.add_typer(cli_deadletters.app, name="deadletters", help="Messages that could not be stored.")
+app.add_typer(cli_retention.app, name="timeseries", help="The time-series store: retention.")
 
 
 @ingest_app.command("run")
@@ -85,28 +93,11 @@ def demo(
         "(embedded broker and stores, 2% malformed, 2% duplicates)",
         err=True,
     )
-    r = run_demo(s, duration=duration, devices=devices, rate=rate, seed=seed, progress=None)
-    rows = [
-        (
-            k,
-            "readings" if k in ("telemetry", "metrics", "events") else "documents",
-            r.sent[k],
-            r.stored[k],
-            "ok" if r.sent[k] == r.stored[k] else "MISMATCH",
-        )
-        for k in r.sent
-    ]
-    print_table(["kind", "counted as", "sent", "stored", ""], rows, title="sent vs stored")
-    print_table(
-        ["", "count"],
-        [
-            ("malformed messages sent", r.malformed_sent),
-            ("dead-lettered", r.dead_lettered),
-            ("duplicate copies sent (stored once)", r.duplicates_sent),
-            *[(f"alerts {status}", n) for status, n in sorted(r.alerts.items())],
-        ],
-    )
-    typer.echo(f"data kept in {r.data_dir} — try: IOT_DATA_DIR={r.data_dir} iot devices list")
+    with LiveProgress() as live:
+        r = run_demo(s, duration=duration, devices=devices, rate=rate, seed=seed, progress=live)
+    print_result(r)
+    if not r.settled:
+        fail(f"the daemon handled {r.handled_messages} of {r.expected_messages} acknowledged messages in time", 1)
     if not r.complete:
         fail("stored counts differ from what was sent", ExitCode.FAILED)
 

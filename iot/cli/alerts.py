@@ -11,7 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
+from iot.cli import output
 from iot.cli.acting import acting
+from iot.cli.notify_view import print_notifications
 from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings
 from registry.alerts import store
 from registry.alerts.kinds import describe
@@ -52,6 +54,7 @@ def list_(
     since: Annotated[str | None, typer.Option("--since", help="Opened within, e.g. 24h.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
     json_: JsonOpt = False,
+    fmt: output.FormatOpt = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Alerts, newest first."""
@@ -61,8 +64,7 @@ def list_(
         rows = store.list_alerts(
             s, actor, status=status, severity=severity, device=device, site=site, since=_since(since), limit=limit
         )
-    if json_:
-        emit_json(rows)
+    if output.machine(fmt, json_, rows):
         return
     if not rows:
         typer.echo("no alerts match")
@@ -125,6 +127,8 @@ def show(
         ([e["at"], e["action"], e["actor"], _num(e["value"]), e["note"]] for e in a["timeline"]),
         title="timeline",
     )
+    if a.get("notifications"):
+        print_notifications(a["notifications"])
 
 
 @app.command("ack")
@@ -209,12 +213,11 @@ def _rule_dict(r: Any) -> dict[str, Any]:
 
 
 @rules_app.command("list")
-def rules_list(json_: JsonOpt = False, registry: RegistryOpt = None) -> None:
+def rules_list(json_: JsonOpt = False, fmt: output.FormatOpt = None, registry: RegistryOpt = None) -> None:
     """Every rule, enabled or not."""
     with acting(settings(registry_url=registry)) as (s, actor):
         rows = [_rule_dict(r) for r in store.list_rules(s, actor)]
-    if json_:
-        emit_json(rows)
+    if output.machine(fmt, json_, rows):
         return
     print_table(
         ["ID", "NAME", "KIND", "ENABLED", "SEVERITY", "SCOPE", "DEFINITION"],

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from core.config import Settings
 from ingest.broker import BrokerAddress, BrokerConfigError, parse_broker_url
 from ingest.republish import publish_all
+from iot.cli import output
 from iot.cli.acting import authorised
 from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings
 from registry.auth import Actor, record_audit
@@ -89,6 +90,7 @@ def list_(
     limit: Annotated[int, typer.Option("--limit", min=1, max=MAX_LIST, help="At most N, newest first.")] = 50,
     payload: Annotated[bool, typer.Option("--payload", help="With --json: include whole payloads.")] = False,
     json: JsonOpt = False,
+    fmt: output.FormatOpt = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Dead letters, newest first, with a short payload preview (viewers)."""
@@ -97,9 +99,9 @@ def list_(
     actor = authorised(s, "viewer", "read dead letters")
     with _store(s) as store:
         letters = store.list(reason=reason, device_id=device, since=after, limit=limit, sites=actor.sites)
-    if json:
-        emit_json([listed(d, payload) for d in letters])
-    elif not letters:
+    if output.machine(fmt, json, [listed(d, payload) for d in letters]):
+        return
+    if not letters:
         typer.echo("no dead letters")
     else:
         _table(letters)

@@ -13,7 +13,9 @@ from typing import Annotated, Any
 import typer
 
 from core.config import Settings
+from ingest.sparks import device_sparklines
 from ingest.stores import documents_from, timeseries_from
+from iot.cli import output
 from iot.cli.acting import acting
 from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings
 from registry import audit as audit_mod
@@ -69,6 +71,7 @@ def list_(
     type: Annotated[str | None, typer.Option("--type")] = None,
     site: Annotated[str | None, typer.Option("--site")] = None,
     as_json: JsonOpt = False,
+    fmt: output.FormatOpt = None,
     registry: RegistryOpt = None,
 ) -> None:
     """List devices (viewers)."""
@@ -76,8 +79,7 @@ def list_(
         fail(f"invalid --status {status!r}: use one of {', '.join(DEVICE_STATUSES)}")
     with acting(settings(registry_url=registry)) as (session, actor):
         rows = [dev.as_dict(d) for d in dev.list_devices(session, actor, status, type, site)]
-    if as_json:
-        emit_json(rows)
+    if output.machine(fmt, as_json, rows):
         return
     cols = ("id", "type", "site", "status", "online", "last_seen_at", "firmware_version")
     print_table(cols, ([r[c] for c in cols] for r in rows), title=f"{len(rows)} devices")
@@ -143,11 +145,13 @@ def show(
         typer.echo("config            " + ("(none)" if cfg is None else ""))
         if cfg is not None:
             typer.echo(json.dumps(cfg, indent=2, default=str))
+    sparks = device_sparklines(s, device_id)
     for key in ("telemetry", "metrics"):
         if key in merged:
             typer.echo(f"latest {key:<10} " + ("(none)" if not merged[key] else ""))
             for f, fv in sorted(merged[key].items()):
-                typer.echo(f"  {f:<16} {fv['value']}  @ {fv['at']}")
+                trend = sparks.get(key, {}).get(f, "")
+                typer.echo(f"  {f:<16} {fv['value']}  @ {fv['at']}" + (f"  {trend} (last hour)" if trend else ""))
 
 
 def _status_command(action: str) -> None:
@@ -284,6 +288,7 @@ def audit_cmd(
     target: Annotated[str | None, typer.Option("--target", help="e.g. device:sim-0001")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1)] = 200,
     as_json: JsonOpt = False,
+    fmt: output.FormatOpt = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Who changed what, newest first (operators and admins)."""
@@ -293,8 +298,7 @@ def audit_cmd(
             audit_mod.as_dict(e)
             for e in audit_mod.query_audit(session, actor, start, actor_name, action, target, limit)
         ]
-    if as_json:
-        emit_json(rows)
+    if output.machine(fmt, as_json, rows):
         return
     print_table(
         ("at", "actor", "action", "target", "detail"),
@@ -319,7 +323,7 @@ def keys_add(
 
 
 @keys_app.command("list")
-def keys_list(as_json: JsonOpt = False, registry: RegistryOpt = None) -> None:
+def keys_list(as_json: JsonOpt = False, fmt: output.FormatOpt = None, registry: RegistryOpt = None) -> None:
     """API keys (never the keys themselves)."""
     with acting(settings(registry_url=registry)) as (session, actor):
         rows: list[dict[str, Any]] = [
@@ -333,8 +337,7 @@ def keys_list(as_json: JsonOpt = False, registry: RegistryOpt = None) -> None:
             }
             for k in list_keys(session, actor)
         ]
-    if as_json:
-        emit_json(rows)
+    if output.machine(fmt, as_json, rows):
         return
     print_table(
         ("name", "role", "sites", "prefix", "created_at", "disabled"),

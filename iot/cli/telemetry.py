@@ -11,9 +11,11 @@ import typer
 from core.config import Settings
 from core.model import MEASUREMENTS, Kind
 from core.stores import AGGREGATES, Row, SeriesQuery
+from ingest.export import series_columns, series_records, stream_rows
 from ingest.stores import timeseries_from
+from iot.cli import output
 from iot.cli.acting import authorised
-from iot.cli.toolkit import CliError, emit_json, fail, parse_duration, print_table, settings
+from iot.cli.toolkit import CliError, fail, parse_duration, print_table, settings
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -59,13 +61,15 @@ def query(
     until: Annotated[str | None, typer.Option(help="end (exclusive): duration ago or ISO time")] = None,
     every: Annotated[str | None, typer.Option(help="bucket width, e.g. 1m (needs --agg)")] = None,
     agg: Annotated[str | None, typer.Option(help="mean|min|max|last|count (needs --every)")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="newest N rows")] = 1000,
+    limit: Annotated[int | None, typer.Option(min=1, help="newest N rows (default 1000; csv/ndjson: all)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    fmt: output.FormatOpt = None,
     timeseries: Annotated[str | None, typer.Option("--timeseries", help="store URL")] = None,
     registry: Annotated[str | None, typer.Option("--registry", help="registry URL (for the API key)")] = None,
 ) -> None:
-    """Rows (time + one column per field) of one device, oldest first (viewers; a site-limited
-    key only devices registered at its sites)."""
+    """Rows (time + one column per field) of one device, oldest first; csv/ndjson stream the range
+    (viewers; a site-limited key only devices registered at its sites)."""
+    chosen = output.resolve(fmt, as_json)
     if kind not in KINDS:
         fail(f"invalid --kind {kind!r}: use one of {', '.join(KINDS)}")
     if (every is None) != (agg is None):
@@ -86,16 +90,18 @@ def query(
         until_ns=parse_time(until, "--until", now) if until is not None else None,
         every_s=every_s,
         agg=agg,
-        limit=limit,
+        limit=limit or 1000,
     )
     s = settings(timeseries_url=timeseries, registry_url=registry)
     authorised(s, "viewer", "query telemetry", device)
+    if chosen in ("csv", "ndjson") and limit is None:
+        stream_query(s, q, chosen)
+        return
     try:
         rows = run_query(s, q)
     except ValueError as e:  # the query itself is unusable (e.g. too many buckets)
         fail(str(e).splitlines()[0])
-    if as_json:
-        emit_json([{"time": iso_ns(r.ts_ns), "ts_ns": r.ts_ns, **r.values} for r in rows])
+    if output.machine(chosen, False, [{"time": iso_ns(r.ts_ns), "ts_ns": r.ts_ns, **r.values} for r in rows]):
         return
     columns: dict[str, None] = {}
     for r in rows:
@@ -105,3 +111,18 @@ def query(
         ([iso_ns(r.ts_ns), *(r.values.get(c) for c in columns)] for r in rows),
         title=f"{q.measurement} {device}" + (f" {agg} per {every}" if agg else ""),
     )
+
+
+def stream_query(s: Settings, q: SeriesQuery, fmt: str) -> None:
+    """The whole range as csv/ndjson, page by page (memory holds one page)."""
+    store = timeseries_from(s)
+    store.connect()
+    try:
+        columns = series_columns(store, q) if fmt == "csv" else None
+        records = series_records(stream_rows(store.query, q))
+        try:
+            output.emit(records, fmt, columns)
+        except ValueError as e:
+            fail(str(e).splitlines()[0])
+    finally:
+        store.close()

@@ -12,8 +12,9 @@ from typing import Protocol
 
 from core.model import Point, StatusChange
 from registry.alerts.kinds import SPECS, KindSpec, Outcome, State, describe
-from registry.alerts.rules import EVENTS_MEASUREMENT, LEVEL_RANK, OPEN, Rule
-from registry.alerts.rules import RESOLVE as RESOLVE  # re-exported: transitions are the engine's output
+from registry.alerts.rules import EVENTS_MEASUREMENT, LEVEL_RANK, Rule
+from registry.alerts.rules import OPEN as OPEN  # the actions re-exported: transitions are the engine's output
+from registry.alerts.rules import RESOLVE as RESOLVE
 from registry.alerts.rules import UPDATE as UPDATE
 
 Key = tuple[int, str]

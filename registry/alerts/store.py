@@ -16,6 +16,7 @@ from registry.alerts.kinds import describe, validate
 from registry.alerts.rules import LEVELS, OPEN, RESOLVE, STATUSES, UPDATE, AlertStatus, Rule, RuleError, RuleKind
 from registry.auth import Actor, PermissionDenied, record_audit, require, require_site
 from registry.models import Alert, AlertEvent, AlertRule, Device
+from registry.notify import outbox
 
 SYSTEM = "system"
 
@@ -120,6 +121,7 @@ def apply_transitions(session: Session, transitions: Sequence[Transition]) -> No
     rows: dict[tuple[int, str], Alert | None] = dict(
         _open_rows(session, {(t.rule_id, t.device_id) for t in transitions})
     )
+    notify: list[tuple[Alert, str, str | None]] = []
     for t in transitions:
         key = (t.rule_id, t.device_id)
         row = rows.get(key)
@@ -142,6 +144,7 @@ def apply_transitions(session: Session, transitions: Sequence[Transition]) -> No
             row.events.append(AlertEvent(at=at, action="opened", actor=SYSTEM, value=t.value, note=t.message))
             session.add(row)
             rows[key] = row
+            notify.append((row, "opened", None))
         elif row is None:
             continue
         elif t.action in (OPEN, UPDATE):
@@ -158,6 +161,8 @@ def apply_transitions(session: Session, transitions: Sequence[Transition]) -> No
             )
             session.flush()  # the resolved row leaves the one-open-per-pair index first
             rows[key] = None
+            notify.append((row, "resolved", None))
+    outbox.enqueue(session, notify)  # same transaction: a notification exists iff its transition does
 
 
 # -- the human lifecycle -------------------------------------------------------------------
@@ -184,6 +189,7 @@ def acknowledge(
     row.status, row.acknowledged_at, row.acknowledged_by = AlertStatus.ACKNOWLEDGED, at, actor.name
     row.events.append(AlertEvent(at=at, action="acknowledged", actor=actor.name, note=note))
     record_audit(session, actor, "alert.ack", f"alert:{alert_id}", note=note)
+    outbox.enqueue(session, [(row, "acknowledged", actor.name)])
     return row
 
 
@@ -202,6 +208,7 @@ def resolve(
     row.status, row.resolved_at, row.resolved_by = AlertStatus.RESOLVED, at, actor.name
     row.events.append(AlertEvent(at=at, action="resolved", actor=actor.name, note=note))
     record_audit(session, actor, "alert.resolve", f"alert:{alert_id}", note=note)
+    outbox.enqueue(session, [(row, "resolved", actor.name)])
     return row
 
 
@@ -314,6 +321,7 @@ def show_alert(session: Session, actor: Actor, alert_id: int) -> dict[str, Any]:
     out["timeline"] = [
         {"at": utc(e.at), "action": e.action, "actor": e.actor, "note": e.note, "value": e.value} for e in row.events
     ]
+    out["notifications"] = outbox.attempts_for(session, alert_id)
     return out
 
 
@@ -440,6 +448,7 @@ def _resolve_open_of(session: Session, actor: Actor, rule: AlertRule, note: str)
     for row in rows:
         row.status, row.resolved_at, row.resolved_by = AlertStatus.RESOLVED, at, actor.name
         row.events.append(AlertEvent(at=at, action="resolved", actor=actor.name, note=note))
+    outbox.enqueue(session, [(row, "resolved", actor.name) for row in rows])
     return len(rows)
 
 

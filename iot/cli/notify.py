@@ -1,0 +1,200 @@
+"""``iot alerts channels add|list|remove|test`` and ``iot alerts notifier run``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from sqlalchemy.orm import Session
+
+from iot.cli import output
+from iot.cli.toolkit import fail, print_table, settings
+from registry.auth import Actor, PermissionDenied, authenticate, require
+from registry.db import check_migrated, make_engine
+from registry.notify.channels import (
+    DEFAULT_EVENTS,
+    ChannelError,
+    ChannelNotFound,
+    ChannelSpec,
+    add_channel,
+    get_channel,
+    list_channels,
+    remove_channel,
+)
+from registry.notify.models import CHANNEL_KINDS
+from registry.notify.notifier import Notifier
+from registry.notify.outbox import Delivery
+from registry.notify.render import payload
+
+app = typer.Typer(no_args_is_help=True, help="Where alert notifications go: webhooks, Slack, e-mail.")
+notifier_app = typer.Typer(no_args_is_help=True, help="The notifier that sends queued notifications.")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+RegistryOpt = Annotated[str | None, typer.Option("--registry", help="Registry URL (env IOT_REGISTRY_URL).")]
+
+
+@contextmanager
+def acting(registry: str | None) -> Iterator[tuple[Session, Actor]]:
+    s = settings(registry_url=registry)
+    engine = make_engine(s.resolved_registry_url())
+    try:
+        check_migrated(engine)
+        with Session(engine) as session:
+            actor = authenticate(session, s.api_key.get_secret_value() if s.api_key else None)
+            yield session, actor
+            session.commit()
+    except PermissionDenied as e:
+        fail(f"permission denied: {e}", 3)
+    except ChannelNotFound as e:
+        fail(str(e.args[0] if e.args else e), 1)
+    except ChannelError as e:
+        fail(str(e), 2)
+    finally:
+        engine.dispose()
+
+
+@app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="channel name")],
+    kind: Annotated[str, typer.Option("--kind", help="webhook | slack | email")],
+    url: Annotated[
+        str | None, typer.Option("--url", help="http(s) URL, or secret:NAME to take it from a secret")
+    ] = None,
+    to: Annotated[str | None, typer.Option("--to", help="e-mail recipients, comma-separated")] = None,
+    secret: Annotated[
+        str | None,
+        typer.Option("--secret", help="name of a secret in IOT_NOTIFY_SECRETS: HMAC key (webhook), SMTP password"),
+    ] = None,
+    min_severity: Annotated[str, typer.Option("--min-severity", help="send this severity and above")] = "info",
+    site: Annotated[str | None, typer.Option("--site", help="only alerts of this site (default: all)")] = None,
+    events: Annotated[str, typer.Option("--events", help="comma-separated: opened,acknowledged,resolved")] = ",".join(
+        DEFAULT_EVENTS
+    ),
+    renotify_minutes: Annotated[int, typer.Option("--renotify-minutes", help="remind while still open; 0: off")] = 0,
+    smtp_host: Annotated[str | None, typer.Option("--smtp-host")] = None,
+    smtp_port: Annotated[int, typer.Option("--smtp-port")] = 587,
+    smtp_user: Annotated[str | None, typer.Option("--smtp-user")] = None,
+    smtp_from: Annotated[str | None, typer.Option("--smtp-from")] = None,
+    smtp_tls: Annotated[str, typer.Option("--smtp-tls", help="starttls | ssl | none")] = "starttls",
+    smtp_ca_file: Annotated[str | None, typer.Option("--smtp-ca-file", help="trust this CA (private relays)")] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Add a channel (admins). Secrets are referenced by name, never given on the command line."""
+    if kind not in CHANNEL_KINDS:
+        fail(f"unknown --kind {kind!r} (use {', '.join(CHANNEL_KINDS)})")
+    if kind == "email":
+        if to is None:
+            fail("an email channel needs --to")
+        target = to
+        options = {"host": smtp_host, "port": smtp_port, "tls": smtp_tls}
+        options |= {k: v for k, v in (("user", smtp_user), ("from", smtp_from), ("ca_file", smtp_ca_file)) if v}
+    else:
+        if url is None:
+            fail(f"a {kind} channel needs --url")
+        target, options = url, {}
+    spec = ChannelSpec(
+        name,
+        kind,
+        target,
+        secret,
+        min_severity,
+        site,
+        tuple(e.strip() for e in events.split(",") if e.strip()),
+        renotify_minutes,
+        options,
+    )
+    with acting(registry) as (session, actor):
+        add_channel(session, actor, spec)
+    typer.echo(f"channel {name} added ({kind}, {min_severity} and above, site {site or 'all'})")
+
+
+@app.command("list")
+def list_cmd(as_json: JsonOpt = False, fmt: output.FormatOpt = None, registry: RegistryOpt = None) -> None:
+    """Channels (targets redacted, secrets by name only)."""
+    with acting(registry) as (session, actor):
+        rows = list_channels(session, actor)
+    if output.machine(fmt, as_json, rows):
+        return
+    print_table(
+        ["NAME", "KIND", "TARGET", "SECRET", "MIN SEVERITY", "SITE", "EVENTS", "RENOTIFY", "ENABLED"],
+        (
+            [
+                r["name"],
+                r["kind"],
+                r["target"],
+                r["secret"] or "",
+                r["min_severity"],
+                r["site"] or "all",
+                ",".join(r["events"]),
+                f"{r['renotify_minutes']} min" if r["renotify_minutes"] else "off",
+                "yes" if r["enabled"] else "no",
+            ]
+            for r in rows
+        ),
+    )
+
+
+@app.command("remove")
+def remove(name: Annotated[str, typer.Argument()], registry: RegistryOpt = None) -> None:
+    """Remove a channel and its queued notifications (admins)."""
+    with acting(registry) as (session, actor):
+        remove_channel(session, actor, name)
+    typer.echo(f"channel {name} removed")
+
+
+@app.command("test")
+def test(name: Annotated[str, typer.Argument()], registry: RegistryOpt = None) -> None:
+    """Send a test notification now and print the outcome; exit 1 if it failed."""
+    s = settings(registry_url=registry)
+    with acting(registry) as (session, actor):
+        ch = get_channel(session, actor, name)
+        require(actor, "operator", "send test notifications", ch.site)
+        key = f"test:{ch.id}"
+        body = payload(
+            transition="test",
+            delivery=key,
+            alert={
+                "id": 0,
+                "status": "open",
+                "severity": ch.min_severity,
+                "message": f"test notification for channel {name}",
+                "count": 1,
+                "last_value": None,
+                "opened_at": None,
+            },
+            rule={"id": 0, "name": "channel-test", "kind": "test"},
+            device={"id": "-", "type": None, "site": ch.site},
+            actor=actor.name,
+        )
+        d = Delivery(0, key, "test", ch.kind, ch.target, dict(ch.options or {}), ch.secret_name, body, 0)
+    engine = make_engine(s.resolved_registry_url())
+    try:
+        result = Notifier(engine, s.notify_secrets).deliver(d)
+    finally:
+        engine.dispose()
+    if result.ok:
+        typer.echo(f"sent ({result.status_code}, {result.elapsed_ms} ms)")
+    else:
+        fail(f"not sent: {result.error}", 1)
+
+
+@notifier_app.command("run")
+def run(registry: RegistryOpt = None) -> None:
+    """Run a notifier on its own until SIGTERM/SIGINT (the daemon runs one too unless IOT_NOTIFY=false)."""
+    import logging
+    import signal
+    import threading
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    s = settings(registry_url=registry)
+    engine = make_engine(s.resolved_registry_url())
+    check_migrated(engine)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    n = Notifier(engine, s.notify_secrets, poll_s=s.notify_poll).start()
+    stop.wait()
+    n.stop()
+    engine.dispose()

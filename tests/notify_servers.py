@@ -1,0 +1,154 @@
+"""Real receivers for notification tests: an HTTP server that records POSTs (and can be taken down
+and brought back on the same port, or made to answer 500), and an SMTP server (aiosmtpd) with
+STARTTLS and AUTH on a throwaway self-signed certificate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers import free_port
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def header(self, name: str) -> str | None:
+        """HTTP header names are case-insensitive (urllib sends ``X-iot-delivery``)."""
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
+
+@dataclass
+class HttpReceiver:
+    port: int = field(default_factory=free_port)
+    received: list[Received] = field(default_factory=list)
+    status: int = 200
+    _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def start(self) -> HttpReceiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                n = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(n)
+                code = receiver.status
+                if code < 300:
+                    with receiver._lock:
+                        receiver.received.append(Received(self.path, dict(self.headers.items()), body))
+                self.send_response(code)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def bodies(self, path: str | None = None) -> list[Any]:
+        with self._lock:
+            return [r.json() for r in self.received if path is None or r.path == path]
+
+
+def self_signed(tmp: Path) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not found: needed to make a certificate for the STARTTLS test server")
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+            "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@dataclass
+class SmtpServer:
+    port: int
+    cert: Path
+    user: str
+    password: str
+    messages: list[Any] = field(default_factory=list)
+    auth_ok: list[str] = field(default_factory=list)
+    controller: Any = None
+
+
+@contextmanager
+def smtp_server(tmp_path: Path) -> Iterator[SmtpServer]:
+    """aiosmtpd with STARTTLS required before AUTH, and AUTH required before MAIL."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    cert, key = self_signed(tmp_path)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    server = SmtpServer(free_port(), cert, "alerts@example.org", "s3cret-smtp")
+
+    class Handler:
+        async def handle_DATA(self, _srv: Any, _session: Any, envelope: Any) -> str:
+            from email import message_from_bytes
+
+            msg = message_from_bytes(envelope.content)
+            server.messages.append((envelope.rcpt_tos, msg))
+            return "250 OK"
+
+    def authenticator(_srv: Any, _session: Any, _env: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login.decode() == server.user
+            and data.password.decode() == server.password
+        )
+        if ok:
+            server.auth_ok.append(mechanism)
+        return AuthResult(success=ok)
+
+    controller = Controller(
+        Handler(),
+        hostname="127.0.0.1",
+        port=server.port,
+        tls_context=ctx,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=True,
+    )
+    controller.start()
+    server.controller = controller
+    try:
+        yield server
+    finally:
+        controller.stop()
