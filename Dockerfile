@@ -4,9 +4,11 @@ ARG BASE=python:3.11-slim
 FROM ${BASE}
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY core core
 COPY ingest ingest
 COPY registry registry
 COPY simulators simulators
+COPY iot iot
 RUN pip install --no-cache-dir . \
  && groupadd --gid 10001 iot \
  && useradd --uid 10001 --gid iot --home-dir /var/lib/iot --no-create-home --shell /usr/sbin/nologin iot \

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ingest.model import Point
+from core.model import Point
 from ingest.stores.influxdb1 import InfluxDB1Store, quote_ident
 from tests.servers import Influxd
 
@@ -39,9 +39,9 @@ def timed(fn: object, rounds: int) -> float:
 
 def per_field_statements(store: InfluxDB1Store) -> None:
     """What latest() did before: SHOW FIELD KEYS, then one last() per key of the measurement."""
-    fields = sorted(store._field_types(M))
+    fields = sorted(store._reader.field_types(M))
     dev = "\"device_id\"::tag = 'victim'"
-    store._query("; ".join(f"SELECT last({quote_ident(f)}) FROM {M} WHERE {dev}" for f in fields))
+    store._select("; ".join(f"SELECT last({quote_ident(f)}) FROM {M} WHERE {dev}" for f in fields))
 
 
 def main() -> None:
@@ -65,7 +65,7 @@ def main() -> None:
             new = timed(lambda: store.latest(M, "victim"), args.rounds)
             old = timed(lambda: per_field_statements(store), args.rounds)
             star = timed(
-                lambda: store._query(f"SELECT last(*) FROM {M} WHERE \"device_id\"::tag = 'victim'"), args.rounds
+                lambda: store._select(f"SELECT last(*) FROM {M} WHERE \"device_id\"::tag = 'victim'"), args.rounds
             )
             print(f"{args.keys} attacker field keys; medians of {args.rounds} rounds")
             print(f"latest() with no attacker keys     {base * 1000:8.1f} ms  (1.0x)")

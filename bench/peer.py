@@ -448,7 +448,7 @@ def influxd_ceiling(args: argparse.Namespace, pack: int) -> float:
             assert r.status == 204, r.status
         seconds = time.perf_counter() - t0
         conn.close()
-        return args.messages * pack / seconds
+        return float(args.messages * pack / seconds)
     finally:
         influx.stop()
         if not args.keep:

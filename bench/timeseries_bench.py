@@ -18,8 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ingest.model import Point
-from ingest.stores import TimeSeriesStore, open_timeseries
+from core.model import Point
+from core.stores import TimeSeriesStore
+from ingest.stores import open_timeseries
 from ingest.stores.lineprotocol import encode_batch
 
 

@@ -1,1 +1,1 @@
-"""polyglot-iot ingestion: MQTT in; InfluxDB, MongoDB and PostgreSQL out."""
+"""The ingestion pipeline: MQTT in, decode and route, batched writes to the stores, spool and acknowledgements."""

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from ingest.model import Point, Reason, Rejected
+from core.model import Point, Reason, Rejected
 
 K = TypeVar("K")
 

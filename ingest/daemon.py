@@ -14,12 +14,13 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from core.config import Settings
+from core.model import DeadLetter, Reason
+from core.stores import DocumentStore, StoreUnavailable, TimeSeriesStore
 from ingest.acks import AckTracker
 from ingest.broker import BrokerAddress, make_client, subscribe_ingest
-from ingest.config import Settings
 from ingest.failures import UNEXPECTED, Problem, classify
 from ingest.metrics import Metrics
-from ingest.model import DeadLetter, Reason
 from ingest.mqtt.packets import Publish
 from ingest.mqtt.session import Session
 from ingest.observers import StreamObserver
@@ -35,7 +36,6 @@ from ingest.routing import (
     Token,
 )
 from ingest.spool import Spool
-from ingest.stores import DocumentStore, StoreUnavailable, TimeSeriesStore
 from ingest.writer import Writer
 
 log = logging.getLogger("iot.ingest")

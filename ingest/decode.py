@@ -1,9 +1,11 @@
 """One MQTT message (topic, payload bytes, arrival time) -> Decoded, or Rejected. Pure, no I/O.
 
-This runs once per message on the daemon's hot path: readings are parsed by ``orjson`` (~8x faster);
-whatever it refuses, documents and status take one ``json.loads`` with a decoder built in
-``Decoder.__init__``, the reference for every rejection reason. Type checks by ``type(x) is``,
-topics cached after first sight.
+This runs once per message on the daemon's hot path: reading payloads go to the codec claiming
+their first byte (``ingest.codecs``; registered in ``CODECS`` below: the JSON object codec here,
+SenML JSON in ``ingest.senml``), which parses with ``orjson`` first (~8x faster) and falls back to
+the stdlib decoder, the reference for every rejection reason; documents and status take one
+``json.loads`` with a decoder built in ``Decoder.__init__``. Type checks by ``type(x) is``, topics
+cached after first sight.
 
 Rules (CONTRACT.md, "Payloads"):
 
@@ -37,11 +39,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
-from ingest.cardinality import CardinalityGuard
-from ingest.model import (
+from core.model import (
     COLLECTIONS,
     MEASUREMENTS,
     Decoded,
@@ -53,15 +54,23 @@ from ingest.model import (
     Rejected,
     StatusChange,
 )
+from ingest.cardinality import CardinalityGuard
+from ingest.codecs import (
+    WHITESPACE,
+    Codec,
+    NonFinite,
+    Reading,
+    finite_float,
+    first_byte,
+    int64,
+    json_loads,
+    parse_json,
+    parse_json_text,
+    reject_constant,
+)
 from ingest.names import check_field_key, check_string_value
-from ingest.senml import resolve, to_points, valid_unicode
+from ingest.senml import SenmlJson, valid_unicode
 from ingest.timestamps import BadTimestamp, to_ns
-
-_orjson_loads: Callable[[bytes], Any] | None
-try:  # C parser for the hot path (readings); the stdlib decoder remains the reference
-    from orjson import loads as _orjson_loads
-except ImportError:  # pragma: no cover
-    _orjson_loads = None
 
 LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
 MAX_DEVICE_ID = 64
@@ -71,36 +80,10 @@ _KINDS = {k.value: k for k in Kind}
 _TOPIC_CACHE_MAX = 65536
 _MISSING: Any = object()
 _TS_ONLY = frozenset({"ts"})
+_Topic = tuple[str, Kind, str, dict[int, Codec] | None]  # device, kind, measurement, codecs by first byte
 _EVENT_SKIP = frozenset({"ts", "level", "code", "message"})
-_INT64 = (-(2**63), 2**63 - 1)
 _GOOD_KEYS_MAX = 65536
 _good_keys: set[str] = set()  # field names already checked (they repeat on every message)
-
-
-class _NonFinite(Exception):
-    pass
-
-
-class _IntRange(Exception):
-    pass
-
-
-def _reject_constant(name: str) -> Any:
-    raise _NonFinite(name)
-
-
-def _finite_float(text: str) -> float:
-    f = float(text)
-    if f - f != 0.0:
-        raise _NonFinite(text[:32])
-    return f
-
-
-def _int64(text: str) -> int:
-    i = int(text)
-    if not _INT64[0] <= i <= _INT64[1]:
-        raise _IntRange(text[:32])
-    return i
 
 
 def parse_topic(topic: str, root: str = "devices") -> tuple[str, Kind]:
@@ -178,6 +161,19 @@ def _check_document(body: dict[str, Any]) -> None:
                     raise Rejected(Reason.INVALID_UTF8, "document string has a lone surrogate")
 
 
+def _timestamp(obj: dict[str, Any], now_ns: int, latest_ns: int) -> int:
+    raw = obj.get("ts", _MISSING)
+    if raw is _MISSING:
+        return now_ns
+    try:
+        ts = to_ns(raw)
+    except BadTimestamp as e:
+        raise Rejected(Reason.BAD_TIMESTAMP, str(e)) from None
+    if ts > latest_ns:
+        raise Rejected(Reason.FUTURE_TIMESTAMP, f"ts is {(ts - now_ns) / 1e9:.0f}s after arrival")
+    return ts
+
+
 class Decoder:
     """Decodes and validates one message at a time. Holds only precomputed settings and a
     bounded cache of parsed topics; safe to share within one thread."""
@@ -188,23 +184,33 @@ class Decoder:
         topic_root: str = "devices",
         max_payload_bytes: int = 256 * 1024,
         future_window_s: float = 300.0,
+        codecs: Sequence[Codec] = (),
         max_fields: int = 256,
         max_units: int = 16,
         guard: CardinalityGuard | None = None,
         fast_json: bool = True,
     ) -> None:
+        codecs = codecs or CODECS
         self.topic_root = topic_root
         self.max_fields = max_fields
         self.max_units = max_units
         self.guard = guard
         self.max_payload_bytes = max_payload_bytes
         self.future_window_ns = int(future_window_s * 1e9)
-        self._topics: dict[str, tuple[str, Kind]] = {}
-        self._fast: Callable[[bytes], Any] | None = _orjson_loads if fast_json else None
-        self._loads = json.JSONDecoder(parse_constant=_reject_constant).decode
+        self._topics: dict[str, _Topic] = {}
+        self._loads = json_loads()
+        self.fast_json = fast_json
         self._loads_document = json.JSONDecoder(
-            parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_int64
+            parse_constant=reject_constant, parse_float=finite_float, parse_int=int64
         ).decode
+        self._claims: dict[Kind, dict[int, Codec]] = {}  # kind -> first payload byte -> codec
+        for codec in codecs:
+            for kind in codec.kinds:
+                claims = self._claims.setdefault(kind, {})
+                for b in codec.first_bytes:
+                    if b in claims:
+                        raise ValueError(f"codecs {claims[b].name} and {codec.name} both claim {b:#x}")
+                    claims[b] = codec
 
     def decode(self, topic: str, payload: bytes, now_ns: int) -> Decoded:
         """Decode one message received at ``now_ns``. Raises Rejected(reason, detail), only."""
@@ -219,86 +225,104 @@ class Decoder:
         """``decode`` without the last-resort guard (tests use it to prove the guard idle)."""
         info = self._topics.get(topic)
         if info is None:
-            info = parse_topic(topic, self.topic_root)
+            device_id, kind = parse_topic(topic, self.topic_root)
+            info = (device_id, kind, MEASUREMENTS.get(kind, ""), self._claims.get(kind))
             if len(self._topics) >= _TOPIC_CACHE_MAX:
                 self._topics.clear()
             self._topics[topic] = info
-        device_id, kind = info
+        device_id, kind, measurement, claims = info
         if len(payload) > self.max_payload_bytes:
             raise Rejected(Reason.OVERSIZE, f"{len(payload)} bytes > limit {self.max_payload_bytes}")
+        if claims is not None:
+            first = payload[0] if payload else -1
+            codec = claims.get(first if first not in WHITESPACE else first_byte(payload))
+            if codec is not None:
+                latest = now_ns + self.future_window_ns
+                reading = Reading(
+                    device_id,
+                    kind,
+                    measurement,
+                    payload,
+                    now_ns,
+                    latest,
+                    self.max_fields,
+                    self.max_units,
+                    self.fast_json,
+                )
+                points = codec.decode(reading)
+                if self.guard is not None:
+                    self.guard.admit(device_id, points, now_ns)
+                return points
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise Rejected(Reason.INVALID_UTF8, f"invalid UTF-8 at byte {e.start}") from None
+        if kind is Kind.STATUS:
+            return self._status(device_id, text, now_ns)
         document = kind in COLLECTIONS
-        obj: Any = _MISSING
-        if self._fast is not None and not document and kind is not Kind.STATUS:
-            # orjson accepts a subset of what json accepts and yields the same values for it (a
-            # differential test holds it to that); anything it refuses takes the exact path below
-            try:
-                obj = self._fast(payload)
-            except ValueError:
-                obj = _MISSING
-        if obj is _MISSING:
-            try:
-                text = payload.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise Rejected(Reason.INVALID_UTF8, f"invalid UTF-8 at byte {e.start}") from None
-            if kind is Kind.STATUS:
-                return self._status(device_id, text, now_ns)
-            obj = self._parse(text, document)
+        obj = parse_json_text(text, self._loads_document if document else self._loads)
         if document:
             if type(obj) is not dict:
                 raise Rejected(Reason.WRONG_TYPE, f"{kind} payload must be a JSON object")
             _check_document(obj)
             key = hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()[:32]
             return Document(COLLECTIONS[kind], device_id, key, obj, now_ns / 1e9)
-        points: list[Point]
-        if type(obj) is dict:
-            if kind is Kind.EVENTS:
-                points = [self._event(device_id, obj, now_ns)]
-            else:
-                fields = _fields(obj, _TS_ONLY, self.max_fields)
-                if not fields:
-                    raise Rejected(Reason.NO_FIELDS, "no fields besides 'ts'")
-                points = [Point(MEASUREMENTS[kind], device_id, fields, self._ts(obj, now_ns), {})]
-        elif type(obj) is list and kind is not Kind.EVENTS:
-            points = self._senml(device_id, kind, obj, now_ns)
-        else:
-            raise Rejected(
-                Reason.WRONG_TYPE,
-                f"{kind} payload must be a JSON object" + (" or a SenML array" if kind is not Kind.EVENTS else ""),
-            )
-        if self.guard is not None:
-            self.guard.admit(device_id, points, now_ns)
-        return points
-
-    def _parse(self, text: str, document: bool) -> Any:
-        try:
-            return self._loads_document(text) if document else self._loads(text)
-        except _NonFinite as e:
-            raise Rejected(Reason.NON_FINITE, f"{e} is not a finite number") from None
-        except _IntRange as e:
-            raise Rejected(Reason.WRONG_TYPE, f"integer {e} outside 64 bits") from None
-        except RecursionError:
-            raise Rejected(Reason.INVALID_JSON, "JSON nested too deeply") from None
-        except ValueError as e:
-            raise Rejected(Reason.INVALID_JSON, str(e)[:120]) from None
+        raise Rejected(  # a reading payload no codec claims
+            Reason.WRONG_TYPE,
+            f"{kind} payload must be a JSON object" + (" or a SenML array" if kind is not Kind.EVENTS else ""),
+        )
 
     def _ts(self, obj: dict[str, Any], now_ns: int) -> int:
-        raw = obj.get("ts", _MISSING)
-        if raw is _MISSING:
-            return now_ns
-        try:
-            ts = to_ns(raw)
-        except BadTimestamp as e:
-            raise Rejected(Reason.BAD_TIMESTAMP, str(e)) from None
-        if ts > now_ns + self.future_window_ns:
-            raise Rejected(Reason.FUTURE_TIMESTAMP, f"ts is {(ts - now_ns) / 1e9:.0f}s after arrival")
-        return ts
+        return _timestamp(obj, now_ns, now_ns + self.future_window_ns)
 
-    def _event(self, device_id: str, obj: dict[str, Any], now_ns: int) -> Point:
+    def _status(self, device_id: str, text: str, now_ns: int) -> StatusChange:
+        word = text.strip().lower()
+        if word in ("online", "offline"):
+            return StatusChange(device_id, word == "online", now_ns / 1e9)
+        usage = 'status must be \'online\', \'offline\' or {"status": "online"|"offline"}'
+        try:
+            obj = self._loads(text)
+        except (ValueError, RecursionError, NonFinite):
+            raise Rejected(Reason.WRONG_TYPE, usage) from None
+        if type(obj) is dict:
+            status = obj.get("status")
+        elif type(obj) is str:
+            status, obj = obj, {}
+        else:
+            raise Rejected(Reason.WRONG_TYPE, usage)
+        if type(status) is not str or status.strip().lower() not in ("online", "offline"):
+            raise Rejected(Reason.WRONG_TYPE, usage)
+        return StatusChange(device_id, status.strip().lower() == "online", self._ts(obj, now_ns) / 1e9)
+
+
+class JsonObject:
+    """A JSON object: ``ts`` plus fields (telemetry, metrics), or an event (events)."""
+
+    name = "json"
+    kinds = frozenset({Kind.TELEMETRY, Kind.METRICS, Kind.EVENTS})
+    first_bytes = frozenset(b"{")
+
+    def __init__(self) -> None:
+        self._loads = json_loads()
+
+    def decode(self, reading: Reading) -> list[Point]:
+        obj = parse_json(reading.payload, self._loads, reading.fast_json)
+        if type(obj) is not dict:  # "{" was only a hint: the parse decides
+            raise Rejected(Reason.WRONG_TYPE, f"{reading.kind} payload must be a JSON object")
+        if reading.kind is Kind.EVENTS:
+            return [self._event(reading.device_id, obj, reading.now_ns, reading.latest_ns, reading.max_fields)]
+        fields = _fields(obj, _TS_ONLY, reading.max_fields)
+        if not fields:
+            raise Rejected(Reason.NO_FIELDS, "no fields besides 'ts'")
+        ts = _timestamp(obj, reading.now_ns, reading.latest_ns)
+        return [Point(reading.measurement, reading.device_id, fields, ts, {})]
+
+    def _event(self, device_id: str, obj: dict[str, Any], now_ns: int, latest_ns: int, max_fields: int) -> Point:
         level = obj.get("level")
         if type(level) is not str or level.lower() not in LEVELS:
             got = "missing" if level is None else repr(level)[:32]
             raise Rejected(Reason.WRONG_TYPE, f"event level {got}; must be one of {', '.join(sorted(LEVELS))}")
-        fields = _fields(obj, _EVENT_SKIP, self.max_fields)
+        fields = _fields(obj, _EVENT_SKIP, max_fields)
         code = obj.get("code", _MISSING)
         if code is not _MISSING:
             if type(code) is int:
@@ -322,45 +346,10 @@ class Decoder:
             MEASUREMENTS[Kind.EVENTS],
             device_id,
             fields,
-            self._ts(obj, now_ns),
+            _timestamp(obj, now_ns, latest_ns),
             {"level": level.lower()},
         )
 
-    def _senml(self, device_id: str, kind: Kind, records: list[Any], now_ns: int) -> list[Point]:
-        resolved = resolve(records, now_ns / 1e9)
-        if not resolved:
-            raise Rejected(Reason.NO_FIELDS, "SenML pack has no record with a value")
-        points = to_points(resolved, device_id, MEASUREMENTS[kind])
-        keys = set().union(*(p.fields for p in points))
-        if len(keys) > self.max_fields:
-            raise Rejected(Reason.TOO_MANY_FIELDS, f"{len(keys)} fields in one pack (limit {self.max_fields})")
-        units = {p.tags["unit"] for p in points if "unit" in p.tags}
-        if len(units) > self.max_units:
-            raise Rejected(Reason.TOO_MANY_FIELDS, f"{len(units)} distinct units in one pack (limit {self.max_units})")
-        limit = now_ns + self.future_window_ns
-        for p in points:
-            if p.ts_ns > limit:
-                raise Rejected(
-                    Reason.FUTURE_TIMESTAMP,
-                    f"SenML time is {(p.ts_ns - now_ns) / 1e9:.0f}s after arrival",
-                )
-        return points
 
-    def _status(self, device_id: str, text: str, now_ns: int) -> StatusChange:
-        word = text.strip().lower()
-        if word in ("online", "offline"):
-            return StatusChange(device_id, word == "online", now_ns / 1e9)
-        usage = 'status must be \'online\', \'offline\' or {"status": "online"|"offline"}'
-        try:
-            obj = self._loads(text)
-        except (ValueError, RecursionError, _NonFinite):
-            raise Rejected(Reason.WRONG_TYPE, usage) from None
-        if type(obj) is dict:
-            status = obj.get("status")
-        elif type(obj) is str:
-            status, obj = obj, {}
-        else:
-            raise Rejected(Reason.WRONG_TYPE, usage)
-        if type(status) is not str or status.strip().lower() not in ("online", "offline"):
-            raise Rejected(Reason.WRONG_TYPE, usage)
-        return StatusChange(device_id, status.strip().lower() == "online", self._ts(obj, now_ns) / 1e9)
+CODECS: tuple[Codec, ...] = (JsonObject(), SenmlJson())
+"""The reading payload formats, in one place: a new format is one module and one entry here."""

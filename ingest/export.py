@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from ingest.stores import Row, SeriesQuery, TimeSeriesStore
+from core.stores import Row, SeriesQuery, TimeSeriesStore
 from ingest.stores.tsquery import FUTURE_SLACK_NS
 
 HOUR_NS = 3600 * 10**9

@@ -10,7 +10,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from ingest.stores import StoreConfigError, StoreNeedsOperator, StoreUnavailable
+from core.stores import StoreConfigError, StoreNeedsOperator, StoreUnavailable
 
 UNAVAILABLE = "unavailable"  # cannot reach / transient: heals by waiting
 NEEDS_OPERATOR = "needs_operator"  # refused for a reason waiting will not fix

@@ -12,14 +12,14 @@ long before anything is encoded:
 - a string field value holds no control character except tab (a raw newline would end the
   line-protocol line).
 
-Refusals are :class:`ingest.model.Rejected` with ``INVALID_NAME`` or ``RESERVED_NAME``.
+Refusals are :class:`core.model.Rejected` with ``INVALID_NAME`` or ``RESERVED_NAME``.
 """
 
 from __future__ import annotations
 
 import re
 
-from ingest.model import Reason, Rejected
+from core.model import Reason, Rejected
 
 TAG_KEYS = frozenset({"device_id", "device_type", "site", "unit", "level"})
 """Every tag key the pipeline writes; a field may not shadow one."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from ingest.model import Point, StatusChange
+from core.model import Point, StatusChange
 
 
 class StreamObserver(Protocol):

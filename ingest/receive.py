@@ -5,8 +5,8 @@ from __future__ import annotations
 import gc
 import ssl
 
+from core.config import Settings
 from ingest.broker import BrokerAddress
-from ingest.config import Settings
 from ingest.mqtt.session import Options
 
 

@@ -8,8 +8,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from core.stores import StoreUnavailable
 from ingest.broker import BrokerAddress, make_client
-from ingest.stores import StoreUnavailable
 
 
 def publish_all(addr: BrokerAddress, messages: Sequence[tuple[str, bytes]], *, timeout: float = 30.0) -> list[bool]:

@@ -29,7 +29,8 @@ import re
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from ingest.model import FieldValue, Point, Reason, Rejected
+from core.model import FieldValue, Kind, Point, Reason, Rejected
+from ingest.codecs import Reading, json_loads, parse_json
 from ingest.names import check_field_key, check_tag_value, has_control
 from ingest.timestamps import BadTimestamp, seconds_to_ns
 
@@ -292,3 +293,36 @@ def to_points(records: list[ResolvedRecord], device_id: str, measurement: str) -
         Point(measurement, device_id, fields, ts, {"unit": unit} if unit else {})
         for (ts, unit), fields in groups.items()
     ]
+
+
+class SenmlJson:
+    """The SenML JSON codec (RFC 8428, a JSON array) for telemetry and metrics."""
+
+    name = "senml+json"
+    kinds = frozenset({Kind.TELEMETRY, Kind.METRICS})
+    first_bytes = frozenset(b"[")
+
+    def __init__(self) -> None:
+        self._loads = json_loads()
+
+    def decode(self, reading: Reading) -> list[Point]:
+        records = parse_json(reading.payload, self._loads, reading.fast_json)
+        resolved = resolve(records, reading.now_ns / 1e9)
+        if not resolved:
+            raise Rejected(Reason.NO_FIELDS, "SenML pack has no record with a value")
+        points = to_points(resolved, reading.device_id, reading.measurement)
+        keys = set().union(*(p.fields for p in points))
+        if len(keys) > reading.max_fields:
+            raise Rejected(Reason.TOO_MANY_FIELDS, f"{len(keys)} fields in one pack (limit {reading.max_fields})")
+        units = {p.tags["unit"] for p in points if "unit" in p.tags}
+        if len(units) > reading.max_units:
+            raise Rejected(
+                Reason.TOO_MANY_FIELDS, f"{len(units)} distinct units in one pack (limit {reading.max_units})"
+            )
+        for p in points:
+            if p.ts_ns > reading.latest_ns:
+                raise Rejected(
+                    Reason.FUTURE_TIMESTAMP,
+                    f"SenML time is {(p.ts_ns - reading.now_ns) / 1e9:.0f}s after arrival",
+                )
+        return points

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.stores import SeriesQuery, TimeSeriesStore
 from ingest.chart import sparkline
-from ingest.stores import SeriesQuery, TimeSeriesStore
+from ingest.stores import open_timeseries
 
 WINDOW_S = 3600
 BUCKETS = 24
@@ -26,8 +27,6 @@ def field_sparklines(store: TimeSeriesStore, measurement: str, device_id: str, l
 
 def device_sparklines(settings: Any, device_id: str) -> dict[str, dict[str, str]]:
     """Per measurement kind (telemetry, metrics): field → sparkline. Empty when the store is down."""
-    from ingest.stores import open_timeseries
-
     out: dict[str, dict[str, str]] = {}
     try:
         token = settings.influxdb_token.get_secret_value() if settings.influxdb_token else None

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import pickle
 import struct
 import threading
 import zlib
 from pathlib import Path
 from typing import Any
+
+from ingest.spool_records import Record, decode, encode
 
 _HEADER = struct.Struct("<II")  # length, crc32
 SEGMENT_BYTES = 16 << 20
@@ -19,7 +20,7 @@ class SpoolFull(Exception):
 
 
 class Spool:
-    """Append-only segment files ``NNNNNNNN.seg`` of length+crc framed pickled records.
+    """Append-only segment files ``NNNNNNNN.seg`` of length+crc framed records (``ingest.spool_records``).
 
     ``append`` fsyncs before returning, so a record it accepted survives a crash. ``peek``
     returns the oldest record; ``pop`` drops it once it is stored and moves a cursor file
@@ -85,8 +86,8 @@ class Spool:
     def __len__(self) -> int:
         return self._records
 
-    def append(self, record: Any) -> None:
-        data = pickle.dumps(record, protocol=5)
+    def append(self, record: Record) -> None:
+        data = encode(*record)
         framed = _HEADER.pack(len(data), zlib.crc32(data)) + data
         with self._lock:
             if self._records and self._size + len(framed) > self.max_bytes:
@@ -106,13 +107,14 @@ class Spool:
         self._segments.append(n)
         self._writer = self._path(n).open("ab")
 
-    def peek(self) -> Any | None:
+    def peek(self) -> Record | None:
+        """The oldest record; raises ``RecordError`` for one this release cannot read."""
         with self._lock:
             while self._segments:
                 n = self._segments[0]
                 for end, data in self._scan(n, self._read_offset):
                     self._head = (n, end, data)
-                    return pickle.loads(data)
+                    return decode(data)
                 if len(self._segments) == 1 and self._writer is not None:
                     return None  # the tail segment is still being written and is drained
                 self._drop_segment(n)

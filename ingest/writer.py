@@ -15,9 +15,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from core.model import DeadLetter
 from ingest.failures import NEEDS_OPERATOR, UNEXPECTED, Backoff, Problem, classify
 from ingest.metrics import Metrics
-from ingest.model import DeadLetter
 from ingest.routing import Batch, Token, rejected_letters
 from ingest.spool import Spool, SpoolFull
 

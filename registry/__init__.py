@@ -1,1 +1,1 @@
-"""The relational store: device registry, access control, alert history, dead letters."""
+"""The relational store: device registry, access control, audit, alert rules and history, dead letters."""

@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, OperationalError
+
+from core.redact import redact_url
+from core.stores import StoreNeedsOperator, StoreUnavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -28,10 +32,6 @@ class RegistryConfigError(ValueError):
 def make_engine(url: str) -> Engine:
     """Engine for ``url``; SQLite gets WAL, foreign keys and its parent directory created.
     A malformed URL raises :class:`RegistryConfigError` (its password redacted)."""
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    from ingest.redact import redact_url
-
     try:
         return _make_engine(url)
     except (ArgumentError, NoSuchModuleError, ValueError, ImportError) as e:
@@ -133,10 +133,6 @@ class EngineStore:
         self.engine = engine
 
     def _guard(self, fn: Callable[[], T]) -> T:
-        from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-        from ingest.stores import StoreNeedsOperator, StoreUnavailable
-
         try:
             return fn()
         except DBAPIError as e:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import Engine, Table, func, insert, select, update
 
-from ingest.model import DeadLetter
+from core.model import DeadLetter
 from registry.db import EngineStore
 from registry.models import DeadLetterRow, Device
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, or_, select, update
 
-from ingest.model import StatusChange
+from core.model import StatusChange
 from registry.db import EngineStore
 from registry.models import Device
 

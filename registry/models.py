@@ -21,11 +21,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from registry.alerts.rules import KINDS, STATUSES
+
 DEVICE_STATUSES = ("provisioned", "active", "disabled", "retired")
 ROLES = ("viewer", "operator", "admin")
 SEVERITIES = ("critical", "major", "minor", "warning", "info")
-ALERT_STATUSES = ("open", "acknowledged", "resolved")
-RULE_KINDS = ("threshold", "rate", "nodata", "event")
+ALERT_STATUSES = STATUSES
+RULE_KINDS = KINDS
 SCOPES = ("device", "type", "site", "all")
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")

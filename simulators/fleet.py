@@ -43,6 +43,7 @@ MIX = (
     ("firmware", 0.006),
     ("maintenance", 0.006),
 )
+Format = Literal["json", "senml"]  # the payload formats a fleet can send
 DEVICE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
 
 
@@ -56,7 +57,7 @@ class FleetConfig:
     count: int | None = None
     seed: int = 0
     profiles: tuple[str, ...] = tuple(PROFILES)
-    format: Literal["json", "senml"] = "json"
+    format: Format = "json"
     pack: int = 1
     malformed: float = 0.0
     duplicates: float = 0.0

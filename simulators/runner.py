@@ -30,9 +30,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from core.redact import redact_url
 from ingest import broker as ingest_broker
 from ingest.broker import BrokerAddress
-from ingest.redact import redact_url
 from simulators.fleet import DeviceSpec, FleetConfig, Message, device_stream, plan
 from simulators.manifest import Manifest
 

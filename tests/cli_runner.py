@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ingest.cli import main
+from iot.cli import main
 
 
 @dataclass

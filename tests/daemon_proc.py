@@ -32,7 +32,7 @@ class DaemonProcess:
     def start(self, timeout: float = 30) -> DaemonProcess:
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ingest", "ingest", "run"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "iot", "ingest", "run"], env=self.env, stdout=out, stderr=subprocess.STDOUT
         )
         out.close()
         wait_for(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.model import COLLECTIONS, MEASUREMENTS, Kind
+from core.model import COLLECTIONS, MEASUREMENTS, Kind
 from ingest.stores import open_documents
 from registry.db import make_engine, migrate
 from registry.deadletters import DeadLetterStore
@@ -40,7 +40,8 @@ def influx_query(url: str, q: str) -> dict[str, Any] | None:
     data = urllib.parse.urlencode({"q": q, "db": db, "epoch": "ns"}).encode()
     try:
         with urllib.request.urlopen(base + "/query", data=data, timeout=10) as r:
-            return json.loads(r.read())
+            result: dict[str, Any] = json.loads(r.read())
+            return result
     except (urllib.error.URLError, OSError):
         return None
 

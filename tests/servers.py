@@ -8,6 +8,7 @@ and data directory, so fault-injection tests can take a server away and bring it
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import shutil
@@ -20,6 +21,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 PG_BIN_DIRS = [Path(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)]
 
@@ -264,15 +266,14 @@ class Influxd(_Process):
         wait_for(self._ping, 30, "influxd to answer /ping")
         return self
 
-    def query(self, q: str, db: str | None = None) -> dict:
-        import json
-
+    def query(self, q: str, db: str | None = None) -> dict[str, Any]:
         params = {"q": q, "epoch": "ns"}
         if db:
             params["db"] = db
         data = urllib.parse.urlencode(params).encode()
         with urllib.request.urlopen(self.base() + "/query", data=data, timeout=30) as r:
-            return json.loads(r.read())
+            result: dict[str, Any] = json.loads(r.read())
+            return result
 
     def create_database(self, name: str) -> str:
         self.query(f'CREATE DATABASE "{name}"')

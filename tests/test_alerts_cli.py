@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.alerts import store
-from registry.alerts.engine import OPEN, Transition
+from registry.alerts.engine import Transition
+from registry.alerts.rules import OPEN
 from registry.auth import BOOTSTRAP_ACTOR, create_key
 from registry.db import make_engine, migrate
 from registry.models import AuditEntry

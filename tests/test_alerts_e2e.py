@@ -14,10 +14,11 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.orm import Session
 
 from registry.alerts import store
-from registry.alerts.rules import Rule
+from registry.alerts.rules import Rule, RuleKind
 from registry.auth import BOOTSTRAP_ACTOR
 from registry.db import make_engine, migrate
 from registry.devices import add_device
@@ -49,7 +50,7 @@ def test_spike_raises_alert_ack_then_auto_resolve(
             Rule(
                 id=0,
                 name="oven-hot",
-                kind="threshold",
+                kind=RuleKind.THRESHOLD,
                 severity="critical",
                 field="temperature",
                 op=">",
@@ -74,7 +75,7 @@ def test_spike_raises_alert_ack_then_auto_resolve(
             "IOT_OFFLINE_CHECK_INTERVAL": "0.5",
         },
     ).start()
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="oven-1")
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="oven-1")
     pub.connect("127.0.0.1", mosquitto_server.port)
     pub.loop_start()
     start = time.time() - 60
@@ -98,7 +99,7 @@ def test_spike_raises_alert_ack_then_auto_resolve(
         env = {**os.environ, "IOT_REGISTRY_URL": postgres_url}
         env.pop("IOT_API_KEY", None)
         ack = subprocess.run(
-            [sys.executable, "-m", "ingest", "alerts", "ack", str(a["id"]), "--note", "opening the door"],
+            [sys.executable, "-m", "iot", "alerts", "ack", str(a["id"]), "--note", "opening the door"],
             env=env,
             capture_output=True,
             text=True,

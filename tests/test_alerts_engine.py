@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from ingest.model import Point, StatusChange
-from registry.alerts.engine import OPEN, RESOLVE, UPDATE, Engine, Transition
-from registry.alerts.rules import Rule, RuleError, cleared, validate
+from core.model import Point, StatusChange
+from registry.alerts.engine import Engine, Transition
+from registry.alerts.kinds import SPECS, describe, validate
+from registry.alerts.rules import OPEN, RESOLVE, UPDATE, Rule, RuleError, RuleKind, cleared
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ DEVICES = {
 HOT = Rule(
     id=1,
     name="hot",
-    kind="threshold",
+    kind=RuleKind.THRESHOLD,
     severity="major",
     field="temperature",
     op=">",
@@ -37,7 +38,11 @@ HOT = Rule(
 
 
 def pt(
-    t: float, dev: str = "d1", measurement: str = "sensor_readings", tags: dict | None = None, **fields: float | str
+    t: float,
+    dev: str = "d1",
+    measurement: str = "sensor_readings",
+    tags: dict[str, str] | None = None,
+    **fields: float | str,
 ) -> Point:
     return Point(measurement, dev, dict(fields), int(t * 1e9), tags or {})
 
@@ -91,7 +96,9 @@ def test_cleared_for_every_operator() -> None:
 
 
 def test_out_of_order_point_is_ignored() -> None:
-    e = Engine([Rule(id=1, name="hot", kind="threshold", severity="major", field="temperature", op=">", threshold=80)])
+    e = Engine(
+        [Rule(id=1, name="hot", kind=RuleKind.THRESHOLD, severity="major", field="temperature", op=">", threshold=80)]
+    )
     assert actions(run(e, 10, temperature=90)) == [OPEN]
     assert e.observe([pt(5, temperature=20)], 11, DEVICES) == []  # older than the newest point
 
@@ -115,7 +122,7 @@ def test_measurement_filter_and_string_fields() -> None:
     r = Rule(
         id=2,
         name="cpu",
-        kind="threshold",
+        kind=RuleKind.THRESHOLD,
         severity="minor",
         field="cpu",
         op=">=",
@@ -130,7 +137,14 @@ def test_measurement_filter_and_string_fields() -> None:
 
 def test_rate_of_change_abs_and_signed_and_quiet_resolve() -> None:
     r = Rule(
-        id=3, name="jump", kind="rate", severity="warning", field="pressure", op=">", threshold=5, clear_after_s=30
+        id=3,
+        name="jump",
+        kind=RuleKind.RATE,
+        severity="warning",
+        field="pressure",
+        op=">",
+        threshold=5,
+        clear_after_s=30,
     )
     e = Engine([r])
     assert run(e, 0, pressure=100) == []
@@ -144,7 +158,18 @@ def test_rate_of_change_abs_and_signed_and_quiet_resolve() -> None:
     assert actions(res) == [RESOLVE]
 
     signed = Engine(
-        [Rule(id=4, name="rise", kind="rate", severity="info", field="pressure", op=">", threshold=5, absolute=False)]
+        [
+            Rule(
+                id=4,
+                name="rise",
+                kind=RuleKind.RATE,
+                severity="info",
+                field="pressure",
+                op=">",
+                threshold=5,
+                absolute=False,
+            )
+        ]
     )
     run(signed, 0, pressure=100)
     assert run(signed, 1, pressure=80) == []  # falling fast is not rising
@@ -152,7 +177,7 @@ def test_rate_of_change_abs_and_signed_and_quiet_resolve() -> None:
 
 
 def test_nodata_on_tick_and_resolve_when_data_returns() -> None:
-    r = Rule(id=5, name="silent", kind="nodata", severity="critical", hold_s=300)
+    r = Rule(id=5, name="silent", kind=RuleKind.NODATA, severity="critical", hold_s=300)
     devices = {**DEVICES, "d3": Info("d3", "pump", "lyon", status="provisioned")}
     e = Engine([r], started=0)
     run(e, 100, "d1", temperature=20)
@@ -170,7 +195,7 @@ def test_nodata_on_tick_and_resolve_when_data_returns() -> None:
 
 
 def test_event_level_at_or_above() -> None:
-    r = Rule(id=6, name="errors", kind="event", severity="major", level="error", clear_after_s=60)
+    r = Rule(id=6, name="errors", kind=RuleKind.EVENT, severity="major", level="error", clear_after_s=60)
     e = Engine([r])
     warn = pt(1, measurement="event_logs", tags={"level": "warning"}, code="W1", message="meh")
     assert e.observe([warn], 1, DEVICES) == []
@@ -196,7 +221,7 @@ def test_scopes(scope: str, value: str | None, hits: set[str]) -> None:
     r = Rule(
         id=7,
         name="s",
-        kind="threshold",
+        kind=RuleKind.THRESHOLD,
         severity="info",
         field="level",
         op=">",
@@ -224,19 +249,19 @@ def test_restore_and_sync_open() -> None:
 
 def test_validation_messages() -> None:
     with pytest.raises(RuleError, match="needs --field"):
-        validate(Rule(id=0, name="x", kind="threshold", severity="major", op=">", threshold=1))
+        validate(Rule(id=0, name="x", kind=RuleKind.THRESHOLD, severity="major", op=">", threshold=1))
     with pytest.raises(RuleError, match="unknown severity"):
-        validate(Rule(id=0, name="x", kind="nodata", severity="huge", hold_s=5))
+        validate(Rule(id=0, name="x", kind=RuleKind.NODATA, severity="huge", hold_s=5))
     with pytest.raises(RuleError, match="needs --scope-value"):
-        validate(Rule(id=0, name="x", kind="nodata", severity="info", hold_s=5, scope="site"))
+        validate(Rule(id=0, name="x", kind=RuleKind.NODATA, severity="info", hold_s=5, scope="site"))
     with pytest.raises(RuleError, match="needs --for"):
-        validate(Rule(id=0, name="x", kind="nodata", severity="info"))
+        validate(Rule(id=0, name="x", kind=RuleKind.NODATA, severity="info"))
     with pytest.raises(RuleError, match="unknown measurement"):
         validate(
             Rule(
                 id=0,
                 name="x",
-                kind="threshold",
+                kind=RuleKind.THRESHOLD,
                 severity="info",
                 field="t",
                 op=">",
@@ -245,5 +270,21 @@ def test_validation_messages() -> None:
             )
         )
     with pytest.raises(RuleError, match="takes no --field"):
-        validate(Rule(id=0, name="x", kind="event", severity="info", field="t"))
+        validate(Rule(id=0, name="x", kind=RuleKind.EVENT, severity="info", field="t"))
     assert validate(HOT) is HOT
+
+
+def test_every_kind_has_one_spec_and_every_spec_describes_its_rules() -> None:
+    assert set(SPECS) == set(RuleKind) and all(kind is spec.kind for kind, spec in SPECS.items())
+    examples = {
+        RuleKind.THRESHOLD: HOT,
+        RuleKind.RATE: Rule(id=2, name="r", kind=RuleKind.RATE, severity="info", field="p", op=">", threshold=5),
+        RuleKind.NODATA: Rule(id=3, name="n", kind=RuleKind.NODATA, severity="info", hold_s=300),
+        RuleKind.EVENT: Rule(id=4, name="e", kind=RuleKind.EVENT, severity="info", level="error"),
+    }
+    assert {k: describe(validate(r)) for k, r in examples.items()} == {
+        RuleKind.THRESHOLD: "temperature > 80 for 60s",
+        RuleKind.RATE: "|dp/dt| > 5/s",
+        RuleKind.NODATA: "no data for 300s",
+        RuleKind.EVENT: "event level >= error",
+    }

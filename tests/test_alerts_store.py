@@ -6,16 +6,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from ingest.model import Point
+from core.model import Point
 from registry.alerts import store
-from registry.alerts.engine import OPEN, RESOLVE, UPDATE, Transition
+from registry.alerts.engine import Transition
 from registry.alerts.observer import AlertObserver
-from registry.alerts.rules import Rule, RuleError
+from registry.alerts.rules import OPEN, RESOLVE, UPDATE, Rule, RuleError, RuleKind
 from registry.auth import BOOTSTRAP_ACTOR, Actor, PermissionDenied
 from registry.db import make_engine, migrate
 from registry.directory import DeviceInfo
@@ -63,11 +64,11 @@ def alerts(engine: Engine) -> list[Alert]:
         return rows
 
 
-def hot(hold: float = 0, hyst: float = 0, **kw: object) -> Rule:
+def hot(hold: float = 0, hyst: float = 0, **kw: Any) -> Rule:
     return Rule(
         id=0,
         name=str(kw.pop("name", "hot")),
-        kind="threshold",
+        kind=RuleKind.THRESHOLD,
         severity="major",
         field="temperature",
         op=">",
@@ -75,7 +76,7 @@ def hot(hold: float = 0, hyst: float = 0, **kw: object) -> Rule:
         hold_s=hold,
         hysteresis=hyst,
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_transitions_one_alert_per_pair_counted_not_flooded(db: Engine) -> None:
@@ -282,7 +283,12 @@ def test_observer_picks_up_new_rules_on_tick_and_nodata(db: Engine) -> None:
     obs = AlertObserver(db, lambda: DIRECTORY, clock=lambda: T0, reload_interval=10)
     obs.load()
     obs.observe([pt(T0, "d1", temperature=20)], T0)
-    add(db, Rule(id=0, name="silent", kind="nodata", severity="critical", hold_s=60, scope="site", scope_value="paris"))
+    add(
+        db,
+        Rule(
+            id=0, name="silent", kind=RuleKind.NODATA, severity="critical", hold_s=60, scope="site", scope_value="paris"
+        ),
+    )
     obs.tick(T0 + 5)
     assert alerts(db) == []  # not reloaded yet
     obs.tick(T0 + 61)

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from core.model import Point, Reason, Rejected
 from ingest.cardinality import CardinalityGuard
 from ingest.decode import Decoder
-from ingest.model import Point, Reason, Rejected
 from ingest.stores.influxdb1 import InfluxDB1Store
 from ingest.stores.influxql import InfluxQLReader
 from registry.db import make_engine, migrate

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ingest.cli import app
-from ingest.model import Point
+from core.model import Point
 from ingest.stores import open_timeseries
+from iot.cli import app
 from tests.servers import free_port
 
 S = 10**9
 T0 = (time.time_ns() // (60 * S)) * 60 * S - 600 * S
-IOT = [sys.executable, "-c", "from ingest.cli import main; main()"]
+IOT = [sys.executable, "-c", "from iot.cli import main; main()"]
 
 
 def seed(url: str, data_dir: Path) -> None:

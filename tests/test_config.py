@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.cli_common import CliError, settings
+from iot.cli.toolkit import CliError, settings
 
 
 def test_secrets_come_from_files_and_never_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

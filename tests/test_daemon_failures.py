@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from ingest.config import Settings
-from ingest.model import Point, StatusChange
-from ingest.service import build_daemon, build_resources
+from core.config import Settings
+from core.model import Point, StatusChange
+from iot.service import build_daemon, build_resources
 from tests.faultkit import publish_raw
 from tests.servers import Mosquitto, wait_for
 
@@ -62,7 +62,7 @@ def test_ticker_survives_bugs_and_reports_them(
     tmp_path: Path, mosquitto_server: Mosquitto, caplog: pytest.LogCaptureFixture
 ) -> None:
     s = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         data_dir=tmp_path / "data",
         broker_url=mosquitto_server.url,
         metrics_port=0,
@@ -127,7 +127,7 @@ def test_a_routing_bug_dead_letters_the_message_and_keeps_the_receiver_alive(
     from ingest.decode import Decoder
 
     s = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         data_dir=tmp_path / "data",
         broker_url=mosquitto_server.url,
         metrics_port=0,

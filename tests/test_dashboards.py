@@ -17,9 +17,9 @@ import pytest
 import yaml
 from sqlalchemy import text
 
-from ingest.cli_common import settings
-from ingest.demo import run_demo
 from ingest.metrics import parse_prometheus
+from iot.cli.toolkit import settings
+from iot.demo import run_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = sorted((ROOT / "deploy/grafana/dashboards").glob("*.json"))

@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from ingest.model import LETTER_PREFIX_BYTES, DeadLetter, Reason
+from core.model import LETTER_PREFIX_BYTES, DeadLetter, Reason
 from ingest.routing import DEADLETTERS, Router
 from registry.db import make_engine, migrate
 from registry.deadletters import DeadLetterStore, replay
@@ -96,9 +96,9 @@ def test_replay_skips_truncated_letters(store: DeadLetterStore) -> None:
     )
     sent: list[tuple[str, bytes]] = []
 
-    def publish(msgs: object) -> list[bool]:
-        sent.extend(msgs)  # type: ignore[call-overload]
-        return [True] * len(msgs)  # type: ignore[arg-type]
+    def publish(msgs: Sequence[tuple[str, bytes]]) -> list[bool]:
+        sent.extend(msgs)
+        return [True] * len(msgs)
 
     assert replay(store, store.ids(), publish) == 1
     assert sent == [("devices/d/telemetry", b"{")]

@@ -18,8 +18,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.model import DeadLetter
-from ingest.stores import StoreUnavailable
+from core.model import DeadLetter
+from core.stores import StoreUnavailable
 from registry.db import make_engine, migrate
 from registry.deadletters import DeadLetterStore, replay
 from tests.servers import Mosquitto, free_port, wait_for
@@ -191,7 +191,7 @@ def iot(cwd: Path, url: str, *args: str, **env: str) -> subprocess.CompletedProc
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("IOT_")}
     full_env.update(IOT_REGISTRY_URL=url, IOT_DATA_DIR=str(cwd / "data"), COLUMNS="200", **env)
     return subprocess.run(
-        [sys.executable, "-c", "from ingest.cli import main; main()", "deadletters", *args],
+        [sys.executable, "-c", "from iot.cli import main; main()", "deadletters", *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from ingest.decode import Decoder, parse_topic
-from ingest.model import Decoded, Document, Kind, Point, Reason, Rejected, StatusChange
+from core.model import Decoded, Document, Kind, Point, Reason, Rejected, StatusChange
+from ingest.codecs import Reading
+from ingest.decode import CODECS, Decoder, parse_topic
 from ingest.timestamps import BadTimestamp, number_to_ns, rfc3339_to_ns
 
 NOW_NS = 1_764_038_400_000_000_000  # 2025-11-25T02:40:00Z
@@ -461,3 +462,40 @@ def test_decoder_does_not_mutate_or_alias_between_calls() -> None:
     b = dec.decode(T, b'{"a": 1}', NOW_NS)
     assert isinstance(a, list) and isinstance(b, list)
     assert a == b and a[0].fields is not b[0].fields
+
+
+class _Hex:
+    """A toy codec: ``#`` then hex digits, one field ``v``. Shows a new format is one class plus a registration."""
+
+    name = "hex"
+    kinds = frozenset({Kind.TELEMETRY})
+    first_bytes = frozenset(b"#")
+
+    def decode(self, reading: Reading) -> list[Point]:
+        try:
+            value = float(int(reading.payload.strip()[1:], 16))
+        except ValueError:
+            raise Rejected(Reason.WRONG_TYPE, "not hex") from None
+        return [Point(reading.measurement, reading.device_id, {"v": value}, reading.now_ns, {})]
+
+
+def test_a_registered_codec_claims_its_payloads_and_only_those() -> None:
+    d = Decoder(codecs=(*CODECS, _Hex()))
+    assert d.decode("devices/d/telemetry", b" #ff", NOW_NS) == [Point("sensor_readings", "d", {"v": 255.0}, NOW_NS, {})]
+    with pytest.raises(Rejected) as e:
+        d.decode("devices/d/telemetry", b"#zz", NOW_NS)
+    assert e.value.reason is Reason.WRONG_TYPE and e.value.detail == "not hex"
+    # not registered for metrics, and absent from the default decoder: the JSON parse decides
+    for decoder, topic in ((d, "devices/d/metrics"), (dec, "devices/d/telemetry")):
+        with pytest.raises(Rejected) as e:
+            decoder.decode(topic, b"#ff", NOW_NS)
+        assert e.value.reason is Reason.INVALID_JSON
+    # JSON keeps working beside it
+    assert d.decode("devices/d/telemetry", b'{"t": 1}', NOW_NS) == [
+        Point("sensor_readings", "d", {"t": 1.0}, NOW_NS, {})
+    ]
+
+
+def test_two_codecs_claiming_the_same_payloads_are_refused() -> None:
+    with pytest.raises(ValueError, match="both claim"):
+        Decoder(codecs=(*CODECS, _Hex(), _Hex()))

@@ -11,8 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from ingest.decode import Decoder
-from ingest.model import (
+from core.model import (
     COLLECTIONS,
     MEASUREMENTS,
     Document,
@@ -21,6 +20,7 @@ from ingest.model import (
     Rejected,
     StatusChange,
 )
+from ingest.decode import Decoder
 from ingest.names import FIELD_KEY, RESERVED_FIELDS, TAG_VALUE, has_control
 
 NOW_NS = 1_764_038_400_000_000_000

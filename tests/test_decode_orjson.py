@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from hypothesis import given
 
+from core.model import Rejected
 from ingest.decode import Decoder
-from ingest.model import Rejected
 from tests.test_decode_fuzz import FUZZ, NOW_NS, WINDOW_S, good_topics, payloads
 
 pytest.importorskip("orjson")

@@ -11,8 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from ingest.model import COLLECTIONS, Document, Kind
-from ingest.stores import StoreConfigError, StoreUnavailable, open_documents
+from core.model import COLLECTIONS, Document, Kind
+from core.stores import StoreConfigError, StoreUnavailable
+from ingest.stores import open_documents
 from ingest.stores.mongo import MongoDocumentStore, body_problem
 from tests.servers import free_port
 
@@ -37,13 +38,11 @@ def _fresh_mongodb(url: str) -> str:
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     """Opens (and connects) a store; every call reaches the same data, so tests can reopen."""
     opened: list[MongoDocumentStore] = []
-    if request.param == "embedded":
-        url, options = "embedded", {"data_dir": tmp_path / "data"}
-    else:
-        url, options = _fresh_mongodb(request.getfixturevalue("mongodb_url")), {}
+    embedded = request.param == "embedded"
+    url = "embedded" if embedded else _fresh_mongodb(request.getfixturevalue("mongodb_url"))
 
     def open_store() -> MongoDocumentStore:
-        store = open_documents(url, **options)
+        store = open_documents(url, data_dir=tmp_path / "data" if embedded else None)
         assert isinstance(store, MongoDocumentStore)
         store.connect()
         opened.append(store)

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from sqlalchemy import select
 
-from ingest.model import COLLECTIONS, MEASUREMENTS, Kind
-from ingest.stores import SeriesQuery, open_documents, open_timeseries
+from core.model import COLLECTIONS, MEASUREMENTS, Kind
+from core.stores import SeriesQuery
+from ingest.stores import open_documents, open_timeseries
 from registry.db import make_engine, migrate
 from registry.deadletters import DeadLetterStore
 from registry.models import Device
@@ -34,7 +35,7 @@ def stored_readings(ts: Any, devices: list[str]) -> dict[str, dict[str, int]]:
 @pytest.mark.parametrize("fmt", ["json", "senml"])
 def test_fleet_is_stored_exactly(
     tmp_path: Path,
-    fmt: str,
+    fmt: Literal["json", "senml"],
     mosquitto_server: Mosquitto,
     influxd_server: Influxd,
     influxdb1_url: str,
@@ -59,7 +60,7 @@ def test_fleet_is_stored_exactly(
         count=150,
         seed=11,
         format=fmt,
-        pack=5 if fmt == "senml" else 1,  # type: ignore[arg-type]
+        pack=5 if fmt == "senml" else 1,
         malformed=0.04,
         duplicates=0.03,
         topic_root=f"e2e{fmt}",

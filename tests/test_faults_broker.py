@@ -44,7 +44,7 @@ def restart_mid_drain(pipe: Pipeline, broker: Mosquitto, restarts: int, devices:
             broker.stop()  # SIGTERM: mosquitto saves its queues
             broker.start()
             wait_for(
-                lambda k=k: metric(daemon.metrics(), "iot_broker_connects_total") >= k + 2,
+                lambda: metric(daemon.metrics(), "iot_broker_connects_total") >= k + 2,  # noqa: B023
                 60,
                 "the daemon to reconnect",
             )

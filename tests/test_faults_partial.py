@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.model import Reason
+from core.model import Reason
 from tests.faultkit import Pipeline, dead_letters, expected_letters, expected_readings, metric, publish_raw
 from tests.servers import Mosquitto
 

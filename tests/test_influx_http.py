@@ -17,16 +17,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ingest.cli_common import settings
+from core.model import Point
+from core.stores import SeriesQuery, StoreNeedsOperator, StoreUnavailable
 from ingest.failures import NEEDS_OPERATOR, UNAVAILABLE, classify
-from ingest.model import Point
-from ingest.stores import SeriesQuery, StoreNeedsOperator, StoreUnavailable, documents_from, timeseries_from
+from ingest.stores import documents_from, timeseries_from
 from ingest.stores.fieldindex import MEASUREMENT as INDEX
 from ingest.stores.influxdb1 import InfluxDB1Store
 from ingest.stores.influxdb2 import InfluxDB2Store
 from ingest.stores.influxhttp import retry_after
 from ingest.stores.lineprotocol import encode_batch
 from ingest.stores.mongo import MongoDocumentStore
+from iot.cli.toolkit import settings
 from tests.servers import free_port
 
 M = "sensor_readings"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from ingest.model import FieldValue, Point
-from ingest.stores import SeriesQuery
+from core.model import FieldValue, Point
+from core.stores import SeriesQuery
 from ingest.stores.bisect import bisect_rejections
 from ingest.stores.influxdb1 import InfluxDB1Store
 from ingest.stores.lineprotocol import Unencodable, encode, encode_batch, encode_point
@@ -54,7 +56,7 @@ def test_floats_keep_full_precision_and_bool_is_not_a_number() -> None:
         ({"x": [1]}, {}, "unsupported type"),
     ],
 )
-def test_unencodable_points(fields: dict, tags: dict, why: str) -> None:
+def test_unencodable_points(fields: dict[str, Any], tags: dict[str, Any], why: str) -> None:
     with pytest.raises(Unencodable, match=why):
         encode_point(Point("m", "d", fields, 1, tags))
 

@@ -68,7 +68,7 @@ def table_rows(text: str) -> dict[str, list[str]]:
 
 def iot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ingest", *args],
+        [sys.executable, "-m", "iot", *args],
         capture_output=True,
         text=True,
         timeout=60,

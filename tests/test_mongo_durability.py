@@ -15,9 +15,10 @@ import pymongo
 import pymongo.errors
 import pytest
 
-from ingest.config import Settings
-from ingest.model import COLLECTIONS, Document, Kind
-from ingest.stores import StoreNeedsOperator, StoreUnavailable, documents_from
+from core.config import Settings
+from core.model import COLLECTIONS, Document, Kind
+from core.stores import StoreNeedsOperator, StoreUnavailable
+from ingest.stores import documents_from
 from ingest.stores.mongo import MongoDocumentStore
 from tests.servers import free_port
 
@@ -26,7 +27,7 @@ CONFIGS = COLLECTIONS[Kind.CONFIG]
 
 
 def store_for(url: str, **settings: Any) -> MongoDocumentStore:
-    store = documents_from(Settings(_env_file=None, documents_url=url, **settings))  # type: ignore[call-arg]
+    store = documents_from(Settings(_env_file=None, documents_url=url, **settings))
     assert isinstance(store, MongoDocumentStore)
     return store
 
@@ -53,7 +54,7 @@ def test_bad_write_concern_setting_is_refused() -> None:
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError):
-        Settings(_env_file=None, mongodb_w="all")  # type: ignore[call-arg]
+        Settings(_env_file=None, mongodb_w="all")
 
 
 def docs(n: int) -> list[Document]:

@@ -18,7 +18,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.orm import Session
 
-from ingest.model import DeadLetter
+from core.model import DeadLetter
 from registry.auth import BOOTSTRAP_ACTOR
 from registry.db import make_engine, migrate
 from registry.deadletters import DeadLetterStore

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from registry.alerts import store
 from registry.alerts.engine import OPEN, RESOLVE, Transition
-from registry.alerts.rules import Rule
+from registry.alerts.rules import Rule, RuleKind
 from registry.auth import BOOTSTRAP_ACTOR, Actor
 from registry.db import make_engine, migrate
 from registry.devices import add_device
@@ -87,9 +87,11 @@ def _seed(engine: Engine) -> None:
         store.add_rule(
             s,
             BOOTSTRAP_ACTOR,
-            Rule(0, "hot", "threshold", "major", field="temperature", op=">", threshold=80.0),
+            Rule(0, "hot", RuleKind.THRESHOLD, "major", field="temperature", op=">", threshold=80.0),
         )
-        store.add_rule(s, BOOTSTRAP_ACTOR, Rule(0, "warm", "threshold", "minor", field="humidity", op=">", threshold=9))
+        store.add_rule(
+            s, BOOTSTRAP_ACTOR, Rule(0, "warm", RuleKind.THRESHOLD, "minor", field="humidity", op=">", threshold=9)
+        )
 
 
 def channel(engine: Engine, spec: ChannelSpec) -> None:
@@ -394,7 +396,7 @@ def test_channels_cli_add_list_test_remove_and_show(
     http_receiver.status = 200
 
     alert_id = open_alert(engine)
-    from ingest.cli_common import settings
+    from iot.cli.toolkit import settings
 
     assert Notifier(engine, settings().notify_secrets, policy=FAST).run_once() == 2  # from the settings layer
     shown = run_iot(monkeypatch, capsys, "alerts", "show", str(alert_id))
@@ -433,8 +435,10 @@ def test_daemon_notifies_open_and_resolve_while_a_dead_receiver_hangs(
     engine = make_engine(postgres_url)
     with Session(engine) as s, s.begin():
         add_device(s, BOOTSTRAP_ACTOR, "oven-1", type="thermo", site="plant-a")
-        store.add_rule(s, BOOTSTRAP_ACTOR, Rule(0, "oven-hot", "threshold", "critical", field="temperature", op=">",
-                                                threshold=80, hysteresis=5))  # fmt: skip
+        hot = Rule(
+            0, "oven-hot", RuleKind.THRESHOLD, "critical", field="temperature", op=">", threshold=80, hysteresis=5
+        )
+        store.add_rule(s, BOOTSTRAP_ACTOR, hot)
     channel(engine, ChannelSpec("ops", "webhook", http_receiver.url(), secret_name="hook"))
     with socket.socket() as hole:  # accepts connections into its backlog, never answers
         hole.bind(("127.0.0.1", 0))

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
-from ingest import output
-from ingest.cli_common import CliError
+from core.model import Point
+from core.stores import Row, SeriesQuery, TimeSeriesStore
 from ingest.export import stream_rows
-from ingest.model import Point
-from ingest.stores import Row, SeriesQuery, TimeSeriesStore, open_timeseries
+from ingest.stores import open_timeseries
+from iot.cli import output
+from iot.cli.toolkit import CliError
 from tests.cli_runner import run_iot
 
 S = 10**9

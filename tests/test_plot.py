@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from core.model import Point
 from ingest.chart import SPARK
-from ingest.model import Point
 from ingest.stores import open_timeseries
 from tests.cli_runner import run_iot
 

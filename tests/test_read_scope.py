@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.model import DeadLetter
+from core.model import DeadLetter
 from registry.db import make_engine
 from registry.deadletters import DeadLetterStore
 from tests.keyed_cli import Iot, add_key, denied, make_iot, registry_url_for

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.redact import redact_url
+from core.redact import redact_url
 from tests.cli_runner import Result
 from tests.keyed_cli import Iot, make_iot
 from tests.servers import free_port

@@ -14,8 +14,8 @@ from sqlalchemy import Engine, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ingest.model import StatusChange
-from ingest.stores import StoreUnavailable
+from core.model import StatusChange
+from core.stores import StoreUnavailable
 from registry.db import (
     SchemaNotMigrated,
     check_migrated,

@@ -330,7 +330,7 @@ def test_show_merges_stores_and_warns_when_one_is_unreachable(
     assert iot("devices", "add", "d1", "--type", "thermostat").code == 0
     monkeypatch.setenv("IOT_TIMESERIES_URL", f"influxdb1://127.0.0.1:{free_port()}/nowhere")
     try:
-        from ingest.model import Document
+        from core.model import Document
         from ingest.stores import open_documents
 
         docs = open_documents("embedded", data_dir=tmp_path / "data")

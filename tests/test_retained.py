@@ -16,11 +16,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from core.config import Settings
 from ingest.broker import BrokerAddress
-from ingest.config import Settings
 from ingest.daemon import Daemon
 from ingest.decode import Decoder
-from ingest.service import build_resources
+from iot.service import build_resources
 from tests.daemon_proc import DaemonProcess
 from tests.faultkit import influx_query
 from tests.servers import Mosquitto, wait_for

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from ingest.model import Point
+from core.model import Point
+from core.stores import SeriesQuery
 from ingest.retention import Retention, human, parse_every, parse_go_duration, parse_retention, shard_duration_s
-from ingest.stores import SeriesQuery, open_timeseries
+from ingest.stores import open_timeseries
 from tests.cli_runner import run_iot
 
 S = 10**9

@@ -12,8 +12,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.model import DeadLetter, Document, Point, Reason, StatusChange
 from ingest.decode import Decoder
-from ingest.model import DeadLetter, Document, Point, Reason, StatusChange
 from ingest.routing import DEADLETTERS, DOCUMENTS, REGISTRY, TIMESERIES, Batch, Router
 
 NOW_NS = 1_764_038_400_000_000_000

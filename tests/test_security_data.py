@@ -21,10 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
+from core.model import Point, Reason, Rejected
+from core.stores import SeriesQuery
 from ingest.decode import Decoder
-from ingest.model import Point, Reason, Rejected
 from ingest.names import TAG_KEYS
-from ingest.stores import SeriesQuery, open_timeseries
+from ingest.stores import open_timeseries
 from ingest.stores.influxdb1 import InfluxDB1Store
 from registry.db import make_engine, migrate
 from registry.deadletters import DeadLetterStore

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
-from ingest.model import Point, Reason, Rejected
+from core.model import Point, Reason, Rejected
 from ingest.senml import ResolvedRecord, field_name, resolve, to_points
 
 NOW = 1_700_000_000.0
@@ -15,19 +16,20 @@ DEV = "10e2073a01080063"
 URN = "urn:dev:ow:10e2073a01080063"
 
 
-def rfc(text: str) -> list:
-    return json.loads(text)
+def rfc(text: str) -> list[Any]:
+    records: list[Any] = json.loads(text)
+    return records
 
 
-def senml(records: list) -> list[dict]:
+def senml(records: list[Any]) -> list[dict[str, Any]]:
     return [r.as_senml() for r in resolve(records, NOW)]
 
 
-def points(records: list, device: str = DEV) -> list[Point]:
+def points(records: list[Any], device: str = DEV) -> list[Point]:
     return to_points(resolve(records, NOW), device, "sensor_readings")
 
 
-def pt(fields: dict, ts_ns: int, unit: str | None = None, device: str = DEV) -> Point:
+def pt(fields: dict[str, Any], ts_ns: int, unit: str | None = None, device: str = DEV) -> Point:
     return Point("sensor_readings", device, fields, ts_ns, {"unit": unit} if unit else {})
 
 
@@ -318,7 +320,7 @@ def test_base_fields_are_replaced_by_later_records() -> None:
         ({"n": "x", "v": 1, "t": 1.5e9}, 1.5e9),
     ],
 )
-def test_times_below_2_28_are_relative_to_now(record: dict, expected_t: float) -> None:
+def test_times_below_2_28_are_relative_to_now(record: dict[str, Any], expected_t: float) -> None:
     assert resolve([record], NOW)[0].time == expected_t
 
 
@@ -427,7 +429,7 @@ def test_resolve_rejects(pack: object, detail: str) -> None:
         ([{"n": "a_sum", "vs": "x"}, {"n": "a", "s": 1}], "carries both"),
     ],
 )
-def test_to_points_rejects(pack: list, detail: str) -> None:
+def test_to_points_rejects(pack: list[Any], detail: str) -> None:
     with pytest.raises(Rejected) as e:
         points(pack, "d")
     assert e.value.reason is Reason.INVALID_SENML
@@ -444,7 +446,7 @@ def test_to_points_rejects(pack: list, detail: str) -> None:
         ([{"n": "a" * 126, "s": 1}], Reason.INVALID_NAME, "must be 1-128"),
     ],
 )
-def test_to_points_refuses_names(pack: list, reason: Reason, detail: str) -> None:
+def test_to_points_refuses_names(pack: list[Any], reason: Reason, detail: str) -> None:
     with pytest.raises(Rejected) as e:
         points(pack, "d")
     assert e.value.reason is reason

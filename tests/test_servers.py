@@ -24,14 +24,15 @@ def test_mosquitto_round_trip(mosquitto_server: Mosquitto) -> None:
     import threading
 
     import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
 
     got = threading.Event()
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="probe-sub")
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="probe-sub")
     sub.on_message = lambda c, u, m: got.set()
     sub.connect("127.0.0.1", mosquitto_server.port)
     sub.subscribe("probe", 1)
     sub.loop_start()
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="probe-pub")
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="probe-pub")
     pub.connect("127.0.0.1", mosquitto_server.port)
     pub.loop_start()
     try:

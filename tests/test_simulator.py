@@ -18,8 +18,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from core.model import Point, Rejected
 from ingest.decode import Decoder
-from ingest.model import Point, Rejected
 from simulators.faults import ID_FREE, MALFORMATIONS
 from simulators.fleet import KINDS, PRELUDE, FleetConfig, Message, device_stream, generate, plan
 from simulators.manifest import Manifest
@@ -327,7 +327,7 @@ def test_unreachable_broker_is_a_sim_error(mosquitto: Mosquitto) -> None:
 
 
 def _iot(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ingest", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "iot", *args], capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.mosquitto

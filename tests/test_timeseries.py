@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest.model import Point
-from ingest.stores import SeriesQuery, StoreConfigError, StoreUnavailable, TimeSeriesStore, open_timeseries
+from core.model import Point
+from core.stores import SeriesQuery, StoreConfigError, StoreUnavailable, TimeSeriesStore
+from ingest.stores import open_timeseries
 from ingest.stores.influxql import aggregate_statement, count_statement, last_statement, quote_string, raw_statement
 from ingest.stores.tsquery import check_query
 from tests.servers import free_port

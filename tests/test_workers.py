@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from ingest.config import Settings
+from core.config import Settings
 from ingest.metrics import parse_prometheus
-from ingest.workers import WorkersRefused, check, worker_env
+from iot.workers import WorkersRefused, check, worker_env
 from tests.daemon_proc import DaemonProcess
 from tests.faultkit import Pipeline, assert_stored_exactly, expected_letters, expected_readings, metric
 from tests.servers import Mosquitto, wait_for

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from core.model import Point
+from core.stores import StoreConfigError, StoreNeedsOperator, StoreUnavailable
 from ingest.failures import NEEDS_OPERATOR, UNAVAILABLE, UNEXPECTED, Backoff, classify
 from ingest.metrics import Metrics
-from ingest.model import Point
 from ingest.routing import TIMESERIES, Batch, Token
 from ingest.spool import Spool
-from ingest.stores import StoreConfigError, StoreNeedsOperator, StoreUnavailable
 from ingest.stores.tsembedded import EmbeddedTimeSeriesStore
 from ingest.writer import Writer
 from tests.servers import wait_for

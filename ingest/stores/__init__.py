@@ -1,131 +1,86 @@
-"""Store interfaces and the scheme → factory tables.
+"""Store backends, one module each, and the URL scheme → backend tables that pick one.
 
-Every backend follows one lifecycle: built from a URL by its factory, ``connect()`` once,
-``write(batch)`` any number of times (one network call per batch where the server allows),
-``close()`` after the last write. ``write`` raises :class:`StoreUnavailable` when the server
-cannot be reached or fails transiently (the caller spools and retries the whole batch, which
-is safe because every write is idempotent), :class:`StoreNeedsOperator` when it refuses us for
-a reason waiting will not fix (the caller still keeps and retries the batch, and says so), and
-returns the items the server refused for good, each with a reason (the caller dead-letters
-exactly those). Each backend maps its library's exceptions to these in one place.
+A new backend is one module here (a class implementing :class:`core.stores.TimeSeriesStore` or
+:class:`core.stores.DocumentStore`, with a ``from_url`` classmethod) plus one line in a table below.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
-from ingest.model import Document, Point
-
-if TYPE_CHECKING:
-    from ingest.config import Settings
-
-
-class StoreUnavailable(Exception):
-    """Transient failure: nothing of the batch may be assumed written; retry it whole.
-
-    ``retry_after``: seconds the server asked us to wait (HTTP ``Retry-After``), if it said."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+from core.config import Settings
+from core.stores import DocumentStore, StoreConfigError, TimeSeriesStore
+from ingest.stores.influxdb1 import InfluxDB1Store
+from ingest.stores.influxdb2 import InfluxDB2Store
+from ingest.stores.mongo import MongoDocumentStore
+from ingest.stores.tsembedded import EmbeddedTimeSeriesStore
 
 
-class StoreNeedsOperator(StoreUnavailable):
-    """The store refuses us and waiting will not fix it: bad credentials (401/403, auth failed),
-    a missing database, bucket or table, missing privileges. Nothing is dropped: the batch is
-    kept (spooled) and retried with backoff, so the data flows once an operator has fixed it."""
+class TimeSeriesFactory(Protocol):
+    """Builds (does not connect) a time-series store from its URL; secrets come from Settings."""
+
+    def __call__(
+        self, url: str, *, token: str | None = None, password: str | None = None, data_dir: Path | None = None
+    ) -> TimeSeriesStore: ...
 
 
-class StoreConfigError(ValueError):
-    """The URL or settings for a store are wrong; raised at start-up, never mid-stream."""
+class DocumentFactory(Protocol):
+    """Builds (does not connect) a document store from its URL, with its write concern."""
+
+    def __call__(
+        self,
+        url: str,
+        *,
+        data_dir: Path | None = None,
+        password: str | None = None,
+        w: int | str = 1,
+        journal: bool = True,
+    ) -> DocumentStore: ...
 
 
-@dataclass(frozen=True, slots=True)
-class SeriesQuery:
-    measurement: str
-    device_id: str
-    since_ns: int
-    until_ns: int | None = None
-    field: str | None = None
-    every_s: int | None = None
-    agg: str | None = None  # mean|min|max|last|count, with every_s
-    limit: int = 1000
-
-
-AGGREGATES = ("mean", "min", "max", "last", "count")
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    ts_ns: int
-    values: dict[str, Any]
-
-
-class TimeSeriesStore(Protocol):
-    """A time-series backend. Writes are idempotent: same series + timestamp overwrites."""
-
-    def connect(self) -> None: ...
-    def write(self, points: Sequence[Point]) -> list[tuple[Point, str]]: ...
-    def query(self, q: SeriesQuery) -> list[Row]: ...
-    def latest(self, measurement: str, device_id: str) -> dict[str, tuple[int, Any]]: ...
-    def count(self, measurement: str, device_id: str | None = None) -> int:
-        """How many field values are stored (for comparing with what was sent)."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class DocumentStore(Protocol):
-    """A document backend. Writes are idempotent by ``Document.key``; config is versioned."""
-
-    def connect(self) -> None: ...
-    def write(self, docs: Sequence[Document]) -> list[tuple[Document, str]]: ...
-    def find(self, collection: str, device_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
-    def latest(self, collection: str, device_id: str) -> dict[str, Any] | None: ...
-    def count(self, collection: str, device_id: str | None = None) -> int: ...
-    def close(self) -> None: ...
-
-
-TIMESERIES_BACKENDS: dict[str, str] = {
-    "influxdb": "ingest.stores.influxdb2:InfluxDB2Store",
-    "influxdb1": "ingest.stores.influxdb1:InfluxDB1Store",
-    "embedded": "ingest.stores.tsembedded:EmbeddedTimeSeriesStore",
-    "sqlite": "ingest.stores.tsembedded:EmbeddedTimeSeriesStore",
+TIMESERIES_BACKENDS: dict[str, TimeSeriesFactory] = {
+    "influxdb": InfluxDB2Store.from_url,
+    "influxdb1": InfluxDB1Store.from_url,
+    "embedded": EmbeddedTimeSeriesStore.from_url,
+    "sqlite": EmbeddedTimeSeriesStore.from_url,
 }
-DOCUMENT_BACKENDS: dict[str, str] = {
-    "mongodb": "ingest.stores.mongo:MongoDocumentStore",
-    "mongodb+srv": "ingest.stores.mongo:MongoDocumentStore",
-    "embedded": "ingest.stores.mongo:MongoDocumentStore",
-    "montydb": "ingest.stores.mongo:MongoDocumentStore",
+DOCUMENT_BACKENDS: dict[str, DocumentFactory] = {
+    "mongodb": MongoDocumentStore.from_url,
+    "mongodb+srv": MongoDocumentStore.from_url,
+    "embedded": MongoDocumentStore.from_url,
+    "montydb": MongoDocumentStore.from_url,
 }
 
 
-def _scheme(url: str) -> str:
+def scheme(url: str) -> str:
+    """The backend a URL names: its scheme, or ``embedded`` for an empty URL."""
     return "embedded" if url in ("", "embedded") else urlsplit(url).scheme
 
 
-def _factory(table: dict[str, str], role: str, url: str) -> Any:
-    scheme = _scheme(url)
-    target = table.get(scheme)
-    if target is None:
-        known = ", ".join(sorted(table))
-        raise StoreConfigError(f"unsupported {role} URL scheme {scheme!r} (known: {known})")
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
+def _unsupported(role: str, url: str, known: dict[str, TimeSeriesFactory] | dict[str, DocumentFactory]) -> Exception:
+    return StoreConfigError(f"unsupported {role} URL scheme {scheme(url)!r} (known: {', '.join(sorted(known))})")
 
 
-def open_timeseries(url: str, **options: Any) -> TimeSeriesStore:
-    """Build (not connect) the time-series store for ``url``; options: token, password, data_dir."""
-    return cast(TimeSeriesStore, _factory(TIMESERIES_BACKENDS, "time-series", url).from_url(url, **options))
+def open_timeseries(
+    url: str, *, token: str | None = None, password: str | None = None, data_dir: Path | None = None
+) -> TimeSeriesStore:
+    """Build (not connect) the time-series store for ``url``."""
+    factory = TIMESERIES_BACKENDS.get(scheme(url))
+    if factory is None:
+        raise _unsupported("time-series", url, TIMESERIES_BACKENDS)
+    return factory(url, token=token, password=password, data_dir=data_dir)
 
 
-def open_documents(url: str, **options: Any) -> DocumentStore:
-    """Build (not connect) the document store for ``url``; options: data_dir, password, w, journal."""
-    return cast(DocumentStore, _factory(DOCUMENT_BACKENDS, "documents", url).from_url(url, **options))
+def open_documents(
+    url: str, *, data_dir: Path | None = None, password: str | None = None, w: int | str = 1, journal: bool = True
+) -> DocumentStore:
+    """Build (not connect) the document store for ``url``."""
+    factory = DOCUMENT_BACKENDS.get(scheme(url))
+    if factory is None:
+        raise _unsupported("documents", url, DOCUMENT_BACKENDS)
+    return factory(url, data_dir=data_dir, password=password, w=w, journal=journal)
 
 
 def timeseries_from(settings: Settings) -> TimeSeriesStore:

@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ingest.model import Point
+from core.model import Point
+from ingest.stores.lineprotocol import encode_batch
 
 T = TypeVar("T")
 
@@ -87,8 +88,6 @@ def send_halves(lines: Sequence[str], send: SendFn, too_large: str) -> Outcome:
 def write_points(points: Sequence[Point], send: SendFn) -> list[tuple[Point, str]]:
     """Encode ``points`` as line protocol, send them in one request, and pin down any refusals:
     the shared ``write`` of the InfluxDB adapters."""
-    from ingest.stores.lineprotocol import encode_batch
-
     ok, lines, bad = encode_batch(points)
     if lines:
         bad.extend(bisect_rejections(ok, lines, send))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
-from ingest.model import Point
+from core.model import Point
 from ingest.stores.bisect import Outcome, SendFn, write_points
 from ingest.stores.lineprotocol import escape_key
 

@@ -20,9 +20,9 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import urllib3
 
-from ingest.model import Point
+from core.model import Point
+from core.stores import Row, SeriesQuery, StoreConfigError, StoreNeedsOperator, StoreUnavailable
 from ingest.retention import DownsampleInfo, RetentionInfo, parse_go_duration, shard_duration_s
-from ingest.stores import Row, SeriesQuery, StoreConfigError, StoreNeedsOperator, StoreUnavailable
 from ingest.stores.bisect import Outcome, send_halves
 from ingest.stores.fieldindex import FieldIndex, write_indexed
 from ingest.stores.influxhttp import DATA_ERRORS, TOO_LARGE, InfluxHTTP, error_text

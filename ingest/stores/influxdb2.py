@@ -31,9 +31,9 @@ from influxdb_client.client.write_api import SYNCHRONOUS, WriteApi
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.service.ping_service import PingService
 
-from ingest.model import Point
+from core.model import Point
+from core.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
 from ingest.retention import RetentionInfo
-from ingest.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
 from ingest.stores.bisect import LineErrors, Outcome, send_halves
 from ingest.stores.fieldindex import FieldIndex, write_indexed
 from ingest.stores.influxhttp import DATA_ERRORS, TOO_LARGE, InfluxHTTP, call_client, error_text

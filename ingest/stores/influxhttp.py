@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 import urllib3
 from influxdb_client.rest import ApiException
 
-from ingest.stores import StoreNeedsOperator, StoreUnavailable
+from core.stores import StoreNeedsOperator, StoreUnavailable
 
 DATA_ERRORS = (400, 422)
 TOO_LARGE = 413

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ingest.stores import Row, SeriesQuery
+from core.stores import Row, SeriesQuery
 from ingest.stores.fieldindex import MEASUREMENT as INDEX
 from ingest.stores.tsquery import NUMERIC_AGGS, as_value, check_query
 

@@ -28,7 +28,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from ingest.model import Point
+from core.model import Point
 
 
 class Unencodable(ValueError):

@@ -24,8 +24,8 @@ import pymongo
 import pymongo.errors
 from montydb import errors as monty_errors
 
-from ingest.model import COLLECTIONS, Document, Kind
-from ingest.stores import StoreConfigError, StoreNeedsOperator, StoreUnavailable
+from core.model import COLLECTIONS, Document, Kind
+from core.stores import StoreConfigError, StoreNeedsOperator, StoreUnavailable
 
 CONFIGS = COLLECTIONS[Kind.CONFIG]
 DEFAULT_DATABASE = "iot"

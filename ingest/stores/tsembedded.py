@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ingest.model import Point
+from core.model import Point
+from core.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
 from ingest.retention import DownsampleInfo, RetentionInfo
-from ingest.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable, tsrollup
+from ingest.stores import tsrollup
 from ingest.stores.tsquery import NUMERIC_AGGS, as_value, check_query
 
 FILENAME = "timeseries.sqlite3"

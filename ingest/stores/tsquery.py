@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ingest.stores import AGGREGATES, SeriesQuery
+from core.stores import AGGREGATES, SeriesQuery
 
 MAX_BUCKETS = 1_000_000
 FUTURE_SLACK_NS = 86_400 * 10**9  # aggregated queries without `until` reach one day ahead

@@ -10,10 +10,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ingest.model import Point, StatusChange
-from registry.alerts.rules import EVENTS_MEASUREMENT, LEVEL_RANK, Rule, breaches, cleared
+from core.model import Point, StatusChange
+from registry.alerts.kinds import SPECS, KindSpec, Outcome, State, describe
+from registry.alerts.rules import EVENTS_MEASUREMENT, LEVEL_RANK, Rule
+from registry.alerts.rules import OPEN as OPEN  # the actions re-exported: transitions are the engine's output
+from registry.alerts.rules import RESOLVE as RESOLVE
+from registry.alerts.rules import UPDATE as UPDATE
 
-OPEN, UPDATE, RESOLVE = "open", "update", "resolve"
 Key = tuple[int, str]
 
 
@@ -46,17 +49,6 @@ class Transition:
     site: str | None = None
 
 
-@dataclass(slots=True)
-class _State:
-    firing: bool = False
-    pending_since: float | None = None  # start of the current breaching run (point time)
-    pending_arrival: float = 0.0  # when that run's first point arrived (wall time)
-    last_ts: float | None = None  # newest point evaluated (point time)
-    last_value: float | None = None
-    last_breach: float | None = None  # rate/event: arrival time of the newest breach
-    last_breaching: bool = False
-
-
 def in_scope(rule: Rule, device_id: str, info: DeviceLike | None, tags: Mapping[str, str]) -> bool:
     """Does ``rule`` apply to the device? Registry data first, the point's tags as fallback."""
     if rule.scope == "all":
@@ -74,11 +66,11 @@ class Engine:
     """Evaluates enabled rules. Feed it with :meth:`observe`, :meth:`status` and :meth:`tick`."""
 
     def __init__(self, rules: Iterable[Rule] = (), started: float = 0.0) -> None:
-        self._states: dict[Key, _State] = {}
+        self._states: dict[Key, State] = {}
         self._last_seen: dict[str, float] = {}  # device -> arrival time of its newest point
         self._started = started
         self.rules: dict[int, Rule] = {}
-        self._by_field: dict[str, list[Rule]] = {}
+        self._by_field: dict[str, list[tuple[Rule, KindSpec]]] = {}
         self._event_rules: list[Rule] = []
         self._nodata_rules: list[Rule] = []
         self.set_rules(rules)
@@ -90,17 +82,17 @@ class Engine:
         self.rules = {r.id: r for r in rules}
         self._by_field = {}
         for r in self.rules.values():
-            if r.kind in ("threshold", "rate") and r.field:
-                self._by_field.setdefault(r.field, []).append(r)
-        self._event_rules = [r for r in self.rules.values() if r.kind == "event"]
-        self._nodata_rules = [r for r in self.rules.values() if r.kind == "nodata"]
+            if SPECS[r.kind].reads_fields and r.field:
+                self._by_field.setdefault(r.field, []).append((r, SPECS[r.kind]))
+        self._event_rules = [r for r in self.rules.values() if SPECS[r.kind].reads_events]
+        self._nodata_rules = [r for r in self.rules.values() if SPECS[r.kind].watches_silence]
         self._states = {k: s for k, s in self._states.items() if k[0] in self.rules}
 
     def restore(self, rule_id: int, device_id: str, last_value: float | None, last_seen: float) -> None:
         """Mark (rule, device) as firing: an alert that is open in the database."""
         if rule_id not in self.rules:
             return
-        st = self._states.setdefault((rule_id, device_id), _State())
+        st = self._states.setdefault((rule_id, device_id), State())
         st.firing = True
         st.last_value = last_value
         st.last_breach = last_seen
@@ -133,23 +125,24 @@ class Engine:
                 value = float(raw)
                 ts = p.ts_ns / 1e9
                 info = devices.get(p.device_id)
-                for r in rules:
+                for r, spec in rules:
                     if r.measurement and r.measurement != p.measurement:
                         continue
                     if not in_scope(r, p.device_id, info, p.tags):
                         continue
-                    if r.kind == "threshold":
-                        self._threshold(r, p.device_id, info, ts, value, now, out)
-                    else:
-                        self._rate(r, p.device_id, info, ts, value, now, out)
+                    st = self._states.get((r.id, p.device_id))
+                    if st is None:
+                        st = self._states[(r.id, p.device_id)] = State()
+                    o = spec.on_value(r, st, ts, value, now)
+                    if o is not None:
+                        self._emit(r, p.device_id, info, o, out)
         seen = {p.device_id for p in points}
         for dev in seen:
             self._last_seen[dev] = now
             for r in self._nodata_rules:
                 st = self._states.get((r.id, dev))
-                if st is not None and st.firing:
-                    st.firing = False
-                    out.append(Transition(RESOLVE, r.id, dev, now, message="data again"))
+                if st is not None:
+                    self._emit(r, dev, devices.get(dev), SPECS[r.kind].on_seen(r, st, now), out)
         return out
 
     def status(self, changes: Sequence[StatusChange], devices: Devices) -> list[Transition]:
@@ -160,37 +153,24 @@ class Engine:
         return []
 
     def tick(self, now: float, devices: Devices) -> list[Transition]:
-        """Time-driven checks: nodata, quiet periods, and holds of a device that went silent while
-        breaching (its last value is taken to persist; the hold counts from its arrival)."""
+        """Time-driven checks: each kind's ``on_tick`` (quiet periods, holds of a device that went
+        silent while breaching), then silence for the kinds that watch it."""
         out: list[Transition] = []
         for (rule_id, dev), st in self._states.items():
             r = self.rules[rule_id]
-            if r.kind == "threshold" and not st.firing and st.pending_since is not None:
-                if st.last_breaching and now - st.pending_arrival >= r.hold_s:
-                    st.firing = True
-                    out.append(self._open(r, dev, devices.get(dev), now, st.last_value))
-            elif (
-                r.kind in ("rate", "event")
-                and st.firing
-                and st.last_breach is not None
-                and now - st.last_breach >= r.quiet_s
-            ):
-                st.firing = False
-                st.pending_since = None
-                out.append(Transition(RESOLVE, r.id, dev, now, st.last_value, message=f"quiet for {r.quiet_s:g}s"))
+            self._emit(r, dev, devices.get(dev), SPECS[r.kind].on_tick(r, st, now), out)
         if self._nodata_rules:
             watched = dict.fromkeys((d for d, info in devices.items() if info.status == "active"), self._started)
             watched.update(self._last_seen)
             for r in self._nodata_rules:
+                spec = SPECS[r.kind]
                 for dev, seen in watched.items():
-                    if now - seen < r.hold_s:
+                    if not spec.too_quiet(r, now - seen):
                         continue
                     if not in_scope(r, dev, devices.get(dev), {}):
                         continue
-                    st = self._states.setdefault((r.id, dev), _State())
-                    if not st.firing:
-                        st.firing = True
-                        out.append(self._open(r, dev, devices.get(dev), now, None, f"no data for {now - seen:.0f}s"))
+                    st = self._states.setdefault((r.id, dev), State())
+                    self._emit(r, dev, devices.get(dev), spec.on_silence(r, st, now, now - seen), out)
         return out
 
     # -- per kind -----------------------------------------------------------------------------
@@ -198,67 +178,18 @@ class Engine:
     def _open(
         self, r: Rule, dev: str, info: DeviceLike | None, at: float, value: float | None, detail: str | None = None
     ) -> Transition:
-        text = (
-            detail if detail is not None else (r.describe() if value is None else f"{r.describe()} (value {value:g})")
-        )
+        text = detail if detail is not None else (describe(r) if value is None else f"{describe(r)} (value {value:g})")
         return Transition(
             OPEN, r.id, dev, at, value, f"{r.name}: {text}", r.severity, info.site if info is not None else None
         )
 
-    def _threshold(
-        self, r: Rule, dev: str, info: DeviceLike | None, ts: float, value: float, now: float, out: list[Transition]
-    ) -> None:
-        st = self._states.get((r.id, dev))
-        if st is None:
-            st = self._states[(r.id, dev)] = _State()
-        if st.last_ts is not None and ts < st.last_ts:
-            return  # out of order: the newer point already decided
-        assert r.op is not None and r.threshold is not None
-        st.last_ts, st.last_value = ts, value
-        hit = breaches(r.op, value, r.threshold)
-        st.last_breaching = hit
-        if st.firing:
-            if hit:
-                out.append(Transition(UPDATE, r.id, dev, ts, value))
-            elif cleared(r.op, value, r.threshold, r.hysteresis):
-                st.firing = False
-                st.pending_since = None
-                out.append(Transition(RESOLVE, r.id, dev, ts, value, message="back to normal"))
-        elif hit:
-            if st.pending_since is None:
-                st.pending_since, st.pending_arrival = ts, now
-            if ts - st.pending_since >= r.hold_s:
-                st.firing = True
-                out.append(self._open(r, dev, info, ts, value))
+    def _emit(self, r: Rule, dev: str, info: DeviceLike | None, o: Outcome | None, out: list[Transition]) -> None:
+        if o is None:
+            return
+        if o.action == OPEN:
+            out.append(self._open(r, dev, info, o.at, o.value, o.message))
         else:
-            st.pending_since = None
-
-    def _rate(
-        self, r: Rule, dev: str, info: DeviceLike | None, ts: float, value: float, now: float, out: list[Transition]
-    ) -> None:
-        st = self._states.get((r.id, dev))
-        if st is None:
-            st = self._states[(r.id, dev)] = _State()
-        prev_ts, prev_value = st.last_ts, st.last_value
-        if prev_ts is not None and ts <= prev_ts:
-            return
-        st.last_ts, st.last_value = ts, value
-        if prev_ts is None or prev_value is None:
-            return
-        rate = (value - prev_value) / (ts - prev_ts)
-        assert r.op is not None and r.threshold is not None
-        if not breaches(r.op, abs(rate) if r.absolute else rate, r.threshold):
-            st.pending_since = None
-            return
-        st.last_breach = now
-        if st.firing:
-            out.append(Transition(UPDATE, r.id, dev, ts, rate))
-            return
-        if st.pending_since is None:
-            st.pending_since = prev_ts
-        if ts - st.pending_since >= r.hold_s:
-            st.firing = True
-            out.append(self._open(r, dev, info, ts, rate))
+            out.append(Transition(o.action, r.id, dev, o.at, o.value, message=o.message or ""))
 
     def _event(self, p: Point, now: float, devices: Devices, out: list[Transition]) -> None:
         level = p.tags.get("level") or p.fields.get("level")
@@ -267,17 +198,13 @@ class Engine:
             return
         info = devices.get(p.device_id)
         ts = p.ts_ns / 1e9
+        code, msg = p.fields.get("code"), p.fields.get("message")
+        detail = " ".join(str(x) for x in (level, code, msg) if x not in (None, ""))
         for r in self._event_rules:
-            if rank < LEVEL_RANK[r.level or "error"] or not in_scope(r, p.device_id, info, p.tags):
+            spec = SPECS[r.kind]
+            if not spec.fires_on(r, rank) or not in_scope(r, p.device_id, info, p.tags):
                 continue
             st = self._states.get((r.id, p.device_id))
             if st is None:
-                st = self._states[(r.id, p.device_id)] = _State()
-            st.last_breach = now
-            if st.firing:
-                out.append(Transition(UPDATE, r.id, p.device_id, ts))
-                continue
-            st.firing = True
-            code, msg = p.fields.get("code"), p.fields.get("message")
-            detail = " ".join(str(x) for x in (level, code, msg) if x not in (None, ""))
-            out.append(self._open(r, p.device_id, info, ts, None, detail))
+                st = self._states[(r.id, p.device_id)] = State()
+            self._emit(r, p.device_id, info, spec.on_event(r, st, ts, now, detail), out)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from ingest.model import Point, StatusChange
+from core.model import Point, StatusChange
 from registry.alerts import store
 from registry.alerts.engine import DeviceLike, Devices, Transition
 from registry.alerts.engine import Engine as RuleEngine

@@ -1,14 +1,39 @@
-"""Alert rule definitions: the plain value the engine evaluates, and its validation. No I/O."""
+"""Alert vocabulary: rule kinds, alert statuses, the rule value the engine evaluates, comparisons. No I/O.
+
+How each kind reads, validates and fires is in ``registry.alerts.kinds``.
+"""
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
-from ingest.model import MEASUREMENTS, Kind
+from core.model import MEASUREMENTS, Kind
 
-KINDS = ("threshold", "rate", "nodata", "event")
+
+class RuleKind(StrEnum):
+    """What makes a rule fire; each has one spec in ``registry.alerts.kinds.SPECS``."""
+
+    THRESHOLD = "threshold"
+    RATE = "rate"
+    NODATA = "nodata"
+    EVENT = "event"
+
+
+class AlertStatus(StrEnum):
+    """An alert's place in its lifecycle: opened by the engine, acknowledged and resolved by people
+    (or resolved by the engine when the condition clears)."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+OPEN, UPDATE, RESOLVE = "open", "update", "resolve"  # what a transition does to an alert
+KINDS = tuple(k.value for k in RuleKind)
+STATUSES = tuple(s.value for s in AlertStatus)
 SEVERITIES = ("critical", "major", "minor", "warning", "info")
 SCOPES = ("device", "type", "site", "all")
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -42,7 +67,7 @@ class Rule:
 
     id: int
     name: str
-    kind: str
+    kind: RuleKind
     severity: str
     scope: str = "all"
     scope_value: str | None = None
@@ -62,52 +87,6 @@ class Rule:
         if self.clear_after_s > 0:
             return self.clear_after_s
         return max(self.hold_s, DEFAULT_CLEAR_AFTER_S)
-
-    def describe(self) -> str:
-        if self.kind == "threshold":
-            held = f" for {self.hold_s:g}s" if self.hold_s else ""
-            return f"{self.field} {self.op} {self.threshold:g}{held}"
-        if self.kind == "rate":
-            what = f"|d{self.field}/dt|" if self.absolute else f"d{self.field}/dt"
-            return f"{what} {self.op} {self.threshold:g}/s"
-        if self.kind == "nodata":
-            return f"no data for {self.hold_s:g}s"
-        return f"event level >= {self.level}"
-
-
-def validate(rule: Rule) -> Rule:
-    """Return ``rule`` if it is complete and consistent, else raise :class:`RuleError`."""
-    if not rule.name.strip():
-        raise RuleError("the rule name must not be empty")
-    if rule.kind not in KINDS:
-        raise RuleError(f"unknown rule kind {rule.kind!r} (use {', '.join(KINDS)})")
-    if rule.severity not in SEVERITIES:
-        raise RuleError(f"unknown severity {rule.severity!r} (use {', '.join(SEVERITIES)})")
-    if rule.scope not in SCOPES:
-        raise RuleError(f"unknown scope {rule.scope!r} (use {', '.join(SCOPES)})")
-    if rule.scope != "all" and not rule.scope_value:
-        raise RuleError(f"scope {rule.scope} needs --scope-value (which {rule.scope})")
-    if rule.scope == "all" and rule.scope_value:
-        raise RuleError("scope all takes no --scope-value")
-    for name, v in (("--for", rule.hold_s), ("--hysteresis", rule.hysteresis), ("--clear-after", rule.clear_after_s)):
-        if v < 0:
-            raise RuleError(f"{name} must not be negative")
-    if rule.kind in ("threshold", "rate"):
-        if not rule.field:
-            raise RuleError(f"a {rule.kind} rule needs --field")
-        if rule.op not in OPS:
-            raise RuleError(f"unknown comparison {rule.op!r} (use {' '.join(OPS)})")
-        if rule.threshold is None:
-            raise RuleError(f"a {rule.kind} rule needs --value")
-    if rule.measurement is not None and rule.measurement not in MEASUREMENTS.values():
-        raise RuleError(f"unknown measurement {rule.measurement!r} (use {', '.join(MEASUREMENTS.values())})")
-    if rule.kind in ("nodata", "event") and (rule.field or rule.op or rule.threshold is not None):
-        raise RuleError(f"a {rule.kind} rule takes no --field, --op or --value")
-    if rule.kind == "nodata" and rule.hold_s <= 0:
-        raise RuleError("a nodata rule needs --for (e.g. 300s)")
-    if rule.kind == "event" and (rule.level or "error") not in LEVELS:
-        raise RuleError(f"unknown event level {rule.level!r} (use {', '.join(LEVELS)})")
-    return rule
 
 
 def breaches(op: str, value: float, threshold: float) -> bool:

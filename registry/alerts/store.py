@@ -11,14 +11,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, delete, func, select
 from sqlalchemy.orm import Session
 
-from registry.alerts.engine import OPEN, RESOLVE, UPDATE, Transition
-from registry.alerts.rules import LEVELS, Rule, RuleError, validate
+from registry.alerts.engine import Transition
+from registry.alerts.kinds import describe, validate
+from registry.alerts.rules import LEVELS, OPEN, RESOLVE, STATUSES, UPDATE, AlertStatus, Rule, RuleError, RuleKind
 from registry.auth import Actor, PermissionDenied, record_audit, require, require_site
 from registry.models import Alert, AlertEvent, AlertRule, Device
 from registry.notify import outbox
 
 SYSTEM = "system"
-STATUSES = ("open", "acknowledged", "resolved")
 
 
 class AlertNotFound(LookupError):
@@ -47,7 +47,7 @@ def rule_from_row(row: AlertRule) -> Rule:
     return Rule(
         id=row.id,
         name=row.name,
-        kind=row.kind,
+        kind=RuleKind(row.kind),
         severity=row.severity,
         scope=row.scope,
         scope_value=row.scope_value,
@@ -80,7 +80,9 @@ class OpenAlert:
 def load_open(session: Session) -> list[OpenAlert]:
     """Every alert not yet resolved, for restoring the engine's firing states."""
     rows = session.execute(
-        select(Alert.rule_id, Alert.device_id, Alert.last_value, Alert.last_seen_at).where(Alert.status != "resolved")
+        select(Alert.rule_id, Alert.device_id, Alert.last_value, Alert.last_seen_at).where(
+            Alert.status != AlertStatus.RESOLVED
+        )
     )
     return [OpenAlert(r, d, v, (utc(s) or datetime.now(UTC)).timestamp()) for r, d, v, s in rows]
 
@@ -90,7 +92,11 @@ def _open_rows(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, 
     out: dict[tuple[int, str], Alert] = {}
     devices = sorted({d for _, d in keys})
     for i in range(0, len(devices), 500):
-        q = select(Alert).where(Alert.status != "resolved", Alert.device_id.in_(devices[i : i + 500])).with_for_update()
+        q = (
+            select(Alert)
+            .where(Alert.status != AlertStatus.RESOLVED, Alert.device_id.in_(devices[i : i + 500]))
+            .with_for_update()
+        )
         for row in session.scalars(q):
             if (row.rule_id, row.device_id) in keys:
                 out[(row.rule_id, row.device_id)] = row
@@ -128,7 +134,7 @@ def apply_transitions(session: Session, transitions: Sequence[Transition]) -> No
                 device_id=t.device_id,
                 site=t.site,
                 severity=t.severity,
-                status="open",
+                status=AlertStatus.OPEN,
                 message=t.message,
                 count=1,
                 last_value=t.value,
@@ -147,7 +153,7 @@ def apply_transitions(session: Session, transitions: Sequence[Transition]) -> No
             if at > (utc(row.last_seen_at) or at):
                 row.last_seen_at = at
         elif t.action == RESOLVE:
-            row.status = "resolved"
+            row.status = AlertStatus.RESOLVED
             row.resolved_at = at
             row.resolved_by = SYSTEM
             row.events.append(
@@ -177,10 +183,10 @@ def acknowledge(
     require(actor, "operator", "acknowledge alerts")
     row = _get(session, actor, alert_id, lock=True)
     require(actor, "operator", "acknowledge alerts", site=row.site)
-    if row.status != "open":
+    if row.status != AlertStatus.OPEN:
         raise InvalidTransition(f"alert {alert_id} is {row.status}: only open alerts can be acknowledged")
     at = now or datetime.now(UTC)
-    row.status, row.acknowledged_at, row.acknowledged_by = "acknowledged", at, actor.name
+    row.status, row.acknowledged_at, row.acknowledged_by = AlertStatus.ACKNOWLEDGED, at, actor.name
     row.events.append(AlertEvent(at=at, action="acknowledged", actor=actor.name, note=note))
     record_audit(session, actor, "alert.ack", f"alert:{alert_id}", note=note)
     outbox.enqueue(session, [(row, "acknowledged", actor.name)])
@@ -194,12 +200,12 @@ def resolve(
     require(actor, "operator", "resolve alerts")
     row = _get(session, actor, alert_id, lock=True)
     require(actor, "operator", "resolve alerts", site=row.site)
-    if row.status == "resolved":
+    if row.status == AlertStatus.RESOLVED:
         raise InvalidTransition(
             f"alert {alert_id} is already resolved (by {row.resolved_by} at {_iso(row.resolved_at)})"
         )
     at = now or datetime.now(UTC)
-    row.status, row.resolved_at, row.resolved_by = "resolved", at, actor.name
+    row.status, row.resolved_at, row.resolved_by = AlertStatus.RESOLVED, at, actor.name
     row.events.append(AlertEvent(at=at, action="resolved", actor=actor.name, note=note))
     record_audit(session, actor, "alert.resolve", f"alert:{alert_id}", note=note)
     outbox.enqueue(session, [(row, "resolved", actor.name)])
@@ -416,7 +422,7 @@ def add_rule(session: Session, actor: Actor, rule: Rule) -> AlertRule:
     if session.scalar(select(AlertRule.id).where(AlertRule.name == rule.name)) is not None:
         raise RuleError(f"an alert rule named {rule.name!r} already exists")
     values = {f.name: getattr(rule, f.name) for f in fields(Rule) if f.name != "id"}
-    if rule.kind == "event":
+    if rule.kind is RuleKind.EVENT:
         values["level"] = rule.level or "error"
         assert values["level"] in LEVELS
     row = AlertRule(**values, enabled=True, created_at=datetime.now(UTC))
@@ -428,7 +434,7 @@ def add_rule(session: Session, actor: Actor, rule: Rule) -> AlertRule:
         "alert_rule.add",
         f"alert_rule:{rule.name}",
         kind=rule.kind,
-        definition=rule_from_row(row).describe(),
+        definition=describe(rule_from_row(row)),
         severity=rule.severity,
         scope=rule.scope,
         scope_value=rule.scope_value,
@@ -437,10 +443,10 @@ def add_rule(session: Session, actor: Actor, rule: Rule) -> AlertRule:
 
 
 def _resolve_open_of(session: Session, actor: Actor, rule: AlertRule, note: str) -> int:
-    rows = list(session.scalars(select(Alert).where(Alert.rule_id == rule.id, Alert.status != "resolved")))
+    rows = list(session.scalars(select(Alert).where(Alert.rule_id == rule.id, Alert.status != AlertStatus.RESOLVED)))
     at = datetime.now(UTC)
     for row in rows:
-        row.status, row.resolved_at, row.resolved_by = "resolved", at, actor.name
+        row.status, row.resolved_at, row.resolved_by = AlertStatus.RESOLVED, at, actor.name
         row.events.append(AlertEvent(at=at, action="resolved", actor=actor.name, note=note))
     outbox.enqueue(session, [(row, "resolved", actor.name) for row in rows])
     return len(rows)

@@ -14,9 +14,9 @@ import json
 import sys
 from typing import Any
 
-from ingest.cli_common import settings
-from ingest.model import COLLECTIONS, MEASUREMENTS, Kind
+from core.model import COLLECTIONS, MEASUREMENTS, Kind
 from ingest.stores import open_documents, open_timeseries
+from iot.cli.toolkit import settings
 from registry.db import make_engine
 from registry.deadletters import DeadLetterStore
 

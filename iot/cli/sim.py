@@ -7,11 +7,13 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 
-from ingest.cli_common import emit_json, fail, parse_duration, settings
+from iot.cli.toolkit import ExitCode, emit_json, fail, parse_duration, settings
+from simulators.fleet import FleetConfig, Format
+from simulators.runner import SimError, run_fleet
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -81,9 +83,6 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="print the manifest as JSON"),
 ) -> None:
     """Publish a deterministic simulated fleet (QoS 1) and report what the broker acknowledged."""
-    from simulators.fleet import FleetConfig
-    from simulators.runner import SimError, run_fleet
-
     if duration is None and count is None:
         fail("give --duration (e.g. 30s) or --count")
     passwords = _passwords(password_file) if password_file else None
@@ -94,9 +93,9 @@ def run(
         seed=seed,
         duration=parse_duration(duration) if duration is not None else None,
         profiles=tuple(profile) if profile else FleetConfig.profiles,
-        format=fmt,
+        format=cast(Format, fmt),  # FleetConfig refuses any other value
         pack=pack,
-        malformed=malformed,  # type: ignore[arg-type]
+        malformed=malformed,
         duplicates=duplicates,
         offline=offline,
         start_ms=_start_ms(start),
@@ -129,6 +128,6 @@ def run(
             err=True,
         )
     if result.unacked:
-        fail(f"{result.unacked} message(s) not acknowledged by the broker in time", 1)
+        fail(f"{result.unacked} message(s) not acknowledged by the broker in time", ExitCode.FAILED)
     if result.lost:
-        fail(f"lost the broker connection of {len(result.lost)} device(s), e.g. {result.lost[0]}", 1)
+        fail(f"lost the broker connection of {len(result.lost)} device(s), e.g. {result.lost[0]}", ExitCode.FAILED)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from registry.alerts.rules import Rule
+from registry.alerts.rules import Rule, RuleKind
 from registry.alerts.store import add_rule
 from registry.auth import BOOTSTRAP_ACTOR
 from registry.models import AlertRule
@@ -14,7 +14,7 @@ DEMO_RULES = (
     Rule(
         0,
         "demo-vibration-high",
-        "threshold",
+        RuleKind.THRESHOLD,
         "major",
         measurement="sensor_readings",
         field="rms_velocity",
@@ -22,11 +22,11 @@ DEMO_RULES = (
         threshold=4.5,
         hysteresis=0.5,
     ),
-    Rule(0, "demo-device-warnings", "event", "minor", level="warning", clear_after_s=10),
+    Rule(0, "demo-device-warnings", RuleKind.EVENT, "minor", level="warning", clear_after_s=10),
     Rule(
         0,
         "demo-voltage-jump",
-        "rate",
+        RuleKind.RATE,
         "warning",
         measurement="sensor_readings",
         field="voltage",

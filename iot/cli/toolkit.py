@@ -1,39 +1,50 @@
-"""What every CLI module shares: settings, one-line errors, tables and JSON output."""
+"""What every CLI module shares: settings, exit codes and one-line errors, tables and JSON output.
+
+Acting on the registry as an operator, and the mapping from errors to exit codes: ``iot.cli.acting``.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from enum import IntEnum
+from typing import Any, NoReturn
 
-from ingest.config import Settings
+from pydantic import ValidationError
 
-if TYPE_CHECKING:
-    from registry.auth import Actor
+from core.config import Settings
+
+
+class ExitCode(IntEnum):
+    """Every ``iot`` command's exit codes (README, "Command line")."""
+
+    OK = 0
+    FAILED = 1  # not found, unreachable, or the command's own check failed (status degraded, demo mismatch)
+    USAGE = 2  # a usage mistake, invalid input or settings
+    DENIED = 3  # permission denied for the acting API key
+    STATE = 4  # not allowed in the object's current state (e.g. acknowledging a resolved alert)
+    INTERRUPTED = 130  # Ctrl-C
 
 
 class CliError(Exception):
     """A user mistake or an unusable environment: printed as one line, exit ``code``."""
 
-    def __init__(self, message: str, code: int = 2) -> None:
+    def __init__(self, message: str, code: int = ExitCode.USAGE) -> None:
         super().__init__(message)
         self.code = code
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
+def fail(message: str, code: int = ExitCode.USAGE) -> NoReturn:
     raise CliError(message, code)
 
 
 def settings(**overrides: Any) -> Settings:
     """Settings from env/.env (and files in ``IOT_SECRETS_DIR``, one per secret, named like
     ``iot_influxdb_token``) with the non-None CLI flags laid over them."""
-    import os
-
-    from pydantic import ValidationError
-
     values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     secrets_dir = os.environ.get("IOT_SECRETS_DIR")
     if secrets_dir:
@@ -46,22 +57,6 @@ def settings(**overrides: Any) -> Settings:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         fail(f"invalid setting IOT_{where.upper()}: {err['msg']}")
-
-
-def authorised(s: Settings, role: str, action: str, device_id: str | None = None) -> Actor:
-    """The :class:`registry.auth.Actor` behind ``IOT_API_KEY`` with ``role`` (and, for a
-    site-limited key, able to see ``device_id``); a refusal is one line and exit 3 (1 for a device
-    it cannot see). For commands whose data lives outside the registry tables."""
-    from registry.actors import authorise
-    from registry.auth import PermissionDenied
-
-    key = s.api_key.get_secret_value() if s.api_key else None
-    try:
-        return authorise(s.resolved_registry_url(), key, role, action, device_id)
-    except PermissionDenied as e:
-        fail(f"permission denied: {e}", 3)
-    except LookupError as e:
-        fail(str(e.args[0] if e.args else e), 1)
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?")

@@ -8,11 +8,14 @@ from typing import Annotated
 
 import typer
 
-from ingest import output
-from ingest.cli_common import CliError, authorised, fail, parse_duration, print_table, settings
-from ingest.config import Settings
-from ingest.model import MEASUREMENTS, Kind
-from ingest.stores import AGGREGATES, Row, SeriesQuery, timeseries_from
+from core.config import Settings
+from core.model import MEASUREMENTS, Kind
+from core.stores import AGGREGATES, Row, SeriesQuery
+from ingest.export import series_columns, series_records, stream_rows
+from ingest.stores import timeseries_from
+from iot.cli import output
+from iot.cli.acting import authorised
+from iot.cli.toolkit import CliError, fail, parse_duration, print_table, settings
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -112,8 +115,6 @@ def query(
 
 def stream_query(s: Settings, q: SeriesQuery, fmt: str) -> None:
     """The whole range as csv/ndjson, page by page (memory holds one page)."""
-    from ingest.export import series_columns, series_records, stream_rows
-
     store = timeseries_from(s)
     store.connect()
     try:

@@ -5,13 +5,19 @@ from __future__ import annotations
 import logging
 import time
 
+from core.config import Settings
 from ingest.broker import EmbeddedBroker, parse_broker_url
 from ingest.cardinality import CardinalityGuard
-from ingest.config import Settings
 from ingest.daemon import Daemon, Resources, install_signal_handlers
 from ingest.decode import Decoder
+from ingest.http import serve_metrics
 from ingest.metrics import Metrics
 from ingest.stores import documents_from, timeseries_from
+from registry.alerts.observer import AlertObserver
+from registry.db import check_migrated, make_engine, migrate
+from registry.deadletters import DeadLetterStore
+from registry.directory import RegistryStore
+from registry.notify.notifier import Notifier
 
 log = logging.getLogger("iot.ingest")
 
@@ -19,10 +25,6 @@ log = logging.getLogger("iot.ingest")
 def build_resources(settings: Settings, metrics: Metrics | None = None, *, migrate_embedded: bool = True) -> Resources:
     """Open (not connect) every store. The embedded SQLite registry is migrated automatically;
     an explicit registry URL must already be migrated (``iot registry migrate``)."""
-    from registry.db import check_migrated, make_engine, migrate
-    from registry.deadletters import DeadLetterStore
-    from registry.directory import RegistryStore
-
     timeseries = timeseries_from(settings)
     documents = documents_from(settings)
     engine = make_engine(settings.resolved_registry_url())
@@ -53,8 +55,6 @@ def build_daemon(settings: Settings, resources: Resources | None = None, *, with
     )
     daemon = Daemon(settings, broker, res, decoder.decode)
     if with_alerts:
-        from registry.alerts.observer import AlertObserver
-
         observer = AlertObserver(res.registry.engine, daemon.directory, clock=time.time)
         observer.load()
         res.observers = [*res.observers, observer]
@@ -86,15 +86,11 @@ def run_daemon(settings: Settings) -> int:
         log.info("embedded broker listening on %s:%d", daemon.broker.host, daemon.broker.port)
     server = None
     if settings.metrics_port:
-        from ingest.http import serve_metrics
-
         server = serve_metrics(daemon.metrics, settings.metrics_host, settings.metrics_port)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.server_address[1])
     install_signal_handlers(daemon)
     notifier = None
     if settings.notify:
-        from registry.notify.notifier import Notifier
-
         notifier = Notifier(daemon.res.registry.engine, settings.notify_secrets, poll_s=settings.notify_poll).start()
     try:
         return daemon.run()

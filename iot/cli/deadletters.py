@@ -4,7 +4,7 @@ Reading takes a viewer key, replaying an operator key (while no key exists: ``lo
 site-limited key sees and replays only letters of devices registered at its sites. Payloads are
 printed only when asked (``show``, ``list --payload``).
 
-Exit codes: 0 ok, 1 not found or unreachable, 2 usage or invalid input, 3 permission denied.
+Exit codes: :class:`iot.cli.toolkit.ExitCode`.
 """
 
 from __future__ import annotations
@@ -12,18 +12,21 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
+from sqlalchemy.orm import Session
 
-from ingest import output
-from ingest.cli_common import authorised, emit_json, fail, iso, parse_duration, print_table, settings
-from ingest.config import Settings
+from core.config import Settings
+from ingest.broker import BrokerAddress, BrokerConfigError, parse_broker_url
+from ingest.republish import publish_all
+from iot.cli import output
+from iot.cli.acting import authorised
+from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings
+from registry.auth import Actor, record_audit
+from registry.db import make_engine
 from registry.deadletters import DeadLetterRecord, DeadLetterStore
-
-if TYPE_CHECKING:
-    from ingest.broker import BrokerAddress
-    from registry.auth import Actor
+from registry.deadletters import replay as replay_letters
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -35,8 +38,6 @@ MAX_LIST = 10_000
 
 @contextmanager
 def _store(s: Settings) -> Iterator[DeadLetterStore]:
-    from registry.db import make_engine
-
     engine = make_engine(s.resolved_registry_url())
     try:
         store = DeadLetterStore(engine)
@@ -119,7 +120,7 @@ def show(
         found = store.get_many([id], sites=actor.sites)
     letter = found[0] if found else None
     if letter is None:
-        fail(f"no dead letter with id {id}", 1)
+        fail(f"no dead letter with id {id}", ExitCode.FAILED)
     record = letter.as_dict()
     if json:
         emit_json(record)
@@ -157,7 +158,7 @@ def replay(
         if ids:
             missing = sorted(set(ids) - {d.id for d in store.get_many(ids, sites=actor.sites)})
             if missing:
-                fail(f"no dead letter with id {', '.join(map(str, missing))}", 1)
+                fail(f"no dead letter with id {', '.join(map(str, missing))}", ExitCode.FAILED)
             chosen = list(dict.fromkeys(ids))
         else:
             chosen = store.ids(reason=reason, replayed=False, sites=actor.sites)
@@ -168,12 +169,10 @@ def replay(
         done = _replay(store, chosen, addr)
     typer.echo(f"replayed {done} of {len(chosen)} dead letters to {addr.host}:{addr.port}")
     if done < len(chosen):
-        fail(f"{len(chosen) - done} not acknowledged by the broker: run replay again", 1)
+        fail(f"{len(chosen) - done} not acknowledged by the broker: run replay again", ExitCode.FAILED)
 
 
 def _broker_address(s: Settings) -> BrokerAddress:
-    from ingest.broker import BrokerConfigError, parse_broker_url
-
     secret = s.broker_password.get_secret_value() if s.broker_password else None
     try:
         addr = parse_broker_url(s.broker_url, password=secret)
@@ -192,17 +191,10 @@ def _broker_address(s: Settings) -> BrokerAddress:
 
 def _audit(store: DeadLetterStore, actor: Actor, count: int | None, reason: str | None) -> None:
     """Replaying is audited."""
-    from sqlalchemy.orm import Session
-
-    from registry.auth import record_audit
-
     with Session(store.engine) as session:
         record_audit(session, actor, "deadletters.replay", reason or "*", ids=count, sites=actor.sites)
         session.commit()
 
 
 def _replay(store: DeadLetterStore, ids: list[int], addr: BrokerAddress) -> int:
-    from ingest.republish import publish_all
-    from registry.deadletters import replay as replay_letters
-
     return replay_letters(store, ids, lambda msgs: publish_all(addr, msgs))

@@ -6,9 +6,11 @@ from typing import Annotated
 
 import typer
 
-from ingest.cli_common import emit_json, fail, settings
 from ingest.retention import DownsampleInfo, Downsampling, Retention, RetentionInfo, human, parse_every, parse_retention
-from ingest.stores import open_timeseries
+from ingest.stores import timeseries_from
+from iot.cli.acting import acting
+from iot.cli.toolkit import emit_json, fail, settings
+from registry.auth import require
 
 app = typer.Typer(no_args_is_help=True, help="The time-series store.")
 retention_app = typer.Typer(no_args_is_help=True, help="How long time-series data is kept.")
@@ -21,27 +23,13 @@ StoreOpt = Annotated[str | None, typer.Option("--timeseries", help="store URL (e
 
 def _require(role: str, action: str, registry: str | None) -> None:
     """The actor behind IOT_API_KEY must have ``role`` (the registry holds the keys)."""
-    from sqlalchemy.orm import Session
-
-    from registry.auth import PermissionDenied, authenticate, require
-    from registry.db import check_migrated, make_engine
-
-    s = settings(registry_url=registry)
-    engine = make_engine(s.resolved_registry_url())
-    try:
-        check_migrated(engine)
-        with Session(engine) as session:
-            require(authenticate(session, s.api_key.get_secret_value() if s.api_key else None), role, action)
-    except PermissionDenied as e:
-        fail(f"permission denied: {e}", 3)
-    finally:
-        engine.dispose()
+    with acting(settings(registry_url=registry)) as (_, actor):
+        require(actor, role, action)
 
 
 def _run(timeseries: str | None, seconds: int | None, change: bool) -> RetentionInfo:
     s = settings(timeseries_url=timeseries)
-    token = s.influxdb_token.get_secret_value() if s.influxdb_token else None
-    store = open_timeseries(s.timeseries_url, token=token, data_dir=s.data_dir)
+    store = timeseries_from(s)
     if not isinstance(store, Retention):
         fail(f"{type(store).__name__} has no retention setting")
     store.connect()
@@ -84,8 +72,7 @@ def set_(
 
 def _run_downsample(timeseries: str | None, every_s: int | None, change: bool) -> DownsampleInfo:
     s = settings(timeseries_url=timeseries)
-    token = s.influxdb_token.get_secret_value() if s.influxdb_token else None
-    store = open_timeseries(s.timeseries_url, token=token, data_dir=s.data_dir)
+    store = timeseries_from(s)
     if not isinstance(store, Downsampling):
         fail(f"{type(store).__name__} has no downsampling (embedded and influxdb1 stores do)")
     store.connect()

@@ -4,7 +4,7 @@
 array (as before), ``ndjson`` one object per line, ``csv`` a header row then one line per record
 (nested values as JSON, times as ISO-8601 UTC with ``Z``, ``None`` empty). ``ndjson`` and ``csv``
 write as records arrive, so an iterator streams. Tables stay with each command
-(:func:`ingest.cli_common.print_table`, the one table renderer).
+(:func:`iot.cli.toolkit.print_table`, the one table renderer).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
+from iot.cli.toolkit import emit_json, fail, iso
+
 FORMATS = ("table", "json", "ndjson", "csv")
 
 FormatOpt = Annotated[str | None, typer.Option("--format", help="table | json | ndjson | csv")]
@@ -25,8 +27,6 @@ FormatOpt = Annotated[str | None, typer.Option("--format", help="table | json | 
 
 def resolve(fmt: str | None, as_json: bool = False) -> str:
     """The format asked for: ``--format`` wins, ``--json`` means json, else table."""
-    from ingest.cli_common import fail
-
     if fmt is None:
         return "json" if as_json else "table"
     fmt = fmt.strip().lower()
@@ -39,8 +39,6 @@ def resolve(fmt: str | None, as_json: bool = False) -> str:
 
 def iso_utc(t: datetime) -> str:
     """As ``--json`` prints times: ISO-8601 UTC to the second, ``Z`` (naive means UTC)."""
-    from ingest.cli_common import iso
-
     return iso(t)
 
 
@@ -132,8 +130,6 @@ def machine(
     if chosen == "table":
         return False
     if chosen == "json":  # exactly what --json always printed
-        from ingest.cli_common import emit_json
-
         emit_json(list(records))
     else:
         emit(records, chosen, columns)

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from sqlalchemy.orm import Session
 
-from ingest import output
-from ingest.cli_common import fail, print_table, settings
-from registry.auth import Actor, PermissionDenied, authenticate, require
+from iot.cli import output
+from iot.cli.acting import acting
+from iot.cli.toolkit import fail, print_table, settings
+from registry.auth import require
 from registry.db import check_migrated, make_engine
 from registry.notify.channels import (
     DEFAULT_EVENTS,
-    ChannelError,
-    ChannelNotFound,
     ChannelSpec,
     add_channel,
     get_channel,
@@ -24,32 +20,15 @@ from registry.notify.channels import (
     remove_channel,
 )
 from registry.notify.models import CHANNEL_KINDS
+from registry.notify.notifier import Notifier
+from registry.notify.outbox import Delivery
+from registry.notify.render import payload
 
 app = typer.Typer(no_args_is_help=True, help="Where alert notifications go: webhooks, Slack, e-mail.")
 notifier_app = typer.Typer(no_args_is_help=True, help="The notifier that sends queued notifications.")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 RegistryOpt = Annotated[str | None, typer.Option("--registry", help="Registry URL (env IOT_REGISTRY_URL).")]
-
-
-@contextmanager
-def acting(registry: str | None) -> Iterator[tuple[Session, Actor]]:
-    s = settings(registry_url=registry)
-    engine = make_engine(s.resolved_registry_url())
-    try:
-        check_migrated(engine)
-        with Session(engine) as session:
-            actor = authenticate(session, s.api_key.get_secret_value() if s.api_key else None)
-            yield session, actor
-            session.commit()
-    except PermissionDenied as e:
-        fail(f"permission denied: {e}", 3)
-    except ChannelNotFound as e:
-        fail(str(e.args[0] if e.args else e), 1)
-    except ChannelError as e:
-        fail(str(e), 2)
-    finally:
-        engine.dispose()
 
 
 @app.command("add")
@@ -102,7 +81,7 @@ def add(
         renotify_minutes,
         options,
     )
-    with acting(registry) as (session, actor):
+    with acting(settings(registry_url=registry)) as (session, actor):
         add_channel(session, actor, spec)
     typer.echo(f"channel {name} added ({kind}, {min_severity} and above, site {site or 'all'})")
 
@@ -110,7 +89,7 @@ def add(
 @app.command("list")
 def list_cmd(as_json: JsonOpt = False, fmt: output.FormatOpt = None, registry: RegistryOpt = None) -> None:
     """Channels (targets redacted, secrets by name only)."""
-    with acting(registry) as (session, actor):
+    with acting(settings(registry_url=registry)) as (session, actor):
         rows = list_channels(session, actor)
     if output.machine(fmt, as_json, rows):
         return
@@ -136,7 +115,7 @@ def list_cmd(as_json: JsonOpt = False, fmt: output.FormatOpt = None, registry: R
 @app.command("remove")
 def remove(name: Annotated[str, typer.Argument()], registry: RegistryOpt = None) -> None:
     """Remove a channel and its queued notifications (admins)."""
-    with acting(registry) as (session, actor):
+    with acting(settings(registry_url=registry)) as (session, actor):
         remove_channel(session, actor, name)
     typer.echo(f"channel {name} removed")
 
@@ -144,12 +123,8 @@ def remove(name: Annotated[str, typer.Argument()], registry: RegistryOpt = None)
 @app.command("test")
 def test(name: Annotated[str, typer.Argument()], registry: RegistryOpt = None) -> None:
     """Send a test notification now and print the outcome; exit 1 if it failed."""
-    from registry.notify.notifier import Notifier
-    from registry.notify.outbox import Delivery
-    from registry.notify.render import payload
-
     s = settings(registry_url=registry)
-    with acting(registry) as (session, actor):
+    with acting(settings(registry_url=registry)) as (session, actor):
         ch = get_channel(session, actor, name)
         require(actor, "operator", "send test notifications", ch.site)
         key = f"test:{ch.id}"
@@ -187,8 +162,6 @@ def run(registry: RegistryOpt = None) -> None:
     import logging
     import signal
     import threading
-
-    from registry.notify.notifier import Notifier
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     s = settings(registry_url=registry)

@@ -9,10 +9,13 @@ from typing import Annotated
 
 import typer
 
+from core.model import MEASUREMENTS, Kind
+from core.stores import AGGREGATES, SeriesQuery
 from ingest.chart import ChartSpec, Series, line_chart
-from ingest.cli_common import fail, parse_duration, settings
-from ingest.model import MEASUREMENTS, Kind
-from ingest.stores import AGGREGATES, SeriesQuery, open_timeseries
+from ingest.chart_png import PlotUnavailable, write_png
+from ingest.stores import open_timeseries
+from iot.cli.telemetry import parse_time
+from iot.cli.toolkit import fail, parse_duration, settings
 
 KINDS = [k.value for k in (Kind.TELEMETRY, Kind.METRICS)]
 MAX_POINTS = 20_000
@@ -31,8 +34,6 @@ def plot(
     timeseries: Annotated[str | None, typer.Option("--timeseries", help="store URL")] = None,
 ) -> None:
     """Line chart of fields over time, several fields or devices overlaid."""
-    from ingest.cli_telemetry import parse_time
-
     if kind not in KINDS:
         fail(f"invalid --kind {kind!r}: use one of {', '.join(KINDS)}")
     if agg not in AGGREGATES or agg == "count":
@@ -67,8 +68,6 @@ def plot(
         fail(f"no numeric {', '.join(field)} for {', '.join(device)} since {since}", 1)
     title = f"{', '.join(field)} of {', '.join(device)}" + (f" ({agg} per {every})" if every else "")
     if png is not None:
-        from ingest.chart_png import PlotUnavailable, write_png
-
         try:
             write_png(png, series, title=title, width_px=width or 1200, height_px=height or 600)
         except PlotUnavailable as e:

@@ -1,64 +1,36 @@
 """``iot alerts``: list, show, ack, resolve, stats and ``rules``. Parse, open the registry as
 the actor behind ``IOT_API_KEY``, call one function in :mod:`registry.alerts.store`.
 
-Exit codes: 0 ok, 1 not found or unreachable, 2 usage or invalid input, 3 permission denied,
-4 not allowed in the alert's current state (e.g. resolving a resolved alert).
+Exit codes: :class:`iot.cli.toolkit.ExitCode` (4: not allowed in the alert's current state).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.orm import Session
 
-from ingest import output
-from ingest.cli_common import emit_json, fail, iso, parse_duration, print_table, settings
+from iot.cli import output
+from iot.cli.acting import acting
+from iot.cli.notify_view import print_notifications
+from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings
 from registry.alerts import store
-from registry.alerts.rules import KINDS, LEVELS, OPS, SCOPES, SEVERITIES, Rule
-from registry.auth import Actor, PermissionDenied, authenticate
-from registry.db import check_migrated, make_engine
+from registry.alerts.kinds import describe
+from registry.alerts.rules import LEVELS, OPS, SCOPES, SEVERITIES, STATUSES, Rule, RuleKind
 
 app = typer.Typer(no_args_is_help=True)
 rules_app = typer.Typer(no_args_is_help=True, help="Alert rules (admins manage, anyone lists).")
 app.add_typer(rules_app, name="rules")
-
-EXIT_NOT_FOUND, EXIT_USAGE, EXIT_DENIED, EXIT_STATE = 1, 2, 3, 4
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 RegistryOpt = Annotated[str | None, typer.Option("--registry", help="Registry URL (env IOT_REGISTRY_URL).")]
 NoteOpt = Annotated[str | None, typer.Option("--note", help="Kept in the alert's timeline.")]
 
 
-@contextmanager
-def acting(registry: str | None) -> Iterator[tuple[Session, Actor]]:
-    """A session on the migrated registry and the actor; commits on success, one-line errors."""
-    s = settings(registry_url=registry)
-    engine = make_engine(s.resolved_registry_url())
-    try:
-        check_migrated(engine)
-        with Session(engine) as session:
-            actor = authenticate(session, s.api_key.get_secret_value() if s.api_key else None)
-            yield session, actor
-            session.commit()
-    except PermissionDenied as e:
-        fail(f"permission denied: {e}", EXIT_DENIED)
-    except store.AlertNotFound as e:
-        fail(str(e.args[0] if e.args else e), EXIT_NOT_FOUND)
-    except store.InvalidTransition as e:
-        fail(str(e), EXIT_STATE)
-    except ValueError as e:  # RuleError and bad filter values
-        fail(str(e), EXIT_USAGE)
-    finally:
-        engine.dispose()
-
-
 def _choice(value: str | None, allowed: tuple[str, ...], what: str) -> str | None:
     if value is not None and value not in allowed:
-        fail(f"unknown {what} {value!r} (use {', '.join(allowed)})", EXIT_USAGE)
+        fail(f"unknown {what} {value!r} (use {', '.join(allowed)})", ExitCode.USAGE)
     return value
 
 
@@ -86,9 +58,9 @@ def list_(
     registry: RegistryOpt = None,
 ) -> None:
     """Alerts, newest first."""
-    _choice(status, store.STATUSES, "status")
+    _choice(status, STATUSES, "status")
     _choice(severity, SEVERITIES, "severity")
-    with acting(registry) as (s, actor):
+    with acting(settings(registry_url=registry)) as (s, actor):
         rows = store.list_alerts(
             s, actor, status=status, severity=severity, device=device, site=site, since=_since(since), limit=limit
         )
@@ -125,7 +97,7 @@ def show(
     registry: RegistryOpt = None,
 ) -> None:
     """One alert and its timeline."""
-    with acting(registry) as (s, actor):
+    with acting(settings(registry_url=registry)) as (s, actor):
         a = store.show_alert(s, actor, alert_id)
     if json_:
         emit_json(a)
@@ -156,8 +128,6 @@ def show(
         title="timeline",
     )
     if a.get("notifications"):
-        from registry.notify.view import print_notifications
-
         print_notifications(a["notifications"])
 
 
@@ -168,7 +138,7 @@ def ack(
     registry: RegistryOpt = None,
 ) -> None:
     """Acknowledge an open alert (operators)."""
-    with acting(registry) as (s, actor):
+    with acting(settings(registry_url=registry)) as (s, actor):
         store.acknowledge(s, actor, alert_id, note)
         typer.echo(f"alert {alert_id} acknowledged by {actor.name}")
 
@@ -180,7 +150,7 @@ def resolve(
     registry: RegistryOpt = None,
 ) -> None:
     """Resolve an open or acknowledged alert (operators)."""
-    with acting(registry) as (s, actor):
+    with acting(settings(registry_url=registry)) as (s, actor):
         store.resolve(s, actor, alert_id, note)
         typer.echo(f"alert {alert_id} resolved by {actor.name}")
 
@@ -196,7 +166,7 @@ def stats(
     registry: RegistryOpt = None,
 ) -> None:
     """Counts by status, severity, rule and device; mean time to acknowledge and to resolve."""
-    with acting(registry) as (s, actor):
+    with acting(settings(registry_url=registry)) as (s, actor):
         st = store.stats(s, actor, since=_since(since))
     if json_:
         emit_json(st)
@@ -228,7 +198,7 @@ def _rule_dict(r: Any) -> dict[str, Any]:
         "severity": r.severity,
         "scope": r.scope,
         "scope_value": r.scope_value,
-        "definition": store.rule_from_row(r).describe(),
+        "definition": describe(store.rule_from_row(r)),
         "measurement": r.measurement,
         "field": r.field,
         "op": r.op,
@@ -245,7 +215,7 @@ def _rule_dict(r: Any) -> dict[str, Any]:
 @rules_app.command("list")
 def rules_list(json_: JsonOpt = False, fmt: output.FormatOpt = None, registry: RegistryOpt = None) -> None:
     """Every rule, enabled or not."""
-    with acting(registry) as (s, actor):
+    with acting(settings(registry_url=registry)) as (s, actor):
         rows = [_rule_dict(r) for r in store.list_rules(s, actor)]
     if output.machine(fmt, json_, rows):
         return
@@ -269,7 +239,7 @@ def rules_list(json_: JsonOpt = False, fmt: output.FormatOpt = None, registry: R
 @rules_app.command("add")
 def rules_add(
     name: Annotated[str, typer.Argument(metavar="NAME")],
-    kind: Annotated[str, typer.Option("--kind", help=", ".join(KINDS))],
+    kind: Annotated[RuleKind, typer.Option("--kind")],
     severity: Annotated[str, typer.Option("--severity", help=", ".join(SEVERITIES))],
     field: Annotated[str | None, typer.Option("--field", help="threshold/rate: the field.")] = None,
     op: Annotated[str | None, typer.Option("--op", help=" ".join(OPS))] = None,
@@ -298,8 +268,8 @@ def rules_add(
     """Add a rule (admins). Examples: --kind threshold --field temperature --op '>' --value 80
     --for 60s --hysteresis 2; --kind rate --field pressure --op '>' --value 5; --kind nodata
     --for 300s; --kind event --level error."""
-    if kind != "event" and level is not None:
-        fail("--level is for event rules", EXIT_USAGE)
+    if kind is not RuleKind.EVENT and level is not None:
+        fail("--level is for event rules", ExitCode.USAGE)
     rule = Rule(
         id=0,
         name=name,
@@ -314,10 +284,10 @@ def rules_add(
         hold_s=parse_duration(for_) if for_ else 0.0,
         hysteresis=hysteresis,
         clear_after_s=parse_duration(clear_after) if clear_after else 0.0,
-        level=(level or "error") if kind == "event" else None,
+        level=(level or "error") if kind is RuleKind.EVENT else None,
         absolute=not signed,
     )
-    with acting(registry) as (s, actor):
+    with acting(settings(registry_url=registry)) as (s, actor):
         out = _rule_dict(store.add_rule(s, actor, rule))
     if json_:
         emit_json(out)
@@ -332,7 +302,7 @@ def rules_remove(
     registry: RegistryOpt = None,
 ) -> None:
     """Delete a rule (admins). A rule with alerts needs --purge; `disable` keeps history."""
-    with acting(registry) as (s, actor):
+    with acting(settings(registry_url=registry)) as (s, actor):
         n = store.remove_rule(s, actor, name, purge=purge)
     typer.echo(f"rule {name!r} removed" + (f" with {n} alert(s)" if n else ""))
 
@@ -340,7 +310,7 @@ def rules_remove(
 @rules_app.command("enable")
 def rules_enable(name: Annotated[str, typer.Argument(metavar="NAME|ID")], registry: RegistryOpt = None) -> None:
     """Enable a rule (admins)."""
-    with acting(registry) as (s, actor):
+    with acting(settings(registry_url=registry)) as (s, actor):
         store.set_rule_enabled(s, actor, name, True)
     typer.echo(f"rule {name!r} enabled")
 
@@ -348,6 +318,6 @@ def rules_enable(name: Annotated[str, typer.Argument(metavar="NAME|ID")], regist
 @rules_app.command("disable")
 def rules_disable(name: Annotated[str, typer.Argument(metavar="NAME|ID")], registry: RegistryOpt = None) -> None:
     """Disable a rule (admins); its open alerts are resolved."""
-    with acting(registry) as (s, actor):
+    with acting(settings(registry_url=registry)) as (s, actor):
         store.set_rule_enabled(s, actor, name, False)
     typer.echo(f"rule {name!r} disabled")

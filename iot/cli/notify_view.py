@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ingest.cli_common import print_table
+from iot.cli.toolkit import print_table
 
 
 def print_notifications(rows: Sequence[dict[str, Any]]) -> None:

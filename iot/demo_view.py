@@ -8,7 +8,8 @@ from typing import Any
 import typer
 
 from ingest.chart import ChartSpec, Mark, Series, line_chart
-from ingest.demo import DemoProgress, DemoResult
+from iot.cli.toolkit import print_table
+from iot.demo import DemoProgress, DemoResult
 
 
 def progress_text(p: DemoProgress) -> str:
@@ -50,8 +51,6 @@ class LiveProgress:
 
 def print_result(r: DemoResult) -> None:
     """Summary tables, the chart of one device's temperature with its alerts, next commands."""
-    from ingest.cli_common import print_table
-
     if r.fleet:
         print_table(["device type @ site", "devices"], list(r.fleet.items()), title="provisioned fleet")
     rows = [

@@ -3,19 +3,45 @@
 from __future__ import annotations
 
 import sys
+from importlib.metadata import version
 
 import typer
 
-from ingest import cli_deadletters, cli_plot, cli_retention, cli_telemetry
-from ingest.cli_common import CliError, fail, settings
-from registry import cli as registry_cli
-from registry.alerts import cli as alerts_cli
-from registry.notify import cli as notify_cli
-from simulators import cli as sim_cli
+from core.redact import redact_url
+from iot.cli import alerts as alerts_cli
+from iot.cli import deadletters as cli_deadletters
+from iot.cli import notify as notify_cli
+from iot.cli import plot as cli_plot
+from iot.cli import registry as registry_cli
+from iot.cli import retention as cli_retention
+from iot.cli import sim as sim_cli
+from iot.cli import telemetry as cli_telemetry
+from iot.cli.acting import as_cli_error
+from iot.cli.toolkit import ExitCode, emit_json, fail, print_table, settings
+from iot.demo import run_demo
+from iot.demo_view import LiveProgress, print_result
+from iot.service import run_daemon
+from iot.status import fetch_status, group
+from iot.workers import WorkersRefused, run_workers
 
-app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="polyglot-iot: MQTT → InfluxDB, MongoDB, PostgreSQL."
-)
+app = typer.Typer(no_args_is_help=True, help="polyglot-iot: MQTT → InfluxDB, MongoDB, PostgreSQL.")
+
+
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"iot (polyglot-iot) {version('polyglot-iot')}")
+        raise typer.Exit(ExitCode.OK)
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """polyglot-iot: MQTT → InfluxDB, MongoDB, PostgreSQL."""
+
+
 ingest_app = typer.Typer(no_args_is_help=True, help="The ingestion daemon.")
 app.add_typer(ingest_app, name="ingest")
 sim_cli.app.command("provision")(registry_cli.provision)
@@ -43,8 +69,6 @@ def ingest_run(
     workers: int | None = typer.Option(None, min=1, max=64, help="processes sharing one MQTT shared subscription"),
 ) -> None:
     """Run the ingestion daemon until SIGTERM/SIGINT, then flush, acknowledge and exit 0."""
-    from ingest.service import run_daemon
-
     s = settings(
         broker_url=broker,
         timeseries_url=timeseries,
@@ -56,8 +80,6 @@ def ingest_run(
         workers=workers,
     )
     if s.workers > 1:
-        from ingest.workers import WorkersRefused, run_workers
-
         try:
             raise typer.Exit(run_workers(s, s.workers))
         except WorkersRefused as e:
@@ -73,9 +95,6 @@ def demo(
     seed: int = typer.Option(1, help="simulator seed"),
 ) -> None:
     """Embedded broker, stores, daemon and fleet together; prints sent vs stored and exits."""
-    from ingest.demo import run_demo
-    from ingest.demo_view import LiveProgress, print_result
-
     s = settings()
     typer.echo(
         f"polyglot-iot demo: {devices} devices x {rate:g} msg/s for {duration:g}s "
@@ -88,7 +107,7 @@ def demo(
     if not r.settled:
         fail(f"the daemon handled {r.handled_messages} of {r.expected_messages} acknowledged messages in time", 1)
     if not r.complete:
-        fail("stored counts differ from what was sent", 1)
+        fail("stored counts differ from what was sent", ExitCode.FAILED)
 
 
 @app.command("status")
@@ -97,10 +116,6 @@ def status(
     json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """The running daemon's health at a glance: broker, stores, spool, counts. Exit 1 if degraded."""
-    from ingest.cli_common import emit_json, print_table
-    from ingest.redact import redact_url
-    from ingest.status import fetch_status, group
-
     s = settings()
     if url is None:
         if not s.metrics_port:
@@ -111,7 +126,7 @@ def status(
     except ValueError as e:
         fail(f"invalid --url {redact_url(url)}: {redact_url(str(e))}")
     except OSError as e:
-        fail(f"no daemon answering at {redact_url(url)}: {redact_url(str(getattr(e, 'reason', e)))}", 1)
+        fail(f"no daemon answering at {redact_url(url)}: {redact_url(str(getattr(e, 'reason', e)))}", ExitCode.FAILED)
     health = st["health"]
     if json_out:
         emit_json(st)
@@ -147,41 +162,27 @@ def status(
         if dead:
             print_table(["dead-lettered", "messages"], sorted((k, int(v)) for k, v in dead.items()))
     if health.get("status") != "ok":
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def main() -> None:
     """Entry point: run the app; known failures become one line on stderr, never a traceback."""
-    from pydantic import ValidationError
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from ingest.broker import BrokerConfigError
-    from ingest.redact import redact_url
-    from ingest.stores import StoreConfigError, StoreUnavailable
-    from registry.db import RegistryConfigError, SchemaNotMigrated
-
     try:
         rc = app(standalone_mode=False)
-    except CliError as e:
-        typer.echo(f"error: {redact_url(str(e))}", err=True)
-        sys.exit(e.code)
-    except (StoreConfigError, SchemaNotMigrated, ValidationError, BrokerConfigError, RegistryConfigError) as e:
-        typer.echo(f"error: {redact_url(str(e))}", err=True)
-        sys.exit(2)
-    except (StoreUnavailable, SQLAlchemyError, OSError) as e:
-        first = str(e).splitlines()[0] if str(e) else ""
-        typer.echo(f"error: {type(e).__name__}: {redact_url(first)}", err=True)
-        sys.exit(1)
     except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as e:  # click's usage errors, exits and aborts (typer vendors click)
+        sys.exit(ExitCode.INTERRUPTED)
+    except Exception as e:  # click's usage errors, exits and aborts (typer vendors click), then ours
         name = type(e).__name__
         if name == "Exit":
-            sys.exit(getattr(e, "exit_code", 0))
+            sys.exit(getattr(e, "exit_code", ExitCode.OK))
         if name == "Abort":
-            sys.exit(1)
+            sys.exit(ExitCode.FAILED)
         if hasattr(e, "show") and hasattr(e, "exit_code"):
             e.show()
             sys.exit(e.exit_code)
-        raise
-    sys.exit(rc if isinstance(rc, int) else 0)
+        err = as_cli_error(e)
+        if err is None:
+            raise
+        typer.echo(f"error: {redact_url(str(err))}", err=True)
+        sys.exit(err.code)
+    sys.exit(rc if isinstance(rc, int) else ExitCode.OK)

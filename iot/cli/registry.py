@@ -1,28 +1,29 @@
 """``iot devices``, ``iot registry`` and ``iot sim provision``: parse, open the registry, call one
 function. The CLI acts as the API key in ``IOT_API_KEY`` (while no key exists: ``local-admin``).
 
-Exit codes: 0 ok, 1 not found or unreachable, 2 usage or invalid input, 3 permission denied.
+Exit codes: :class:`iot.cli.toolkit.ExitCode`.
 """
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.orm import Session
 
-from ingest import output
-from ingest.cli_common import emit_json, fail, iso, parse_duration, print_table, settings
-from ingest.config import Settings
+from core.config import Settings
+from ingest.sparks import device_sparklines
+from ingest.stores import documents_from, timeseries_from
+from iot.cli import output
+from iot.cli.acting import acting
+from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings
 from registry import audit as audit_mod
 from registry import devices as dev
-from registry.auth import Actor, PermissionDenied, authenticate, create_key, disable_key, list_keys
-from registry.db import check_migrated, current_revision, head_revision, make_engine, migrate
+from registry.auth import create_key, disable_key, list_keys
+from registry.db import current_revision, head_revision, make_engine, migrate
 from registry.models import DEVICE_STATUSES, ROLES
+from simulators.profiles import PROFILES
 
 devices_app = typer.Typer(no_args_is_help=True)
 registry_app = typer.Typer(no_args_is_help=True)
@@ -31,30 +32,6 @@ registry_app.add_typer(keys_app, name="keys")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 RegistryOpt = Annotated[str | None, typer.Option("--registry", help="Registry URL (env IOT_REGISTRY_URL).")]
-
-
-@contextmanager
-def acting(s: Settings) -> Iterator[tuple[Session, Actor]]:
-    """A session on the migrated registry and the actor behind IOT_API_KEY; commits on success.
-
-    Registry errors become CLI errors: permission → exit 3, not found → 1, invalid input → 2.
-    """
-    engine = make_engine(s.resolved_registry_url())
-    try:
-        check_migrated(engine)
-        with Session(engine) as session:
-            key = s.api_key.get_secret_value() if s.api_key else None
-            actor = authenticate(session, key)
-            yield session, actor
-            session.commit()
-    except PermissionDenied as e:
-        fail(f"permission denied: {e}", 3)
-    except LookupError as e:
-        fail(str(e.args[0] if e.args else e), 1)
-    except ValueError as e:
-        fail(str(e), 2)
-    finally:
-        engine.dispose()
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:
@@ -110,8 +87,6 @@ def list_(
 
 def _merge_stores(s: Settings, device_id: str) -> tuple[dict[str, Any], list[str]]:
     """Latest config document and readings for ``device_id``; warnings for unreachable stores."""
-    from ingest.stores import documents_from, timeseries_from
-
     merged: dict[str, Any] = {}
     warnings: list[str] = []
     try:
@@ -170,8 +145,6 @@ def show(
         typer.echo("config            " + ("(none)" if cfg is None else ""))
         if cfg is not None:
             typer.echo(json.dumps(cfg, indent=2, default=str))
-    from ingest.sparks import device_sparklines
-
     sparks = device_sparklines(s, device_id)
     for key in ("telemetry", "metrics"):
         if key in merged:
@@ -207,10 +180,6 @@ for _action in ("disable", "enable", "retire"):
 
 
 def _known_profiles() -> list[str]:
-    try:
-        from simulators.profiles import PROFILES
-    except ImportError:
-        return []
     return list(PROFILES)
 
 
@@ -272,7 +241,7 @@ def status_cmd(as_json: JsonOpt = False, registry: RegistryOpt = None) -> None:
     elif current == head:
         typer.echo(f"current {current}, head {head}: up to date")
     if current != head:
-        fail(f"registry schema at {current or '(empty)'}, head {head}: run `iot registry migrate`", 1)
+        fail(f"registry schema at {current or '(empty)'}, head {head}: run `iot registry migrate`", ExitCode.FAILED)
 
 
 @registry_app.command("export-mosquitto")

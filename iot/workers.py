@@ -29,7 +29,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from ingest.config import Settings
+from core.config import Settings
+from iot.service import build_resources
 
 log = logging.getLogger("iot.ingest")
 
@@ -70,7 +71,7 @@ def worker_env(settings: Settings, k: int) -> dict[str, str]:
 class Supervisor:
     def __init__(self, settings: Settings, n: int, argv: list[str] | None = None) -> None:
         self.settings, self.n = settings, n
-        self.argv = argv or [sys.executable, "-m", "ingest", "ingest", "run"]
+        self.argv = argv or [sys.executable, "-m", "iot", "ingest", "run"]
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.restarts = 0
         self._stop = threading.Event()
@@ -109,7 +110,6 @@ class Supervisor:
 def prepare_stores(settings: Settings) -> None:
     """Create embedded stores and migrate the embedded registry once, before the workers start:
     N processes creating the same files at once race (montydb's storage config, Alembic)."""
-    from ingest.service import build_resources
 
     res = build_resources(settings)  # migrates an embedded registry
     for url, store in ((settings.timeseries_url, res.timeseries), (settings.documents_url, res.documents)):

@@ -17,11 +17,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import func, select
+
+from core.config import Settings
+from core.model import COLLECTIONS, MEASUREMENTS, Kind, Reason
+from core.stores import SeriesQuery
 from ingest.broker import EmbeddedBroker, free_port
-from ingest.config import Settings
-from ingest.model import COLLECTIONS, MEASUREMENTS, Kind, Reason
-from ingest.stores import SeriesQuery, open_documents, open_timeseries
+from ingest.stores import open_documents, open_timeseries
+from iot.demo_rules import install_demo_rules
+from iot.service import build_daemon
+from registry.auth import BOOTSTRAP_ACTOR
+from registry.db import make_engine, migrate
+from registry.deadletters import DeadLetterStore
+from registry.devices import provision_fleet
+from registry.models import Alert, AlertRule, Device
+from simulators.fleet import FleetConfig
 from simulators.manifest import Manifest
+from simulators.runner import run_fleet
 
 TS_KINDS = (Kind.TELEMETRY, Kind.METRICS, Kind.EVENTS)
 DOC_KINDS = (Kind.CONFIG, Kind.FIRMWARE, Kind.MAINTENANCE)
@@ -123,13 +135,6 @@ def run_demo(
     settle_timeout: float | None = None,
 ) -> DemoResult:
     """Run the whole pipeline in-process on a fresh data directory and count what arrived."""
-    from ingest.service import build_daemon
-    from registry.alerts.demo import install_demo_rules
-    from registry.db import make_engine, migrate
-    from registry.deadletters import DeadLetterStore
-    from simulators.fleet import FleetConfig
-    from simulators.runner import run_fleet
-
     data_dir = settings.data_dir / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)
     port = free_port()
@@ -243,10 +248,6 @@ def provision_demo_fleet(engine: Any, config: Any) -> dict[str, int]:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from registry.auth import BOOTSTRAP_ACTOR
-    from registry.devices import provision_fleet
-    from registry.models import Device
-
     prefix = config.id_prefix.rstrip("-")
     with Session(engine) as session, session.begin():
         provision_fleet(session, BOOTSTRAP_ACTOR, config.devices, config.profiles, None, prefix)
@@ -263,8 +264,6 @@ def pick_highlight(engine: Any, ts: Any, since_ns: int) -> Highlight | None:
     """The device with a temperature and the most alerts (ties: lowest id), its series and alerts."""
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
-
-    from registry.models import Alert, AlertRule, Device
 
     with Session(engine) as session:
         devices = list(session.scalars(select(Device).order_by(Device.id)))
@@ -301,10 +300,6 @@ def _utc_ts(dt: Any) -> float:
 
 
 def _alert_counts(engine: Any) -> dict[str, int]:
-    from sqlalchemy import func, select
-
-    from registry.models import Alert
-
     with engine.connect() as conn:
         rows = conn.execute(select(Alert.status, func.count()).group_by(Alert.status)).all()
     return {status: n for status, n in rows}
@@ -363,8 +358,6 @@ class _Watcher:
 
 def _opened(engine: Any) -> int:
     from sqlalchemy import func, select
-
-    from registry.models import Alert
 
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(Alert)).scalar_one())

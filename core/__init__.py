@@ -1,0 +1,1 @@
+"""Shared vocabulary every package may import: the data model, settings, store interfaces and errors."""

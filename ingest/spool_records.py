@@ -1,0 +1,128 @@
+"""The spool's record format on disk: a version byte, then a self-describing JSON object.
+
+Version 1 (``0x01``)::
+
+    {"items":   [{"type": "point" | "document" | "status" | "dead_letter", <the item's fields>}, ...],
+     "origins": [[topic, payload (base64), received_at], ...],
+     "extra":   {<JSON values>}}
+
+Bytes (message payloads) are base64 strings; everything else is plain JSON. Records written by
+earlier releases are pickles (first byte ``0x80``); they are still read, by an unpickler that
+accepts only the four item classes (fields added since take their defaults), so an upgrade never
+strands spooled data.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import pickle
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from typing import Any
+
+from core.model import DeadLetter, Document, Kind, Point, Reason, StatusChange
+
+VERSION = 1
+_PICKLE = 0x80  # the first byte of every pickle (protocol >= 2): the format before version 1
+
+Item = Point | Document | StatusChange | DeadLetter
+Origin = tuple[str, bytes, float]
+Record = tuple[list[Any], list[Origin], dict[str, Any]]
+"""What a writer spools for one batch: its items, the message each came from, and extras."""
+
+_TYPES: dict[str, type[Item]] = {
+    "point": Point,
+    "document": Document,
+    "status": StatusChange,
+    "dead_letter": DeadLetter,
+}
+_NAMES: dict[type[Item], str] = {cls: name for name, cls in _TYPES.items()}
+_FIELDS: dict[type[Item], tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls)) for cls in _NAMES}
+
+
+class RecordError(ValueError):
+    """A spool record that this release cannot read (a newer version, or not a spool record)."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _item(item: Item) -> dict[str, Any]:
+    name = _NAMES.get(type(item))
+    if name is None:
+        raise TypeError(f"cannot spool a {type(item).__name__}")
+    out: dict[str, Any] = {"type": name}
+    for f in _FIELDS[type(item)]:
+        value = getattr(item, f)
+        out[f] = _b64(value) if isinstance(value, bytes) else value
+    return out
+
+
+def _from_item(obj: Mapping[str, Any]) -> Item:
+    body = dict(obj)
+    cls = _TYPES.get(body.pop("type", None))
+    if cls is None:
+        raise RecordError(f"unknown spooled item type {obj.get('type')!r}")
+    if cls is DeadLetter:
+        body["payload"] = base64.b64decode(body["payload"])
+    return cls(**body)
+
+
+def encode(items: Sequence[Item], origins: Sequence[Origin], extra: Mapping[str, Any]) -> bytes:
+    """One record, version byte first."""
+    doc = {
+        "items": [_item(i) for i in items],
+        "origins": [[topic, _b64(payload), at] for topic, payload, at in origins],
+        "extra": extra,
+    }
+    return bytes([VERSION]) + json.dumps(doc, separators=(",", ":")).encode()
+
+
+def decode(data: bytes) -> Record:
+    """A record in any format this release knows: version 1, or a pickle from before it."""
+    if not data:
+        raise RecordError("empty spool record")
+    if data[0] == _PICKLE:
+        return _from_pickle(data)
+    if data[0] != VERSION:
+        raise RecordError(f"spool record version {data[0]} is newer than this release reads ({VERSION})")
+    try:
+        doc = json.loads(data[1:])
+        items = [_from_item(i) for i in doc["items"]]
+        origins = [(str(t), base64.b64decode(p), float(at)) for t, p, at in doc["origins"]]
+        extra = dict(doc["extra"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise RecordError(f"unreadable version {VERSION} spool record: {e}") from e
+    return items, origins, extra
+
+
+_LEGACY_CLASSES = {cls.__name__: cls for cls in (Point, Document, StatusChange, DeadLetter, Reason, Kind)}
+
+
+class _LegacyUnpickler(pickle.Unpickler):
+    """Pickles written before version 1 name the model by its old module; nothing else is loaded."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module in ("ingest.model", "core.model") and name in _LEGACY_CLASSES:
+            return _LEGACY_CLASSES[name]
+        raise pickle.UnpicklingError(f"spool record refers to {module}.{name}, which is not a spooled type")
+
+
+def _rebuilt(item: object) -> Item:
+    """A fresh instance from an unpickled one: a field added since it was pickled (absent from
+    its state) takes its default."""
+    cls = type(item)
+    if cls not in _FIELDS:
+        raise RecordError(f"a pickled spool record holds a {cls.__name__}, not a spooled item")
+    return cls(**{f: getattr(item, f) for f in _FIELDS[cls] if hasattr(item, f)})
+
+
+def _from_pickle(data: bytes) -> Record:
+    try:
+        items, origins, extra = _LegacyUnpickler(io.BytesIO(data)).load()
+        return [_rebuilt(i) for i in items], list(origins), dict(extra)
+    except (pickle.UnpicklingError, ValueError, TypeError, EOFError) as e:
+        raise RecordError(f"unreadable pickled spool record: {e}") from e

@@ -1,0 +1,3 @@
+from iot.cli import main
+
+main()

@@ -1,0 +1,87 @@
+"""Acting on the registry as an operator (the API key, one session), and the one mapping from the
+errors commands meet to a line on stderr and an :class:`~iot.cli.toolkit.ExitCode`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pydantic import ValidationError
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from core.config import Settings
+from core.stores import StoreConfigError, StoreUnavailable
+from ingest.broker import BrokerConfigError
+from iot.cli.toolkit import CliError, ExitCode
+from registry.actors import authorise
+from registry.alerts.store import InvalidTransition
+from registry.auth import Actor, PermissionDenied, authenticate
+from registry.db import RegistryConfigError, SchemaNotMigrated, check_migrated, make_engine
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e)
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def as_cli_error(e: Exception) -> CliError | None:
+    """The one mapping from the errors commands meet to a line and an exit code; None for a bug."""
+    if isinstance(e, CliError):
+        return e
+    if isinstance(e, PermissionDenied):
+        return CliError(f"permission denied: {e}", ExitCode.DENIED)
+    if isinstance(e, InvalidTransition):
+        return CliError(str(e), ExitCode.STATE)
+    if isinstance(e, StoreConfigError | SchemaNotMigrated | ValidationError | BrokerConfigError | RegistryConfigError):
+        return CliError(str(e), ExitCode.USAGE)
+    if isinstance(e, StoreUnavailable | SQLAlchemyError | OSError):
+        return CliError(_first_line(e), ExitCode.FAILED)
+    if isinstance(e, LookupError):  # DeviceNotFound, AlertNotFound: the message is the first argument
+        return CliError(str(e.args[0] if e.args else e), ExitCode.FAILED)
+    if isinstance(e, ValueError):  # RuleError and other invalid input refused by the registry
+        return CliError(str(e), ExitCode.USAGE)
+    return None
+
+
+def api_key(s: Settings) -> str | None:
+    """The operator's API key (IOT_API_KEY, or its file in IOT_SECRETS_DIR); None for none."""
+    return s.api_key.get_secret_value() if s.api_key else None
+
+
+@contextmanager
+def acting(s: Settings, engine: Engine | None = None) -> Iterator[tuple[Session, Actor]]:
+    """A session on the migrated registry and the actor behind the API key; commits on success.
+
+    Every error inside becomes one line and its exit code (:func:`as_cli_error`). ``engine`` is
+    used (and left open) when given; otherwise one is made for ``s`` and disposed of.
+    """
+    own = engine is None
+    eng = make_engine(s.resolved_registry_url()) if engine is None else engine
+    try:
+        check_migrated(eng)
+        with Session(eng) as session:
+            actor = authenticate(session, api_key(s))
+            yield session, actor
+            session.commit()
+    except Exception as e:
+        err = as_cli_error(e)
+        if err is None:
+            raise
+        raise err from None
+    finally:
+        if own:
+            eng.dispose()
+
+
+def authorised(s: Settings, role: str, action: str, device_id: str | None = None) -> Actor:
+    """The :class:`registry.auth.Actor` behind ``IOT_API_KEY`` with ``role`` (and, for a
+    site-limited key, able to see ``device_id``); a refusal is one line and exit 3 (1 for a device
+    it cannot see). For commands whose data lives outside the registry tables."""
+    try:
+        return authorise(s.resolved_registry_url(), api_key(s), role, action, device_id)
+    except (PermissionDenied, LookupError) as e:
+        err = as_cli_error(e)
+        assert err is not None
+        raise err from None
