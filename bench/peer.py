@@ -409,7 +409,7 @@ class Case:
             }
             if workers > 1:
                 cid = f"{cid}-{workers - 1}"  # the last worker subscribes last
-            p = Proc([sys.executable, "-m", "ingest", "ingest", "run"], w / "iot.log", env)
+            p = Proc([sys.executable, "-m", "iot", "ingest", "run"], w / "iot.log", env)
         self.procs.append(p)
         if wait:
             wait_for(lambda: subscribed(w, cid) or not p.alive(), 120, f"{self.consumer} to subscribe")
