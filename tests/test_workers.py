@@ -37,7 +37,7 @@ def worker_metrics(daemon: DaemonProcess, k: int) -> dict[str, float]:
 def test_embedded_broker_is_refused_with_one_line(tmp_path: Path) -> None:
     env = {**os.environ, "IOT_DATA_DIR": str(tmp_path), "IOT_BROKER_URL": "embedded"}
     done = subprocess.run(
-        [sys.executable, "-m", "ingest", "ingest", "run", "--workers", "2"], env=env, capture_output=True, timeout=60
+        [sys.executable, "-m", "iot", "ingest", "run", "--workers", "2"], env=env, capture_output=True, timeout=60
     )
     assert done.returncode == 2
     err = done.stderr.decode().strip()
