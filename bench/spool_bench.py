@@ -38,7 +38,7 @@ def main() -> None:
         (f"devices/dev-{i % 100:04d}/telemetry", b'{"temperature":%.2f,"humidity":40}' % (20 + i / 100), 1.0 + i)
         for i in range(args.points)
     ]
-    record: Record = (list(items), origins, {})
+    record: Record = (list(items), origins, None)
     data = encode(*record)
     pickled = pickle.dumps(record, protocol=5)
     assert decode(data) == record

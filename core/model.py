@@ -140,3 +140,16 @@ class DeadLetter:
 
 
 Decoded = list[Point] | Document | StatusChange
+
+
+@dataclass(slots=True)
+class RegistryActivity:
+    """What a registry batch records besides its status changes: last seen per device, devices to
+    auto-register (id → type), and firmware versions reported (id → version)."""
+
+    last_seen: dict[str, float] = field(default_factory=dict)
+    register: dict[str, str] = field(default_factory=dict)
+    firmware: dict[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.last_seen or self.register or self.firmware)

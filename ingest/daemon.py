@@ -10,31 +10,23 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import paho.mqtt.client as mqtt
 
 from core.config import Settings
-from core.model import DeadLetter, Reason
+from core.model import DeadLetter, Decoded, Reason
 from core.stores import DocumentStore, StoreUnavailable, TimeSeriesStore
 from ingest.acks import AckTracker
 from ingest.broker import BrokerAddress, make_client, subscribe_ingest
+from ingest.destinations import Destination, Destinations, DeviceEntry, DirectoryStore, LetterStore
 from ingest.failures import UNEXPECTED, Problem, classify
 from ingest.metrics import Metrics
 from ingest.mqtt.packets import Publish
 from ingest.mqtt.session import Session
-from ingest.observers import StreamObserver
+from ingest.observers import AfterWrite, PointsObserved, StatusObserved, StreamObserver
 from ingest.receive import session_options, tune_gc
-from ingest.routing import (
-    DEADLETTERS,
-    DESTINATIONS,
-    DOCUMENTS,
-    REGISTRY,
-    TIMESERIES,
-    Batch,
-    Router,
-    Token,
-)
+from ingest.routing import DEADLETTERS, DESTINATIONS, REGISTRY, TIMESERIES, Batch, Router, Token
 from ingest.spool import Spool
 from ingest.writer import Writer
 
@@ -42,58 +34,51 @@ log = logging.getLogger("iot.ingest")
 MESSAGE_STEP = "message handling"
 
 
-class Connected:
-    """Connects a store lazily and again after a failed connect (a store may be down at start).
-
-    ``OSError`` becomes :class:`StoreUnavailable`; anything else propagates as raised, for the
-    writer (or ticker) to classify, report and retry."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self.ok = False
-
-    def __call__(self) -> Any:
-        if not self.ok:
-            try:
-                self.store.connect()
-            except OSError as e:
-                raise StoreUnavailable(str(e)) from e
-            self.ok = True
-        return self.store
+R = TypeVar("R", bound=DirectoryStore, covariant=True)
 
 
 @dataclass
-class Resources:
-    """Everything the daemon talks to, built at start-up and passed in."""
+class Resources(Generic[R]):
+    """The stores the daemon writes to, built at start-up by the composition layer and passed in.
+
+    Generic in the registry's concrete type, so the composition layer keeps it (e.g. its engine)."""
 
     timeseries: TimeSeriesStore
     documents: DocumentStore
-    registry: Any  # registry.directory.RegistryStore
-    deadletters: Any  # registry.deadletters.DeadLetterStore
+    registry: R
+    deadletters: LetterStore
     observers: Sequence[StreamObserver] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
+
+    def destinations(self) -> Destinations:
+        return Destinations.of(self.timeseries, self.documents, self.registry, self.deadletters)
 
 
 class Daemon:
     """Wires the pure router to the MQTT session, the writers and the timers. ``run`` blocks until ``stop``.
 
+    Each destination (``destinations``, by default built from ``res``) gets one :class:`Writer`
+    with its own spool; the observers see what the time-series and registry writers handled.
     The receive path is the native :class:`~ingest.mqtt.session.Session` (``IOT_MQTT_CLIENT=native``,
     the default; the daemon is its handler) or paho (``paho``).
     """
 
     def __init__(
-        self, settings: Settings, broker: BrokerAddress, res: Resources, decode: Callable[[str, bytes, int], Any]
+        self,
+        settings: Settings,
+        broker: BrokerAddress,
+        res: Resources[DirectoryStore],
+        decode: Callable[[str, bytes, int], Decoded],
+        destinations: Destinations | None = None,
     ) -> None:
-        self.settings = settings
-        self.broker = broker
-        self.res = res
-        self.metrics = m = res.metrics
+        self.settings, self.broker, self.res, self.metrics = settings, broker, res, res.metrics
+        self.destinations = destinations or res.destinations()
         self.acks = AckTracker()
         self.lock = threading.Lock()
         self.accepting = True
         self.connected = threading.Event()
         self._stop = threading.Event()
-        self._directory: Mapping[str, Any] = {}
+        self._directory: Mapping[str, DeviceEntry] = {}
         self.step_problems: dict[str, Problem] = {}  # ticker steps failing now, by step name
         self.message_counts: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.router = Router(
@@ -105,70 +90,45 @@ class Daemon:
             policy=settings.unknown_devices,
             count=self._count,
         )
-        spool_dir = settings.resolved_spool_dir()
-        per_dest = max(1 << 20, settings.spool_max_bytes // len(DESTINATIONS))
-        ts, docs = Connected(res.timeseries), Connected(res.documents)
-        reg, dls = Connected(res.registry), Connected(res.deadletters)
-
-        def write_registry(b: Batch) -> list[tuple[Any, str]]:
-            store = reg()
-            if b.extra.get("register"):
-                store.register(list(b.extra["register"].items()))
-            store.record_activity(b.extra.get("last_seen", {}), b.items)
-            if b.extra.get("firmware"):
-                store.record_firmware(b.extra["firmware"])
-            return []
-
-        def write_deadletters(b: Batch) -> list[tuple[Any, str]]:
-            dls().write(b.items)
-            return []
-
-        def observe_points(b: Batch) -> None:
-            now = time.time()
-            for o in res.observers:
-                o.observe(b.items, now)
-
-        def observe_status(b: Batch) -> None:
-            if b.items:
-                now = time.time()
-                for o in res.observers:
-                    o.status(b.items, now)
-
-        def make(
-            dest: str, fn: Callable[[Batch], list[tuple[Any, str]]], after: Sequence[Callable[[Batch], None]] = ()
-        ) -> Writer:
-            return Writer(
-                dest,
-                fn,
-                Spool(spool_dir / dest, per_dest),
-                self._settle,
-                m,
-                dead_letter=self._dead_letter if dest != DEADLETTERS else None,
-                after_write=after,
-            )
-
-        self.writers: dict[str, Writer] = {
-            TIMESERIES: make(TIMESERIES, lambda b: ts().write(b.items), [observe_points]),
-            DOCUMENTS: make(DOCUMENTS, lambda b: docs().write(b.items)),
-            REGISTRY: make(REGISTRY, write_registry, [observe_status]),
-            DEADLETTERS: make(DEADLETTERS, write_deadletters),
-        }
-        self._registry = reg
+        hooks: dict[str, AfterWrite] = {TIMESERIES: PointsObserved(res), REGISTRY: StatusObserved(res)}
+        self.writers = {d.name: self._writer(d, hooks.get(d.name)) for d in self.destinations.all()}
         self.native = settings.mqtt_client == "native"
         self._ack_lock = threading.Lock()  # orders settling against a connection reset (native)
         self.session = Session(session_options(broker, settings), self)
-        self.client, self._connect_kwargs = make_client(
-            broker,
-            settings.client_id,
+        self.client, self._connect_kwargs = self._paho_client()
+        self._register_metrics()
+
+    def _writer(self, destination: Destination, after_write: AfterWrite | None) -> Writer:
+        """One writer with its own share of the spool; refused items go to the dead-letter writer."""
+        name = destination.name
+        per_dest = max(1 << 20, self.settings.spool_max_bytes // len(DESTINATIONS))
+        return Writer(
+            destination,
+            Spool(self.settings.resolved_spool_dir() / name, per_dest),
+            self._settle,
+            self.metrics,
+            dead_letter=self._dead_letter if name != DEADLETTERS else None,
+            after_write=after_write,
+        )
+
+    def _paho_client(self) -> tuple[mqtt.Client, dict[str, Any]]:
+        """The paho receive path (``IOT_MQTT_CLIENT=paho``); built either way, started only then."""
+        client, kwargs = make_client(
+            self.broker,
+            self.settings.client_id,
             persistent=True,
             manual_ack=True,
-            receive_maximum=settings.receive_maximum,
+            receive_maximum=self.settings.receive_maximum,
         )
-        self.client.reconnect_delay_set(1, 30)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = self._on_subscribe
+        client.reconnect_delay_set(1, 30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        return client, kwargs
+
+    def _register_metrics(self) -> None:
+        m = self.metrics
         m.gauge("iot_unacked_messages", lambda: self.acks.outstanding)
         m.gauge("iot_broker_subscribed", lambda: 1.0 if self.connected.is_set() else 0.0)
         m.collectors.append(self._collect)
@@ -346,7 +306,7 @@ class Daemon:
     # -- timers ----------------------------------------------------------------------------------
     def _refresh_directory(self) -> None:
         try:
-            self._directory = self._registry().devices()
+            self._directory = self.destinations.registry.devices()
         except StoreUnavailable as e:
             log.warning("registry unavailable, keeping %d cached devices: %s", len(self._directory), e)
 
@@ -388,7 +348,7 @@ class Daemon:
                     self._guarded(f"{type(o).__name__} tick", partial(_tick, o))
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def directory(self) -> Mapping[str, Any]:
+    def directory(self) -> Mapping[str, DeviceEntry]:
         """The cached device directory (id → DeviceInfo), refreshed every ``registry_refresh`` s."""
         return self._directory
 
@@ -433,8 +393,8 @@ class Daemon:
             self.writers[b.dest].submit(b)
         deadline = time.monotonic() + timeout
         clean = True
-        for dest in (TIMESERIES, DOCUMENTS, REGISTRY, DEADLETTERS):
-            clean &= self.writers[dest].stop(max(1.0, deadline - time.monotonic()))
+        for w in self.writers.values():  # dead letters last: the others may still refuse items
+            clean &= w.stop(max(1.0, deadline - time.monotonic()))
         if not clean:
             log.warning("some batches could not be stored or spooled; left unacknowledged for redelivery")
         if not self.native:
@@ -448,11 +408,8 @@ class Daemon:
                 log.exception("observer close failed")
         for w in self.writers.values():
             w.spool.close()
-        for store in (self.res.timeseries, self.res.documents, self.res.registry, self.res.deadletters):
-            try:
-                store.close()
-            except Exception as e:
-                log.debug("closing %s: %s", type(store).__name__, e)
+        for d in self.destinations.all():
+            d.close()
         log.info(
             "stopped: %d messages acknowledged, %d spooled batches kept for the next start",
             int(self.metrics.value("iot_messages_acked_total")),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
 from core.model import Point, StatusChange
+from ingest.routing import Batch
 
 
 class StreamObserver(Protocol):
@@ -21,3 +23,40 @@ class StreamObserver(Protocol):
     def status(self, changes: Sequence[StatusChange], now: float) -> None: ...
     def tick(self, now: float) -> None: ...
     def close(self) -> None: ...
+
+
+class AfterWrite(Protocol):
+    """A writer's hook, called with each batch once it is durably handled (written or spooled)."""
+
+    def after_write(self, batch: Batch) -> None: ...
+
+
+class Observed(Protocol):
+    """Where the hooks find the observers (read on every batch: the list may be replaced)."""
+
+    observers: Sequence[StreamObserver]
+
+
+class PointsObserved:
+    """The time-series writer's hook: every observer sees the points."""
+
+    def __init__(self, source: Observed) -> None:
+        self.source = source
+
+    def after_write(self, batch: Batch) -> None:
+        now = time.time()
+        for o in self.source.observers:
+            o.observe(batch.items, now)
+
+
+class StatusObserved:
+    """The registry writer's hook: every observer sees the status changes."""
+
+    def __init__(self, source: Observed) -> None:
+        self.source = source
+
+    def after_write(self, batch: Batch) -> None:
+        if batch.items:
+            now = time.time()
+            for o in self.source.observers:
+                o.status(batch.items, now)

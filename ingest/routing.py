@@ -6,7 +6,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from core.model import COLLECTIONS, DeadLetter, Decoded, Document, Kind, Point, Reason, Rejected, StatusChange
+from core.model import (
+    COLLECTIONS,
+    DeadLetter,
+    Decoded,
+    Document,
+    Kind,
+    Point,
+    Reason,
+    RegistryActivity,
+    Rejected,
+    StatusChange,
+)
 from ingest.names import check_tag_value
 
 Token = tuple[int, int]
@@ -23,19 +34,22 @@ FIRMWARE = COLLECTIONS[Kind.FIRMWARE]
 
 @dataclass(slots=True)
 class Batch:
-    """Items for one destination, the message each came from, and the deliveries it settles."""
+    """Items for one destination, the message each came from, and the deliveries it settles.
+
+    A registry batch also carries the :class:`RegistryActivity` gathered since the last one."""
 
     dest: str
     items: list[Any] = field(default_factory=list)
     origins: list[Origin] = field(default_factory=list)
     tokens: list[Token] = field(default_factory=list)
     created: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    activity: RegistryActivity | None = None
     messages: int = 0
     nbytes: int = 0
 
-    def record(self) -> tuple[list[Any], list[Origin], dict[str, Any]]:
-        return (self.items, self.origins, self.extra)
+    def record(self) -> tuple[list[Any], list[Origin], RegistryActivity | None]:
+        """What the spool keeps of it (``ingest.spool_records``)."""
+        return (self.items, self.origins, self.activity)
 
 
 class Router:
@@ -83,7 +97,7 @@ class Router:
     def _take(self, dest: str) -> Batch:
         b = self.buffers.pop(dest)
         if dest == REGISTRY:
-            b.extra = {"last_seen": self.last_seen, "register": self.new_devices, "firmware": self.firmware}
+            b.activity = RegistryActivity(self.last_seen, self.new_devices, self.firmware)
             self.last_seen, self.new_devices, self.firmware = {}, {}, {}
         return b
 
@@ -185,16 +199,15 @@ class Router:
         return [self._take(d) for d in list(self.buffers)]
 
 
-def rejected_letters(batch: Batch, rejected: list[tuple[Any, str]]) -> list[DeadLetter]:
-    """Dead letters for items a store refused, one per source message (raw bytes kept)."""
-    index = {id(item): i for i, item in enumerate(batch.items)}
+def rejected_letters(batch: Batch, refused: list[tuple[int, str]]) -> list[DeadLetter]:
+    """Dead letters for the items a store refused (by index into ``batch.items``), one per source
+    message (raw bytes kept)."""
     seen: set[tuple[str, bytes, float]] = set()
     letters: list[DeadLetter] = []
-    for item, reason in rejected:
-        i = index.get(id(item))
-        if i is None or i >= len(batch.origins):
+    for i, reason in refused:
+        if not 0 <= i < min(len(batch.items), len(batch.origins)):
             continue
-        origin = batch.origins[i]
+        item, origin = batch.items[i], batch.origins[i]
         if origin in seen:
             continue
         seen.add(origin)

@@ -1,15 +1,16 @@
 """The spool's record format on disk: a version byte, then a self-describing JSON object.
 
-Version 1 (``0x01``)::
+Version 2 (``0x02``)::
 
-    {"items":   [{"type": "point" | "document" | "status" | "dead_letter", <the item's fields>}, ...],
-     "origins": [[topic, payload (base64), received_at], ...],
-     "extra":   {<JSON values>}}
+    {"items":    [{"type": "point" | "document" | "status" | "dead_letter", <the item's fields>}, ...],
+     "origins":  [[topic, payload (base64), received_at], ...],
+     "activity": null | {"last_seen": {id: epoch s}, "register": {id: type}, "firmware": {id: version}}}
 
-Bytes (message payloads) are base64 strings; everything else is plain JSON. Records written by
-earlier releases are pickles (first byte ``0x80``); they are still read, by an unpickler that
-accepts only the four item classes (fields added since take their defaults), so an upgrade never
-strands spooled data.
+Bytes (message payloads) are base64 strings; everything else is plain JSON. Older records are
+still read, so an upgrade never strands spooled data: version 1 (``0x01``) carried the registry
+activity as ``"extra": {"last_seen": ..., "register": ..., "firmware": ...}``; records before it
+are pickles (first byte ``0x80``), read by an unpickler that accepts only the four item classes
+(fields added since take their defaults).
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
-from core.model import DeadLetter, Document, Kind, Point, Reason, StatusChange
+from core.model import DeadLetter, Document, Kind, Point, Reason, RegistryActivity, StatusChange
 
-VERSION = 1
+VERSION = 2
+_V1 = 1  # registry activity as a string-keyed "extra" object
 _PICKLE = 0x80  # the first byte of every pickle (protocol >= 2): the format before version 1
 
 Item = Point | Document | StatusChange | DeadLetter
 Origin = tuple[str, bytes, float]
-Record = tuple[list[Any], list[Origin], dict[str, Any]]
-"""What a writer spools for one batch: its items, the message each came from, and extras."""
+Record = tuple[list[Any], list[Origin], RegistryActivity | None]
+"""What a writer spools for one batch: its items, the message each came from, its registry activity."""
 
 _TYPES: dict[str, type[Item]] = {
     "point": Point,
@@ -71,32 +73,46 @@ def _from_item(obj: Mapping[str, Any]) -> Item:
     return cls(**body)
 
 
-def encode(items: Sequence[Item], origins: Sequence[Origin], extra: Mapping[str, Any]) -> bytes:
+def _activity(obj: Mapping[str, Any] | None) -> RegistryActivity | None:
+    """Registry activity from its JSON object (version 2) or a version 1 / pickled ``extra``."""
+    if not obj:
+        return None
+    return RegistryActivity(
+        {str(d): float(t) for d, t in dict(obj.get("last_seen") or {}).items()},
+        {str(d): str(t) for d, t in dict(obj.get("register") or {}).items()},
+        {str(d): str(v) for d, v in dict(obj.get("firmware") or {}).items()},
+    )
+
+
+def encode(items: Sequence[Item], origins: Sequence[Origin], activity: RegistryActivity | None) -> bytes:
     """One record, version byte first."""
     doc = {
         "items": [_item(i) for i in items],
         "origins": [[topic, _b64(payload), at] for topic, payload, at in origins],
-        "extra": extra,
+        "activity": None
+        if activity is None
+        else {"last_seen": activity.last_seen, "register": activity.register, "firmware": activity.firmware},
     }
     return bytes([VERSION]) + json.dumps(doc, separators=(",", ":")).encode()
 
 
 def decode(data: bytes) -> Record:
-    """A record in any format this release knows: version 1, or a pickle from before it."""
+    """A record in any format this release knows: version 2 or 1, or a pickle from before them."""
     if not data:
         raise RecordError("empty spool record")
     if data[0] == _PICKLE:
         return _from_pickle(data)
-    if data[0] != VERSION:
-        raise RecordError(f"spool record version {data[0]} is newer than this release reads ({VERSION})")
+    version = data[0]
+    if version not in (_V1, VERSION):
+        raise RecordError(f"spool record version {version} is not one this release reads (1 to {VERSION})")
     try:
         doc = json.loads(data[1:])
         items = [_from_item(i) for i in doc["items"]]
         origins = [(str(t), base64.b64decode(p), float(at)) for t, p, at in doc["origins"]]
-        extra = dict(doc["extra"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise RecordError(f"unreadable version {VERSION} spool record: {e}") from e
-    return items, origins, extra
+        activity = _activity(doc["extra"] if version == _V1 else doc["activity"])
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise RecordError(f"unreadable version {version} spool record: {e}") from e
+    return items, origins, activity
 
 
 _LEGACY_CLASSES = {cls.__name__: cls for cls in (Point, Document, StatusChange, DeadLetter, Reason, Kind)}
@@ -123,6 +139,6 @@ def _rebuilt(item: object) -> Item:
 def _from_pickle(data: bytes) -> Record:
     try:
         items, origins, extra = _LegacyUnpickler(io.BytesIO(data)).load()
-        return [_rebuilt(i) for i in items], list(origins), dict(extra)
+        return [_rebuilt(i) for i in items], list(origins), _activity(dict(extra))
     except (pickle.UnpicklingError, ValueError, TypeError, EOFError) as e:
         raise RecordError(f"unreadable pickled spool record: {e}") from e

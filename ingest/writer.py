@@ -12,18 +12,20 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from core.model import DeadLetter
+from ingest.destinations import Destination
 from ingest.failures import NEEDS_OPERATOR, UNEXPECTED, Backoff, Problem, classify
 from ingest.metrics import Metrics
+from ingest.observers import AfterWrite
 from ingest.routing import Batch, Token, rejected_letters
 from ingest.spool import Spool, SpoolFull
 
 log = logging.getLogger("iot.ingest")
 
-WriteFn = Callable[[Batch], list[tuple[Any, str]]]
+DeadLetterFn = Callable[[list[DeadLetter], list[Token]], None]
 _STOP = object()
 
 
@@ -39,19 +41,18 @@ class Writer:
 
     def __init__(
         self,
-        dest: str,
-        write: WriteFn,
+        destination: Destination,
         spool: Spool,
         settle: Callable[[list[Token]], None],
         metrics: Metrics,
         *,
-        dead_letter: Callable[[list[DeadLetter], list[Token]], None] | None = None,
-        after_write: Sequence[Callable[[Batch], None]] = (),
+        dead_letter: DeadLetterFn | None = None,
+        after_write: AfterWrite | None = None,
         retry_min: float = 0.5,
         retry_max: float = 15.0,
     ) -> None:
-        self.dest = dest
-        self._write_fn = write
+        self.destination = destination
+        self.dest = dest = destination.name
         self.spool = spool
         self._settle = settle
         self.metrics = metrics
@@ -147,7 +148,7 @@ class Writer:
 
     def _write(self, batch: Batch) -> list[DeadLetter]:
         started = time.perf_counter()
-        rejected = self._write_fn(batch)
+        rejected = self.destination.write(batch)
         m = self.metrics
         m.inc("iot_batches_written_total", dest=self.dest)
         m.inc("iot_items_written_total", len(batch.items) - len(rejected), dest=self.dest)
@@ -166,24 +167,31 @@ class Writer:
             self._settle(batch.tokens)
 
     def _observe(self, batch: Batch) -> None:
-        for fn in self._after_write:
+        if self._after_write is not None:
             try:
-                fn(batch)
+                self._after_write.after_write(batch)
             except Exception:
                 log.exception("observer failed on a %s batch", self.dest)
 
     def _accept(self, batch: Batch) -> None:
         self.metrics.inc("iot_batch_items_total", len(batch.items), dest=self.dest)
         if not self.spool.records and not self.held and time.monotonic() >= self._next_try:
-            try:
-                letters = self._write(batch)
-            except Exception as e:
-                self._fail(e)
-            else:
-                self._recovered()
+            letters = self._try_write(batch)
+            if letters is not None:
                 self._finish(batch, letters)
                 return
         self._to_spool(batch)
+
+    def _try_write(self, batch: Batch) -> list[DeadLetter] | None:
+        """The one write path: write ``batch`` and return the letters for what the store refused;
+        on failure, note it (backoff) and return None, the caller keeps the batch (spool or hold)."""
+        try:
+            letters = self._write(batch)
+        except Exception as e:
+            self._fail(e)
+            return None
+        self._recovered()
+        return letters
 
     def _to_spool(self, batch: Batch) -> None:
         if self.held:
@@ -208,17 +216,14 @@ class Writer:
         if time.monotonic() < self._next_try:
             return
         while (record := self.spool.peek()) is not None:
-            items, origins, extra = record
-            try:
-                letters = self._write(Batch(self.dest, items, origins, extra=extra))
-            except Exception as e:
-                self._fail(e)
+            items, origins, activity = record
+            letters = self._try_write(Batch(self.dest, items, origins, activity=activity))
+            if letters is None:
                 return
             if letters and self._dead_letter is not None:
                 self._dead_letter(letters, [])
             self.spool.pop()
             self.metrics.inc("iot_replayed_batches_total", dest=self.dest)
-            self._recovered()
             while self.held:  # room again: move held batches behind the spool, in order
                 try:
                     self.spool.append(self.held[0].record())
@@ -232,13 +237,10 @@ class Writer:
                 self._settle(b.tokens)
         while self.held:
             b = self.held[0]
-            try:
-                letters = self._write(b)
-            except Exception as e:
-                self._fail(e)
+            letters = self._try_write(b)
+            if letters is None:
                 return
             self.held.popleft()
-            self._recovered()
             self._finish(b, letters)
 
     def _fail(self, e: Exception) -> None:

@@ -22,7 +22,9 @@ from registry.notify.notifier import Notifier
 log = logging.getLogger("iot.ingest")
 
 
-def build_resources(settings: Settings, metrics: Metrics | None = None, *, migrate_embedded: bool = True) -> Resources:
+def build_resources(
+    settings: Settings, metrics: Metrics | None = None, *, migrate_embedded: bool = True
+) -> Resources[RegistryStore]:
     """Open (not connect) every store. The embedded SQLite registry is migrated automatically;
     an explicit registry URL must already be migrated (``iot registry migrate``)."""
     timeseries = timeseries_from(settings)
@@ -34,7 +36,9 @@ def build_resources(settings: Settings, metrics: Metrics | None = None, *, migra
     return Resources(timeseries, documents, RegistryStore(engine), DeadLetterStore(engine), [], metrics or Metrics())
 
 
-def build_daemon(settings: Settings, resources: Resources | None = None, *, with_alerts: bool = True) -> Daemon:
+def build_daemon(
+    settings: Settings, resources: Resources[RegistryStore] | None = None, *, with_alerts: bool = True
+) -> Daemon:
     broker = parse_broker_url(
         settings.broker_url,
         password=settings.broker_password.get_secret_value() if settings.broker_password else None,
@@ -53,7 +57,7 @@ def build_daemon(settings: Settings, resources: Resources | None = None, *, with
             window_s=settings.cardinality_window,
         ),
     )
-    daemon = Daemon(settings, broker, res, decoder.decode)
+    daemon = Daemon(settings, broker, res, decoder.decode, res.destinations())
     if with_alerts:
         observer = AlertObserver(res.registry.engine, daemon.directory, clock=time.time)
         observer.load()
@@ -70,7 +74,8 @@ def run_daemon(settings: Settings) -> int:
     """`iot ingest run`: embedded broker if asked, metrics endpoint, daemon until SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    daemon = build_daemon(settings)
+    res = build_resources(settings)
+    daemon = build_daemon(settings, res)
     log.info(
         "stores: time series %s, documents %s, registry %s (batch %d, flush %.2fs, unknown devices: %s)",
         _scheme(settings.timeseries_url),
@@ -91,7 +96,7 @@ def run_daemon(settings: Settings) -> int:
     install_signal_handlers(daemon)
     notifier = None
     if settings.notify:
-        notifier = Notifier(daemon.res.registry.engine, settings.notify_secrets, poll_s=settings.notify_poll).start()
+        notifier = Notifier(res.registry.engine, settings.notify_secrets, poll_s=settings.notify_poll).start()
     try:
         return daemon.run()
     finally:

@@ -16,26 +16,23 @@ import pytest
 from core.config import Settings
 from core.model import Point, StatusChange
 from iot.service import build_daemon, build_resources
+from registry.deadletters import DeadLetterStore
+from registry.directory import DeviceInfo, RegistryStore
 from tests.faultkit import publish_raw
 from tests.servers import Mosquitto, wait_for
 
 pytestmark = [pytest.mark.mosquitto]
 
 
-class BuggyRegistry:
+class BuggyRegistry(RegistryStore):
     """The real registry store; ``devices()`` raises ``error`` while it is set."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.error: Exception | None = None
+    error: Exception | None = None
 
-    def devices(self) -> Any:
+    def devices(self) -> dict[str, DeviceInfo]:
         if self.error is not None:
             raise self.error
-        return self.inner.devices()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+        return super().devices()
 
 
 class BuggyObserver:
@@ -73,7 +70,7 @@ def test_ticker_survives_bugs_and_reports_them(
         client_id="tickbug-ingest",
     )
     res = build_resources(s)
-    registry = BuggyRegistry(res.registry)
+    registry = BuggyRegistry(res.registry.engine)
     observer = BuggyObserver()
     res.registry, res.observers = registry, [observer]
     daemon = build_daemon(s, res, with_alerts=False)
@@ -163,6 +160,7 @@ def test_a_routing_bug_dead_letters_the_message_and_keeps_the_receiver_alive(
             wait_for(lambda: daemon.acks.outstanding == 0, 30, "every message acknowledged")
         receiver = daemon.session._thread if client == "native" else daemon.client._thread
         assert receiver is not None and receiver.is_alive()
+        assert isinstance(res.deadletters, DeadLetterStore)
         letters = res.deadletters.list(limit=10)
         assert [(r.payload, r.reason, r.detail) for r in letters] == [
             (b'{"boom": 1}', "wrong_type", "internal error (RuntimeError)")

@@ -157,7 +157,7 @@ def test_directory_policy_is_applied(steps: list[Any], policy: str) -> None:
             for letter in b.items:
                 assert letter.reason in set(Reason)
                 assert letter.device_id is None or len(letter.device_id) <= 64
-    registered = {d for b in batches if b.dest == REGISTRY for d in b.extra.get("register", {})}
+    registered = {d for b in batches if b.dest == REGISTRY and b.activity for d in b.activity.register}
     if policy != "register":
         assert not registered
     assert not registered & set(DIRECTORY)

@@ -1,10 +1,12 @@
 import pickle
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
 
-from core.model import DeadLetter, Document, Point, StatusChange
+from core.model import DeadLetter, Document, Point, RegistryActivity, StatusChange
 from ingest.spool import Spool, SpoolFull
 from ingest.spool_records import VERSION, Record, RecordError, decode, encode
 
@@ -14,7 +16,7 @@ pickles naming ``ingest.model``), one batch per destination."""
 
 
 def batch(i: int, payload: bytes = b"{}") -> Record:
-    return ([Point("sensor_readings", "d1", {"n": float(i)}, i)], [("devices/d1/telemetry", payload, float(i))], {})
+    return ([Point("sensor_readings", "d1", {"n": float(i)}, i)], [("devices/d1/telemetry", payload, float(i))], None)
 
 
 def test_records_replay_in_order_and_survive_reopen(tmp_path: Path) -> None:
@@ -74,17 +76,17 @@ EVERY_KIND: list[Record] = [
             )
         ],
         [("devices/dev-1/telemetry", b'{"temperature":21.5}', 1700000000.5)],
-        {},
+        None,
     ),
     (
         [Document("device_configs", "dev-1", "k1", {"interval": 5, "nested": {"a": [1, 2.5, None]}}, 1700000001.25)],
         [("devices/dev-1/config", b'{"interval":5}', 1700000001.25)],
-        {},
+        None,
     ),
     (
         [StatusChange("dev-2", False, 1700000002.0)],
         [("devices/dev-2/status", b"offline", 1700000002.0)],
-        {"last_seen": {"dev-1": 1700000001.25}, "register": {"dev-3": "unknown"}, "firmware": {"dev-1": "1.2.3"}},
+        RegistryActivity({"dev-1": 1700000001.25}, {"dev-3": "unknown"}, {"dev-1": "1.2.3"}),
     ),
     (
         [
@@ -93,7 +95,7 @@ EVERY_KIND: list[Record] = [
             )
         ],
         [],
-        {},
+        None,
     ),
 ]
 
@@ -122,11 +124,42 @@ def test_records_from_the_pickle_release_replay_after_the_upgrade(tmp_path: Path
     s.close()
 
 
+V1_REGISTRY = (
+    b'\x01{"items":[{"type":"status","device_id":"dev-2","online":false,"at":1700000002.0}],'
+    b'"origins":[["devices/dev-2/status","b2ZmbGluZQ==",1700000002.0]],'
+    b'"extra":{"last_seen":{"dev-1":1700000001.25},"register":{"dev-3":"unknown"},"firmware":{"dev-1":"1.2.3"}}}'
+)
+"""A registry batch as version 1 (``ingest.spool_records`` at commit 480165e) wrote it: the registry
+activity in a string-keyed ``extra`` object."""
+V1_TELEMETRY = (
+    b'\x01{"items":[{"type":"point","measurement":"sensor_readings","device_id":"d1","fields":{"n":7.0},'
+    b'"ts_ns":7,"tags":{}}],"origins":[["devices/d1/telemetry","e30=",7.0]],"extra":{}}'
+)
+
+
+def test_version_1_records_replay_with_their_registry_activity_typed(tmp_path: Path) -> None:
+    """A spool written by the release before typed registry activity (version 1 records) replays
+    after the upgrade, the ``extra`` object read as a :class:`RegistryActivity`, followed by what
+    this release appends (version 2)."""
+    seg = tmp_path / "00000001.seg"
+    seg.write_bytes(b"".join(struct.pack("<II", len(d), zlib.crc32(d)) + d for d in (V1_REGISTRY, V1_TELEMETRY)))
+    s = Spool(tmp_path, 1 << 20)
+    assert len(s) == 2
+    s.append(batch(9))
+    got = []
+    while (r := s.peek()) is not None:
+        got.append(r)
+        s.pop()
+    assert got == [EVERY_KIND[2], batch(7), batch(9)]
+    assert encode(*EVERY_KIND[2])[0] == VERSION == 2
+    s.close()
+
+
 def test_unknown_versions_and_foreign_pickles_are_refused() -> None:
-    with pytest.raises(RecordError, match="version 2"):
-        decode(bytes([2]) + b"{}")
+    with pytest.raises(RecordError, match="version 3"):
+        decode(bytes([3]) + b"{}")
     evil = pickle.dumps(([shutil.rmtree], [], {}))
     with pytest.raises(RecordError, match=r"shutil\.rmtree"):
         decode(evil)
     with pytest.raises(TypeError, match="cannot spool"):
-        encode([object()], [], {})  # type: ignore[list-item]
+        encode([object()], [], None)  # type: ignore[list-item]

@@ -15,6 +15,7 @@ import pytest
 
 from core.model import Point
 from core.stores import StoreConfigError, StoreNeedsOperator, StoreUnavailable
+from ingest.destinations import Refused, by_index
 from ingest.failures import NEEDS_OPERATOR, UNAVAILABLE, UNEXPECTED, Backoff, classify
 from ingest.metrics import Metrics
 from ingest.routing import TIMESERIES, Batch, Token
@@ -39,6 +40,21 @@ class BuggyStore:
         return self.inner.write(points)
 
 
+class BuggyDestination:
+    """The time-series destination over a :class:`BuggyStore` (connected by the test)."""
+
+    name = TIMESERIES
+
+    def __init__(self, store: BuggyStore) -> None:
+        self.store = store
+
+    def write(self, batch: Batch) -> Refused:
+        return by_index(batch.items, self.store.write(batch.items))
+
+    def close(self) -> None:
+        pass
+
+
 def batch(n: int, size: int) -> Batch:
     base = 1_700_000_000_000_000_000 + n * 1000
     points = [Point("sensor_readings", "dev-1", {"t": float(i)}, base + i) for i in range(size)]
@@ -54,8 +70,7 @@ def make_writer(tmp_path: Path, store: BuggyStore, settled: list[Token], metrics
             settled.extend(tokens)
 
     return Writer(
-        TIMESERIES,
-        lambda b: store.write(b.items),
+        BuggyDestination(store),
         Spool(tmp_path / "spool", 1 << 24),
         settle,
         metrics,
