@@ -70,9 +70,15 @@ def run_daemon(settings: Settings) -> int:
     """`iot ingest run`: embedded broker if asked, metrics endpoint, daemon until SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    daemon = build_daemon(settings)
+    if settings.role == "alerts":  # the alert evaluator of --workers N (ingest/alert_role.py)
+        from ingest.alert_role import build_evaluator
+
+        daemon = build_evaluator(settings)
+    else:  # a worker of several (role "ingest") leaves alerts to the evaluator
+        daemon = build_daemon(settings, with_alerts=settings.role == "all")
     log.info(
-        "stores: time series %s, documents %s, registry %s (batch %d, flush %.2fs, unknown devices: %s)",
+        "role %s; stores: time series %s, documents %s, registry %s (batch %d, flush %.2fs, unknown devices: %s)",
+        settings.role,
         _scheme(settings.timeseries_url),
         _scheme(settings.documents_url),
         _scheme(settings.resolved_registry_url()),
