@@ -19,6 +19,7 @@ any worker starts and restarted like a worker, so every rule sees all of a devic
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -60,6 +61,8 @@ def worker_env(settings: Settings, k: int) -> dict[str, str]:
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
+        if isinstance(value, dict):  # pydantic-settings reads complex values as JSON (e.g. notify_secrets)
+            value = json.dumps({k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in value.items()})
         env[f"IOT_{name.upper()}"] = str(value)
     env["IOT_CLIENT_ID"] = f"{settings.client_id}-{k}"
     env["IOT_SHARE_GROUP"] = settings.client_id
