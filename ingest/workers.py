@@ -62,7 +62,7 @@ def worker_env(settings: Settings, k: int) -> dict[str, str]:
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         if isinstance(value, dict):  # pydantic-settings reads complex values as JSON (e.g. notify_secrets)
-            value = json.dumps({k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in value.items()})
+            value = json.dumps({n: x.get_secret_value() if isinstance(x, SecretStr) else x for n, x in value.items()})
         env[f"IOT_{name.upper()}"] = str(value)
     env["IOT_CLIENT_ID"] = f"{settings.client_id}-{k}"
     env["IOT_SHARE_GROUP"] = settings.client_id
