@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     keepalive: int = Field(30, ge=5)
     workers: int = Field(1, ge=1, le=64, description="daemon processes joined by an MQTT shared subscription")
     share_group: str = Field("", description="MQTT 5 shared subscription group ($share/<group>/...); set per worker")
+    role: Literal["all", "ingest", "alerts"] = Field(
+        "all",
+        description="all: store and evaluate alerts (one process); ingest: store only (a worker of several); "
+        "alerts: evaluate alerts only, on its own subscription (the evaluator of several workers)",
+    )
     mqtt_client: Literal["native", "paho"] = Field(
         "native", description="receive path: the project's own MQTT session, or paho (fallback)"
     )

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import cast
 
 from core.config import Settings
+from core.stores import DocumentStore, TimeSeriesStore
 from ingest.broker import EmbeddedBroker, parse_broker_url
 from ingest.cardinality import CardinalityGuard
 from ingest.daemon import Daemon, Resources, install_signal_handlers
 from ingest.decode import Decoder
+from ingest.destinations import LetterStore
 from ingest.http import serve_metrics
 from ingest.metrics import Metrics
+from ingest.mqtt.session import Session
 from ingest.stores import documents_from, timeseries_from
+from iot.alert_role import DirectoryOnly, Discard, evaluator_options
 from registry.alerts.observer import AlertObserver
 from registry.db import check_migrated, make_engine, migrate
 from registry.deadletters import DeadLetterStore
@@ -65,6 +70,31 @@ def build_daemon(
     return daemon
 
 
+def build_evaluator_resources(settings: Settings) -> Resources[RegistryStore]:
+    """The evaluator's stores: time series, documents and dead letters discard; the registry
+    only reads the directory (the workers write; alerts go through the registry's engine)."""
+    engine = make_engine(settings.resolved_registry_url())
+    check_migrated(engine)  # the supervisor migrated an embedded registry before starting us
+    drop = Discard()
+    return Resources(
+        cast(TimeSeriesStore, drop),
+        cast(DocumentStore, drop),
+        DirectoryOnly(engine),
+        cast(LetterStore, drop),
+        [],
+        Metrics(),
+    )
+
+
+def build_evaluator(settings: Settings, res: Resources[RegistryStore]) -> Daemon:
+    """A daemon that decodes, routes and evaluates alerts, stores nothing, on its own subscription
+    (settings.client_id is already the evaluator's own, ``{client_id}-alerts``, from evaluator_env)."""
+    daemon = build_daemon(settings, res, with_alerts=True)
+    daemon.session.stop()  # replaced before it ever ran: close its wake-up sockets
+    daemon.session = Session(evaluator_options(daemon.broker, settings, settings.client_id), daemon)
+    return daemon
+
+
 def _scheme(url: str) -> str:
     """What a URL points at, without credentials (logs never carry secrets)."""
     return url.split("://", 1)[0] if "://" in url else url
@@ -74,10 +104,15 @@ def run_daemon(settings: Settings) -> int:
     """`iot ingest run`: embedded broker if asked, metrics endpoint, daemon until SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    res = build_resources(settings)
-    daemon = build_daemon(settings, res)
+    if settings.role == "alerts":  # the alert evaluator of --workers N (iot/alert_role.py)
+        res = build_evaluator_resources(settings)
+        daemon = build_evaluator(settings, res)
+    else:  # a worker of several (role "ingest") leaves alerts to the evaluator
+        res = build_resources(settings)
+        daemon = build_daemon(settings, res, with_alerts=settings.role == "all")
     log.info(
-        "stores: time series %s, documents %s, registry %s (batch %d, flush %.2fs, unknown devices: %s)",
+        "role %s; stores: time series %s, documents %s, registry %s (batch %d, flush %.2fs, unknown devices: %s)",
+        settings.role,
         _scheme(settings.timeseries_url),
         _scheme(settings.documents_url),
         _scheme(settings.resolved_registry_url()),

@@ -10,13 +10,16 @@ every worker, each drains (flush, acknowledge) and the supervisor exits 0 when a
 Refused with a clear message: the embedded broker (amqtt has no shared subscriptions) and the paho
 receive path. Embedded stores are SQLite files the workers share, created (and the registry
 migrated) once by the supervisor before any worker starts; a lock conflict is a transient store
-failure (spooled and retried); server stores scale better. Alerts are evaluated per worker, so
-rules over one device's history (hold, rate of change, no data) need ``--workers 1`` until alert
-evaluation has its own role.
+failure (spooled and retried); server stores scale better.
+
+Alerts: workers run with ``IOT_ROLE=ingest`` (no alert observer) and the supervisor also runs one
+alert evaluator (:mod:`iot.alert_role`) on its own non-shared persistent session, created before
+any worker starts and restarted like a worker, so every rule sees all of a device's messages in order.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -30,6 +33,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from core.config import Settings
+from iot import alert_role
 from iot.service import build_resources
 
 log = logging.getLogger("iot.ingest")
@@ -59,13 +63,20 @@ def worker_env(settings: Settings, k: int) -> dict[str, str]:
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
+        if isinstance(value, dict):  # pydantic-settings reads complex values as JSON (e.g. notify_secrets)
+            value = json.dumps({n: x.get_secret_value() if isinstance(x, SecretStr) else x for n, x in value.items()})
         env[f"IOT_{name.upper()}"] = str(value)
     env["IOT_CLIENT_ID"] = f"{settings.client_id}-{k}"
     env["IOT_SHARE_GROUP"] = settings.client_id
     env["IOT_SPOOL_DIR"] = str(settings.resolved_spool_dir() / f"worker-{k}")
     env["IOT_METRICS_PORT"] = str(settings.metrics_port + k if settings.metrics_port else 0)
     env["IOT_WORKERS"] = "1"
+    env["IOT_ROLE"] = "ingest"  # alerts are the evaluator's (iot.alert_role)
     return env
+
+
+EVALUATOR = -1
+"""The alert evaluator's key among the supervised processes (workers are 0..n-1)."""
 
 
 class Supervisor:
@@ -77,6 +88,11 @@ class Supervisor:
         self._stop = threading.Event()
 
     def start(self, k: int) -> None:
+        if k == EVALUATOR:
+            env = alert_role.evaluator_env(self.settings, worker_env(self.settings, 0), self.n)
+            self.procs[k] = subprocess.Popen(self.argv, env=env)
+            log.info("alert evaluator started (pid %d, client id %s)", self.procs[k].pid, env["IOT_CLIENT_ID"])
+            return
         self.procs[k] = subprocess.Popen(self.argv, env=worker_env(self.settings, k))
         log.info("worker %d started (pid %d, client id %s-%d)", k, self.procs[k].pid, self.settings.client_id, k)
 
@@ -84,7 +100,9 @@ class Supervisor:
         self._stop.set()
 
     def run(self) -> int:
-        for k in range(self.n):
+        if not alert_role.ensure_session(self.settings, self._stop):  # before any worker takes a message
+            return 0
+        for k in (EVALUATOR, *range(self.n)):
             self.start(k)
         backoff: dict[int, float] = {}
         while not self._stop.wait(0.2):
@@ -94,7 +112,8 @@ class Supervisor:
                     continue
                 delay = min(30.0, backoff.get(k, 0.5) * 2)
                 backoff[k] = delay
-                log.error("worker %d exited with %s; restarting in %.1f s", k, rc, delay)
+                what = "alert evaluator" if k == EVALUATOR else f"worker {k}"
+                log.error("%s exited with %s; restarting in %.1f s", what, rc, delay)
                 if self._stop.wait(delay):
                     break
                 self.restarts += 1
@@ -103,7 +122,7 @@ class Supervisor:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         rcs = [p.wait() for p in self.procs.values()]
-        log.info("all %d workers stopped (exit codes %s)", self.n, rcs)
+        log.info("all %d workers and the alert evaluator stopped (exit codes %s)", self.n, rcs)
         return 0 if all(rc == 0 for rc in rcs) else 1
 
 

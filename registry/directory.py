@@ -44,7 +44,13 @@ _BUMP_SEEN = (
 _ACTIVATE = (
     update(DEVICES).where(DEVICES.c.id == bindparam("b_id"), DEVICES.c.status == "provisioned").values(status="active")
 )
-_ONLINE = update(DEVICES).where(DEVICES.c.id == bindparam("b_id")).values(online=bindparam("b_online"))
+_AT = bindparam("b_at", type_=DEVICES.c.online_at.type)
+_ONLINE = (
+    update(DEVICES)
+    .where(DEVICES.c.id == bindparam("b_id"))
+    .where(or_(DEVICES.c.online_at.is_(None), DEVICES.c.online_at <= _AT))
+    .values(online=bindparam("b_online"), online_at=_AT)
+)
 
 _FIRMWARE = update(DEVICES).where(DEVICES.c.id == bindparam("b_id")).values(firmware_version=bindparam("b_fw"))
 
@@ -65,11 +71,13 @@ class RegistryStore(EngineStore):
 
     def record_activity(self, last_seen: Mapping[str, float], status: Sequence[StatusChange]) -> None:
         """One transaction: bump last seen (only forward), provisioned → active on first
-        message, apply online/offline changes (last per device wins). Unknown ids: ignored."""
+        message, apply online/offline changes (the newest per device wins, also against what is
+        stored: an older report written later by another worker changes nothing). Unknown ids: ignored.
+        Every update is commutative, so several workers may write in any order."""
         seen = dict(last_seen)
-        online: dict[str, bool] = {}
+        online: dict[str, tuple[bool, float]] = {}
         for change in sorted(status, key=lambda c: c.at):
-            online[change.device_id] = change.online
+            online[change.device_id] = (change.online, change.at)
             seen[change.device_id] = max(seen.get(change.device_id, change.at), change.at)
         if not seen:
             return
@@ -79,7 +87,8 @@ class RegistryStore(EngineStore):
                 conn.execute(_BUMP_SEEN, [{"b_id": d, "b_seen": _dt(t)} for d, t in seen.items()])
                 conn.execute(_ACTIVATE, [{"b_id": d} for d in seen])
                 if online:
-                    conn.execute(_ONLINE, [{"b_id": d, "b_online": o} for d, o in online.items()])
+                    rows = [{"b_id": d, "b_online": o, "b_at": _dt(at)} for d, (o, at) in online.items()]
+                    conn.execute(_ONLINE, rows)
 
         self._guard(run)
 

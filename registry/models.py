@@ -46,6 +46,7 @@ class Device(Base):
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(16), default="provisioned", index=True)
     online: Mapped[bool] = mapped_column(Boolean, default=False)
+    online_at: Mapped[datetime | None]  # when ``online`` was reported: an older report never overwrites it
     created_at: Mapped[datetime]
     last_seen_at: Mapped[datetime | None]
     firmware_version: Mapped[str | None] = mapped_column(String(64))

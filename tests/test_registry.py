@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -152,6 +152,34 @@ def test_directory_register_snapshot_and_activity(engine: Engine) -> None:
         assert p1_seen is not None and abs(p1_seen.timestamp() - t) < 1e-3  # never backwards
         assert auto1.online is False  # the latest change wins, whatever the order given
         assert s.get(Device, "ghost") is None
+    store.close()
+
+
+def test_status_changes_from_several_workers_commute(engine: Engine) -> None:
+    """Workers write online/offline reports in any order: the newest report wins in every order,
+    like one worker writing them sorted; last seen only moves forward."""
+    store = RegistryStore(engine)
+    store.connect()
+    store.register([("w1", "thermo")])
+    t = time.time()
+    reports = [
+        ({"w1": t - 30}, [StatusChange("w1", True, t - 20)]),  # worker A: came online
+        ({"w1": t - 10}, [StatusChange("w1", False, t - 5)]),  # worker B: went offline (newest)
+        ({"w1": t - 40}, [StatusChange("w1", True, t - 15)]),  # worker C: a stale online report
+    ]
+    finals = set()
+    for order in ((0, 1, 2), (2, 1, 0), (1, 0, 2), (1, 2, 0)):
+        with engine.begin() as conn:
+            conn.execute(update(Device).values(online=False, online_at=None, last_seen_at=None))
+        for i in order:
+            store.record_activity(*reports[i])
+        with Session(engine) as s:
+            d = s.get(Device, "w1")
+            assert d is not None
+            seen, at = _utc(d.last_seen_at), _utc(d.online_at)
+            assert seen is not None and at is not None
+            finals.add((d.online, round(seen.timestamp(), 3), round(at.timestamp(), 3)))
+    assert finals == {(False, round(t - 5, 3), round(t - 5, 3))}, finals
     store.close()
 
 

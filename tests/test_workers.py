@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from core.config import Settings
+from ingest.broker import BrokerAddress
 from ingest.metrics import parse_prometheus
+from iot import alert_role
 from iot.workers import WorkersRefused, check, worker_env
 from tests.daemon_proc import DaemonProcess
 from tests.faultkit import Pipeline, assert_stored_exactly, expected_letters, expected_readings, metric
@@ -56,8 +58,32 @@ def test_worker_env_gives_each_worker_its_identity(tmp_path: Path) -> None:
     assert env["IOT_CLIENT_ID"] == "ing-2" and env["IOT_SHARE_GROUP"] == "ing"
     assert env["IOT_SPOOL_DIR"] == str(tmp_path / "spool" / "worker-2")
     assert env["IOT_METRICS_PORT"] == "9002" and env["IOT_WORKERS"] == "1"
+    assert env["IOT_ROLE"] == "ingest"  # workers store; alerts are the evaluator's
     mine = {k: v for k, v in env.items() if k.startswith("IOT_")}
     assert mine["IOT_DATA_DIR"] == str(tmp_path) and mine["IOT_BROKER_URL"] == "mqtt://h:1"
+
+
+def test_evaluator_env_gives_it_its_own_unshared_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = settings(
+        broker_url="mqtt://h:1",
+        client_id="ing",
+        data_dir=tmp_path,
+        metrics_port=9000,
+        topic_root="r",
+        notify_secrets={"hook": "s3cret"},
+    )
+    env = alert_role.evaluator_env(s, worker_env(s, 0), 3)
+    assert env["IOT_ROLE"] == "alerts" and env["IOT_CLIENT_ID"] == "ing-alerts" and env["IOT_SHARE_GROUP"] == ""
+    assert env["IOT_SPOOL_DIR"] == str(tmp_path / "spool" / "alerts") and env["IOT_METRICS_PORT"] == "9003"
+    monkeypatch.chdir(tmp_path)  # no .env
+    for key, value in env.items():  # the process reads its settings back from this environment
+        if key.startswith("IOT_"):
+            monkeypatch.setenv(key, value)
+    evaluator = settings()
+    assert evaluator.role == "alerts" and evaluator.notify_secrets["hook"].get_secret_value() == "s3cret"
+    opts = alert_role.evaluator_options(BrokerAddress("h", 1), evaluator, evaluator.client_id)
+    assert opts.client_id == "ing-alerts" and not opts.clean_start
+    assert [f for f, _ in opts.subscriptions] == ["r/+/telemetry", "r/+/metrics", "r/+/events", "r/+/status"]
 
 
 @pytest.mark.mosquitto
