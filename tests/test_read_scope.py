@@ -139,6 +139,15 @@ def test_telemetry_query_respects_site_scope(iot: Iot, world: dict[str, str]) ->
     denied(iot("telemetry", "query", "--device", "devA", key="iotk_garbage"))
 
 
+def test_telemetry_plot_respects_site_scope(iot: Iot, world: dict[str, str]) -> None:
+    r = iot("telemetry", "plot", "--device", "devA", "--device", "devB", "--field", "t", key=world["viewerA"])
+    assert (r.code, r.err) == (1, "error: no device devB\n")
+    denied(iot("telemetry", "plot", "--device", "devA", "--field", "t", key=None))
+    denied(iot("telemetry", "plot", "--device", "devA", "--field", "t", key="iotk_garbage"))
+    r = iot("telemetry", "plot", "--device", "devA", "--field", "t", key=world["viewerA"])
+    assert r.code == 1 and "no numeric t for devA" in r.err  # allowed; the store has no data for it
+
+
 def test_audit_respects_site_scope(iot: Iot, world: dict[str, str]) -> None:
     mine = iot("registry", "audit", "--json", key=world["opA"])
     assert mine.code == 0, mine.err

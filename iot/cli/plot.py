@@ -13,9 +13,10 @@ from core.model import MEASUREMENTS, Kind
 from core.stores import AGGREGATES, SeriesQuery
 from ingest.chart import ChartSpec, Series, line_chart
 from ingest.chart_png import PlotUnavailable, write_png
-from ingest.stores import open_timeseries
+from ingest.stores import timeseries_from
+from iot.cli.acting import authorised
 from iot.cli.telemetry import parse_time
-from iot.cli.toolkit import fail, parse_duration, settings
+from iot.cli.toolkit import fail, parse_every, settings
 
 KINDS = [k.value for k in (Kind.TELEMETRY, Kind.METRICS)]
 MAX_POINTS = 20_000
@@ -32,22 +33,20 @@ def plot(
     width: Annotated[int | None, typer.Option(min=20, help="columns (terminal) or pixels (PNG)")] = None,
     height: Annotated[int | None, typer.Option(min=5, help="rows (terminal) or pixels (PNG)")] = None,
     timeseries: Annotated[str | None, typer.Option("--timeseries", help="store URL")] = None,
+    registry: Annotated[str | None, typer.Option("--registry", help="registry URL (for the API key)")] = None,
 ) -> None:
     """Line chart of fields over time, several fields or devices overlaid."""
     if kind not in KINDS:
         fail(f"invalid --kind {kind!r}: use one of {', '.join(KINDS)}")
     if agg not in AGGREGATES or agg == "count":
         fail(f"invalid --agg {agg!r}: use mean, min, max or last")
-    every_s = None
-    if every is not None:
-        every_s = int(parse_duration(every))
-        if every_s < 1:
-            fail(f"invalid --every {every!r}: at least 1s")
+    every_s = parse_every(every)
     now = time.time_ns()
     since_ns = parse_time(since, "--since", now)
-    s = settings(timeseries_url=timeseries)
-    token = s.influxdb_token.get_secret_value() if s.influxdb_token else None
-    store = open_timeseries(s.timeseries_url, token=token, data_dir=s.data_dir)
+    s = settings(timeseries_url=timeseries, registry_url=registry)
+    for d in device:  # viewers; a site-limited key only devices registered at its sites
+        authorised(s, "viewer", "plot telemetry", d)
+    store = timeseries_from(s)
     store.connect()
     series: list[Series] = []
     try:

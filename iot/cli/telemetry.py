@@ -15,7 +15,7 @@ from ingest.export import series_columns, series_records, stream_rows
 from ingest.stores import timeseries_from
 from iot.cli import output
 from iot.cli.acting import authorised
-from iot.cli.toolkit import CliError, fail, parse_duration, print_table, settings
+from iot.cli.toolkit import CliError, fail, parse_duration, parse_every, print_table, settings
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -76,11 +76,7 @@ def query(
         fail("--every and --agg go together")
     if agg is not None and agg not in AGGREGATES:
         fail(f"invalid --agg {agg!r}: use one of {', '.join(AGGREGATES)}")
-    every_s = None
-    if every is not None:
-        every_s = int(parse_duration(every))
-        if every_s < 1:
-            fail(f"invalid --every {every!r}: at least 1s")
+    every_s = parse_every(every)
     now = time.time_ns()
     q = SeriesQuery(
         measurement=MEASUREMENTS[Kind(kind)],

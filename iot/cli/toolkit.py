@@ -104,3 +104,13 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: st
     for row in rows:
         table.add_row(*(escape("" if v is None else iso(v) if isinstance(v, datetime) else str(v)) for v in row))
     Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def parse_every(every: str | None) -> int | None:
+    """A bucket width option (``--every 1m``) in whole seconds, at least one; a bad value is one line."""
+    if every is None:
+        return None
+    seconds = int(parse_duration(every))
+    if seconds < 1:
+        fail(f"invalid --every {every!r}: at least 1s")
+    return seconds
