@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from registry import credentials
 from registry.db import make_engine
 from registry.models import Device
-from tests.cli_runner import Result, run_iot
+from tests.cli_runner import Result
+from tests.keyed_cli import make_iot
 from tests.servers import free_port
 
 Iot = Callable[..., Result]
@@ -36,20 +37,7 @@ def iot(
     registry_url: str,
 ) -> Iot:
     """Run `iot ARGS...` in-process as the key ``key`` (None: no IOT_API_KEY)."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("IOT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("IOT_REGISTRY_URL", registry_url)
-    for var in ("IOT_API_KEY", "IOT_BROKER_PASSWORD", "IOT_TIMESERIES_URL", "IOT_DOCUMENTS_URL"):
-        monkeypatch.delenv(var, raising=False)
-
-    def run(*args: str, key: str | None = None) -> Result:
-        if key is None:
-            monkeypatch.delenv("IOT_API_KEY", raising=False)
-        else:
-            monkeypatch.setenv("IOT_API_KEY", key)
-        return run_iot(monkeypatch, capsys, *args)
-
-    return run
+    return make_iot(monkeypatch, capsys, tmp_path, registry_url)
 
 
 @pytest.fixture
