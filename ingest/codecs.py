@@ -26,17 +26,14 @@ except ImportError:  # pragma: no cover
 WHITESPACE = frozenset(b" \t\r\n")
 
 
-@dataclass(slots=True)
-class Reading:
-    """One reading message, its topic and size already checked. Read-only by convention (not
-    frozen: a frozen dataclass costs a microsecond per message to build)."""
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a reading message came from and the limits that apply to it: built once per topic
+    (the decoder caches it), so a codec call costs no per-message object."""
 
     device_id: str
     kind: Kind  # TELEMETRY, METRICS or EVENTS
     measurement: str
-    payload: bytes
-    now_ns: int  # arrival
-    latest_ns: int  # arrival + future window: a later timestamp is FUTURE_TIMESTAMP
     max_fields: int = 256  # more distinct fields in one message -> TOO_MANY_FIELDS
     max_units: int = 16  # more distinct units in one message -> TOO_MANY_FIELDS
     fast_json: bool = True  # try orjson first (parse_json); False: the stdlib reference path only
@@ -49,8 +46,10 @@ class Codec(Protocol):
     kinds: frozenset[Kind]  # the reading kinds it accepts
     first_bytes: frozenset[int]  # the payloads it claims, by first non-whitespace byte
 
-    def decode(self, reading: Reading) -> list[Point]:
-        """Points for ``reading``; raises ``Rejected`` (and nothing else) for a bad payload."""
+    def decode(self, source: Source, payload: bytes, now_ns: int, latest_ns: int) -> list[Point]:
+        """Points for ``payload`` (its size already checked) received at ``now_ns``; a timestamp
+        after ``latest_ns`` is FUTURE_TIMESTAMP. Raises ``Rejected`` (and nothing else) for a bad
+        payload."""
         ...
 
 

@@ -88,7 +88,7 @@ class Daemon:
             max_letter_bytes=settings.max_payload_bytes,
             directory=self.directory,
             policy=settings.unknown_devices,
-            count=self._count,
+            counts=self.message_counts,
         )
         hooks: dict[str, AfterWrite] = {TIMESERIES: PointsObserved(res), REGISTRY: StatusObserved(res)}
         self.writers = {d.name: self._writer(d, hooks.get(d.name)) for d in self.destinations.all()}
@@ -252,15 +252,17 @@ class Daemon:
         """Route one read's deliveries under one lock acquisition; submit the batches that filled."""
         if not self.accepting:
             return  # not acknowledged: the broker redelivers them to the next session
-        add = self.acks.add
         full: list[Batch] = []
         retained: list[Token] = []
         failed: list[tuple[Publish, Token | None, Exception]] = []
         last_ok = False  # the last message handled in this read went through (clears a failing step)
+        seq = self.acks.add_many([m.mid for m in messages if m.qos])  # tokens: seq, seq + 1, ...
         with self.lock:
             handle = self.router.handle
             for m in messages:
-                token = add(m.mid) if m.qos else None
+                token: Token | None = None
+                if m.qos:
+                    token, seq = seq, seq + 1
                 if m.retain:  # a replay of the broker's retained store, not a new reading
                     if token is not None:
                         retained.append(token)

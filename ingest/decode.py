@@ -59,7 +59,7 @@ from ingest.codecs import (
     WHITESPACE,
     Codec,
     NonFinite,
-    Reading,
+    Source,
     finite_float,
     first_byte,
     int64,
@@ -80,10 +80,11 @@ _KINDS = {k.value: k for k in Kind}
 _TOPIC_CACHE_MAX = 65536
 _MISSING: Any = object()
 _TS_ONLY = frozenset({"ts"})
-_Topic = tuple[str, Kind, str, dict[int, Codec] | None]  # device, kind, measurement, codecs by first byte
+_Topic = tuple[Source, dict[int, Codec] | None]  # the topic's source, its codecs by first payload byte
 _EVENT_SKIP = frozenset({"ts", "level", "code", "message"})
 _GOOD_KEYS_MAX = 65536
 _good_keys: set[str] = set()  # field names already checked (they repeat on every message)
+_NS_MIN = 100_000_000_000_000_000  # an integer ts at or above this is already nanoseconds
 
 
 def parse_topic(topic: str, root: str = "devices") -> tuple[str, Kind]:
@@ -137,6 +138,38 @@ def _fields(obj: dict[str, Any], skip: frozenset[str], max_fields: int) -> dict[
     return fields
 
 
+def _own_fields(obj: dict[str, Any], max_fields: int) -> dict[str, FieldValue]:
+    """``_fields`` for a freshly parsed object without ``ts``, checked and converted in place
+    (integers become floats): the telemetry hot path builds no second dict."""
+    if len(obj) > max_fields:
+        raise Rejected(Reason.TOO_MANY_FIELDS, f"{len(obj)} fields in one message (limit {max_fields})")
+    good = _good_keys
+    for k, v in obj.items():
+        if k not in good:
+            check_field_key(k)
+            if len(good) >= _GOOD_KEYS_MAX:
+                good.clear()
+            good.add(k)
+        tv = type(v)
+        if tv is float:
+            if v - v != 0.0:
+                raise Rejected(Reason.NON_FINITE, f"field {k[:32]!r} is not finite")
+        elif tv is int:
+            try:
+                obj[k] = float(v)  # an existing key: safe while iterating
+            except OverflowError:
+                raise Rejected(Reason.NON_FINITE, f"field {k[:32]!r} is too large") from None
+        elif tv is str:
+            if not v.isascii() and not valid_unicode(v):
+                raise Rejected(Reason.INVALID_UTF8, f"field {k[:32]!r} has a lone surrogate")
+            if not v.isprintable():
+                check_string_value(k, v)
+        elif tv is not bool:
+            what = "null" if v is None else "an object" if tv is dict else "an array"
+            raise Rejected(Reason.WRONG_TYPE, f"field {k[:32]!r} is {what}; fields are numbers, bools, strings")
+    return obj
+
+
 def _check_document(body: dict[str, Any]) -> None:
     stack: list[tuple[Any, int]] = [(body, 1)]
     while stack:
@@ -165,6 +198,10 @@ def _timestamp(obj: dict[str, Any], now_ns: int, latest_ns: int) -> int:
     raw = obj.get("ts", _MISSING)
     if raw is _MISSING:
         return now_ns
+    return _ts_value(raw, now_ns, latest_ns)
+
+
+def _ts_value(raw: object, now_ns: int, latest_ns: int) -> int:
     try:
         ts = to_ns(raw)
     except BadTimestamp as e:
@@ -226,33 +263,25 @@ class Decoder:
         info = self._topics.get(topic)
         if info is None:
             device_id, kind = parse_topic(topic, self.topic_root)
-            info = (device_id, kind, MEASUREMENTS.get(kind, ""), self._claims.get(kind))
+            source = Source(
+                device_id, kind, MEASUREMENTS.get(kind, ""), self.max_fields, self.max_units, self.fast_json
+            )
+            info = (source, self._claims.get(kind))
             if len(self._topics) >= _TOPIC_CACHE_MAX:
                 self._topics.clear()
             self._topics[topic] = info
-        device_id, kind, measurement, claims = info
+        source, claims = info
         if len(payload) > self.max_payload_bytes:
             raise Rejected(Reason.OVERSIZE, f"{len(payload)} bytes > limit {self.max_payload_bytes}")
         if claims is not None:
             first = payload[0] if payload else -1
             codec = claims.get(first if first not in WHITESPACE else first_byte(payload))
             if codec is not None:
-                latest = now_ns + self.future_window_ns
-                reading = Reading(
-                    device_id,
-                    kind,
-                    measurement,
-                    payload,
-                    now_ns,
-                    latest,
-                    self.max_fields,
-                    self.max_units,
-                    self.fast_json,
-                )
-                points = codec.decode(reading)
+                points = codec.decode(source, payload, now_ns, now_ns + self.future_window_ns)
                 if self.guard is not None:
-                    self.guard.admit(device_id, points, now_ns)
+                    self.guard.admit(source.device_id, points, now_ns)
                 return points
+        device_id, kind = source.device_id, source.kind
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -305,17 +334,23 @@ class JsonObject:
     def __init__(self) -> None:
         self._loads = json_loads()
 
-    def decode(self, reading: Reading) -> list[Point]:
-        obj = parse_json(reading.payload, self._loads, reading.fast_json)
+    def decode(self, source: Source, payload: bytes, now_ns: int, latest_ns: int) -> list[Point]:
+        obj = parse_json(payload, self._loads, source.fast_json)
         if type(obj) is not dict:  # "{" was only a hint: the parse decides
-            raise Rejected(Reason.WRONG_TYPE, f"{reading.kind} payload must be a JSON object")
-        if reading.kind is Kind.EVENTS:
-            return [self._event(reading.device_id, obj, reading.now_ns, reading.latest_ns, reading.max_fields)]
-        fields = _fields(obj, _TS_ONLY, reading.max_fields)
+            raise Rejected(Reason.WRONG_TYPE, f"{source.kind} payload must be a JSON object")
+        if source.kind is Kind.EVENTS:
+            return [self._event(source.device_id, obj, now_ns, latest_ns, source.max_fields)]
+        raw = obj.pop("ts", _MISSING)  # obj is this call's own: it becomes the fields
+        fields = _own_fields(obj, source.max_fields)
         if not fields:
             raise Rejected(Reason.NO_FIELDS, "no fields besides 'ts'")
-        ts = _timestamp(obj, reading.now_ns, reading.latest_ns)
-        return [Point(reading.measurement, reading.device_id, fields, ts, {})]
+        if raw is _MISSING:
+            ts = now_ns
+        elif type(raw) is int and _NS_MIN <= raw <= latest_ns:  # nanoseconds, not in the future
+            ts = raw
+        else:
+            ts = _ts_value(raw, now_ns, latest_ns)
+        return [Point(source.measurement, source.device_id, fields, ts, {})]
 
     def _event(self, device_id: str, obj: dict[str, Any], now_ns: int, latest_ns: int, max_fields: int) -> Point:
         level = obj.get("level")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from core.model import (
 )
 from ingest.names import check_tag_value
 
-Token = tuple[int, int]
+Token = int  # an ingest.acks.AckTracker sequence number
 Origin = tuple[str, bytes, float]  # topic, raw payload, received at (epoch s)
 Policy = Literal["accept", "reject", "register"]
 
@@ -72,7 +73,7 @@ class Router:
         max_letter_bytes: int = 256 * 1024,
         directory: Callable[[], Mapping[str, Any]] = dict,
         policy: Policy = "accept",
-        count: Callable[[str, str], None] = lambda kind, outcome: None,
+        counts: defaultdict[tuple[str, str], int] | None = None,
     ) -> None:
         self.decode = decode
         self.batch_size = batch_size
@@ -81,7 +82,8 @@ class Router:
         self.flush_interval = flush_interval
         self.directory = directory
         self.policy = policy
-        self.count = count
+        self.counts = counts if counts is not None else defaultdict(int)  # (kind or reason, outcome) -> n
+        self._good_tags: set[tuple[str, str]] = set()  # registry tag values already checked
         self.buffers: dict[str, Batch] = {}
         self.last_seen: dict[str, float] = {}
         self.new_devices: dict[str, str] = {}
@@ -102,7 +104,7 @@ class Router:
         return b
 
     def dead_letter(self, letter: DeadLetter, token: Token | None, now: float) -> Batch | None:
-        self.count(letter.reason, "dead_lettered")
+        self.counts[(letter.reason, "dead_lettered")] += 1
         b = self._batch(DEADLETTERS, now)
         b.items.append(letter)
         b.messages += 1
@@ -120,7 +122,8 @@ class Router:
         now = now_ns / 1e9
         try:
             decoded = self.decode(topic, payload, now_ns)
-            device_id = decoded[0].device_id if type(decoded) is list else decoded.device_id  # type: ignore[union-attr]
+            points = decoded if type(decoded) is list else None
+            device_id = points[0].device_id if points is not None else decoded.device_id  # type: ignore[union-attr]
             info = self.directory().get(device_id)
             if info is None:
                 if self.policy == "reject":
@@ -133,11 +136,8 @@ class Router:
                     raise Rejected(Reason.DEVICE_DISABLED, f"device {device_id!r} is disabled")
                 if status == "retired":
                     raise Rejected(Reason.DEVICE_RETIRED, f"device {device_id!r} is retired")
-                if type(decoded) is list:  # registry values become tags: never trust them blindly
-                    if info.site:
-                        check_tag_value("site", info.site)
-                    if info.type != UNKNOWN_TYPE:
-                        check_tag_value("device_type", info.type)
+                if points is not None:  # registry values become tags: never trust them blindly
+                    self._check_tags(info.site, info.type)
         except Rejected as r:
             parts = topic.split("/")
             letter = DeadLetter.bounded(
@@ -152,37 +152,60 @@ class Router:
             return self.dead_letter(letter, token, now)
         self.last_seen[device_id] = now
         origin = (topic, payload, now)
-        if type(decoded) is list:
+        if points is not None:
             if info is not None:
-                for p in decoded:
-                    if info.type != UNKNOWN_TYPE:  # a placeholder tag would split the series
-                        p.tags["device_type"] = info.type
-                    if info.site:
-                        p.tags["site"] = info.site
-            b = self._batch(TIMESERIES, now)
-            b.items.extend(decoded)
-            b.origins.extend([origin] * len(decoded))
-            self.count(decoded[0].measurement, "received")
+                site, dtype = info.site, info.type
+                for p in points:
+                    if dtype != UNKNOWN_TYPE:  # a placeholder tag would split the series
+                        p.tags["device_type"] = dtype
+                    if site:
+                        p.tags["site"] = site
+            dest = TIMESERIES
+            b = self.buffers.get(dest) or self._batch(dest, now)
+            if len(points) == 1:
+                b.items.append(points[0])
+                b.origins.append(origin)
+            else:
+                b.items.extend(points)
+                b.origins.extend([origin] * len(points))
+            kind = points[0].measurement
         elif type(decoded) is Document:
             if decoded.collection == FIRMWARE:
                 version = decoded.body.get("version")
                 if isinstance(version, str) and "fail" not in str(decoded.body.get("status", "")):
                     self.firmware[device_id] = version
-            b = self._batch(DOCUMENTS, now)
+            dest = DOCUMENTS
+            b = self._batch(dest, now)
             b.items.append(decoded)
             b.origins.append(origin)
-            self.count(decoded.collection, "received")
+            kind = decoded.collection
         else:
             assert isinstance(decoded, StatusChange)
-            b = self._batch(REGISTRY, now)
+            dest = REGISTRY
+            b = self._batch(dest, now)
             b.items.append(decoded)
             b.origins.append(origin)
-            self.count("status", "received")
+            kind = "status"
+        self.counts[(kind, "received")] += 1
         b.messages += 1
         b.nbytes += len(payload)
         if token is not None:
             b.tokens.append(token)
-        return self._take(b.dest) if self._full(b) else None
+        if len(b.items) >= self.batch_size or b.nbytes >= self.max_batch_bytes:  # as _full
+            return self._take(dest)
+        return None
+
+    def _check_tags(self, site: str | None, dtype: str) -> None:
+        """The device's site and type may be written as tags (checked once per value)."""
+        if (site or "", dtype) in self._good_tags:
+            return
+        if site:
+            check_tag_value("site", site)
+        if dtype != UNKNOWN_TYPE:
+            check_tag_value("device_type", dtype)
+        if len(self._good_tags) >= 65536:
+            self._good_tags.clear()
+        self._good_tags.add((site or "", dtype))
 
     def due(self, now: float) -> list[Batch]:
         """Batches older than the flush interval; last-seen goes out once per interval."""

@@ -27,10 +27,12 @@ import binascii
 import math
 import re
 from functools import lru_cache
+from itertools import repeat
+from operator import add, itemgetter
 from typing import Any, NamedTuple
 
 from core.model import FieldValue, Kind, Point, Reason, Rejected
-from ingest.codecs import Reading, json_loads, parse_json
+from ingest.codecs import Source, json_loads, parse_json
 from ingest.names import check_field_key, check_tag_value, has_control
 from ingest.timestamps import BadTimestamp, seconds_to_ns
 
@@ -295,6 +297,113 @@ def to_points(records: list[ResolvedRecord], device_id: str, measurement: str) -
     ]
 
 
+_PLAIN_FIRST = frozenset({"bn", "bt", "n", "v", "u", "t"})
+_PLAIN_REST = frozenset({"n", "v", "u", "t"})
+_NUMBER = (float, int)  # by ``type(x) in``: bool is not a number here
+_good_units: set[str] = set()
+
+
+def plain_points(records: object, now: float, device_id: str, measurement: str) -> list[Point] | None:
+    """``to_points(resolve(records, now), ...)`` for the common pack shape, in one pass: every
+    record a number ``v`` with ``n``/``u``/``t`` only (``bn``/``bt`` in the first), times in order.
+    None for any other pack or any problem: the general path then decides (and names the error).
+    tests/test_senml.py holds the two paths to the same points."""
+    if type(records) is not list or not records:
+        return None
+    first = records[0]
+    if type(first) is not dict or not first.keys() <= _PLAIN_FIRST:
+        return None
+    bn = first.get("bn", "")
+    bt = first.get("bt", 0.0)
+    if type(bn) is not str or type(bt) not in _NUMBER:
+        return None
+    if len(records) > 1 and "u" not in first:
+        uniform = _uniform(records, first, bn, bt, now, device_id)
+        if uniform is not None:
+            return [Point(measurement, device_id, uniform[1], uniform[0], {})]
+    groups: dict[tuple[int, str | None], dict[str, FieldValue]] = {}
+    last = -math.inf
+    try:
+        bt = float(bt)
+        for i, rec in enumerate(records):
+            if type(rec) is not dict or (i and not rec.keys() <= _PLAIN_REST):
+                return None
+            n = rec.get("n", "")
+            v = rec.get("v")
+            t = rec.get("t", 0.0)
+            u = rec.get("u")
+            if type(n) is not str or type(v) not in _NUMBER or type(t) not in _NUMBER:
+                return None
+            if u is not None and type(u) is not str:
+                return None
+            name = bn + n
+            time = bt + float(t)
+            if time < RELATIVE_LIMIT:
+                time += now
+            value = float(v) + 0.0  # as resolve: v + bv, with bv 0 (turns -0.0 into 0.0)
+            if not name or time < last or not math.isfinite(time) or not math.isfinite(value):
+                return None
+            last = time
+            unit = u or None
+            if unit is not None and unit not in _good_units:
+                check_tag_value("unit", unit)
+                if len(_good_units) >= 65536:
+                    _good_units.clear()
+                _good_units.add(unit)
+            key = (seconds_to_ns(time), unit)
+            fields = groups.get(key)
+            if fields is None:
+                fields = groups[key] = {}
+            fields[field_name(name, device_id)] = value
+    except (Rejected, BadTimestamp, OverflowError):
+        return None
+    return [
+        Point(measurement, device_id, fields, ts, {"unit": unit} if unit else {})
+        for (ts, unit), fields in groups.items()
+    ]
+
+
+def _uniform(records: list[Any], first: dict[str, Any], bn: str, bt: float | int, now: float, device_id: str
+             ) -> tuple[int, dict[str, FieldValue]] | None:  # fmt: skip
+    """One point for a pack whose records after the first hold exactly ``n`` and ``v`` (one time,
+    no unit), built by C-level maps over the records; None if it is not that shape."""
+    rest = records[1:]
+    try:
+        if set(map(len, rest)) != {2}:  # with both "n" and "v" found below: exactly those two keys
+            return None
+        names = (first.get("n", ""), *map(_get_n, rest))
+        values = [first.get("v"), *map(_get_v, rest)]
+        if not set(map(type, values)) <= _NUMBERS:  # names: a non-string fails in add/field_name
+            return None
+        t = first.get("t", 0.0)
+        if type(t) not in _NUMBER:
+            return None
+        time = float(bt) + float(t)
+        if time < RELATIVE_LIMIT:
+            time += now
+        floats = list(map(add, values, repeat(0.0)))  # as resolve: v + bv (ints to float, -0.0 to 0.0)
+        if not math.isfinite(time) or not math.isfinite(sum(floats)):
+            return None
+        key = (device_id, bn, names)
+        fnames = _pack_names.get(key)
+        if fnames is None:
+            if not bn and not all(names):
+                return None
+            fnames = tuple(map(field_name, map(add, repeat(bn), names), repeat(device_id)))
+            if len(_pack_names) >= 4096:
+                _pack_names.clear()
+            _pack_names[key] = fnames
+        return seconds_to_ns(time), dict(zip(fnames, floats, strict=True))
+    except (Rejected, BadTimestamp, OverflowError, KeyError, TypeError, AttributeError):
+        return None
+
+
+_pack_names: dict[tuple[str, str, tuple[str, ...]], tuple[str, ...]] = {}  # field names of a pack's names
+_NUMBERS = frozenset({float, int})
+_get_n = itemgetter("n")
+_get_v = itemgetter("v")
+
+
 class SenmlJson:
     """The SenML JSON codec (RFC 8428, a JSON array) for telemetry and metrics."""
 
@@ -305,24 +414,26 @@ class SenmlJson:
     def __init__(self) -> None:
         self._loads = json_loads()
 
-    def decode(self, reading: Reading) -> list[Point]:
-        records = parse_json(reading.payload, self._loads, reading.fast_json)
-        resolved = resolve(records, reading.now_ns / 1e9)
-        if not resolved:
-            raise Rejected(Reason.NO_FIELDS, "SenML pack has no record with a value")
-        points = to_points(resolved, reading.device_id, reading.measurement)
+    def decode(self, source: Source, payload: bytes, now_ns: int, latest_ns: int) -> list[Point]:
+        records = parse_json(payload, self._loads, source.fast_json)
+        points = plain_points(records, now_ns / 1e9, source.device_id, source.measurement)
+        if points is None:
+            resolved = resolve(records, now_ns / 1e9)
+            if not resolved:
+                raise Rejected(Reason.NO_FIELDS, "SenML pack has no record with a value")
+            points = to_points(resolved, source.device_id, source.measurement)
         keys = set().union(*(p.fields for p in points))
-        if len(keys) > reading.max_fields:
-            raise Rejected(Reason.TOO_MANY_FIELDS, f"{len(keys)} fields in one pack (limit {reading.max_fields})")
+        if len(keys) > source.max_fields:
+            raise Rejected(Reason.TOO_MANY_FIELDS, f"{len(keys)} fields in one pack (limit {source.max_fields})")
         units = {p.tags["unit"] for p in points if "unit" in p.tags}
-        if len(units) > reading.max_units:
+        if len(units) > source.max_units:
             raise Rejected(
-                Reason.TOO_MANY_FIELDS, f"{len(units)} distinct units in one pack (limit {reading.max_units})"
+                Reason.TOO_MANY_FIELDS, f"{len(units)} distinct units in one pack (limit {source.max_units})"
             )
         for p in points:
-            if p.ts_ns > reading.latest_ns:
+            if p.ts_ns > latest_ns:
                 raise Rejected(
                     Reason.FUTURE_TIMESTAMP,
-                    f"SenML time is {(p.ts_ns - reading.now_ns) / 1e9:.0f}s after arrival",
+                    f"SenML time is {(p.ts_ns - now_ns) / 1e9:.0f}s after arrival",
                 )
         return points

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from core.model import Decoded, Document, Kind, Point, Reason, Rejected, StatusChange
-from ingest.codecs import Reading
+from ingest.codecs import Source
 from ingest.decode import CODECS, Decoder, parse_topic
 from ingest.timestamps import BadTimestamp, number_to_ns, rfc3339_to_ns
 
@@ -471,12 +471,12 @@ class _Hex:
     kinds = frozenset({Kind.TELEMETRY})
     first_bytes = frozenset(b"#")
 
-    def decode(self, reading: Reading) -> list[Point]:
+    def decode(self, source: Source, payload: bytes, now_ns: int, latest_ns: int) -> list[Point]:
         try:
-            value = float(int(reading.payload.strip()[1:], 16))
+            value = float(int(payload.strip()[1:], 16))
         except ValueError:
             raise Rejected(Reason.WRONG_TYPE, "not hex") from None
-        return [Point(reading.measurement, reading.device_id, {"v": value}, reading.now_ns, {})]
+        return [Point(source.measurement, source.device_id, {"v": value}, now_ns, {})]
 
 
 def test_a_registered_codec_claims_its_payloads_and_only_those() -> None:

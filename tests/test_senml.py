@@ -6,9 +6,11 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.model import Point, Reason, Rejected
-from ingest.senml import ResolvedRecord, field_name, resolve, to_points
+from ingest.senml import ResolvedRecord, field_name, plain_points, resolve, to_points
 
 NOW = 1_700_000_000.0
 NOW_NS = 1_700_000_000_000_000_000
@@ -457,3 +459,84 @@ def test_resolved_time_before_1970_is_a_bad_timestamp() -> None:
     with pytest.raises(Rejected) as e:
         points([{"n": "a", "v": 1, "t": -NOW - 10}], "d")
     assert e.value.reason is Reason.BAD_TIMESTAMP
+
+
+# -- the fast path for common pack shapes (ingest.senml.plain_points) --------------------------------
+_name = st.sampled_from(["r0", "r1", "temp", "dev7", "x/y", "r0", "r1", "temp", "r2", "", "a b", "device_id", 5])
+_finite = st.one_of(
+    st.sampled_from([-0.0, 0.0, 20.5, 21, -1.25, 2**28 - 1, 2**28, 1e308, 2**60]),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(min_value=-(2**60), max_value=2**60),
+)
+_number = st.one_of(_finite, st.sampled_from([20.5, 21, 3.25, 21, 2**1100, float("nan"), float("inf"), True]))
+_value = st.one_of(_number, st.text(max_size=3), st.none(), st.booleans())
+_record_keys = st.sampled_from(["n", "v", "t", "u"])
+_unit = st.sampled_from(["Cel", "%RH", "Cel", "%RH", "", "bad unit", 7])
+
+
+@st.composite
+def _packs(draw: st.DrawFn) -> list[Any]:
+    """Packs mostly of the shapes the fast path takes, with enough deviations to hit every exit."""
+    n = draw(st.integers(min_value=1, max_value=6))
+    uniform = draw(st.booleans())
+    pack: list[Any] = []
+    for i in range(n):
+        rec: dict[str, Any] = {}
+        if i == 0:
+            if draw(st.booleans()):
+                rec["bn"] = draw(st.sampled_from(["dev7:", "urn:dev:ow:dev7:", "", "other-", "dev7:", "dev7/", 5]))
+            if draw(st.booleans()):
+                rec["bt"] = draw(st.sampled_from([1.7e9, 1_700_000_000, 0, 1.7e9, 1.5e9, -5.0, 1e300, 2**1100, True]))
+        some = st.lists(_record_keys, unique=True, max_size=4)
+        keys = (
+            ["n", "v"] if uniform and i else draw(st.one_of(some, st.just(["n", "v"]), st.just(["n", "v", "t", "u"])))
+        )
+        for k in keys:
+            if k == "n":
+                rec["n"] = draw(_name)
+            elif k == "v":
+                rec["v"] = draw(_value if i == 3 else _number)
+            elif k == "t":
+                rec["t"] = draw(st.sampled_from([0, 1, 2, -1, 1.5, 1.7e9, 0, 1, 2, 1e300, None, "1"]))
+            else:
+                rec["u"] = draw(_unit)
+        if draw(st.integers(min_value=0, max_value=19)) == 0:
+            rec[draw(st.sampled_from(["vs", "s", "bu", "x", "bver"]))] = draw(_value)
+        pack.append(rec)
+    return pack
+
+
+@settings(max_examples=3000, deadline=None)
+@given(pack=_packs(), now=st.sampled_from([1_700_000_000.0, 1_700_000_000.123456]))
+def test_fast_path_gives_the_general_paths_points_or_steps_aside(pack: list[Any], now: float) -> None:
+    fast = plain_points(json.loads(json.dumps(pack)), now, "dev7", "sensor_readings")
+    try:
+        slow = to_points(resolve(json.loads(json.dumps(pack)), now), "dev7", "sensor_readings")
+    except Rejected:
+        assert fast is None  # the general path names the error
+        return
+    if fast is not None:
+        assert fast == slow
+        assert [list(p.fields) for p in fast] == [list(p.fields) for p in slow]  # same field order
+        assert all(
+            type(v) is type(w)
+            for p, q in zip(fast, slow, strict=True)
+            for v, w in zip(p.fields.values(), q.fields.values(), strict=True)
+        )
+        assert all(
+            str(v) == str(w)
+            for p, q in zip(fast, slow, strict=True)
+            for v, w in zip(p.fields.values(), q.fields.values(), strict=True)
+        )  # -0.0
+
+
+def test_fast_path_takes_the_common_shapes() -> None:
+    """Not just stepping aside: a pack of ten, a time series with units, both give points."""
+    ten = [{"bn": "dev7:", "bt": 1.7e9, "n": "r0", "v": 20.5}] + [{"n": f"r{k}", "v": 20 + k} for k in range(1, 10)]
+    series = [
+        {"bn": "dev7:", "n": "t", "u": "Cel", "v": 20.5, "t": 1.7e9},
+        {"n": "t", "u": "Cel", "v": 21, "t": 1.7e9 + 1},
+    ]
+    for pack in (ten, series):
+        fast = plain_points(pack, 1.7e9, "dev7", "sensor_readings")
+        assert fast is not None and fast == to_points(resolve(pack, 1.7e9), "dev7", "sensor_readings")

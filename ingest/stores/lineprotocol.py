@@ -42,6 +42,8 @@ _STRING_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _CACHE_MAX = 100_000
 _keys: dict[str, str] = {}
 _measurements: dict[str, str] = {}
+_heads: dict[str, str] = {}  # field key -> escaped key + '='
+_series: dict[tuple[str, ...], str] = {}  # (measurement, device_id, *tag items) -> series key
 
 
 def _check(text: str, what: str) -> None:
@@ -96,8 +98,7 @@ def escape_string(value: str) -> str:
     return f'"{value}"'
 
 
-def series_key(p: Point) -> str:
-    """``measurement,device_id=..,tag=..`` with tags sorted by key (the series identity)."""
+def _series_key(p: Point) -> str:
     head = f"{escape_measurement(p.measurement)},device_id={escape_key(p.device_id)}"
     if not p.tags:
         return head
@@ -106,25 +107,51 @@ def series_key(p: Point) -> str:
     )
 
 
-def _number(k: str, v: float) -> str:
-    if not math.isfinite(v):
-        raise Unencodable(f"field {k[:40]!r} is not finite")
-    return f"{escape_key(k)}={v!r}"
+def series_key(p: Point) -> str:
+    """``measurement,device_id=..,tag=..`` with tags sorted by key (the series identity); cached,
+    since a device's series repeat on every message."""
+    tags = p.tags
+    key = (p.measurement, p.device_id, *tags.items()) if tags else (p.measurement, p.device_id)
+    out = _series.get(key)
+    if out is None:
+        out = _series_key(p)
+        if len(_series) >= _CACHE_MAX:
+            _series.clear()
+        _series[key] = out
+    return out
+
+
+def _field_head(k: str) -> str:
+    """``key=`` for a field key (cached)."""
+    out = _heads.get(k)
+    if out is None:
+        out = escape_key(k) + "="
+        if len(_heads) >= _CACHE_MAX:
+            _heads.clear()
+        _heads[k] = out
+    return out
 
 
 def encode_point(p: Point) -> str:
     """One line, no trailing newline. Raises :class:`Unencodable`."""
     parts = []
+    heads = _heads
     for k, v in p.fields.items():
+        head = heads.get(k) or _field_head(k)
         t = type(v)
         if t is float:
-            parts.append(_number(k, v))  # type: ignore[arg-type]
+            if v - v != 0.0:  # type: ignore[operator]
+                raise Unencodable(f"field {k[:40]!r} is not finite")
+            parts.append(head + repr(v))
         elif t is str:
-            parts.append(f"{escape_key(k)}={escape_string(v)}")  # type: ignore[arg-type]
+            parts.append(head + escape_string(v))  # type: ignore[arg-type]
         elif t is bool:
-            parts.append(f"{escape_key(k)}={'true' if v else 'false'}")
+            parts.append(head + ("true" if v else "false"))
         elif isinstance(v, int | float):  # ints and float subclasses are written as floats
-            parts.append(_number(k, float(v)))
+            f = float(v)
+            if not math.isfinite(f):
+                raise Unencodable(f"field {k[:40]!r} is not finite")
+            parts.append(head + repr(f))
         else:
             raise Unencodable(f"field {k[:40]!r} has unsupported type {t.__name__}")
     if not parts:
