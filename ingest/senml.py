@@ -422,6 +422,16 @@ class SenmlJson:
             if not resolved:
                 raise Rejected(Reason.NO_FIELDS, "SenML pack has no record with a value")
             points = to_points(resolved, source.device_id, source.measurement)
+        if len(points) == 1:  # one (time, unit): at most one unit; the fields are the point's
+            p = points[0]
+            if len(p.fields) > source.max_fields:
+                raise Rejected(
+                    Reason.TOO_MANY_FIELDS, f"{len(p.fields)} fields in one pack (limit {source.max_fields})"
+                )
+            if p.ts_ns > latest_ns:
+                raise Rejected(Reason.FUTURE_TIMESTAMP, f"SenML time is {(p.ts_ns - now_ns) / 1e9:.0f}s after arrival")
+            if source.max_units >= 1 or "unit" not in p.tags:
+                return points
         keys = set().union(*(p.fields for p in points))
         if len(keys) > source.max_fields:
             raise Rejected(Reason.TOO_MANY_FIELDS, f"{len(keys)} fields in one pack (limit {source.max_fields})")
