@@ -19,6 +19,8 @@ every 50 ms) or lines written by mosquitto_sub. Publisher: bench/mqtt_pub.py (ra
 With ``--latency-rate R`` the daemon and Node-RED also take a paced publisher at R msg/s (use about half
 the drain rate) and p50/p99 publish → queryable latency is printed (in-order landing assumed, 50 ms
 polls). Prints one line per case and the ratios at the end. Zero loss is checked: every case must land N.
+Drain cases also report the consumer's RSS: subscribed and idle (the run that queued the backlog)
+and its peak while draining (``VmHWM``; the main process, not worker processes).
 """
 
 from __future__ import annotations
@@ -70,6 +72,16 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait()
+
+    def rss_kib(self, field: str = "VmRSS") -> int:
+        """``VmRSS`` (now) or ``VmHWM`` (peak) of this process, KiB; 0 once it has gone."""
+        try:
+            for line in Path(f"/proc/{self.p.pid}/status").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
 
     def cpu_seconds(self) -> float:
         """CPU seconds (user + system) of this process and every live descendant (workers)."""
@@ -258,6 +270,8 @@ class Result:
     counted: int  # landed within the timed window
     seconds: float
     cpu: float  # consumer CPU seconds over the timed window
+    rss_idle: int = 0  # KiB, drain: the consumer subscribed and idle (the run that queued the backlog)
+    rss_peak: int = 0  # KiB, drain: the draining consumer's peak (VmHWM)
 
     @property
     def rate(self) -> float:
@@ -301,7 +315,9 @@ class Case:
             self.influx.create_database(DB)
         drain = self.mode == "drain"
         cons = self.start_consumer(persistent=drain)
+        rss_idle = 0
         if drain:
+            rss_idle = cons.rss_kib()  # started and subscribed, nothing to do
             cons.stop()
             self.publish()
             cons = self.start_consumer(persistent=True, wait=False)
@@ -321,7 +337,8 @@ class Case:
             self.latencies = latencies(self.timeline, t0, self.rate, self.n)
         cpu = cons.cpu_seconds() - cpu0
         seconds = t_last - t0
-        return Result(self.consumer, self.mode, self.n * self.pack, last, last - c0, seconds, cpu)
+        peak = cons.rss_kib("VmHWM") if drain else 0
+        return Result(self.consumer, self.mode, self.n * self.pack, last, last - c0, seconds, cpu, rss_idle, peak)
 
     def wait_landed(self, cons: Proc) -> tuple[int, float]:
         """Poll until N landed or nothing moves for --stall seconds; (count, time of last increase)."""
@@ -518,9 +535,10 @@ def main() -> None:
                     failures.append(f"{c} {mode}")
                     continue
                 results.append(r)
+                rss = f" rss={r.rss_idle / 1024:.0f}->{r.rss_peak / 1024:.0f}MiB" if r.rss_peak else ""
                 print(f"{c:16} {mode:5} rep={rep + 1} landed={r.landed}/{r.n} seconds={r.seconds:.2f} "
                       f"rate={r.rate:,.0f}/s cpu={r.cpu / max(r.seconds, 1e-9):.0%} "
-                      f"cpu/msg={r.cpu_us:.1f}us", flush=True)  # fmt: skip
+                      f"cpu/msg={r.cpu_us:.1f}us{rss}", flush=True)  # fmt: skip
         if args.pack > 1:  # single-reading JSON vs SenML packs, readings/s
             for pack in (1, args.pack):
                 r = Case(consumers[0], "drain", args.messages, args, node, pack=pack).run()
@@ -575,6 +593,9 @@ def report(results: list[Result], consumers: list[str], args: argparse.Namespace
             if sub:
                 parts.append(f"{rate / sub:.2f}x mosquitto_sub ({sub:,.0f})")
             print("  " + "; ".join(parts))
+            idle, peak = med(c, mode, "rss_idle"), med(c, mode, "rss_peak")
+            if idle and peak:
+                print(f"    RSS: peak {peak / 1024:.0f} MiB draining vs {idle / 1024:.0f} MiB idle ({peak / idle:.2f}x)")
             cpu, red_cpu = med(c, mode, "cpu_us"), med("nodered", mode, "cpu_us")
             if cpu and red_cpu:
                 print(f"    CPU per message: {cpu:.1f} us vs Node-RED {red_cpu:.1f} us ({red_cpu / cpu:.1f}x less)")
