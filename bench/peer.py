@@ -595,7 +595,8 @@ def report(results: list[Result], consumers: list[str], args: argparse.Namespace
             print("  " + "; ".join(parts))
             idle, peak = med(c, mode, "rss_idle"), med(c, mode, "rss_peak")
             if idle and peak:
-                print(f"    RSS: peak {peak / 1024:.0f} MiB draining vs {idle / 1024:.0f} MiB idle ({peak / idle:.2f}x)")
+                mib = f"peak {peak / 1024:.0f} MiB draining vs {idle / 1024:.0f} MiB idle"
+                print(f"    RSS: {mib} ({peak / idle:.2f}x)")
             cpu, red_cpu = med(c, mode, "cpu_us"), med("nodered", mode, "cpu_us")
             if cpu and red_cpu:
                 print(f"    CPU per message: {cpu:.1f} us vs Node-RED {red_cpu:.1f} us ({red_cpu / cpu:.1f}x less)")
