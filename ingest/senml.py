@@ -340,7 +340,7 @@ def plain_points(records: object, now: float, device_id: str, measurement: str) 
             time = bt + float(t)
             if time < RELATIVE_LIMIT:
                 time += now
-            value = float(v) + 0.0  # as resolve: v + bv, with bv 0 (turns -0.0 into 0.0)
+            value = float(v) + 0.0  # type: ignore[arg-type]  # as resolve: v + bv, with bv 0 (turns -0.0 into 0.0)
             if not name or time < last or not math.isfinite(time) or not math.isfinite(value):
                 return None
             last = time

@@ -59,7 +59,7 @@ def batch(n: int, size: int) -> Batch:
     base = 1_700_000_000_000_000_000 + n * 1000
     points = [Point("sensor_readings", "dev-1", {"t": float(i)}, base + i) for i in range(size)]
     origins = [("devices/dev-1/telemetry", b"{}", 0.0)] * size
-    return Batch(TIMESERIES, points, origins, tokens=[(0, n)])
+    return Batch(TIMESERIES, points, origins, tokens=[n])
 
 
 def make_writer(tmp_path: Path, store: BuggyStore, settled: list[Token], metrics: Metrics) -> Writer:
@@ -111,7 +111,7 @@ def test_writer_survives_an_arbitrary_exception(
             wait_for(lambda: writer.spool.records == 0 and writer.idle.is_set(), 30, "the spool to replay")
         assert writer._thread.is_alive()
         assert inner.count("sensor_readings") == 50  # exactly every point, once
-        assert sorted(settled) == [(0, n) for n in range(10)]
+        assert sorted(settled) == list(range(10))
         assert writer.health() == {
             "up": True,
             "state": "ok",
@@ -158,7 +158,7 @@ def test_spool_failure_holds_the_batch_unsettled(tmp_path: Path) -> None:
         assert metrics.value("iot_spool_errors_total", dest=TIMESERIES, error="OSError") >= 1
         writer.spool.append = real_append  # type: ignore[method-assign]
         store.error = None
-        wait_for(lambda: settled == [(0, 1)], 30, "the held batch to be written")
+        wait_for(lambda: settled == [1], 30, "the held batch to be written")
         assert inner.count("sensor_readings") == 4
     finally:
         assert writer.stop(10)

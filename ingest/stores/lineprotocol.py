@@ -43,7 +43,7 @@ _CACHE_MAX = 100_000
 _keys: dict[str, str] = {}
 _measurements: dict[str, str] = {}
 _heads: dict[str, str] = {}  # field key -> escaped key + '='
-_series: dict[tuple[str, ...], str] = {}  # (measurement, device_id, *tag items) -> series key
+_series: dict[tuple[object, ...], str] = {}  # (measurement, device_id, *tag items) -> series key
 
 
 def _check(text: str, what: str) -> None:
