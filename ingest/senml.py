@@ -14,6 +14,11 @@ base64url text as a string field. One field name carrying two value kinds (``v``
 ``vb``/``vd``; sums count as ``v``) in a pack is rejected; the same field twice in one
 (time, unit) keeps the last, as InfluxDB would.
 
+``plain_points`` is the same for the common pack shapes (numbers ``v`` under ``n``/``u``/``t``,
+``bn``/``bt`` in the first record, times in order) in one pass, most of it C-level ``map`` over
+the records; it steps aside (None) for anything else, and the general path decides. It took a
+pack of ten from ~19 to ~7 µs to decode; a property test holds both paths to the same points.
+
 Every problem raises ``Rejected(Reason.INVALID_SENML, detail)`` (``BAD_TIMESTAMP`` for a
 resolved time outside 1970..2262), except names (ingest.names): a field name or unit outside
 the allowed characters is ``INVALID_NAME``, a field named like a tag or ``time`` is
