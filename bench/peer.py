@@ -13,7 +13,11 @@ Consumers (each case gets a fresh Mosquitto 2.0 and influxd 1.x on free ports, n
 
 Modes: ``live`` publishes while the consumer runs and times first publish → last landing; ``drain``
 queues N messages for the consumer's persistent session while it is stopped, starts it, and times
-first landing → last landing (the consumer alone). Landing: ``count(temperature)`` in influxd (polled
+first landing → last landing (the consumer alone; the shared harness's definition) and, as the
+**whole drain**, from the consumer's connection (the broker starts delivering; its log polled every
+5 ms) to the last landing — which also counts what a consumer does before its first write lands
+(Node-RED acknowledges and buffers deliveries before writing, so its first-landing window can miss
+part of its work). Landing: ``count(temperature)`` in influxd (polled
 every 50 ms) or lines written by mosquitto_sub. Publisher: bench/mqtt_pub.py (raw socket, QoS 1,
 1000 in flight). With ``--pack K`` the daemon also drains K-record SenML packs; readings/s compared.
 With ``--latency-rate R`` the daemon and Node-RED also take a paced publisher at R msg/s (use about half
@@ -272,6 +276,14 @@ class Result:
     cpu: float  # consumer CPU seconds over the timed window
     rss_idle: int = 0  # KiB, drain: the consumer subscribed and idle (the run that queued the backlog)
     rss_peak: int = 0  # KiB, drain: the draining consumer's peak (VmHWM)
+    seconds_connected: float = 0.0  # drain: from the consumer's connection to the last landing
+    rep: int = 0
+
+    @property
+    def rate_connected(self) -> float:
+        """Drain rate over the whole drain: from the consumer's connection (the broker starts
+        delivering) to the last landing, so work done before the first landing counts too."""
+        return self.landed / self.seconds_connected if self.seconds_connected > 0 else 0.0
 
     @property
     def rate(self) -> float:
@@ -295,6 +307,7 @@ class Case:
         self.rate = 0.0  # > 0: paced publisher, publish -> queryable latencies measured
         self.timeline: list[tuple[float, int]] = []
         self.latencies: list[float] = []
+        self.client_ids: list[str] = []  # the consumer's MQTT client id(s)
 
     def run(self) -> Result:
         try:
@@ -315,12 +328,15 @@ class Case:
             self.influx.create_database(DB)
         drain = self.mode == "drain"
         cons = self.start_consumer(persistent=drain)
-        rss_idle = 0
+        rss_idle, t_connect = 0, 0.0
         if drain:
             rss_idle = cons.rss_kib()  # started and subscribed, nothing to do
             cons.stop()
             self.publish()
+            seen = self.connects()
             cons = self.start_consumer(persistent=True, wait=False)
+            wait_for(lambda: self.connects() > seen or not cons.alive(), 120, "the consumer to connect", 0.005)
+            t_connect = time.time()  # the broker starts delivering the backlog (5 ms polls of its log)
             wait_for(lambda: self.count() > 0, 120, "the first landing")
             t0, c0, cpu0 = time.time(), self.count(), cons.cpu_seconds()
         else:
@@ -337,8 +353,11 @@ class Case:
             self.latencies = latencies(self.timeline, t0, self.rate, self.n)
         cpu = cons.cpu_seconds() - cpu0
         seconds = t_last - t0
-        peak = cons.rss_kib("VmHWM") if drain else 0
-        return Result(self.consumer, self.mode, self.n * self.pack, last, last - c0, seconds, cpu, rss_idle, peak)
+        peak = cons.rss_kib("VmHWM") if drain and "-w" not in self.consumer else 0  # workers: not the supervisor's
+        whole = t_last - t_connect if drain else 0.0
+        return Result(
+            self.consumer, self.mode, self.n * self.pack, last, last - c0, seconds, cpu, rss_idle, peak, whole
+        )
 
     def wait_landed(self, cons: Proc) -> tuple[int, float]:
         """Poll until N landed or nothing moves for --stall seconds; (count, time of last increase)."""
@@ -357,6 +376,11 @@ class Case:
                 self.args.keep = True
                 return c, t_last
             time.sleep(0.05)
+
+    def connects(self) -> int:
+        """Connections of the consumer's client id(s) the broker has logged so far."""
+        text = (self.work / "mosquitto.log").read_text(errors="replace")
+        return sum(text.count(f" as {cid} (") for cid in self.client_ids)
 
     def pub_args(self) -> list[str]:
         return [sys.executable, str(ROOT / "bench/mqtt_pub.py"), "--port", str(self.mqtt_port), "--n", str(self.n),
@@ -425,9 +449,12 @@ class Case:
                 "IOT_WORKERS": str(workers),
             }
             if workers > 1:
+                self.client_ids = [f"{cid}-{k}" for k in range(workers)]
                 cid = f"{cid}-{workers - 1}"  # the last worker subscribes last
             p = Proc([sys.executable, "-m", "iot", "ingest", "run"], w / "iot.log", env)
         self.procs.append(p)
+        if not self.client_ids:
+            self.client_ids = [cid]
         if wait:
             wait_for(lambda: subscribed(w, cid) or not p.alive(), 120, f"{self.consumer} to subscribe")
             if not p.alive():
@@ -534,11 +561,15 @@ def main() -> None:
                     print(f"{c:16} {mode:5} rep={rep + 1} FAILED: {e}", flush=True)
                     failures.append(f"{c} {mode}")
                     continue
+                r.rep = rep
                 results.append(r)
                 rss = f" rss={r.rss_idle / 1024:.0f}->{r.rss_peak / 1024:.0f}MiB" if r.rss_peak else ""
+                whole = (
+                    f" from-connect={r.seconds_connected:.2f}s/{r.rate_connected:,.0f}/s" if r.rate_connected else ""
+                )
                 print(f"{c:16} {mode:5} rep={rep + 1} landed={r.landed}/{r.n} seconds={r.seconds:.2f} "
                       f"rate={r.rate:,.0f}/s cpu={r.cpu / max(r.seconds, 1e-9):.0%} "
-                      f"cpu/msg={r.cpu_us:.1f}us{rss}", flush=True)  # fmt: skip
+                      f"cpu/msg={r.cpu_us:.1f}us{rss}{whole}", flush=True)  # fmt: skip
         if args.pack > 1:  # single-reading JSON vs SenML packs, readings/s
             for pack in (1, args.pack):
                 r = Case(consumers[0], "drain", args.messages, args, node, pack=pack).run()
@@ -578,6 +609,16 @@ def report(results: list[Result], consumers: list[str], args: argparse.Namespace
         values = [getattr(r, what) for r in results if r.consumer == consumer and r.mode == mode]
         return statistics.median(values) if values else None
 
+    def per_run(consumer: str, mode: str, what: str) -> str:
+        """Ratios to Node-RED within each rep (interleaved runs), e.g. ``3.1x, 3.6x``."""
+        out = []
+        for rep in sorted({r.rep for r in results}):
+            mine = [getattr(r, what) for r in results if (r.consumer, r.mode, r.rep) == (consumer, mode, rep)]
+            peer = [getattr(r, what) for r in results if (r.consumer, r.mode, r.rep) == ("nodered", mode, rep)]
+            if mine and peer and peer[0]:
+                out.append(f"{mine[0] / peer[0]:.2f}x")
+        return ", ".join(out)
+
     lost = [r for r in results if r.landed < r.n]
     load = Path("/proc/loadavg").read_text().split()[0]
     print(f"\nmedian of {args.reps} run(s), N={args.messages}, QoS 1, {os.cpu_count()} cores, load {load}; ", end="")
@@ -587,12 +628,20 @@ def report(results: list[Result], consumers: list[str], args: argparse.Namespace
         for c in consumers:
             if not c.startswith("daemon-") or (rate := med(c, mode)) is None:
                 continue
-            parts = [f"{c} {mode} {rate:,.0f} msg/s"]
-            if red:
-                parts.append(f"{rate / red:.2f}x Node-RED batched ({red:,.0f})")
-            if sub:
-                parts.append(f"{rate / sub:.2f}x mosquitto_sub ({sub:,.0f})")
-            print("  " + "; ".join(parts))
+            kinds = ["rate", "rate_connected"] if mode == "drain" else ["rate"]
+            for what in kinds:
+                rate = med(c, mode, what) or 0.0
+                sub, red = med("mosquitto_sub", mode, what), med("nodered", mode, what)
+                label = (
+                    {"rate": "from first landing", "rate_connected": "from connect"}[what] if mode == "drain" else ""
+                )
+                parts = [f"{c} {mode} {label} {rate:,.0f} msg/s".replace("  ", " ")]
+                if red:
+                    runs = per_run(c, mode, what)
+                    parts.append(f"{rate / red:.2f}x Node-RED batched ({red:,.0f}; per run {runs})")
+                if sub:
+                    parts.append(f"{rate / sub:.2f}x mosquitto_sub ({sub:,.0f})")
+                print("  " + "; ".join(parts))
             idle, peak = med(c, mode, "rss_idle"), med(c, mode, "rss_peak")
             if idle and peak:
                 mib = f"peak {peak / 1024:.0f} MiB draining vs {idle / 1024:.0f} MiB idle"
