@@ -302,15 +302,16 @@ def to_points(records: list[ResolvedRecord], device_id: str, measurement: str) -
     ]
 
 
-_PLAIN_FIRST = frozenset({"bn", "bt", "n", "v", "u", "t"})
+_PLAIN_FIRST = frozenset({"bn", "bt", "bu", "n", "v", "u", "t"})
 _PLAIN_REST = frozenset({"n", "v", "u", "t"})
 _NUMBER = (float, int)  # by ``type(x) in``: bool is not a number here
 _good_units: set[str] = set()
+_ABSENT: Any = object()
 
 
 def plain_points(records: object, now: float, device_id: str, measurement: str) -> list[Point] | None:
     """``to_points(resolve(records, now), ...)`` for the common pack shape, in one pass: every
-    record a number ``v`` with ``n``/``u``/``t`` only (``bn``/``bt`` in the first), times in order.
+    record a number ``v`` with ``n``/``u``/``t`` only (``bn``/``bt``/``bu`` in the first), times in order.
     None for any other pack or any problem: the general path then decides (and names the error).
     tests/test_senml.py holds the two paths to the same points."""
     if type(records) is not list or not records:
@@ -320,12 +321,18 @@ def plain_points(records: object, now: float, device_id: str, measurement: str) 
         return None
     bn = first.get("bn", "")
     bt = first.get("bt", 0.0)
-    if type(bn) is not str or type(bt) not in _NUMBER:
+    bu = first.get("bu", _ABSENT)  # null is not absent: the general path refuses it
+    if type(bn) is not str or type(bt) not in _NUMBER or (bu is not _ABSENT and type(bu) is not str):
         return None
+    if bu is _ABSENT:
+        bu = None
     if len(records) > 1 and "u" not in first:
         uniform = _uniform(records, first, bn, bt, now, device_id)
         if uniform is not None:
-            return [Point(measurement, device_id, uniform[1], uniform[0], {})]
+            unit = bu or None
+            if unit is not None and not _unit_ok(unit):
+                return None
+            return [Point(measurement, device_id, uniform[1], uniform[0], {"unit": unit} if unit else {})]
     groups: dict[tuple[int, str | None], dict[str, FieldValue]] = {}
     last = -math.inf
     try:
@@ -336,10 +343,12 @@ def plain_points(records: object, now: float, device_id: str, measurement: str) 
             n = rec.get("n", "")
             v = rec.get("v")
             t = rec.get("t", 0.0)
-            u = rec.get("u")
+            u = rec.get("u", _ABSENT)
             if type(n) is not str or type(v) not in _NUMBER or type(t) not in _NUMBER:
                 return None
-            if u is not None and type(u) is not str:
+            if u is _ABSENT:
+                u = None
+            elif type(u) is not str:
                 return None
             name = bn + n
             time = bt + float(t)
@@ -349,12 +358,9 @@ def plain_points(records: object, now: float, device_id: str, measurement: str) 
             if not name or time < last or not math.isfinite(time) or not math.isfinite(value):
                 return None
             last = time
-            unit = u or None
-            if unit is not None and unit not in _good_units:
-                check_tag_value("unit", unit)
-                if len(_good_units) >= 65536:
-                    _good_units.clear()
-                _good_units.add(unit)
+            unit = (bu if u is None else u) or None
+            if unit is not None and not _unit_ok(unit):
+                return None
             key = (seconds_to_ns(time), unit)
             fields = groups.get(key)
             if fields is None:
@@ -368,10 +374,23 @@ def plain_points(records: object, now: float, device_id: str, measurement: str) 
     ]
 
 
+def _unit_ok(unit: str) -> bool:
+    """The unit may be a tag value (checked once per unit)."""
+    if unit not in _good_units:
+        try:
+            check_tag_value("unit", unit)
+        except Rejected:
+            return False
+        if len(_good_units) >= 65536:
+            _good_units.clear()
+        _good_units.add(unit)
+    return True
+
+
 def _uniform(records: list[Any], first: dict[str, Any], bn: str, bt: float | int, now: float, device_id: str
              ) -> tuple[int, dict[str, FieldValue]] | None:  # fmt: skip
     """One point for a pack whose records after the first hold exactly ``n`` and ``v`` (one time,
-    no unit), built by C-level maps over the records; None if it is not that shape."""
+    no unit of their own), built by C-level maps over the records; None if it is not that shape."""
     rest = records[1:]
     try:
         if set(map(len, rest)) != {2}:  # with both "n" and "v" found below: exactly those two keys

@@ -471,7 +471,7 @@ _finite = st.one_of(
 _number = st.one_of(_finite, st.sampled_from([20.5, 21, 3.25, 21, 2**1100, float("nan"), float("inf"), True]))
 _value = st.one_of(_number, st.text(max_size=3), st.none(), st.booleans())
 _record_keys = st.sampled_from(["n", "v", "t", "u"])
-_unit = st.sampled_from(["Cel", "%RH", "Cel", "%RH", "", "bad unit", 7])
+_unit = st.sampled_from(["Cel", "%RH", "Cel", "%RH", "", "bad unit", 7, None])
 
 
 @st.composite
@@ -485,6 +485,8 @@ def _packs(draw: st.DrawFn) -> list[Any]:
         if i == 0:
             if draw(st.booleans()):
                 rec["bn"] = draw(st.sampled_from(["dev7:", "urn:dev:ow:dev7:", "", "other-", "dev7:", "dev7/", 5]))
+            if draw(st.booleans()):
+                rec["bu"] = draw(_unit)
             if draw(st.booleans()):
                 rec["bt"] = draw(st.sampled_from([1.7e9, 1_700_000_000, 0, 1.7e9, 1.5e9, -5.0, 1e300, 2**1100, True]))
         some = st.lists(_record_keys, unique=True, max_size=4)
@@ -531,12 +533,15 @@ def test_fast_path_gives_the_general_paths_points_or_steps_aside(pack: list[Any]
 
 
 def test_fast_path_takes_the_common_shapes() -> None:
-    """Not just stepping aside: a pack of ten, a time series with units, both give points."""
+    """Not just stepping aside: a pack of ten, a time series with units, a base unit give points."""
     ten = [{"bn": "dev7:", "bt": 1.7e9, "n": "r0", "v": 20.5}] + [{"n": f"r{k}", "v": 20 + k} for k in range(1, 10)]
     series = [
         {"bn": "dev7:", "n": "t", "u": "Cel", "v": 20.5, "t": 1.7e9},
         {"n": "t", "u": "Cel", "v": 21, "t": 1.7e9 + 1},
     ]
-    for pack in (ten, series):
+    based = [{"bn": "dev7/", "bt": 1.7e9, "bu": "Cel", "n": "t0", "v": 20.0}] + [
+        {"n": f"t{k}", "v": 20} for k in (1, 2)
+    ]
+    for pack in (ten, series, based):
         fast = plain_points(pack, 1.7e9, "dev7", "sensor_readings")
         assert fast is not None and fast == to_points(resolve(pack, 1.7e9), "dev7", "sensor_readings")
