@@ -104,38 +104,8 @@ def parse_topic(topic: str, root: str = "devices") -> tuple[str, Kind]:
 
 
 def _fields(obj: dict[str, Any], skip: frozenset[str], max_fields: int) -> dict[str, FieldValue]:
-    if len(obj) > max_fields:
-        n = sum(1 for k in obj if k not in skip)
-        if n > max_fields:
-            raise Rejected(Reason.TOO_MANY_FIELDS, f"{n} fields in one message (limit {max_fields})")
-    fields: dict[str, FieldValue] = {}
-    for k, v in obj.items():
-        if k in skip:
-            continue
-        if k not in _good_keys:
-            check_field_key(k)
-            if len(_good_keys) >= _GOOD_KEYS_MAX:
-                _good_keys.clear()
-            _good_keys.add(k)
-        tv = type(v)
-        if tv is float:
-            if v - v != 0.0:
-                raise Rejected(Reason.NON_FINITE, f"field {k[:32]!r} is not finite")
-        elif tv is int:
-            try:
-                v = float(v)
-            except OverflowError:
-                raise Rejected(Reason.NON_FINITE, f"field {k[:32]!r} is too large") from None
-        elif tv is str:
-            if not v.isascii() and not valid_unicode(v):
-                raise Rejected(Reason.INVALID_UTF8, f"field {k[:32]!r} has a lone surrogate")
-            if not v.isprintable():  # printable text has no control characters: the fast path
-                check_string_value(k, v)
-        elif tv is not bool:
-            what = "null" if v is None else "an object" if tv is dict else "an array"
-            raise Rejected(Reason.WRONG_TYPE, f"field {k[:32]!r} is {what}; fields are numbers, bools, strings")
-        fields[k] = v
-    return fields
+    """The fields of ``obj``: every key but ``skip``, checked (see ``_own_fields``)."""
+    return _own_fields({k: v for k, v in obj.items() if k not in skip}, max_fields)
 
 
 def _own_fields(obj: dict[str, Any], max_fields: int) -> dict[str, FieldValue]:

@@ -326,7 +326,7 @@ def plain_points(records: object, now: float, device_id: str, measurement: str) 
         return None
     if bu is _ABSENT:
         bu = None
-    if len(records) > 1 and "u" not in first:
+    if len(records) > 1 and "u" not in first and "t" not in first:  # one time, one unit for all
         uniform = _uniform(records, first, bn, bt, now, device_id)
         if uniform is not None:
             unit = bu or None
@@ -389,8 +389,9 @@ def _unit_ok(unit: str) -> bool:
 
 def _uniform(records: list[Any], first: dict[str, Any], bn: str, bt: float | int, now: float, device_id: str
              ) -> tuple[int, dict[str, FieldValue]] | None:  # fmt: skip
-    """One point for a pack whose records after the first hold exactly ``n`` and ``v`` (one time,
-    no unit of their own), built by C-level maps over the records; None if it is not that shape."""
+    """One point for a pack whose records after the first hold exactly ``n`` and ``v`` (and the first
+    no ``t`` or ``u``: one time, one unit), built by C-level maps over the records; None if it is not
+    that shape."""
     rest = records[1:]
     try:
         if set(map(len, rest)) != {2}:  # with both "n" and "v" found below: exactly those two keys
@@ -399,10 +400,7 @@ def _uniform(records: list[Any], first: dict[str, Any], bn: str, bt: float | int
         values = [first.get("v"), *map(_get_v, rest)]
         if not set(map(type, values)) <= _NUMBERS:  # names: a non-string fails in add/field_name
             return None
-        t = first.get("t", 0.0)
-        if type(t) not in _NUMBER:
-            return None
-        time = float(bt) + float(t)
+        time = float(bt)  # no record has a "t" of its own
         if time < RELATIVE_LIMIT:
             time += now
         floats = list(map(add, values, repeat(0.0)))  # as resolve: v + bv (ints to float, -0.0 to 0.0)

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from typing import TypeVar
 
 from core.model import Point
 
@@ -40,6 +41,7 @@ _MEAS_ESC = str.maketrans({",": "\\,", " ": "\\ "})
 _NAME_BAD = re.compile(r"[\x00-\x1f\x7f\\]")
 _STRING_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _CACHE_MAX = 100_000
+K = TypeVar("K", bound=Hashable)
 _keys: dict[str, str] = {}
 _measurements: dict[str, str] = {}
 _heads: dict[str, str] = {}  # field key -> escaped key + '='
@@ -64,15 +66,20 @@ def _check_unicode(text: str, what: str) -> None:
             raise Unencodable(f"{what} holds a lone surrogate") from None
 
 
+def _remember(cache: dict[K, str], key: K, value: str) -> str:
+    """Keep ``value`` under ``key`` in a bounded cache (emptied when full) and return it."""
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 def escape_key(key: str) -> str:
     """A tag key, tag value or field key, escaped (cached: keys repeat)."""
     out = _keys.get(key)
     if out is None:
         _check(key, "key")
-        out = key.translate(_KEY_ESC)
-        if len(_keys) >= _CACHE_MAX:
-            _keys.clear()
-        _keys[key] = out
+        out = _remember(_keys, key, key.translate(_KEY_ESC))
     return out
 
 
@@ -113,23 +120,13 @@ def series_key(p: Point) -> str:
     tags = p.tags
     key = (p.measurement, p.device_id, *tags.items()) if tags else (p.measurement, p.device_id)
     out = _series.get(key)
-    if out is None:
-        out = _series_key(p)
-        if len(_series) >= _CACHE_MAX:
-            _series.clear()
-        _series[key] = out
-    return out
+    return out if out is not None else _remember(_series, key, _series_key(p))
 
 
 def _field_head(k: str) -> str:
     """``key=`` for a field key (cached)."""
     out = _heads.get(k)
-    if out is None:
-        out = escape_key(k) + "="
-        if len(_heads) >= _CACHE_MAX:
-            _heads.clear()
-        _heads[k] = out
-    return out
+    return out if out is not None else _remember(_heads, k, escape_key(k) + "=")
 
 
 def encode_point(p: Point) -> str:
