@@ -19,14 +19,14 @@ from core.model import DeadLetter, Decoded, Reason
 from core.stores import DocumentStore, StoreUnavailable, TimeSeriesStore
 from ingest.acks import AckTracker
 from ingest.broker import BrokerAddress, make_client, subscribe_ingest
-from ingest.destinations import Destination, Destinations, DeviceEntry, DirectoryStore, LetterStore
+from ingest.destinations import Destination, Destinations, DirectoryStore, LetterStore
 from ingest.failures import UNEXPECTED, Problem, classify
 from ingest.metrics import Metrics
 from ingest.mqtt.packets import Publish
 from ingest.mqtt.session import Session
 from ingest.observers import AfterWrite, PointsObserved, StatusObserved, StreamObserver
 from ingest.receive import session_options, tune_gc
-from ingest.routing import DEADLETTERS, DESTINATIONS, REGISTRY, TIMESERIES, Batch, Router, Token
+from ingest.routing import DEADLETTERS, DESTINATIONS, REGISTRY, TIMESERIES, Batch, DeviceEntry, Router, Token
 from ingest.spool import Spool
 from ingest.writer import Writer
 

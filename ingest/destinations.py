@@ -17,7 +17,7 @@ from typing import Generic, Protocol, TypeVar
 
 from core.model import DeadLetter, StatusChange
 from core.stores import DocumentStore, StoreUnavailable, TimeSeriesStore
-from ingest.routing import DEADLETTERS, DOCUMENTS, REGISTRY, TIMESERIES, Batch
+from ingest.routing import DEADLETTERS, DOCUMENTS, REGISTRY, TIMESERIES, Batch, DeviceEntry
 
 log = logging.getLogger("iot.ingest")
 
@@ -32,17 +32,6 @@ class Destination(Protocol):
     def name(self) -> str: ...
     def write(self, batch: Batch) -> Refused: ...
     def close(self) -> None: ...
-
-
-class DeviceEntry(Protocol):
-    """A device directory entry, as routing reads it."""
-
-    @property
-    def type(self) -> str: ...
-    @property
-    def site(self) -> str | None: ...
-    @property
-    def status(self) -> str: ...
 
 
 class DirectoryStore(Protocol):

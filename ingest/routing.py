@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from core.model import (
     COLLECTIONS,
@@ -53,6 +53,17 @@ class Batch:
         return (self.items, self.origins, self.activity)
 
 
+class DeviceEntry(Protocol):
+    """A device directory entry, as routing reads it."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def site(self) -> str | None: ...
+    @property
+    def status(self) -> str: ...
+
+
 class Router:
     """Turns deliveries into per-destination batches; full or due batches are returned.
 
@@ -71,7 +82,7 @@ class Router:
         flush_interval: float,
         max_batch_bytes: int = 16 << 20,
         max_letter_bytes: int = 256 * 1024,
-        directory: Callable[[], Mapping[str, Any]] = dict,
+        directory: Callable[[], Mapping[str, DeviceEntry]] = dict,
         policy: Policy = "accept",
         counts: defaultdict[tuple[str, str], int] | None = None,
     ) -> None:
