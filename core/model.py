@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 FieldValue = float | bool | str
 
@@ -76,6 +76,18 @@ class Point:
     fields: dict[str, FieldValue]
     ts_ns: int
     tags: dict[str, str] = field(default_factory=dict)
+
+
+class DeviceEntry(Protocol):
+    """A device directory entry: what routing and alert evaluation read of a device
+    (``registry.directory.DeviceInfo`` has it)."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def site(self) -> str | None: ...
+    @property
+    def status(self) -> str: ...
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 import paho.mqtt.client as mqtt
 
 from core.config import Settings
-from core.model import DeadLetter, Decoded, Reason
+from core.model import DeadLetter, Decoded, DeviceEntry, Reason
 from core.stores import DocumentStore, StoreUnavailable, TimeSeriesStore
 from ingest.acks import AckTracker
 from ingest.broker import BrokerAddress, make_client, subscribe_ingest
@@ -26,7 +26,7 @@ from ingest.mqtt.packets import Publish
 from ingest.mqtt.session import Session
 from ingest.observers import AfterWrite, PointsObserved, StatusObserved, StreamObserver
 from ingest.receive import session_options, tune_gc
-from ingest.routing import DEADLETTERS, DESTINATIONS, REGISTRY, TIMESERIES, Batch, DeviceEntry, Router, Token
+from ingest.routing import DEADLETTERS, DESTINATIONS, REGISTRY, TIMESERIES, Batch, Router, Token
 from ingest.spool import Spool
 from ingest.writer import Writer
 

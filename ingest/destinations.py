@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from core.model import DeadLetter, StatusChange
+from core.model import DeadLetter, DeviceEntry, StatusChange
 from core.stores import DocumentStore, StoreUnavailable, TimeSeriesStore
-from ingest.routing import DEADLETTERS, DOCUMENTS, REGISTRY, TIMESERIES, Batch, DeviceEntry
+from ingest.routing import DEADLETTERS, DOCUMENTS, REGISTRY, TIMESERIES, Batch
 
 log = logging.getLogger("iot.ingest")
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from core.model import (
     COLLECTIONS,
     DeadLetter,
     Decoded,
+    DeviceEntry,
     Document,
     Kind,
     Point,
@@ -51,17 +52,6 @@ class Batch:
     def record(self) -> tuple[list[Any], list[Origin], RegistryActivity | None]:
         """What the spool keeps of it (``ingest.spool_records``)."""
         return (self.items, self.origins, self.activity)
-
-
-class DeviceEntry(Protocol):
-    """A device directory entry, as routing reads it."""
-
-    @property
-    def type(self) -> str: ...
-    @property
-    def site(self) -> str | None: ...
-    @property
-    def status(self) -> str: ...
 
 
 class Router:

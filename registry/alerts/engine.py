@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
-from core.model import Point, StatusChange
+from core.model import DeviceEntry, Point, StatusChange
 from registry.alerts.kinds import SPECS, KindSpec, Outcome, State, describe
 from registry.alerts.rules import EVENTS_MEASUREMENT, LEVEL_RANK, Rule
 from registry.alerts.rules import OPEN as OPEN  # the actions re-exported: transitions are the engine's output
@@ -20,18 +19,7 @@ from registry.alerts.rules import UPDATE as UPDATE
 Key = tuple[int, str]
 
 
-class DeviceLike(Protocol):
-    """What the engine needs to know of a device (registry.directory.DeviceInfo has it)."""
-
-    @property
-    def type(self) -> str: ...
-    @property
-    def site(self) -> str | None: ...
-    @property
-    def status(self) -> str: ...
-
-
-Devices = Mapping[str, DeviceLike]
+Devices = Mapping[str, DeviceEntry]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +37,7 @@ class Transition:
     site: str | None = None
 
 
-def in_scope(rule: Rule, device_id: str, info: DeviceLike | None, tags: Mapping[str, str]) -> bool:
+def in_scope(rule: Rule, device_id: str, info: DeviceEntry | None, tags: Mapping[str, str]) -> bool:
     """Does ``rule`` apply to the device? Registry data first, the point's tags as fallback."""
     if rule.scope == "all":
         return True
@@ -176,14 +164,14 @@ class Engine:
     # -- per kind -----------------------------------------------------------------------------
 
     def _open(
-        self, r: Rule, dev: str, info: DeviceLike | None, at: float, value: float | None, detail: str | None = None
+        self, r: Rule, dev: str, info: DeviceEntry | None, at: float, value: float | None, detail: str | None = None
     ) -> Transition:
         text = detail if detail is not None else (describe(r) if value is None else f"{describe(r)} (value {value:g})")
         return Transition(
             OPEN, r.id, dev, at, value, f"{r.name}: {text}", r.severity, info.site if info is not None else None
         )
 
-    def _emit(self, r: Rule, dev: str, info: DeviceLike | None, o: Outcome | None, out: list[Transition]) -> None:
+    def _emit(self, r: Rule, dev: str, info: DeviceEntry | None, o: Outcome | None, out: list[Transition]) -> None:
         if o is None:
             return
         if o.action == OPEN:

@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from core.model import Point, StatusChange
+from core.model import DeviceEntry, Point, StatusChange
 from registry.alerts import store
-from registry.alerts.engine import DeviceLike, Devices, Transition
+from registry.alerts.engine import Devices, Transition
 from registry.alerts.engine import Engine as RuleEngine
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class AlertObserver:
     def __init__(
         self,
         engine: Engine,
-        directory: Callable[[], Mapping[str, DeviceLike]],
+        directory: Callable[[], Mapping[str, DeviceEntry]],
         clock: Callable[[], float] = time.time,
         reload_interval: float = 5.0,
     ) -> None:
