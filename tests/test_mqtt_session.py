@@ -102,31 +102,42 @@ def ids() -> tuple[str, str]:
 
 def _absent_then_present_then_redelivered(port: int, v5: bool) -> None:
     cid, root = ids()
-    first = Client(port, cid, f"{root}/#", v5=v5)
-    assert first.rec.connects == [False]
-    assert first.rec.subacks == [[1]]
-    publish(port, f"{root}/a", [b"%d" % i for i in range(10)])
-    got = first.wait_count(10)
-    assert [m.payload for m in got] == [b"%d" % i for i in range(10)]
-    assert all(m.qos == 1 and not m.dup for m in got)
-    first.session.ack([m.mid for m in got[:4]])  # the first 4 acknowledged, 6 left open
-    first.stop()
+    clients: list[Client] = []
 
-    second = Client(port, cid, f"{root}/#", v5=v5)
-    assert second.rec.connects == [True]
-    again = second.wait_count(6, "redelivery")
-    assert [m.payload for m in again] == [b"%d" % i for i in range(4, 10)]
-    assert all(m.dup for m in again)
-    second.session.ack([m.mid for m in again])
-    publish(port, f"{root}/a", [b"marker"])
-    second.wait_count(7, "the marker")
-    second.session.ack([second.rec.messages[-1].mid])
-    second.stop()
+    def client() -> Client:
+        c = Client(port, cid, f"{root}/#", v5=v5)
+        clients.append(c)
+        return c
 
-    third = Client(port, cid, f"{root}/#", v5=v5)
-    publish(port, f"{root}/a", [b"marker2"])
-    assert third.wait_count(1, "marker2")[0].payload == b"marker2"  # nothing acknowledged came back
-    third.stop()
+    try:
+        first = client()
+        assert first.rec.connects == [False]
+        assert first.rec.subacks == [[1]]
+        publish(port, f"{root}/a", [b"%d" % i for i in range(10)])
+        got = first.wait_count(10)
+        assert [m.payload for m in got] == [b"%d" % i for i in range(10)]
+        assert all(m.qos == 1 and not m.dup for m in got)
+        first.session.ack([m.mid for m in got[:4]])  # the first 4 acknowledged, 6 left open
+        first.stop()
+
+        second = client()
+        assert second.rec.connects == [True]
+        again = second.wait_count(6, "redelivery")
+        assert [m.payload for m in again] == [b"%d" % i for i in range(4, 10)]
+        assert all(m.dup for m in again)
+        second.session.ack([m.mid for m in again])
+        publish(port, f"{root}/a", [b"marker"])
+        second.wait_count(7, "the marker")
+        second.session.ack([second.rec.messages[-1].mid])
+        second.stop()
+
+        third = client()
+        publish(port, f"{root}/a", [b"marker2"])
+        assert third.wait_count(1, "marker2")[0].payload == b"marker2"  # nothing acknowledged came back
+        third.stop()
+    finally:  # a failed step must not leave a session thread reconnecting for the rest of the run
+        for c in clients:
+            c.stop()
 
 
 @pytest.mark.mosquitto

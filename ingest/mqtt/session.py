@@ -35,6 +35,7 @@ from ingest.mqtt.packets import Ack, Connack, Disconnect, Parser, ProtocolError,
 
 log = logging.getLogger("iot.mqtt")
 
+_jitter = random.Random()  # own generator: the global one is the application's (and tests')
 RECV_BYTES = 256 * 1024
 CONNACK_REASONS = {
     1: "unacceptable protocol version",
@@ -167,7 +168,7 @@ class Session:
                 self._lost(reason)
             if self._stopping.is_set():
                 break
-            delay = min(o.reconnect_max, o.reconnect_min * 2**attempt) * random.uniform(0.5, 1.0)
+            delay = min(o.reconnect_max, o.reconnect_min * 2**attempt) * _jitter.uniform(0.5, 1.0)
             attempt = min(attempt + 1, 16)
             self._stopping.wait(delay)
 

@@ -26,6 +26,8 @@ from registry.notify.email import EmailSender
 from registry.notify.outbox import Delivery, Outcome, RetryPolicy
 from registry.notify.webhook import WebhookSender
 
+_rng = random.Random()  # jitter from its own generator, not the global one
+
 log = logging.getLogger("iot.notify")
 
 
@@ -58,7 +60,7 @@ class Notifier:
         batch: int = 10,
         timeout: float = 10.0,
         worker: str | None = None,
-        rand: Callable[[], float] = random.random,
+        rand: Callable[[], float] = _rng.random,
     ) -> None:
         self.engine = engine
         self.secrets = dict(secrets or {})

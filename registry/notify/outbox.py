@@ -25,6 +25,8 @@ from registry.models import Alert, AlertRule, Device
 from registry.notify.models import NotifyAttempt, NotifyChannel, NotifyOutbox
 from registry.notify.render import Route, payload
 
+_rng = random.Random()  # jitter from its own generator, not the global one
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -35,7 +37,7 @@ class RetryPolicy:
     max_attempts: int = 25
     lease_s: float = 60.0
 
-    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+    def delay(self, attempt: int, rand: Callable[[], float] = _rng.random) -> float:
         return float(min(self.cap_s, self.base_s * 2 ** max(0, attempt - 1)) * (0.5 + rand() / 2))
 
 
@@ -255,7 +257,7 @@ def record(
     worker: str,
     now: datetime,
     policy: RetryPolicy,
-    rand: Callable[[], float] = random.random,
+    rand: Callable[[], float] = _rng.random,
 ) -> str:
     """Store the attempt; mark the row sent, schedule its retry, or give up. Returns the status."""
     with Session(engine) as session, session.begin():
