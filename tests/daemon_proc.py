@@ -29,6 +29,30 @@ class DaemonProcess:
         self.log = workdir / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
+    @classmethod
+    def on_root(
+        cls,
+        workdir: Path,
+        broker_url: str,
+        root: str,
+        *,
+        timeseries: str = "embedded",
+        registry: str | None = None,
+        **extra: str,
+    ) -> DaemonProcess:
+        """A daemon on its own topic root (client id ``ingest-{root}``), embedded document store;
+        ``extra`` settings (``IOT_...``) are added or override."""
+        env = {
+            "IOT_BROKER_URL": broker_url,
+            "IOT_TIMESERIES_URL": timeseries,
+            "IOT_DOCUMENTS_URL": "embedded",
+            "IOT_CLIENT_ID": f"ingest-{root}",
+            "IOT_TOPIC_ROOT": root,
+            **({"IOT_REGISTRY_URL": registry} if registry is not None else {}),
+            **extra,
+        }
+        return cls(workdir, env)
+
     def start(self, timeout: float = 30) -> DaemonProcess:
         out = self.log.open("ab")
         self.proc = subprocess.Popen(

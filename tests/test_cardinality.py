@@ -97,16 +97,8 @@ def test_cardinality_attacks_are_dead_lettered(tmp_path: Path, mosquitto_server:
     registry = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
     migrate(registry)
     root = "card" + uuid.uuid4().hex[:6]
-    daemon = DaemonProcess(
-        tmp_path / "daemon",
-        {
-            "IOT_BROKER_URL": mosquitto_server.url,
-            "IOT_TIMESERIES_URL": influxdb1_url,
-            "IOT_REGISTRY_URL": registry,
-            "IOT_DOCUMENTS_URL": "embedded",
-            "IOT_CLIENT_ID": f"ingest-{root}",
-            "IOT_TOPIC_ROOT": root,
-        },
+    daemon = DaemonProcess.on_root(
+        tmp_path / "daemon", mosquitto_server.url, root, timeseries=influxdb1_url, registry=registry
     ).start()
     t = f"{root}/attk/telemetry"
     messages = [(t, senml_units("x", 1000))]  # 1000 distinct units in one pack

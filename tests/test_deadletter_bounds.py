@@ -114,17 +114,8 @@ def test_a_20_mib_message_stores_at_most_the_bound(
     migrate(postgres_url)
     root = "big" + uuid.uuid4().hex[:6]
     limit = 64 * 1024
-    daemon = DaemonProcess(
-        tmp_path / "daemon",
-        {
-            "IOT_BROKER_URL": mosquitto_server.url,
-            "IOT_REGISTRY_URL": postgres_url,
-            "IOT_TIMESERIES_URL": "embedded",
-            "IOT_DOCUMENTS_URL": "embedded",
-            "IOT_CLIENT_ID": f"ingest-{root}",
-            "IOT_TOPIC_ROOT": root,
-            "IOT_MAX_PAYLOAD_BYTES": str(limit),
-        },
+    daemon = DaemonProcess.on_root(
+        tmp_path / "daemon", mosquitto_server.url, root, registry=postgres_url, IOT_MAX_PAYLOAD_BYTES=str(limit)
     ).start()
     huge = [json.dumps({"x": chr(97 + i) * (20 * MiB)}).encode() for i in range(3)]
     try:

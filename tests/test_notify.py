@@ -445,18 +445,14 @@ def test_daemon_notifies_open_and_resolve_while_a_dead_receiver_hangs(
         hole.listen(16)
         channel(engine, ChannelSpec("dead", "webhook", f"http://127.0.0.1:{hole.getsockname()[1]}/x"))
         root = "ntfy"
-        daemon = DaemonProcess(
+        daemon = DaemonProcess.on_root(
             tmp_path / "daemon",
-            {
-                "IOT_BROKER_URL": mosquitto_server.url,
-                "IOT_TIMESERIES_URL": "embedded",
-                "IOT_DOCUMENTS_URL": "embedded",
-                "IOT_REGISTRY_URL": postgres_url,
-                "IOT_CLIENT_ID": "ingest-notify-e2e",
-                "IOT_TOPIC_ROOT": root,
-                "IOT_NOTIFY_SECRETS": json.dumps({"hook": HMAC_KEY}),
-                "IOT_NOTIFY_POLL": "0.2",
-            },
+            mosquitto_server.url,
+            root,
+            registry=postgres_url,
+            IOT_CLIENT_ID="ingest-notify-e2e",
+            IOT_NOTIFY_SECRETS=json.dumps({"hook": HMAC_KEY}),
+            IOT_NOTIFY_POLL="0.2",
         ).start()
         pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="oven-1")
         pub.connect("127.0.0.1", mosquitto_server.port)

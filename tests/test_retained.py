@@ -52,16 +52,7 @@ class V5:
     """`iot ingest run` as a subprocess (MQTT 5)."""
 
     def __init__(self, tmp: Path, broker: Mosquitto, url: str, root: str) -> None:
-        self.proc = DaemonProcess(
-            tmp / "daemon",
-            {
-                "IOT_BROKER_URL": broker.url,
-                "IOT_TIMESERIES_URL": url,
-                "IOT_DOCUMENTS_URL": "embedded",
-                "IOT_CLIENT_ID": f"ingest-{root}",
-                "IOT_TOPIC_ROOT": root,
-            },
-        )
+        self.proc = DaemonProcess.on_root(tmp / "daemon", broker.url, root, timeseries=url)
 
     def start(self) -> None:
         self.proc.start()

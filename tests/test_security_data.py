@@ -103,16 +103,8 @@ def test_attacks_through_the_pipeline_forge_nothing(
             s.add(Device(id=dev, type="sensor", site=site, status="active", created_at=now))
         s.commit()
     root = "sec" + uuid.uuid4().hex[:6]
-    daemon = DaemonProcess(
-        tmp_path / "daemon",
-        {
-            "IOT_BROKER_URL": mosquitto_server.url,
-            "IOT_TIMESERIES_URL": influxdb1_url,
-            "IOT_REGISTRY_URL": registry,
-            "IOT_DOCUMENTS_URL": "embedded",
-            "IOT_CLIENT_ID": f"ingest-{root}",
-            "IOT_TOPIC_ROOT": root,
-        },
+    daemon = DaemonProcess.on_root(
+        tmp_path / "daemon", mosquitto_server.url, root, timeseries=influxdb1_url, registry=registry
     ).start()
     try:
         t_ms = time.time_ns() // 10**6 - 60_000
