@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from registry.db import migrate
 from tests.cli_runner import Result, run_iot
 
 Iot = Callable[..., Result]
@@ -18,6 +19,13 @@ def registry_url_for(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "postgres":
         return str(request.getfixturevalue("postgres_url"))
     return f"sqlite:///{tmp_path / 'data' / 'registry.sqlite3'}"
+
+
+def migrated_registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """``registry_url_for``, with the registry schema migrated."""
+    url = registry_url_for(request, tmp_path)
+    migrate(url)
+    return url
 
 
 def make_iot(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, url: str) -> Iot:

@@ -15,22 +15,17 @@ from registry.alerts import store
 from registry.alerts.engine import Transition
 from registry.alerts.rules import OPEN
 from registry.auth import BOOTSTRAP_ACTOR, create_key
-from registry.db import make_engine, migrate
+from registry.db import make_engine
 from registry.models import AuditEntry
 from tests.cli_runner import Result, run_iot
+from tests.keyed_cli import migrated_registry_url
 
 Iot = Callable[..., Result]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    url = (
-        f"sqlite:///{tmp_path / 'registry.sqlite3'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    migrate(url)
-    return url
+    return migrated_registry_url(request, tmp_path)
 
 
 @pytest.fixture

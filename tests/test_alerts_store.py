@@ -18,9 +18,10 @@ from registry.alerts.engine import Transition
 from registry.alerts.observer import AlertObserver
 from registry.alerts.rules import OPEN, RESOLVE, UPDATE, Rule, RuleError, RuleKind
 from registry.auth import BOOTSTRAP_ACTOR, Actor, PermissionDenied
-from registry.db import make_engine, migrate
+from registry.db import make_engine
 from registry.directory import DeviceInfo
 from registry.models import Alert, AuditEntry
+from tests.keyed_cli import migrated_registry_url
 
 ADMIN = BOOTSTRAP_ACTOR
 OPERATOR = Actor("olga", "operator", None)
@@ -35,13 +36,7 @@ DIRECTORY = {
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    url = (
-        f"sqlite:///{tmp_path / 'registry.sqlite3'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    migrate(url)
-    engine = make_engine(url)
+    engine = make_engine(migrated_registry_url(request, tmp_path))
     yield engine
     engine.dispose()
 

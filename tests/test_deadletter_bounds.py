@@ -18,6 +18,7 @@ from registry.db import make_engine, migrate
 from registry.deadletters import DeadLetterStore, replay
 from tests.daemon_proc import DaemonProcess
 from tests.faultkit import publish_raw
+from tests.keyed_cli import migrated_registry_url
 from tests.servers import Mosquitto, wait_for
 
 MiB = 1 << 20
@@ -26,12 +27,7 @@ T0 = 1_764_000_000.0
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        url = str(request.getfixturevalue("postgres_url"))
-    else:
-        url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
-    migrate(url)
-    return url
+    return migrated_registry_url(request, tmp_path)
 
 
 @pytest.fixture

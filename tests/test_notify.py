@@ -35,6 +35,7 @@ from registry.notify.notifier import Notifier
 from registry.notify.outbox import RetryPolicy
 from registry.notify.render import SIGNATURE_HEADER, Route
 from tests.daemon_proc import DaemonProcess
+from tests.keyed_cli import migrated_registry_url
 from tests.notify_servers import HttpReceiver, SmtpServer, smtp_server
 from tests.servers import Mosquitto, wait_for
 
@@ -45,13 +46,7 @@ HMAC_KEY = "hook-key-1234"
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    url = (
-        f"sqlite:///{tmp_path / 'registry.sqlite3'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    migrate(url)
-    engine = make_engine(url)
+    engine = make_engine(migrated_registry_url(request, tmp_path))
     _seed(engine)
     yield engine
     engine.dispose()
