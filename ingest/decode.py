@@ -71,12 +71,10 @@ from ingest.codecs import (
 from ingest.names import check_field_key, check_string_value
 from ingest.senml import SenmlJson, valid_unicode
 from ingest.timestamps import BadTimestamp, to_ns
+from ingest.topics import ContractTopics, Limits, Topics
 
 LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
-MAX_DEVICE_ID = 64
 MAX_DOCUMENT_DEPTH = 64
-_DEVICE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
-_KINDS = {k.value: k for k in Kind}
 _TOPIC_CACHE_MAX = 65536
 _MISSING: Any = object()
 _TS_ONLY = frozenset({"ts"})
@@ -88,19 +86,9 @@ _NS_MIN = 100_000_000_000_000_000  # an integer ts at or above this is already n
 
 
 def parse_topic(topic: str, root: str = "devices") -> tuple[str, Kind]:
-    """``{root}/{device_id}/{kind}`` -> (device_id, kind); Rejected(BAD_TOPIC / UNKNOWN_KIND)."""
-    if type(topic) is not str or not topic.startswith(root + "/"):
-        raise Rejected(Reason.BAD_TOPIC, f"topic must look like {root}/<device_id>/<kind>")
-    parts = topic[len(root) + 1 :].split("/")
-    if len(parts) != 2:
-        raise Rejected(Reason.BAD_TOPIC, f"topic must look like {root}/<device_id>/<kind>")
-    device_id, kind = parts
-    if not 0 < len(device_id) <= MAX_DEVICE_ID or not _DEVICE_CHARS.issuperset(device_id):
-        raise Rejected(Reason.BAD_TOPIC, "device_id must be 1-64 of [A-Za-z0-9_.:-]")
-    k = _KINDS.get(kind)
-    if k is None:
-        raise Rejected(Reason.UNKNOWN_KIND, f"unknown kind {kind[:32]!r}")
-    return device_id, k
+    """``{root}/{device_id}/{kind}`` -> (device_id, kind); Rejected(BAD_TOPIC / UNKNOWN_KIND)
+    (the built-in contract's rule, :class:`ingest.topics.ContractTopics`)."""
+    return ContractTopics(root).parse(topic)
 
 
 def _fields(obj: dict[str, Any], skip: frozenset[str], max_fields: int) -> dict[str, FieldValue]:
@@ -188,6 +176,7 @@ class Decoder:
     def __init__(
         self,
         *,
+        topics: Topics | None = None,
         topic_root: str = "devices",
         max_payload_bytes: int = 256 * 1024,
         future_window_s: float = 300.0,
@@ -198,7 +187,7 @@ class Decoder:
         fast_json: bool = True,
     ) -> None:
         codecs = codecs or CODECS
-        self.topic_root = topic_root
+        self.topics = topics or Topics.contract(topic_root, Limits(max_fields, max_units, fast_json))
         self.max_fields = max_fields
         self.max_units = max_units
         self.guard = guard
@@ -232,11 +221,8 @@ class Decoder:
         """``decode`` without the last-resort guard (tests use it to prove the guard idle)."""
         info = self._topics.get(topic)
         if info is None:
-            device_id, kind = parse_topic(topic, self.topic_root)
-            source = Source(
-                device_id, kind, MEASUREMENTS.get(kind, ""), self.max_fields, self.max_units, self.fast_json
-            )
-            info = (source, self._claims.get(kind))
+            source = self.topics.source(topic)
+            info = (source, self._claims.get(source.kind))
             if len(self._topics) >= _TOPIC_CACHE_MAX:
                 self._topics.clear()
             self._topics[topic] = info

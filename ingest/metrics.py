@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
@@ -16,7 +15,6 @@ class Metrics:
         self.counters: defaultdict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
         self.gauges: dict[tuple[str, tuple[tuple[str, str], ...]], Callable[[], float]] = {}
         self.collectors: list[Callable[[], dict[str, float]]] = []
-        self.lock = threading.Lock()
         self.healthy: Callable[[], tuple[bool, dict[str, Any]]] = lambda: (True, {})
 
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
@@ -73,3 +71,19 @@ def parse_prometheus(text: str) -> dict[str, float]:
         except ValueError:
             continue
     return out
+
+
+class MessageCounts:
+    """A collector: messages received per kind and dead-lettered per reason, from the counts the
+    router and the dead-letter forwarder keep ((kind or reason, outcome) -> n)."""
+
+    def __init__(self, counts: Mapping[tuple[str, str], int]) -> None:
+        self.counts = counts
+
+    def __call__(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for (kind, outcome), n in list(self.counts.items()):
+            name = "iot_messages_dead_lettered_total" if outcome == "dead_lettered" else "iot_messages_received_total"
+            label = "reason" if outcome == "dead_lettered" else "kind"
+            out[f'{name}{{{label}="{kind}"}}'] = n
+        return out

@@ -31,32 +31,26 @@ class AfterWrite(Protocol):
     def after_write(self, batch: Batch) -> None: ...
 
 
-class Observed(Protocol):
-    """Where the hooks find the observers (read on every batch: the list may be replaced)."""
-
-    observers: Sequence[StreamObserver]
-
-
 class PointsObserved:
     """The time-series writer's hook: every observer sees the points."""
 
-    def __init__(self, source: Observed) -> None:
-        self.source = source
+    def __init__(self, observers: Sequence[StreamObserver]) -> None:
+        self.observers = tuple(observers)
 
     def after_write(self, batch: Batch) -> None:
         now = time.time()
-        for o in self.source.observers:
+        for o in self.observers:
             o.observe(batch.items, now)
 
 
 class StatusObserved:
     """The registry writer's hook: every observer sees the status changes."""
 
-    def __init__(self, source: Observed) -> None:
-        self.source = source
+    def __init__(self, observers: Sequence[StreamObserver]) -> None:
+        self.observers = tuple(observers)
 
     def after_write(self, batch: Batch) -> None:
         if batch.items:
             now = time.time()
-            for o in self.source.observers:
+            for o in self.observers:
                 o.status(batch.items, now)

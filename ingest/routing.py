@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
+from core.directory import DeviceDirectory
 from core.model import (
     COLLECTIONS,
     DeadLetter,
     Decoded,
-    DeviceEntry,
     Document,
     Kind,
     Point,
@@ -21,6 +20,7 @@ from core.model import (
     StatusChange,
 )
 from ingest.names import check_tag_value
+from ingest.topics import Topics
 
 Token = int  # an ingest.acks.AckTracker sequence number
 Origin = tuple[str, bytes, float]  # topic, raw payload, received at (epoch s)
@@ -32,6 +32,15 @@ UNKNOWN_TYPE = "unknown"
 """Type of an auto-registered device. Not written as a tag: a point redelivered after the device
 was registered must land in the same series as its first write (idempotent overwrite)."""
 FIRMWARE = COLLECTIONS[Kind.FIRMWARE]
+
+
+class Decodes(Protocol):
+    """What the router decodes with (``ingest.decode.Decoder``): one message at a time, and the
+    topic rules it reads sources from (the router files dead letters under ``topics.device_of``)."""
+
+    topics: Topics
+
+    def decode(self, topic: str, payload: bytes, now_ns: int) -> Decoded: ...
 
 
 @dataclass(slots=True)
@@ -60,28 +69,29 @@ class Router:
     A rejected payload longer than ``max_letter_bytes`` (the payload size limit) is dead-lettered
     as a bounded prefix with its size and hash (:meth:`DeadLetter.bounded`).
 
-    Not thread-safe: the daemon calls it under one lock. ``directory`` is read on every
-    message and may be swapped by a refresher at any time (it is replaced, never mutated).
+    Not thread-safe: the intake calls it under one lock. ``directory`` is read on every
+    message; its refresher replaces its entries at any time (never mutates them).
     """
 
     def __init__(
         self,
-        decode: Callable[[str, bytes, int], Decoded],
+        decoder: Decodes,
         *,
         batch_size: int,
         flush_interval: float,
         max_batch_bytes: int = 16 << 20,
         max_letter_bytes: int = 256 * 1024,
-        directory: Callable[[], Mapping[str, DeviceEntry]] = dict,
+        directory: DeviceDirectory | None = None,
         policy: Policy = "accept",
         counts: defaultdict[tuple[str, str], int] | None = None,
     ) -> None:
-        self.decode = decode
+        self.decode = decoder.decode
+        self.topics = decoder.topics
         self.batch_size = batch_size
         self.max_batch_bytes = max_batch_bytes
         self.max_letter_bytes = max_letter_bytes
         self.flush_interval = flush_interval
-        self.directory = directory
+        self.directory = directory if directory is not None else DeviceDirectory()
         self.policy = policy
         self.counts = counts if counts is not None else defaultdict(int)  # (kind or reason, outcome) -> n
         self._good_tags: set[tuple[str, str]] = set()  # registry tag values already checked
@@ -114,6 +124,13 @@ class Router:
             b.tokens.append(token)
         return self._take(DEADLETTERS) if self._full(b) else None
 
+    def reject(self, topic: str, payload: bytes, token: Token | None, now: float, r: Rejected) -> Batch | None:
+        """Dead-letter one delivery for ``r`` (bounded, filed under the device its topic names)."""
+        letter = DeadLetter.bounded(
+            str(r.reason), topic, payload, now, r.detail, self.topics.device_of(topic), limit=self.max_letter_bytes
+        )
+        return self.dead_letter(letter, token, now)
+
     def _full(self, b: Batch) -> bool:
         """Full by item count, or by raw bytes so a flood of large payloads stays bounded in memory."""
         return len(b.items) >= self.batch_size or b.nbytes >= self.max_batch_bytes
@@ -125,7 +142,7 @@ class Router:
             decoded = self.decode(topic, payload, now_ns)
             points = decoded if type(decoded) is list else None
             device_id = points[0].device_id if points is not None else decoded.device_id  # type: ignore[union-attr]
-            info = self.directory().get(device_id)
+            info = self.directory.current().get(device_id)
             if info is None:
                 if self.policy == "reject":
                     raise Rejected(Reason.UNKNOWN_DEVICE, f"device {device_id!r} is not registered")
@@ -140,17 +157,7 @@ class Router:
                 if points is not None:  # registry values become tags: never trust them blindly
                     self._check_tags(info.site, info.type)
         except Rejected as r:
-            parts = topic.split("/")
-            letter = DeadLetter.bounded(
-                str(r.reason),
-                topic,
-                payload,
-                now,
-                r.detail,
-                parts[1][:64] if len(parts) > 2 and parts[1] else None,
-                limit=self.max_letter_bytes,
-            )
-            return self.dead_letter(letter, token, now)
+            return self.reject(topic, payload, token, now, r)
         self.last_seen[device_id] = now
         origin = (topic, payload, now)
         if points is not None:

@@ -11,22 +11,33 @@ import logging
 import queue
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from core.model import DeadLetter
 from ingest.destinations import Destination
 from ingest.failures import NEEDS_OPERATOR, UNEXPECTED, Backoff, Problem, classify
 from ingest.metrics import Metrics
 from ingest.observers import AfterWrite
-from ingest.routing import Batch, Token, rejected_letters
+from ingest.routing import DEADLETTERS, Batch, Token, rejected_letters
 from ingest.spool import Spool, SpoolFull
 
 log = logging.getLogger("iot.ingest")
 
-DeadLetterFn = Callable[[list[DeadLetter], list[Token]], None]
 _STOP = object()
+
+
+class Settles(Protocol):
+    """Where a writer releases the deliveries of a batch it made safe (``ingest.mqtt.settle.Settler``)."""
+
+    def settle(self, tokens: Sequence[Token]) -> None: ...
+
+
+class ForwardsLetters(Protocol):
+    """Where a writer sends the items its store refused, with the deliveries they settle."""
+
+    def dead_letter(self, letters: list[DeadLetter], tokens: list[Token]) -> None: ...
 
 
 class Writer:
@@ -43,10 +54,10 @@ class Writer:
         self,
         destination: Destination,
         spool: Spool,
-        settle: Callable[[list[Token]], None],
+        settler: Settles,
         metrics: Metrics,
         *,
-        dead_letter: DeadLetterFn | None = None,
+        dead_letters: ForwardsLetters | None = None,
         after_write: AfterWrite | None = None,
         retry_min: float = 0.5,
         retry_max: float = 15.0,
@@ -54,9 +65,9 @@ class Writer:
         self.destination = destination
         self.dest = dest = destination.name
         self.spool = spool
-        self._settle = settle
+        self._settle = settler.settle
         self.metrics = metrics
-        self._dead_letter = dead_letter
+        self._dead_letter = dead_letters.dead_letter if dead_letters is not None else None
         self._after_write = after_write
         self._retry_max = retry_max
         self._backoff = Backoff(retry_min, retry_max)
@@ -284,3 +295,19 @@ class Writer:
         self.problem = None
         self._backoff.reset()
         self._next_try = 0.0
+
+
+class ToDeadLetters:
+    """Forwards refused items to the dead-letter writer, counting them by reason (what the
+    dead-letter writer stores settles the deliveries they came from)."""
+
+    def __init__(self, writer: Writer, counts: defaultdict[tuple[str, str], int]) -> None:
+        if writer.dest != DEADLETTERS:
+            raise ValueError(f"dead letters go to the {DEADLETTERS} writer, not {writer.dest}")
+        self.writer = writer
+        self.counts = counts
+
+    def dead_letter(self, letters: list[DeadLetter], tokens: list[Token]) -> None:
+        for letter in letters:
+            self.counts[(letter.reason, "dead_lettered")] += 1
+        self.writer.submit(Batch(DEADLETTERS, list(letters), tokens=tokens))

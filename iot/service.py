@@ -4,19 +4,34 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from typing import cast
 
 from core.config import Settings
+from core.directory import DeviceDirectory
 from core.stores import DocumentStore, TimeSeriesStore
-from ingest.broker import EmbeddedBroker, parse_broker_url
+from ingest.broker import BrokerAddress, EmbeddedBroker, parse_broker_url
 from ingest.cardinality import CardinalityGuard
-from ingest.daemon import Daemon, Resources, install_signal_handlers
+from ingest.daemon import Daemon, Pipeline, Resources, install_signal_handlers
 from ingest.decode import Decoder
 from ingest.destinations import LetterStore
+from ingest.health import Health
 from ingest.http import serve_metrics
-from ingest.metrics import Metrics
-from ingest.mqtt.session import Session
+from ingest.intake import Intake
+from ingest.metrics import MessageCounts, Metrics
+from ingest.mqtt.acks import AckTracker
+from ingest.mqtt.options import session_options
+from ingest.mqtt.paho import PahoReceiver
+from ingest.mqtt.receiver import NativeReceiver, Receiver
+from ingest.mqtt.session import Options
+from ingest.mqtt.settle import Settler
+from ingest.observers import AfterWrite, PointsObserved, StatusObserved, StreamObserver
+from ingest.routing import DEADLETTERS, DESTINATIONS, REGISTRY, TIMESERIES, Decodes, Router
+from ingest.spool import Spool
+from ingest.steps import Steps
 from ingest.stores import documents_from, timeseries_from
+from ingest.topics import Limits, Topics
+from ingest.writer import ToDeadLetters, Writer
 from iot.alert_role import DirectoryOnly, Discard, evaluator_options
 from registry.alerts.observer import AlertObserver
 from registry.db import check_migrated, make_engine, migrate
@@ -41,17 +56,19 @@ def build_resources(
     return Resources(timeseries, documents, RegistryStore(engine), DeadLetterStore(engine), [], metrics or Metrics())
 
 
-def build_daemon(
-    settings: Settings, resources: Resources[RegistryStore] | None = None, *, with_alerts: bool = True
-) -> Daemon:
-    broker = parse_broker_url(
+def broker_address(settings: Settings) -> BrokerAddress:
+    return parse_broker_url(
         settings.broker_url,
         password=settings.broker_password.get_secret_value() if settings.broker_password else None,
         embedded_port=settings.embedded_broker_port,
     )
-    res = resources or build_resources(settings)
-    decoder = Decoder(
-        topic_root=settings.topic_root,
+
+
+def build_decoder(settings: Settings) -> Decoder:
+    """The topic rules and the payload decoder, with the settings' limits."""
+    limits = Limits(settings.max_fields_per_message, settings.max_units_per_message)
+    return Decoder(
+        topics=Topics.contract(settings.topic_root, limits),
         max_payload_bytes=settings.max_payload_bytes,
         future_window_s=settings.future_window,
         max_fields=settings.max_fields_per_message,
@@ -62,12 +79,84 @@ def build_daemon(
             window_s=settings.cardinality_window,
         ),
     )
-    daemon = Daemon(settings, broker, res, decoder.decode, res.destinations())
+
+
+def build_receiver(settings: Settings, broker: BrokerAddress, options: Options) -> Receiver:
+    """The receive path: the native session (``IOT_MQTT_CLIENT=native``, the default) or paho."""
+    if settings.mqtt_client == "paho":
+        return PahoReceiver(broker, options)
+    return NativeReceiver(options)
+
+
+def build_daemon(
+    settings: Settings,
+    resources: Resources[RegistryStore] | None = None,
+    *,
+    with_alerts: bool = True,
+    broker: BrokerAddress | None = None,
+    decoder: Decodes | None = None,
+    options: Options | None = None,
+) -> Daemon:
+    """The whole data path, socket to PUBACK, in the order a message takes it."""
+    broker = broker or broker_address(settings)
+    res = resources or build_resources(settings)
+    metrics = res.metrics
+    destinations = res.destinations()
+    directory = DeviceDirectory(destinations.registry.devices)
+    observers: list[StreamObserver] = list(res.observers)
     if with_alerts:
-        observer = AlertObserver(res.registry.engine, daemon.directory, clock=time.time)
+        observer = AlertObserver(res.registry.engine, directory, clock=time.time)
         observer.load()
-        res.observers = [*res.observers, observer]
-    return daemon
+        observers.append(observer)
+    counts: defaultdict[tuple[str, str], int] = defaultdict(int)
+    steps = Steps(metrics)
+    acks = AckTracker()
+    # 1. the receiver reads the socket and hands each read's deliveries to the intake (below)
+    receiver = build_receiver(settings, broker, options or session_options(broker, settings))
+    # 2. the settler acknowledges settled deliveries on the receiver, in receive order
+    settler = Settler(acks, receiver, metrics)
+    # 3. one writer per destination: stores (or spools) a batch, then settles it; refused items
+    #    go to the dead-letter writer, which settles them once stored
+    hooks: dict[str, AfterWrite] = {TIMESERIES: PointsObserved(observers), REGISTRY: StatusObserved(observers)}
+    per_dest = max(1 << 20, settings.spool_max_bytes // len(DESTINATIONS))
+    spool_dir = settings.resolved_spool_dir()
+    by_name = {d.name: d for d in destinations.all()}
+    letters = Writer(by_name[DEADLETTERS], Spool(spool_dir / DEADLETTERS, per_dest), settler, metrics)
+    to_letters = ToDeadLetters(letters, counts)
+    writers = {
+        name: Writer(
+            d,
+            Spool(spool_dir / name, per_dest),
+            settler,
+            metrics,
+            dead_letters=to_letters,
+            after_write=hooks.get(name),
+        )
+        for name, d in by_name.items()
+        if name != DEADLETTERS
+    }
+    writers[DEADLETTERS] = letters  # stops last
+    # 4. the router decodes (topic rules, codecs), checks the directory and batches per destination
+    router = Router(
+        decoder or build_decoder(settings),
+        batch_size=settings.batch_size,
+        flush_interval=settings.flush_interval,
+        max_letter_bytes=settings.max_payload_bytes,
+        directory=directory,
+        policy=settings.unknown_devices,
+        counts=counts,
+    )
+    # 5. the intake: the receiver's handler; routes under one lock and submits full batches
+    intake = Intake(router, acks, settler, writers, steps, metrics, broker=str(broker))
+    health = Health(intake, acks, writers, steps)
+    metrics.gauge("iot_unacked_messages", lambda: acks.outstanding)
+    metrics.gauge("iot_broker_subscribed", lambda: 1.0 if intake.subscribed.is_set() else 0.0)
+    metrics.collectors.append(MessageCounts(counts))
+    metrics.healthy = health.check
+    pipeline = Pipeline(
+        receiver, intake, writers, directory, observers, destinations, steps, health, acks, metrics, counts
+    )
+    return Daemon(settings, pipeline)
 
 
 def build_evaluator_resources(settings: Settings) -> Resources[RegistryStore]:
@@ -89,10 +178,9 @@ def build_evaluator_resources(settings: Settings) -> Resources[RegistryStore]:
 def build_evaluator(settings: Settings, res: Resources[RegistryStore]) -> Daemon:
     """A daemon that decodes, routes and evaluates alerts, stores nothing, on its own subscription
     (settings.client_id is already the evaluator's own, ``{client_id}-alerts``, from evaluator_env)."""
-    daemon = build_daemon(settings, res, with_alerts=True)
-    daemon.session.stop()  # replaced before it ever ran: close its wake-up sockets
-    daemon.session = Session(evaluator_options(daemon.broker, settings, settings.client_id), daemon)
-    return daemon
+    broker = broker_address(settings)
+    options = evaluator_options(broker, settings, settings.client_id)
+    return build_daemon(settings, res, with_alerts=True, broker=broker, options=options)
 
 
 def _scheme(url: str) -> str:
@@ -121,9 +209,10 @@ def run_daemon(settings: Settings) -> int:
         settings.unknown_devices,
     )
     embedded = None
-    if daemon.broker.embedded:
-        embedded = EmbeddedBroker(daemon.broker.host, daemon.broker.port).start()
-        log.info("embedded broker listening on %s:%d", daemon.broker.host, daemon.broker.port)
+    broker = broker_address(settings)
+    if broker.embedded:
+        embedded = EmbeddedBroker(broker.host, broker.port).start()
+        log.info("embedded broker listening on %s:%d", broker.host, broker.port)
     server = None
     if settings.metrics_port:
         server = serve_metrics(daemon.metrics, settings.metrics_host, settings.metrics_port)

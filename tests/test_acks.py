@@ -1,4 +1,4 @@
-from ingest.acks import AckTracker
+from ingest.mqtt.acks import AckTracker
 
 
 def test_acks_released_in_receive_order_only() -> None:

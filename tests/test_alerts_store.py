@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from core.directory import DeviceDirectory
 from core.model import Point
 from registry.alerts import store
 from registry.alerts.engine import Transition
@@ -243,7 +244,7 @@ def pt(t: float, dev: str = "d1", **fields: float) -> Point:
 
 def test_observer_end_to_end_restart_and_manual_resolve(db: Engine) -> None:
     add(db, hot(hold=10, hyst=2))
-    obs = AlertObserver(db, lambda: DIRECTORY, clock=lambda: T0)
+    obs = AlertObserver(db, DeviceDirectory.of(DIRECTORY), clock=lambda: T0)
     obs.load()
     obs.observe([pt(T0, temperature=90)], T0)
     obs.observe([pt(T0 + 10, temperature=91)], T0 + 10)
@@ -252,7 +253,7 @@ def test_observer_end_to_end_restart_and_manual_resolve(db: Engine) -> None:
     [a] = alerts(db)
     assert (a.status, a.count, a.last_value) == ("open", 2, 92)
 
-    restarted = AlertObserver(db, lambda: DIRECTORY, clock=lambda: T0 + 100)
+    restarted = AlertObserver(db, DeviceDirectory.of(DIRECTORY), clock=lambda: T0 + 100)
     restarted.load()
     restarted.observe([pt(T0 + 101, temperature=95)], T0 + 101)  # same alert, no new hold
     [a] = alerts(db)
@@ -275,7 +276,7 @@ def test_observer_end_to_end_restart_and_manual_resolve(db: Engine) -> None:
 
 
 def test_observer_picks_up_new_rules_on_tick_and_nodata(db: Engine) -> None:
-    obs = AlertObserver(db, lambda: DIRECTORY, clock=lambda: T0, reload_interval=10)
+    obs = AlertObserver(db, DeviceDirectory.of(DIRECTORY), clock=lambda: T0, reload_interval=10)
     obs.load()
     obs.observe([pt(T0, "d1", temperature=20)], T0)
     add(
@@ -295,7 +296,7 @@ def test_observer_picks_up_new_rules_on_tick_and_nodata(db: Engine) -> None:
 
 def test_observer_keeps_transitions_while_database_fails(db: Engine) -> None:
     add(db, hot())
-    obs = AlertObserver(db, lambda: DIRECTORY, clock=lambda: T0)
+    obs = AlertObserver(db, DeviceDirectory.of(DIRECTORY), clock=lambda: T0)
     obs.load()
     with db.begin() as conn:  # take the table away: every write fails
         conn.exec_driver_sql("ALTER TABLE alerts RENAME TO alerts_away")

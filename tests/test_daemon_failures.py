@@ -119,8 +119,6 @@ def test_a_routing_bug_dead_letters_the_message_and_keeps_the_receiver_alive(
     """A bug past the decoder's own guard (injected by a decode function that raises) must not end
     the MQTT receive thread (native session or paho) or leave the message's acknowledgement stuck:
     it is dead-lettered."""
-    from ingest.broker import parse_broker_url
-    from ingest.daemon import Daemon
     from ingest.decode import Decoder
 
     s = Settings(
@@ -133,15 +131,15 @@ def test_a_routing_bug_dead_letters_the_message_and_keeps_the_receiver_alive(
         client_id=f"routebug-ingest-{client}",
         mqtt_client=client,
     )
-    decoder = Decoder(topic_root=s.topic_root)
 
-    def decode(topic: str, payload: bytes, now_ns: int) -> Any:
-        if payload == b'{"boom": 1}':
-            raise RuntimeError("bug in routing")
-        return decoder.decode(topic, payload, now_ns)
+    class BuggyDecoder(Decoder):
+        def decode(self, topic: str, payload: bytes, now_ns: int) -> Any:
+            if payload == b'{"boom": 1}':
+                raise RuntimeError("bug in routing")
+            return super().decode(topic, payload, now_ns)
 
     res = build_resources(s)
-    daemon = Daemon(s, parse_broker_url(s.broker_url), res, decode)
+    daemon = build_daemon(s, res, with_alerts=False, decoder=BuggyDecoder(topic_root=s.topic_root))
     daemon.start()
     try:
         wait_for(daemon.connected.is_set, 30, "the daemon to subscribe")
@@ -158,8 +156,7 @@ def test_a_routing_bug_dead_letters_the_message_and_keeps_the_receiver_alive(
                 "5 readings and 1 dead letter written",
             )
             wait_for(lambda: daemon.acks.outstanding == 0, 30, "every message acknowledged")
-        receiver = daemon.session._thread if client == "native" else daemon.client._thread
-        assert receiver is not None and receiver.is_alive()
+        assert daemon.pipeline.receiver.thread_alive
         assert isinstance(res.deadletters, DeadLetterStore)
         letters = res.deadletters.list(limit=10)
         assert [(r.payload, r.reason, r.detail) for r in letters] == [

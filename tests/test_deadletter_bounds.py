@@ -52,7 +52,7 @@ def test_bounded_keeps_small_payloads_whole_and_large_ones_as_prefix_size_hash()
 def test_router_dead_letters_an_oversize_payload_bounded() -> None:
     from ingest.decode import Decoder
 
-    router = Router(Decoder(max_payload_bytes=1024).decode, batch_size=1, flush_interval=1.0, max_letter_bytes=1024)
+    router = Router(Decoder(max_payload_bytes=1024), batch_size=1, flush_interval=1.0, max_letter_bytes=1024)
     payload = b'{"x": "' + b"y" * (3 * MiB) + b'"}'
     batch = router.handle("devices/d1/telemetry", payload, None, int(T0 * 1e9))
     assert batch is not None and batch.dest == DEADLETTERS

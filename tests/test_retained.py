@@ -19,8 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from core.config import Settings
 from ingest.broker import BrokerAddress
 from ingest.daemon import Daemon
-from ingest.decode import Decoder
-from iot.service import build_resources
+from iot.service import build_daemon, build_resources
 from tests.daemon_proc import DaemonProcess
 from tests.faultkit import influx_query
 from tests.servers import Mosquitto, wait_for
@@ -77,11 +76,8 @@ class V311:
         self.daemon: Daemon | None = None
 
     def start(self) -> None:
-        self.daemon = Daemon(
-            self.settings,
-            self.address,
-            build_resources(self.settings),
-            Decoder(topic_root=self.settings.topic_root).decode,
+        self.daemon = build_daemon(
+            self.settings, build_resources(self.settings), with_alerts=False, broker=self.address
         )
         self.daemon.start()
         wait_for(self.daemon.connected.is_set, 15, "the daemon to subscribe")

@@ -12,6 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.directory import DeviceDirectory
 from core.model import DeadLetter, Document, Point, Reason, StatusChange
 from ingest.decode import Decoder
 from ingest.routing import DEADLETTERS, DOCUMENTS, REGISTRY, TIMESERIES, Batch, Router
@@ -90,10 +91,10 @@ steps = st.lists(st.one_of(st.tuples(topics, payloads), st.floats(0.0, 3.0)), ma
 def run(steps: list[Any], batch_size: int, policy: str) -> tuple[list[Batch], int, Counter[str]]:
     counts: defaultdict[tuple[str, str], int] = defaultdict(int)
     router = Router(
-        Decoder(future_window_s=300.0).decode,
+        Decoder(future_window_s=300.0),
         batch_size=batch_size,
         flush_interval=1.0,
-        directory=lambda: DIRECTORY,
+        directory=DeviceDirectory.of(DIRECTORY),
         policy=policy,  # type: ignore[arg-type]
         counts=counts,
     )

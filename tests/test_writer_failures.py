@@ -62,17 +62,23 @@ def batch(n: int, size: int) -> Batch:
     return Batch(TIMESERIES, points, origins, tokens=[n])
 
 
+class Settled:
+    """What the writer settled, in order."""
+
+    def __init__(self, settled: list[Token]) -> None:
+        self.settled = settled
+        self.lock = threading.Lock()
+
+    def settle(self, tokens: Sequence[Token]) -> None:
+        with self.lock:
+            self.settled.extend(tokens)
+
+
 def make_writer(tmp_path: Path, store: BuggyStore, settled: list[Token], metrics: Metrics) -> Writer:
-    lock = threading.Lock()
-
-    def settle(tokens: list[Token]) -> None:
-        with lock:
-            settled.extend(tokens)
-
     return Writer(
         BuggyDestination(store),
         Spool(tmp_path / "spool", 1 << 24),
-        settle,
+        Settled(settled),
         metrics,
         retry_min=0.01,
         retry_max=0.05,

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from core.model import DeviceEntry, Point, StatusChange
+from core.directory import DeviceDirectory
+from core.model import Point, StatusChange
 from registry.alerts import store
 from registry.alerts.engine import Devices, Transition
 from registry.alerts.engine import Engine as RuleEngine
@@ -32,7 +33,7 @@ class AlertObserver:
     def __init__(
         self,
         engine: Engine,
-        directory: Callable[[], Mapping[str, DeviceEntry]],
+        directory: DeviceDirectory,
         clock: Callable[[], float] = time.time,
         reload_interval: float = 5.0,
     ) -> None:
@@ -66,7 +67,7 @@ class AlertObserver:
 
     def _devices(self) -> Devices:
         try:
-            return self.directory()
+            return self.directory.current()
         except Exception:
             log.exception("alerts: device directory unavailable")
             return {}
