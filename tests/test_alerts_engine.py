@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from core.model import Point, StatusChange
-from registry.alerts.engine import Engine, Transition
+from registry.alerts.engine import RuleEngine, Transition
 from registry.alerts.kinds import SPECS, describe, validate
 from registry.alerts.rules import OPEN, RESOLVE, UPDATE, Rule, RuleError, RuleKind, cleared
 
@@ -47,7 +47,7 @@ def pt(
     return Point(measurement, dev, dict(fields), int(t * 1e9), tags or {})
 
 
-def run(engine: Engine, t: float, dev: str = "d1", **fields: float) -> list[Transition]:
+def run(engine: RuleEngine, t: float, dev: str = "d1", **fields: float) -> list[Transition]:
     return engine.observe([Point("sensor_readings", dev, dict(fields), int(t * 1e9))], t, DEVICES)
 
 
@@ -56,7 +56,7 @@ def actions(ts: list[Transition]) -> list[str]:
 
 
 def test_threshold_needs_hold_then_opens_once_and_updates() -> None:
-    e = Engine([HOT])
+    e = RuleEngine([HOT])
     assert run(e, 0, temperature=85) == []
     assert run(e, 30, temperature=90) == []
     opened = run(e, 60, temperature=86)
@@ -69,7 +69,7 @@ def test_threshold_needs_hold_then_opens_once_and_updates() -> None:
 
 
 def test_threshold_run_broken_restarts_hold() -> None:
-    e = Engine([HOT])
+    e = RuleEngine([HOT])
     run(e, 0, temperature=85)
     assert run(e, 50, temperature=70) == []
     assert run(e, 100, temperature=85) == []  # the run starts again at 100
@@ -78,7 +78,7 @@ def test_threshold_run_broken_restarts_hold() -> None:
 
 
 def test_hysteresis_band_keeps_alert_until_clearly_back() -> None:
-    e = Engine([HOT])
+    e = RuleEngine([HOT])
     run(e, 0, temperature=85)
     run(e, 60, temperature=85)
     assert run(e, 70, temperature=79) == []  # under 80 but inside the 2-degree band
@@ -96,7 +96,7 @@ def test_cleared_for_every_operator() -> None:
 
 
 def test_out_of_order_point_is_ignored() -> None:
-    e = Engine(
+    e = RuleEngine(
         [Rule(id=1, name="hot", kind=RuleKind.THRESHOLD, severity="major", field="temperature", op=">", threshold=80)]
     )
     assert actions(run(e, 10, temperature=90)) == [OPEN]
@@ -104,7 +104,7 @@ def test_out_of_order_point_is_ignored() -> None:
 
 
 def test_hold_expires_on_tick_when_device_goes_quiet_while_breaching() -> None:
-    e = Engine([HOT])
+    e = RuleEngine([HOT])
     run(e, 0, temperature=85)
     assert e.tick(30, DEVICES) == []
     ticked = e.tick(61, DEVICES)
@@ -112,7 +112,7 @@ def test_hold_expires_on_tick_when_device_goes_quiet_while_breaching() -> None:
 
 
 def test_hold_on_tick_counts_from_arrival_for_replayed_data() -> None:
-    e = Engine([HOT])
+    e = RuleEngine([HOT])
     assert e.observe([pt(0, temperature=85)], 10_000, DEVICES) == []  # hours late (a spool)
     assert e.tick(10_030, DEVICES) == []
     assert actions(e.tick(10_060, DEVICES)) == [OPEN]
@@ -129,7 +129,7 @@ def test_measurement_filter_and_string_fields() -> None:
         threshold=90,
         measurement="device_metrics",
     )
-    e = Engine([r])
+    e = RuleEngine([r])
     assert e.observe([pt(1, cpu=95)], 1, DEVICES) == []  # telemetry, not metrics
     assert e.observe([pt(2, cpu="high", measurement="device_metrics")], 2, DEVICES) == []
     assert actions(e.observe([pt(3, cpu=95, measurement="device_metrics")], 3, DEVICES)) == [OPEN]
@@ -146,7 +146,7 @@ def test_rate_of_change_abs_and_signed_and_quiet_resolve() -> None:
         threshold=5,
         clear_after_s=30,
     )
-    e = Engine([r])
+    e = RuleEngine([r])
     assert run(e, 0, pressure=100) == []
     assert run(e, 10, pressure=120) == []  # 2/s
     out = run(e, 12, pressure=100)  # -10/s, abs 10
@@ -157,7 +157,7 @@ def test_rate_of_change_abs_and_signed_and_quiet_resolve() -> None:
     res = e.tick(43, DEVICES)
     assert actions(res) == [RESOLVE]
 
-    signed = Engine(
+    signed = RuleEngine(
         [
             Rule(
                 id=4,
@@ -179,7 +179,7 @@ def test_rate_of_change_abs_and_signed_and_quiet_resolve() -> None:
 def test_nodata_on_tick_and_resolve_when_data_returns() -> None:
     r = Rule(id=5, name="silent", kind=RuleKind.NODATA, severity="critical", hold_s=300)
     devices = {**DEVICES, "d3": Info("d3", "pump", "lyon", status="provisioned")}
-    e = Engine([r], started=0)
+    e = RuleEngine([r], started=0)
     run(e, 100, "d1", temperature=20)
     assert e.tick(299, devices) == []
     out = e.tick(300, devices)  # d2 is active and never seen: counted from start-up
@@ -188,7 +188,7 @@ def test_nodata_on_tick_and_resolve_when_data_returns() -> None:
     assert [(t.action, t.device_id) for t in out] == [(OPEN, "d1")]
     assert "no data for 300s" in out[0].message
     assert e.tick(500, devices) == []  # one alert per pair, no repeats
-    e.status([StatusChange("d3", True, 500)], devices)  # seen once via status: watched now
+    e.announced([StatusChange("d3", True, 500)])  # seen once via status: watched now
     res = run(e, 510, "d1", temperature=20)
     assert [(t.action, t.device_id) for t in res] == [(RESOLVE, "d1")]
     assert [t.device_id for t in e.tick(805, devices)] == ["d3"]
@@ -196,7 +196,7 @@ def test_nodata_on_tick_and_resolve_when_data_returns() -> None:
 
 def test_event_level_at_or_above() -> None:
     r = Rule(id=6, name="errors", kind=RuleKind.EVENT, severity="major", level="error", clear_after_s=60)
-    e = Engine([r])
+    e = RuleEngine([r])
     warn = pt(1, measurement="event_logs", tags={"level": "warning"}, code="W1", message="meh")
     assert e.observe([warn], 1, DEVICES) == []
     err = pt(2, measurement="event_logs", tags={"level": "error"}, code="E42", message="boom")
@@ -229,14 +229,14 @@ def test_scopes(scope: str, value: str | None, hits: set[str]) -> None:
         scope=scope,
         scope_value=value,
     )
-    e = Engine([r])
+    e = RuleEngine([r])
     # x9 is not in the registry: its point tags stand in
     points = [pt(1, "d1", level=1), pt(1, "d2", level=1), pt(1, "x9", tags={"site": "lyon"}, level=1)]
     assert {t.device_id for t in e.observe(points, 1, DEVICES)} == hits
 
 
 def test_restore_and_sync_open() -> None:
-    e = Engine([HOT])
+    e = RuleEngine([HOT])
     e.restore(1, "d1", 90, 0)
     e.restore(99, "d1", 90, 0)  # unknown rule: ignored
     assert e.firing() == {(1, "d1")}

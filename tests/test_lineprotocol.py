@@ -8,9 +8,9 @@ import pytest
 
 from core.model import FieldValue, Point
 from core.stores import SeriesQuery
-from ingest.stores.bisect import bisect_rejections
 from ingest.stores.influxdb1 import InfluxDB1Store
 from ingest.stores.lineprotocol import Unencodable, encode, encode_batch, encode_point
+from ingest.stores.partial_writes import bisect_rejections
 from tests.servers import Influxd
 
 

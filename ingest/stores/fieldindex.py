@@ -19,8 +19,8 @@ import logging
 from collections.abc import Iterable, Sequence
 
 from core.model import Point
-from ingest.stores.bisect import Outcome, SendFn, write_points
 from ingest.stores.lineprotocol import escape_key
+from ingest.stores.partial_writes import SendFn, SendResult, write_points
 
 log = logging.getLogger("iot.stores")
 
@@ -75,7 +75,7 @@ def write_indexed(points: Sequence[Point], send: SendFn, index: FieldIndex, stor
     bad = {id(p) for p, _ in refused}
     lines, done = index.pending(p for p in points if id(p) not in bad)
     if lines:
-        error: Outcome = send(lines)
+        error: SendResult = send(lines)
         if error is None:
             index.commit(done)
         else:  # e.g. max-values-per-tag: the data is stored; `devices show` may miss new keys

@@ -23,10 +23,10 @@ import urllib3
 from core.model import Point
 from core.stores import Row, SeriesQuery, StoreConfigError, StoreNeedsOperator, StoreUnavailable
 from ingest.retention import DownsampleInfo, RetentionInfo, parse_go_duration, shard_duration_s
-from ingest.stores.bisect import Outcome, send_halves
 from ingest.stores.fieldindex import FieldIndex, write_indexed
 from ingest.stores.influxhttp import DATA_ERRORS, TOO_LARGE, InfluxHTTP, error_text
 from ingest.stores.influxql import InfluxQLReader, Result, first_result, quote_ident, quote_string
+from ingest.stores.partial_writes import SendResult, send_halves
 
 __all__ = ["InfluxDB1Store", "quote_ident", "quote_string"]
 
@@ -118,7 +118,7 @@ class InfluxDB1Store:
     def write(self, points: Sequence[Point]) -> list[tuple[Point, str]]:
         return write_indexed(points, self._send, self._index, repr(self))
 
-    def _send(self, lines: Sequence[str]) -> Outcome:
+    def _send(self, lines: Sequence[str]) -> SendResult:
         path = "/write?" + urlencode({"db": self.db, "precision": "ns"})
         r = self._http.request("POST", path, body="\n".join(lines).encode())
         if r.status in DATA_ERRORS:

@@ -10,7 +10,7 @@ Lifecycle: ``connect()`` opens an ``InfluxDBClient`` (no retries of its own) and
 ``close()`` closes it. Writes: one ``POST /api/v2/write`` per batch through the client's synchronous
 write API (``precision=ns``). A 400/422 is a partial write: 3.x names the
 refused lines (``data[].line_number``) and those are taken as they are; 2.x gives one message and
-the batch is bisected to the refused points (:mod:`ingest.stores.bisect`). A 413 splits the
+the batch is bisected to the refused points (:mod:`ingest.stores.partial_writes`). A 413 splits the
 batch. Other statuses are mapped in :mod:`ingest.stores.influxhttp` (401/403/404: needs an
 operator; 429/5xx: transient, ``Retry-After`` honoured).
 
@@ -34,15 +34,15 @@ from influxdb_client.service.ping_service import PingService
 from core.model import Point
 from core.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
 from ingest.retention import RetentionInfo
-from ingest.stores.bisect import LineErrors, Outcome, send_halves
 from ingest.stores.fieldindex import FieldIndex, write_indexed
 from ingest.stores.influxhttp import DATA_ERRORS, TOO_LARGE, InfluxHTTP, call_client, error_text
 from ingest.stores.influxql import InfluxQLReader, Result, first_result
+from ingest.stores.partial_writes import LineErrors, SendResult, send_halves
 
 V3_MAX_LINE_ERRORS = 100  # InfluxDB 3 lists at most this many refused lines
 
 
-def line_errors(body: bytes) -> Outcome:
+def line_errors(body: bytes) -> SendResult:
     """A 400/422 body: InfluxDB 3's ``{"error", "data": [{"line_number", "error_message"}]}``
     (line numbers from 1) as :class:`LineErrors`, else the server's one message."""
     try:
@@ -130,7 +130,7 @@ class InfluxDB2Store:
     def write(self, points: Sequence[Point]) -> list[tuple[Point, str]]:
         return write_indexed(points, self._send, self._index, repr(self))
 
-    def _send(self, lines: Sequence[str]) -> Outcome:
+    def _send(self, lines: Sequence[str]) -> SendResult:
         write_api = self._write_api
         if write_api is None:
             raise StoreUnavailable(f"{self!r} is not connected")

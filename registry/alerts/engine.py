@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from core.model import DeviceEntry, Point, StatusChange
-from registry.alerts.kinds import SPECS, KindSpec, Outcome, State, describe
+from registry.alerts.kinds import SPECS, Decision, KindSpec, State, describe
 from registry.alerts.rules import EVENTS_MEASUREMENT, LEVEL_RANK, Rule
 from registry.alerts.rules import OPEN as OPEN  # the actions re-exported: transitions are the engine's output
 from registry.alerts.rules import RESOLVE as RESOLVE
@@ -50,7 +50,7 @@ def in_scope(rule: Rule, device_id: str, info: DeviceEntry | None, tags: Mapping
     return False
 
 
-class Engine:
+class RuleEngine:
     """Evaluates enabled rules. Feed it with :meth:`observe`, :meth:`status` and :meth:`tick`."""
 
     def __init__(self, rules: Iterable[Rule] = (), started: float = 0.0) -> None:
@@ -133,12 +133,12 @@ class Engine:
                     self._emit(r, dev, devices.get(dev), SPECS[r.kind].on_seen(r, st, now), out)
         return out
 
-    def status(self, changes: Sequence[StatusChange], devices: Devices) -> list[Transition]:
-        """A device announcing itself counts as seen, so nodata rules start watching it."""
+    def announced(self, changes: Sequence[StatusChange]) -> None:
+        """A device announcing itself counts as seen, so nodata rules start watching it (no
+        transition comes of it: silence is judged on the next tick)."""
         for c in changes:
             if c.online:
                 self._last_seen.setdefault(c.device_id, c.at)
-        return []
 
     def tick(self, now: float, devices: Devices) -> list[Transition]:
         """Time-driven checks: each kind's ``on_tick`` (quiet periods, holds of a device that went
@@ -171,7 +171,7 @@ class Engine:
             OPEN, r.id, dev, at, value, f"{r.name}: {text}", r.severity, info.site if info is not None else None
         )
 
-    def _emit(self, r: Rule, dev: str, info: DeviceEntry | None, o: Outcome | None, out: list[Transition]) -> None:
+    def _emit(self, r: Rule, dev: str, info: DeviceEntry | None, o: Decision | None, out: list[Transition]) -> None:
         if o is None:
             return
         if o.action == OPEN:

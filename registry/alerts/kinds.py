@@ -2,7 +2,7 @@
 and how they fire (evaluate). Pure: no I/O, no clock.
 
 A spec reads and updates the state the engine keeps per (rule, device) and returns an
-:class:`Outcome` (open, update, resolve) or None. The engine feeds each kind the inputs it
+:class:`Decision` (open, update, resolve) or None. The engine feeds each kind the inputs it
 declares: field values of stored points (``reads_fields``), event points (``reads_events``),
 a device's silence (``watches_silence``), and clock ticks (every kind). A new kind is one
 spec class here, one entry in :data:`SPECS` and one :class:`RuleKind` member.
@@ -44,7 +44,7 @@ class State:
 
 
 @dataclass(slots=True)
-class Outcome:
+class Decision:
     """What a spec decided: ``action`` at ``at``; ``message`` is an open alert's detail (default:
     the rule described, with the value) or the reason it resolved."""
 
@@ -68,7 +68,7 @@ class KindSpec:
     def validate(self, rule: Rule) -> None:
         """Kind-specific checks; raise :class:`RuleError` with what to fix."""
 
-    def on_value(self, rule: Rule, st: State, ts: float, value: float, now: float) -> Outcome | None:
+    def on_value(self, rule: Rule, st: State, ts: float, value: float, now: float) -> Decision | None:
         """A value of the rule's field, from a point timed ``ts`` that arrived at ``now``."""
         return None
 
@@ -76,11 +76,11 @@ class KindSpec:
         """Does an event of this level breach the rule?"""
         return False
 
-    def on_event(self, rule: Rule, st: State, ts: float, now: float, detail: str) -> Outcome | None:
+    def on_event(self, rule: Rule, st: State, ts: float, now: float, detail: str) -> Decision | None:
         """A breaching event (``fires_on`` said yes)."""
         return None
 
-    def on_seen(self, rule: Rule, st: State, now: float) -> Outcome | None:
+    def on_seen(self, rule: Rule, st: State, now: float) -> Decision | None:
         """A point from the device arrived."""
         return None
 
@@ -88,11 +88,11 @@ class KindSpec:
         """Has the device been silent for long enough to breach?"""
         return False
 
-    def on_silence(self, rule: Rule, st: State, now: float, silent_s: float) -> Outcome | None:
+    def on_silence(self, rule: Rule, st: State, now: float, silent_s: float) -> Decision | None:
         """The device has been silent too long (``too_quiet`` said yes)."""
         return None
 
-    def on_tick(self, rule: Rule, st: State, now: float) -> Outcome | None:
+    def on_tick(self, rule: Rule, st: State, now: float) -> Decision | None:
         """The clock moved on."""
         return None
 
@@ -111,12 +111,12 @@ def _takes_no_comparison(rule: Rule) -> None:
         raise RuleError(f"a {rule.kind} rule takes no --field, --op or --value")
 
 
-def _quiet(rule: Rule, st: State, now: float) -> Outcome | None:
+def _quiet(rule: Rule, st: State, now: float) -> Decision | None:
     """Rate and event alerts resolve after ``quiet_s`` without a breach."""
     if st.firing and st.last_breach is not None and now - st.last_breach >= rule.quiet_s:
         st.firing = False
         st.pending_since = None
-        return Outcome(RESOLVE, now, st.last_value, f"quiet for {rule.quiet_s:g}s")
+        return Decision(RESOLVE, now, st.last_value, f"quiet for {rule.quiet_s:g}s")
     return None
 
 
@@ -134,7 +134,7 @@ class Threshold(KindSpec):
     def validate(self, rule: Rule) -> None:
         _needs_comparison(rule)
 
-    def on_value(self, rule: Rule, st: State, ts: float, value: float, now: float) -> Outcome | None:
+    def on_value(self, rule: Rule, st: State, ts: float, value: float, now: float) -> Decision | None:
         if st.last_ts is not None and ts < st.last_ts:
             return None  # out of order: the newer point already decided
         assert rule.op is not None and rule.threshold is not None
@@ -143,11 +143,11 @@ class Threshold(KindSpec):
         st.last_breaching = hit
         if st.firing:
             if hit:
-                return Outcome(UPDATE, ts, value)
+                return Decision(UPDATE, ts, value)
             if cleared(rule.op, value, rule.threshold, rule.hysteresis):
                 st.firing = False
                 st.pending_since = None
-                return Outcome(RESOLVE, ts, value, "back to normal")
+                return Decision(RESOLVE, ts, value, "back to normal")
             return None
         if not hit:
             st.pending_since = None
@@ -156,17 +156,17 @@ class Threshold(KindSpec):
             st.pending_since, st.pending_arrival = ts, now
         if ts - st.pending_since >= rule.hold_s:
             st.firing = True
-            return Outcome(OPEN, ts, value)
+            return Decision(OPEN, ts, value)
         return None
 
-    def on_tick(self, rule: Rule, st: State, now: float) -> Outcome | None:
+    def on_tick(self, rule: Rule, st: State, now: float) -> Decision | None:
         """A device that went silent while breaching: its last value is taken to persist, and the
         hold counts from the arrival of the run's first point."""
         if st.firing or st.pending_since is None or not st.last_breaching:
             return None
         if now - st.pending_arrival >= rule.hold_s:
             st.firing = True
-            return Outcome(OPEN, now, st.last_value)
+            return Decision(OPEN, now, st.last_value)
         return None
 
 
@@ -184,7 +184,7 @@ class Rate(KindSpec):
     def validate(self, rule: Rule) -> None:
         _needs_comparison(rule)
 
-    def on_value(self, rule: Rule, st: State, ts: float, value: float, now: float) -> Outcome | None:
+    def on_value(self, rule: Rule, st: State, ts: float, value: float, now: float) -> Decision | None:
         prev_ts, prev_value = st.last_ts, st.last_value
         if prev_ts is not None and ts <= prev_ts:
             return None
@@ -198,15 +198,15 @@ class Rate(KindSpec):
             return None
         st.last_breach = now
         if st.firing:
-            return Outcome(UPDATE, ts, rate)
+            return Decision(UPDATE, ts, rate)
         if st.pending_since is None:
             st.pending_since = prev_ts
         if ts - st.pending_since >= rule.hold_s:
             st.firing = True
-            return Outcome(OPEN, ts, rate)
+            return Decision(OPEN, ts, rate)
         return None
 
-    def on_tick(self, rule: Rule, st: State, now: float) -> Outcome | None:
+    def on_tick(self, rule: Rule, st: State, now: float) -> Decision | None:
         return _quiet(rule, st, now)
 
 
@@ -224,20 +224,20 @@ class NoData(KindSpec):
         if rule.hold_s <= 0:
             raise RuleError("a nodata rule needs --for (e.g. 300s)")
 
-    def on_seen(self, rule: Rule, st: State, now: float) -> Outcome | None:
+    def on_seen(self, rule: Rule, st: State, now: float) -> Decision | None:
         if st.firing:
             st.firing = False
-            return Outcome(RESOLVE, now, None, "data again")
+            return Decision(RESOLVE, now, None, "data again")
         return None
 
     def too_quiet(self, rule: Rule, silent_s: float) -> bool:
         return silent_s >= rule.hold_s
 
-    def on_silence(self, rule: Rule, st: State, now: float, silent_s: float) -> Outcome | None:
+    def on_silence(self, rule: Rule, st: State, now: float, silent_s: float) -> Decision | None:
         if st.firing:
             return None
         st.firing = True
-        return Outcome(OPEN, now, None, f"no data for {silent_s:.0f}s")
+        return Decision(OPEN, now, None, f"no data for {silent_s:.0f}s")
 
 
 class Event(KindSpec):
@@ -257,14 +257,14 @@ class Event(KindSpec):
     def fires_on(self, rule: Rule, level_rank: int) -> bool:
         return level_rank >= LEVEL_RANK[rule.level or "error"]
 
-    def on_event(self, rule: Rule, st: State, ts: float, now: float, detail: str) -> Outcome | None:
+    def on_event(self, rule: Rule, st: State, ts: float, now: float, detail: str) -> Decision | None:
         st.last_breach = now
         if st.firing:
-            return Outcome(UPDATE, ts)
+            return Decision(UPDATE, ts)
         st.firing = True
-        return Outcome(OPEN, ts, None, detail)
+        return Decision(OPEN, ts, None, detail)
 
-    def on_tick(self, rule: Rule, st: State, now: float) -> Outcome | None:
+    def on_tick(self, rule: Rule, st: State, now: float) -> Decision | None:
         return _quiet(rule, st, now)
 
 

@@ -19,8 +19,7 @@ from sqlalchemy.orm import Session
 from core.directory import DeviceDirectory
 from core.model import Point, StatusChange
 from registry.alerts import store
-from registry.alerts.engine import Devices, Transition
-from registry.alerts.engine import Engine as RuleEngine
+from registry.alerts.engine import Devices, RuleEngine, Transition
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +100,8 @@ class AlertObserver:
     def status(self, changes: Sequence[StatusChange], now: float) -> None:
         with self._lock:
             try:
-                self._flush(self.rules.status(changes, self._devices()))
+                self.rules.announced(changes)
+                self._flush([])  # retries what a database outage left pending
             except Exception:
                 log.exception("alerts: status evaluation failed")
 

@@ -27,10 +27,10 @@ class LineErrors:
     complete: bool = True
 
 
-Outcome = str | LineErrors | None
+SendResult = str | LineErrors | None
 """What a ``send(lines)`` returns: None (all stored), the server's one reason (some refused,
 which unknown), or the refused lines by index."""
-SendFn = Callable[[Sequence[str]], Outcome]
+SendFn = Callable[[Sequence[str]], SendResult]
 
 
 def bisect_rejections(items: Sequence[T], lines: Sequence[str], send: SendFn) -> list[tuple[T, str]]:
@@ -39,7 +39,7 @@ def bisect_rejections(items: Sequence[T], lines: Sequence[str], send: SendFn) ->
     return _resolve(items, lines, send, send(lines))
 
 
-def _resolve(items: Sequence[T], lines: Sequence[str], send: SendFn, outcome: Outcome) -> list[tuple[T, str]]:
+def _resolve(items: Sequence[T], lines: Sequence[str], send: SendFn, outcome: SendResult) -> list[tuple[T, str]]:
     if outcome is None:
         return []
     if isinstance(outcome, LineErrors):
@@ -65,7 +65,7 @@ def _split(items: Sequence[T], lines: Sequence[str], send: SendFn, reason: str) 
     return out
 
 
-def send_halves(lines: Sequence[str], send: SendFn, too_large: str) -> Outcome:
+def send_halves(lines: Sequence[str], send: SendFn, too_large: str) -> SendResult:
     """For a request the server found too large (HTTP 413): send each half (each may be split
     again); a single line too large is refused for good with ``too_large``."""
     if len(lines) == 1:
