@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
 
 from core.stores import Row, SeriesQuery, TimeSeriesStore
+from core.timefmt import iso_ns
 from ingest.stores.tsquery import FUTURE_SLACK_NS
 
 HOUR_NS = 3600 * 10**9
@@ -50,13 +50,6 @@ def stream_rows(
         a = b
         if len(rows) < page // 4:
             window *= 2
-
-
-def iso_ns(ts_ns: int) -> str:
-    """ISO-8601 UTC with milliseconds and ``Z`` (``ts_ns`` alongside keeps the exact time)."""
-    s, ns = divmod(ts_ns, 10**9)
-    t = datetime.fromtimestamp(s, UTC).replace(microsecond=ns // 1000)
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def series_records(rows: Iterator[Row]) -> Iterator[dict[str, object]]:

@@ -1,20 +1,25 @@
 """What went wrong with a store or a daemon step, sorted into what an operator has to know.
 
-Pure: :func:`classify` turns any exception into a :class:`Problem`; :class:`Backoff` computes
-the jittered retry schedule. The writer and the ticker log, count and report these.
+Pure: :func:`classify` turns any exception into a :class:`Problem`; the writer and the ticker log,
+count and report these (their retry schedule is :class:`core.backoff.Backoff`).
 """
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 
 from core.stores import StoreConfigError, StoreNeedsOperator, StoreUnavailable
 
-UNAVAILABLE = "unavailable"  # cannot reach / transient: heals by waiting
-NEEDS_OPERATOR = "needs_operator"  # refused for a reason waiting will not fix
-UNEXPECTED = "unexpected"  # any other exception: a bug or an unmapped error
+
+class ProblemKind(StrEnum):
+    UNAVAILABLE = "unavailable"  # cannot reach / transient: heals by waiting
+    NEEDS_OPERATOR = "needs_operator"  # refused for a reason waiting will not fix
+    UNEXPECTED = "unexpected"  # any other exception: a bug or an unmapped error
+
+
+UNAVAILABLE, NEEDS_OPERATOR, UNEXPECTED = ProblemKind.UNAVAILABLE, ProblemKind.NEEDS_OPERATOR, ProblemKind.UNEXPECTED
 
 _MESSAGE_MAX = 300
 
@@ -23,7 +28,7 @@ _MESSAGE_MAX = 300
 class Problem:
     """One ongoing failure: its kind, the exception class, its first line, and when it began."""
 
-    kind: str
+    kind: ProblemKind
     error: str
     message: str
     since: float
@@ -51,23 +56,3 @@ def classify(e: BaseException, now: float | None = None) -> Problem:
     text = str(e).strip()
     first = text.splitlines()[0] if text else ""
     return Problem(kind, type(e).__name__, first[:_MESSAGE_MAX], time.time() if now is None else now)
-
-
-class Backoff:
-    """Exponential backoff with jitter (each delay uniform in [d/2, d]), honouring a server's
-    ``Retry-After``. ``failed()`` returns the delay before the next try; ``reset()`` on success."""
-
-    def __init__(self, minimum: float, maximum: float, rng: random.Random | None = None) -> None:
-        self.minimum, self.maximum = minimum, maximum
-        self._current = minimum
-        self._rng = rng or random.Random()
-
-    def failed(self, retry_after: float | None = None) -> float:
-        delay = self._rng.uniform(self._current / 2, self._current)
-        self._current = min(self.maximum, self._current * 2)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, 3600.0))
-        return delay
-
-    def reset(self) -> None:
-        self._current = self.minimum

@@ -15,9 +15,10 @@ from collections import defaultdict, deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from core.backoff import Backoff
 from core.model import DeadLetter
 from ingest.destinations import Destination
-from ingest.failures import NEEDS_OPERATOR, UNEXPECTED, Backoff, Problem, classify
+from ingest.failures import NEEDS_OPERATOR, UNEXPECTED, Problem, classify
 from ingest.metrics import Metrics
 from ingest.observers import AfterWrite
 from ingest.routing import DEADLETTERS, Batch, Token, rejected_letters

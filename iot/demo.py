@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from core.config import Settings
 from core.model import COLLECTIONS, MEASUREMENTS, Kind, Reason
 from core.stores import SeriesQuery
+from core.timefmt import utc
 from ingest.broker import EmbeddedBroker, free_port
 from ingest.stores import open_documents, open_timeseries
 from iot.demo_rules import install_demo_rules
@@ -294,9 +295,9 @@ def pick_highlight(engine: Any, ts: Any, since_ns: int) -> Highlight | None:
 
 
 def _utc_ts(dt: Any) -> float:
-    from datetime import UTC
-
-    return float(dt.replace(tzinfo=UTC).timestamp() if dt.tzinfo is None else dt.timestamp())
+    d = utc(dt)
+    assert d is not None
+    return d.timestamp()
 
 
 def _alert_counts(engine: Any) -> dict[str, int]:

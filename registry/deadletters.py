@@ -20,6 +20,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Engine, Table, func, insert, select, update
 
 from core.model import DeadLetter
+from core.timefmt import utc as _utc
 from registry.db import EngineStore
 from registry.models import DeadLetterRow, Device
 
@@ -78,12 +79,6 @@ class DeadLetterRecord:
 
 Records = list[DeadLetterRecord]
 Ids = list[int]
-
-
-def _utc(ts: datetime | None) -> datetime | None:
-    if ts is None:
-        return None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def _clean(text: str) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.timefmt import utc as _utc
 from registry import credentials
 from registry.auth import Actor, PermissionDenied, record_audit, require, require_site, require_unrestricted
 from registry.identifiers import check_labels, check_name
@@ -42,10 +43,6 @@ def as_dict(d: Device) -> dict[str, Any]:
         "firmware_version": d.firmware_version,
         "has_secret": d.secret_hash is not None,
     }
-
-
-def _utc(ts: datetime | None) -> datetime | None:
-    return ts.replace(tzinfo=UTC) if ts is not None and ts.tzinfo is None else ts
 
 
 def add_device(

@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Table, bindparam, or_, select, update
 
 from core.model import StatusChange
+from core.timefmt import from_epoch as _dt
 from registry.db import EngineStore
 from registry.models import Device
 
@@ -27,10 +28,6 @@ class DeviceInfo:
     type: str
     site: str | None
     status: str
-
-
-def _dt(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
 
 
 DEVICES = cast(Table, Device.__table__)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from core.directory import DeviceDirectory
 from core.model import Point
+from core.timefmt import utc
 from registry.alerts import store
 from registry.alerts.engine import Transition
 from registry.alerts.observer import AlertObserver
@@ -85,7 +86,7 @@ def test_transitions_one_alert_per_pair_counted_not_flooded(db: Engine) -> None:
     apply(db, Transition(OPEN, rid, "d1", T0 + 5, 99, "again", "major", "paris"))
     [a] = alerts(db)
     assert (a.status, a.count, a.last_value, a.site, a.severity) == ("open", 5, 99, "paris", "major")
-    assert store.utc(a.last_seen_at) == datetime.fromtimestamp(T0 + 5, UTC)
+    assert utc(a.last_seen_at) == datetime.fromtimestamp(T0 + 5, UTC)
     assert [e.action for e in a.events] == ["opened"]  # repeats are counted, not logged
     apply(
         db,

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from core.backoff import Backoff
 from core.model import Point
 from core.stores import StoreConfigError, StoreNeedsOperator, StoreUnavailable
 from ingest.destinations import Refused, by_index
-from ingest.failures import NEEDS_OPERATOR, UNAVAILABLE, UNEXPECTED, Backoff, classify
+from ingest.failures import NEEDS_OPERATOR, UNAVAILABLE, UNEXPECTED, classify
 from ingest.metrics import Metrics
 from ingest.routing import TIMESERIES, Batch, Token
 from ingest.spool import Spool

@@ -11,6 +11,7 @@ import typer
 from core.config import Settings
 from core.model import MEASUREMENTS, Kind
 from core.stores import AGGREGATES, Row, SeriesQuery
+from core.timefmt import iso_ns
 from ingest.export import series_columns, series_records, stream_rows
 from ingest.stores import timeseries_from
 from iot.cli import output
@@ -35,12 +36,6 @@ def parse_time(text: str, option: str, now_ns: int) -> int:
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)
     return int(t.timestamp()) * 10**9 + t.microsecond * 1000
-
-
-def iso_ns(ts_ns: int) -> str:
-    s, ns = divmod(ts_ns, 10**9)
-    t = datetime.fromtimestamp(s, UTC).replace(microsecond=ns // 1000)
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def run_query(s: Settings, q: SeriesQuery) -> list[Row]:

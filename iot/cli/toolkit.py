@@ -10,12 +10,13 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import IntEnum
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
+from core import timefmt
 from core.config import Settings
 
 
@@ -72,13 +73,7 @@ def parse_duration(text: str) -> float:
 
 
 def iso(ts: datetime | float | int | None) -> str:
-    if ts is None:
-        return ""
-    if isinstance(ts, int | float):
-        ts = datetime.fromtimestamp(ts, UTC)
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return "" if ts is None else timefmt.iso(ts)
 
 
 def _default(o: Any) -> Any:

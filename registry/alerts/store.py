@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, delete, func, select
 from sqlalchemy.orm import Session
 
+from core.timefmt import from_epoch as _dt
+from core.timefmt import iso, utc
 from registry.alerts.engine import Transition
 from registry.alerts.kinds import describe, validate
 from registry.alerts.rules import LEVELS, OPEN, RESOLVE, STATUSES, UPDATE, AlertStatus, Rule, RuleError, RuleKind
@@ -27,17 +29,6 @@ class AlertNotFound(LookupError):
 
 class InvalidTransition(Exception):
     """The alert is not in a state that allows the requested change."""
-
-
-def _dt(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
-def utc(dt: datetime | None) -> datetime | None:
-    """Aware UTC datetime (SQLite hands back naive ones)."""
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 # -- the daemon side -----------------------------------------------------------------------
@@ -213,8 +204,7 @@ def resolve(
 
 
 def _iso(dt: datetime | None) -> str:
-    d = utc(dt)
-    return d.isoformat(timespec="seconds").replace("+00:00", "Z") if d else "?"
+    return iso(dt) if dt is not None else "?"
 
 
 # -- queries -------------------------------------------------------------------------------
