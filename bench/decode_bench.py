@@ -9,7 +9,7 @@ import argparse
 import json
 import time
 
-from ingest.decode import Decoder
+from ingest.decoding.decode import Decoder
 
 NOW_NS = 1_764_038_400_000_000_000
 

@@ -470,7 +470,7 @@ def influxd_ceiling(args: argparse.Namespace, pack: int) -> float:
     sys.path.insert(0, str(ROOT / "bench"))
     from mqtt_pub import payloads
 
-    from ingest.decode import Decoder
+    from ingest.decoding.decode import Decoder
     from ingest.mqtt.packets import Parser
     from ingest.stores.lineprotocol import encode_batch
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from core.model import Point
-from ingest.spool_records import Origin, Record, decode, encode
+from ingest.writing.spool_records import Origin, Record, decode, encode
 
 
 def rate(fn: Callable[[], object], seconds: float) -> float:

@@ -3,7 +3,7 @@
 What the parts are and how a message goes through them is decided by whoever builds them (the
 composition layer, ``iot/service.py``): a :class:`~ingest.mqtt.receiver.Receiver` hands each read's
 deliveries to the :class:`~ingest.intake.Intake`, which routes them into batches for one
-:class:`~ingest.writer.Writer` per destination; a writer stores or spools a batch and settles its
+:class:`~ingest.writing.writer.Writer` per destination; a writer stores or spools a batch and settles its
 deliveries through the :class:`~ingest.mqtt.settle.Settler`, which acknowledges them on the receiver.
 This module only runs them: nothing here is called back by the parts.
 """
@@ -23,7 +23,6 @@ from typing import Any, Generic, TypeVar
 from core.config import Settings
 from core.directory import DeviceDirectory
 from core.stores import DocumentStore, StoreUnavailable, TimeSeriesStore
-from ingest.destinations import Destinations, DirectoryStore, LetterStore
 from ingest.health import Health
 from ingest.intake import Intake
 from ingest.metrics import Metrics
@@ -31,7 +30,8 @@ from ingest.mqtt.acks import AckTracker
 from ingest.mqtt.receiver import Receiver
 from ingest.observers import StreamObserver
 from ingest.steps import Steps
-from ingest.writer import Writer
+from ingest.writing.destinations import Destinations, DirectoryStore, LetterStore
+from ingest.writing.writer import Writer
 
 log = logging.getLogger("iot.ingest")
 

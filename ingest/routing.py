@@ -19,10 +19,10 @@ from core.model import (
     Rejected,
     StatusChange,
 )
-from ingest.names import check_tag_value
-from ingest.topics import Topics
+from ingest.decoding.names import check_tag_value
+from ingest.decoding.topics import Topics
 
-Token = int  # an ingest.acks.AckTracker sequence number
+Token = int  # an ingest.mqtt.acks.AckTracker sequence number
 Origin = tuple[str, bytes, float]  # topic, raw payload, received at (epoch s)
 Policy = Literal["accept", "reject", "register"]
 
@@ -35,7 +35,7 @@ FIRMWARE = COLLECTIONS[Kind.FIRMWARE]
 
 
 class Decodes(Protocol):
-    """What the router decodes with (``ingest.decode.Decoder``): one message at a time, and the
+    """What the router decodes with (``ingest.decoding.decode.Decoder``): one message at a time, and the
     topic rules it reads sources from (the router files dead letters under ``topics.device_of``)."""
 
     topics: Topics
@@ -59,7 +59,7 @@ class Batch:
     nbytes: int = 0
 
     def record(self) -> tuple[list[Any], list[Origin], RegistryActivity | None]:
-        """What the spool keeps of it (``ingest.spool_records``)."""
+        """What the spool keeps of it (``ingest.writing.spool_records``)."""
         return (self.items, self.origins, self.activity)
 
 

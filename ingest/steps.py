@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ingest.failures import UNEXPECTED, Problem, classify
 from ingest.metrics import Metrics
+from ingest.writing.failures import UNEXPECTED, Problem, classify
 
 log = logging.getLogger("iot.ingest")
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from core.config import Settings
 from core.model import Kind, StatusChange
-from ingest.broker import BrokerAddress, parse_broker_url
+from ingest.mqtt.broker import BrokerAddress, parse_broker_url
 from ingest.mqtt.options import session_options
 from ingest.mqtt.packets import Publish
 from ingest.mqtt.session import Options, Session

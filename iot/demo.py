@@ -23,7 +23,7 @@ from core.config import Settings
 from core.model import COLLECTIONS, MEASUREMENTS, Kind, Reason
 from core.stores import SeriesQuery
 from core.timefmt import utc
-from ingest.broker import EmbeddedBroker, free_port
+from ingest.mqtt.broker import EmbeddedBroker, free_port
 from ingest.stores import open_documents, open_timeseries
 from iot.demo_rules import install_demo_rules
 from iot.service import build_daemon

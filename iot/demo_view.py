@@ -7,9 +7,9 @@ from typing import Any
 
 import typer
 
-from ingest.chart import ChartSpec, Mark, Series, line_chart
 from iot.cli.toolkit import print_table
 from iot.demo import DemoProgress, DemoResult
+from iot.present.chart import ChartSpec, Mark, Series, line_chart
 
 
 def progress_text(p: DemoProgress) -> str:

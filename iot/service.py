@@ -10,16 +10,16 @@ from typing import cast
 from core.config import Settings
 from core.directory import DeviceDirectory
 from core.stores import DocumentStore, TimeSeriesStore
-from ingest.broker import BrokerAddress, EmbeddedBroker, parse_broker_url
-from ingest.cardinality import CardinalityGuard
 from ingest.daemon import Daemon, Pipeline, Resources, install_signal_handlers
-from ingest.decode import Decoder
-from ingest.destinations import LetterStore
+from ingest.decoding.cardinality import CardinalityGuard
+from ingest.decoding.decode import Decoder
+from ingest.decoding.topics import Limits, Topics
 from ingest.health import Health
 from ingest.http import serve_metrics
 from ingest.intake import Intake
 from ingest.metrics import MessageCounts, Metrics
 from ingest.mqtt.acks import AckTracker
+from ingest.mqtt.broker import BrokerAddress, EmbeddedBroker, parse_broker_url
 from ingest.mqtt.options import session_options
 from ingest.mqtt.paho import PahoReceiver
 from ingest.mqtt.receiver import NativeReceiver, Receiver
@@ -27,11 +27,11 @@ from ingest.mqtt.session import Options
 from ingest.mqtt.settle import Settler
 from ingest.observers import AfterWrite, PointsObserved, StatusObserved, StreamObserver
 from ingest.routing import DEADLETTERS, DESTINATIONS, REGISTRY, TIMESERIES, Decodes, Router
-from ingest.spool import Spool
 from ingest.steps import Steps
 from ingest.stores import documents_from, timeseries_from
-from ingest.topics import Limits, Topics
-from ingest.writer import ToDeadLetters, Writer
+from ingest.writing.destinations import LetterStore
+from ingest.writing.spool import Spool
+from ingest.writing.writer import ToDeadLetters, Writer
 from iot.alert_role import DirectoryOnly, Discard, evaluator_options
 from registry.alerts.observer import AlertObserver
 from registry.db import check_migrated, make_engine, migrate

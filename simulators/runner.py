@@ -31,8 +31,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from core.redact import redact_url
-from ingest import broker as ingest_broker
-from ingest.broker import BrokerAddress
+from ingest.mqtt import broker as ingest_broker
+from ingest.mqtt.broker import BrokerAddress
 from simulators.fleet import DeviceSpec, FleetConfig, Message, device_stream, plan
 from simulators.manifest import Manifest
 

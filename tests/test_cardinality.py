@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from core.model import Point, Reason, Rejected
-from ingest.cardinality import CardinalityGuard
-from ingest.decode import Decoder
+from ingest.decoding.cardinality import CardinalityGuard
+from ingest.decoding.decode import Decoder
 from ingest.stores.influxdb1 import InfluxDB1Store
 from ingest.stores.influxql import InfluxQLReader
 from registry.db import make_engine, migrate

@@ -119,7 +119,7 @@ def test_a_routing_bug_dead_letters_the_message_and_keeps_the_receiver_alive(
     """A bug past the decoder's own guard (injected by a decode function that raises) must not end
     the MQTT receive thread (native session or paho) or leave the message's acknowledgement stuck:
     it is dead-lettered."""
-    from ingest.decode import Decoder
+    from ingest.decoding.decode import Decoder
 
     s = Settings(
         _env_file=None,

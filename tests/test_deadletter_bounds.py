@@ -50,7 +50,7 @@ def test_bounded_keeps_small_payloads_whole_and_large_ones_as_prefix_size_hash()
 
 
 def test_router_dead_letters_an_oversize_payload_bounded() -> None:
-    from ingest.decode import Decoder
+    from ingest.decoding.decode import Decoder
 
     router = Router(Decoder(max_payload_bytes=1024), batch_size=1, flush_interval=1.0, max_letter_bytes=1024)
     payload = b'{"x": "' + b"y" * (3 * MiB) + b'"}'

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from core.model import Decoded, Document, Kind, Point, Reason, Rejected, StatusChange
-from ingest.codecs import Source
-from ingest.decode import CODECS, Decoder, parse_topic
-from ingest.timestamps import BadTimestamp, number_to_ns, rfc3339_to_ns
+from ingest.decoding.codecs import Source
+from ingest.decoding.decode import CODECS, Decoder, parse_topic
+from ingest.decoding.timestamps import BadTimestamp, number_to_ns, rfc3339_to_ns
 
 NOW_NS = 1_764_038_400_000_000_000  # 2025-11-25T02:40:00Z
 NOW = NOW_NS / 1e9

@@ -20,8 +20,8 @@ from core.model import (
     Rejected,
     StatusChange,
 )
-from ingest.decode import Decoder
-from ingest.names import FIELD_KEY, RESERVED_FIELDS, TAG_VALUE, has_control
+from ingest.decoding.decode import Decoder
+from ingest.decoding.names import FIELD_KEY, RESERVED_FIELDS, TAG_VALUE, has_control
 
 NOW_NS = 1_764_038_400_000_000_000
 WINDOW_S = 300.0

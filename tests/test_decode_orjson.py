@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 
 from core.model import Rejected
-from ingest.decode import Decoder
+from ingest.decoding.decode import Decoder
 from tests.test_decode_fuzz import FUZZ, NOW_NS, WINDOW_S, good_topics, payloads
 
 pytest.importorskip("orjson")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from core.model import Reason
-from ingest.chart import ChartSpec, Mark, Series, line_chart, sparkline
 from iot.cli.toolkit import settings
 from iot.demo import DemoProgress, handled_messages, run_demo
+from iot.present.chart import ChartSpec, Mark, Series, line_chart, sparkline
 from simulators.profiles import PROFILES
 from tests.cli_runner import run_iot
 

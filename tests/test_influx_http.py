@@ -19,7 +19,6 @@ import pytest
 
 from core.model import Point
 from core.stores import SeriesQuery, StoreNeedsOperator, StoreUnavailable
-from ingest.failures import NEEDS_OPERATOR, UNAVAILABLE, classify
 from ingest.stores import documents_from, timeseries_from
 from ingest.stores.fieldindex import MEASUREMENT as INDEX
 from ingest.stores.influxdb1 import InfluxDB1Store
@@ -27,6 +26,7 @@ from ingest.stores.influxdb2 import InfluxDB2Store
 from ingest.stores.influxhttp import retry_after
 from ingest.stores.lineprotocol import encode_batch
 from ingest.stores.mongo import MongoDocumentStore
+from ingest.writing.failures import NEEDS_OPERATOR, UNAVAILABLE, classify
 from iot.cli.toolkit import settings
 from tests.servers import free_port
 

@@ -104,11 +104,11 @@ def test_checker_refuses_back_arrows_peers_and_hidden_imports() -> None:
         "from iot.cli import app\n"
         "from . import writer\n"
         "def f():\n"
-        "    from ingest.spool import Spool\n"
+        "    from ingest.writing.spool import Spool\n"
         "    import json\n"
     )
     found = check_source(source, "ingest.daemon", "ingest/daemon.py")
-    assert [(v.line, v.target) for v in found] == [(2, "registry.db"), (3, "iot.cli"), (6, "ingest.spool")]
+    assert [(v.line, v.target) for v in found] == [(2, "registry.db"), (3, "iot.cli"), (6, "ingest.writing.spool")]
     assert "same layer" in found[0].why and "upper layer" in found[1].why and "function-local" in found[2].why
     assert check_source("from ingest.daemon import Daemon\n", "iot.service", "iot/service.py") == []
     assert check_source("from .. import model\n", "core.sub.x", "core/sub/x.py") == []

@@ -17,8 +17,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.broker import EmbeddedBroker, free_port
 from ingest.mqtt import packets as pk
+from ingest.mqtt.broker import EmbeddedBroker, free_port
 from ingest.mqtt.packets import Publish
 from ingest.mqtt.session import Options, Session
 from tests.servers import Mosquitto, wait_for

@@ -14,8 +14,8 @@ import pytest
 
 from core.model import Point
 from core.stores import Row, SeriesQuery, TimeSeriesStore
-from ingest.export import stream_rows
 from ingest.stores import open_timeseries
+from ingest.stores.export import stream_rows
 from iot.cli import output
 from iot.cli.toolkit import CliError
 from tests.cli_runner import run_iot

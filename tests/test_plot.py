@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from core.model import Point
-from ingest.chart import SPARK
 from ingest.stores import open_timeseries
+from iot.present.chart import SPARK
 from tests.cli_runner import run_iot
 
 S = 10**9

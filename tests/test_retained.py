@@ -17,8 +17,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from core.config import Settings
-from ingest.broker import BrokerAddress
 from ingest.daemon import Daemon
+from ingest.mqtt.broker import BrokerAddress
 from iot.service import build_daemon, build_resources
 from tests.daemon_proc import DaemonProcess
 from tests.faultkit import influx_query

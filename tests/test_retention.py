@@ -12,8 +12,8 @@ import pytest
 
 from core.model import Point
 from core.stores import SeriesQuery
-from ingest.retention import Retention, human, parse_every, parse_go_duration, parse_retention, shard_duration_s
 from ingest.stores import open_timeseries
+from ingest.stores.retention import Retention, human, parse_every, parse_go_duration, parse_retention, shard_duration_s
 from tests.cli_runner import run_iot
 
 S = 10**9

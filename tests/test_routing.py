@@ -1,4 +1,4 @@
-from ingest.decode import Decoder
+from ingest.decoding.decode import Decoder
 from ingest.routing import DEADLETTERS, TIMESERIES, Router
 
 

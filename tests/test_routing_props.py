@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from core.directory import DeviceDirectory
 from core.model import DeadLetter, Document, Point, Reason, StatusChange
-from ingest.decode import Decoder
+from ingest.decoding.decode import Decoder
 from ingest.routing import DEADLETTERS, DOCUMENTS, REGISTRY, TIMESERIES, Batch, Router
 
 NOW_NS = 1_764_038_400_000_000_000

@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from core.model import Point, Reason, Rejected
 from core.stores import SeriesQuery
-from ingest.decode import Decoder
-from ingest.names import TAG_KEYS
+from ingest.decoding.decode import Decoder
+from ingest.decoding.names import TAG_KEYS
 from ingest.stores import open_timeseries
 from ingest.stores.influxdb1 import InfluxDB1Store
 from registry.db import make_engine, migrate

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.model import Point, Reason, Rejected
-from ingest.senml import ResolvedRecord, field_name, plain_points, resolve, to_points
+from ingest.decoding.senml import ResolvedRecord, field_name, plain_points, resolve, to_points
 
 NOW = 1_700_000_000.0
 NOW_NS = 1_700_000_000_000_000_000
@@ -461,7 +461,7 @@ def test_resolved_time_before_1970_is_a_bad_timestamp() -> None:
     assert e.value.reason is Reason.BAD_TIMESTAMP
 
 
-# -- the fast path for common pack shapes (ingest.senml.plain_points) --------------------------------
+# -- the fast path for common pack shapes (ingest.decoding.senml.plain_points) --------------------------------
 _name = st.sampled_from(["r0", "r1", "temp", "dev7", "x/y", "r0", "r1", "temp", "r2", "", "a b", "device_id", 5])
 _finite = st.one_of(
     st.sampled_from([-0.0, 0.0, 20.5, 21, -1.25, 2**28 - 1, 2**28, 1e308, 2**60]),

@@ -19,7 +19,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from core.model import Point, Rejected
-from ingest.decode import Decoder
+from ingest.decoding.decode import Decoder
 from simulators.faults import ID_FREE, MALFORMATIONS
 from simulators.fleet import KINDS, PRELUDE, FleetConfig, Message, device_stream, generate, plan
 from simulators.manifest import Manifest

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from core.model import DeadLetter, Document, Point, RegistryActivity, StatusChange
-from ingest.spool import Spool, SpoolFull
-from ingest.spool_records import VERSION, Record, RecordError, decode, encode
+from ingest.writing.spool import Spool, SpoolFull
+from ingest.writing.spool_records import VERSION, Record, RecordError, decode, encode
 
 LEGACY = Path(__file__).parent / "data" / "spool_pickle_v0"
 """A spool directory written by the release before versioned records (``Spool`` at commit 16d4f55:
@@ -129,7 +129,7 @@ V1_REGISTRY = (
     b'"origins":[["devices/dev-2/status","b2ZmbGluZQ==",1700000002.0]],'
     b'"extra":{"last_seen":{"dev-1":1700000001.25},"register":{"dev-3":"unknown"},"firmware":{"dev-1":"1.2.3"}}}'
 )
-"""A registry batch as version 1 (``ingest.spool_records`` at commit 480165e) wrote it: the registry
+"""A registry batch as version 1 (``ingest.writing.spool_records`` at commit 480165e) wrote it: the registry
 activity in a string-keyed ``extra`` object."""
 V1_TELEMETRY = (
     b'\x01{"items":[{"type":"point","measurement":"sensor_readings","device_id":"d1","fields":{"n":7.0},'

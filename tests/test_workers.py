@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from core.config import Settings
-from ingest.broker import BrokerAddress
 from ingest.metrics import parse_prometheus
+from ingest.mqtt.broker import BrokerAddress
 from iot import alert_role
 from iot.workers import WorkersRefused, check, worker_env
 from tests.daemon_proc import DaemonProcess

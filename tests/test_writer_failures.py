@@ -16,13 +16,13 @@ import pytest
 from core.backoff import Backoff
 from core.model import Point
 from core.stores import StoreConfigError, StoreNeedsOperator, StoreUnavailable
-from ingest.destinations import Refused, by_index
-from ingest.failures import NEEDS_OPERATOR, UNAVAILABLE, UNEXPECTED, classify
 from ingest.metrics import Metrics
 from ingest.routing import TIMESERIES, Batch, Token
-from ingest.spool import Spool
 from ingest.stores.tsembedded import EmbeddedTimeSeriesStore
-from ingest.writer import Writer
+from ingest.writing.destinations import Refused, by_index
+from ingest.writing.failures import NEEDS_OPERATOR, UNAVAILABLE, UNEXPECTED, classify
+from ingest.writing.spool import Spool
+from ingest.writing.writer import Writer
 from tests.servers import wait_for
 
 

@@ -6,7 +6,7 @@ import gc
 import ssl
 
 from core.config import Settings
-from ingest.broker import BrokerAddress
+from ingest.mqtt.broker import BrokerAddress
 from ingest.mqtt.session import Options
 
 

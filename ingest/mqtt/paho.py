@@ -14,7 +14,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from ingest.broker import BrokerAddress, make_client, subscribe_ingest
+from ingest.mqtt.broker import BrokerAddress, make_client, subscribe_ingest
 from ingest.mqtt.packets import Publish
 from ingest.mqtt.session import Handler, Options
 

@@ -22,11 +22,11 @@ import urllib3
 
 from core.model import Point
 from core.stores import Row, SeriesQuery, StoreConfigError, StoreNeedsOperator, StoreUnavailable
-from ingest.retention import DownsampleInfo, RetentionInfo, parse_go_duration, shard_duration_s
 from ingest.stores.fieldindex import FieldIndex, write_indexed
 from ingest.stores.influxhttp import DATA_ERRORS, TOO_LARGE, InfluxHTTP, error_text
 from ingest.stores.influxql import InfluxQLReader, Result, first_result, quote_ident, quote_string
 from ingest.stores.partial_writes import SendResult, send_halves
+from ingest.stores.retention import DownsampleInfo, RetentionInfo, parse_go_duration, shard_duration_s
 
 __all__ = ["InfluxDB1Store", "quote_ident", "quote_string"]
 
@@ -138,7 +138,7 @@ class InfluxDB1Store:
     def count(self, measurement: str, device_id: str | None = None) -> int:
         return self._reader.count(measurement, device_id)
 
-    # -- retention (see ingest.retention) ----------------------------------------------------
+    # -- retention (see ingest.stores.retention) ----------------------------------------------------
 
     def _default_policy(self) -> tuple[str, str]:
         result = self._select(f"SHOW RETENTION POLICIES ON {quote_ident(self.db)}", db=None)

@@ -33,11 +33,11 @@ from influxdb_client.service.ping_service import PingService
 
 from core.model import Point
 from core.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
-from ingest.retention import RetentionInfo
 from ingest.stores.fieldindex import FieldIndex, write_indexed
 from ingest.stores.influxhttp import DATA_ERRORS, TOO_LARGE, InfluxHTTP, call_client, error_text
 from ingest.stores.influxql import InfluxQLReader, Result, first_result
 from ingest.stores.partial_writes import LineErrors, SendResult, send_halves
+from ingest.stores.retention import RetentionInfo
 
 V3_MAX_LINE_ERRORS = 100  # InfluxDB 3 lists at most this many refused lines
 
@@ -152,7 +152,7 @@ class InfluxDB2Store:
     def latest(self, measurement: str, device_id: str) -> dict[str, tuple[int, Any]]:
         return self._reader.latest(measurement, device_id)
 
-    # -- retention (see ingest.retention): the bucket's expiry rule over /api/v2/buckets ---------
+    # -- retention (see ingest.stores.retention): the bucket's expiry rule over /api/v2/buckets ---------
 
     def _bucket(self) -> dict[str, Any]:
         params = {"name": self.bucket, **({"org": self.org} if self.org else {})}

@@ -18,7 +18,7 @@ series, so it raises :class:`Unencodable` and the store refuses just that point:
 - text that is not valid Unicode (a lone surrogate), an empty key or tag value, a measurement
   starting with ``#`` (a comment line), NaN/infinity.
 
-Empty tag values are left out (InfluxDB has no empty tags). The decoder (ingest.names) refuses
+Empty tag values are left out (InfluxDB has no empty tags). The decoder (ingest.decoding.names) refuses
 all of this, and more, before a point is built; this is the second line of defence.
 """
 

@@ -21,8 +21,8 @@ from urllib.parse import unquote, urlsplit
 
 from core.model import Point
 from core.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
-from ingest.retention import DownsampleInfo, RetentionInfo
 from ingest.stores import tsrollup
+from ingest.stores.retention import DownsampleInfo, RetentionInfo
 from ingest.stores.tsquery import NUMERIC_AGGS, as_value, check_query
 
 FILENAME = "timeseries.sqlite3"
@@ -187,7 +187,7 @@ class EmbeddedTimeSeriesStore:
             self.prune()
         return rejected
 
-    # -- retention (see ingest.retention) ----------------------------------------------------
+    # -- retention (see ingest.stores.retention) ----------------------------------------------------
 
     def retention(self) -> RetentionInfo:
         return RetentionInfo(self._retention_s, f"embedded store {self.path.name} (pruned every {PRUNE_EVERY_S:g}s)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from ingest.retention import human
+from ingest.stores.retention import human
 
 ROLLUP_SOURCES = ("sensor_readings", "device_metrics")
 

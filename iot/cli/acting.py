@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.stores import StoreConfigError, StoreUnavailable
-from ingest.broker import BrokerConfigError
+from ingest.mqtt.broker import BrokerConfigError
 from iot.cli.toolkit import CliError, ExitCode
 from registry.actors import authorise
 from registry.alerts.store import InvalidTransition

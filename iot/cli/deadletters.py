@@ -18,11 +18,11 @@ import typer
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from ingest.broker import BrokerAddress, BrokerConfigError, parse_broker_url
-from ingest.republish import publish_all
+from ingest.mqtt.broker import BrokerAddress, BrokerConfigError, parse_broker_url
 from iot.cli import output
 from iot.cli.acting import authorised
 from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings
+from iot.replay import publish_all
 from registry.auth import Actor, record_audit
 from registry.db import make_engine
 from registry.deadletters import DeadLetterRecord, DeadLetterStore

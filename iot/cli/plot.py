@@ -11,12 +11,12 @@ import typer
 
 from core.model import MEASUREMENTS, Kind
 from core.stores import AGGREGATES, SeriesQuery
-from ingest.chart import ChartSpec, Series, line_chart
-from ingest.chart_png import PlotUnavailable, write_png
 from ingest.stores import timeseries_from
 from iot.cli.acting import authorised
 from iot.cli.telemetry import parse_time
 from iot.cli.toolkit import fail, parse_every, settings
+from iot.present.chart import ChartSpec, Series, line_chart
+from iot.present.chart_png import PlotUnavailable, write_png
 
 KINDS = [k.value for k in (Kind.TELEMETRY, Kind.METRICS)]
 MAX_POINTS = 20_000

@@ -13,11 +13,11 @@ from typing import Annotated, Any
 import typer
 
 from core.config import Settings
-from ingest.sparks import device_sparklines
 from ingest.stores import documents_from, timeseries_from
 from iot.cli import output
 from iot.cli.acting import acting
 from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings
+from iot.present.sparks import device_sparklines
 from registry import audit as audit_mod
 from registry import devices as dev
 from registry.auth import create_key, disable_key, list_keys

@@ -6,8 +6,16 @@ from typing import Annotated
 
 import typer
 
-from ingest.retention import DownsampleInfo, Downsampling, Retention, RetentionInfo, human, parse_every, parse_retention
 from ingest.stores import timeseries_from
+from ingest.stores.retention import (
+    DownsampleInfo,
+    Downsampling,
+    Retention,
+    RetentionInfo,
+    human,
+    parse_every,
+    parse_retention,
+)
 from iot.cli.acting import acting
 from iot.cli.toolkit import emit_json, fail, settings
 from registry.auth import require

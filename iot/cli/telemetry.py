@@ -12,8 +12,8 @@ from core.config import Settings
 from core.model import MEASUREMENTS, Kind
 from core.stores import AGGREGATES, Row, SeriesQuery
 from core.timefmt import iso_ns
-from ingest.export import series_columns, series_records, stream_rows
 from ingest.stores import timeseries_from
+from ingest.stores.export import series_columns, series_records, stream_rows
 from iot.cli import output
 from iot.cli.acting import authorised
 from iot.cli.toolkit import CliError, fail, parse_duration, parse_every, print_table, settings

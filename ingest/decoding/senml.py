@@ -20,7 +20,7 @@ the records; it steps aside (None) for anything else, and the general path decid
 pack of ten from ~19 to ~7 µs to decode; a property test holds both paths to the same points.
 
 Every problem raises ``Rejected(Reason.INVALID_SENML, detail)`` (``BAD_TIMESTAMP`` for a
-resolved time outside 1970..2262), except names (ingest.names): a field name or unit outside
+resolved time outside 1970..2262), except names (ingest.decoding.names): a field name or unit outside
 the allowed characters is ``INVALID_NAME``, a field named like a tag or ``time`` is
 ``RESERVED_NAME``.
 """
@@ -37,9 +37,9 @@ from operator import add, itemgetter
 from typing import Any, NamedTuple
 
 from core.model import FieldValue, Kind, Point, Reason, Rejected
-from ingest.codecs import Source, json_loads, parse_json
-from ingest.names import check_field_key, check_tag_value, has_control
-from ingest.timestamps import BadTimestamp, seconds_to_ns
+from ingest.decoding.codecs import Source, json_loads, parse_json
+from ingest.decoding.names import check_field_key, check_tag_value, has_control
+from ingest.decoding.timestamps import BadTimestamp, seconds_to_ns
 
 SENML_VERSION = 10
 RELATIVE_LIMIT = 2**28
@@ -247,7 +247,7 @@ def field_name(name: str, device_id: str) -> str:
     becomes the field ``value``. Any other name (a bare ``temperature``, or another
     device's name in a gateway pack) is kept whole, so nothing from two sources collides.
     Names must satisfy RFC 8428 §4.5.1 (``[A-Za-z0-9][A-Za-z0-9-:./_]*``) and the field name
-    the rules of ingest.names (length, not named like a tag).
+    the rules of ingest.decoding.names (length, not named like a tag).
     """
     if not _NAME_RE.fullmatch(name):
         raise _bad(f"name {name[:64]!r} is not a valid SenML name (RFC 8428 4.5.1)")

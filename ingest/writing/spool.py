@@ -9,7 +9,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from ingest.spool_records import Record, decode, encode
+from ingest.writing.spool_records import Record, decode, encode
 
 _HEADER = struct.Struct("<II")  # length, crc32
 SEGMENT_BYTES = 16 << 20
@@ -20,7 +20,7 @@ class SpoolFull(Exception):
 
 
 class Spool:
-    """Append-only segment files ``NNNNNNNN.seg`` of length+crc framed records (``ingest.spool_records``).
+    """Append-only segment files ``NNNNNNNN.seg`` of length+crc framed records (``ingest.writing.spool_records``).
 
     ``append`` fsyncs before returning, so a record it accepted survives a crash. ``peek``
     returns the oldest record; ``pop`` drops it once it is stored and moves a cursor file

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from core.stores import SeriesQuery, TimeSeriesStore
-from ingest.chart import sparkline
 from ingest.stores import open_timeseries
+from iot.present.chart import sparkline
 
 WINDOW_S = 3600
 BUCKETS = 24

@@ -1,7 +1,7 @@
 """One writer thread per destination: write each batch in one call, spool on failure, settle acks.
 
 No exception ends a writer: every failure of a write (transient, needing an operator, or an
-unexpected bug) is classified (:mod:`ingest.failures`), logged once per episode (unexpected ones
+unexpected bug) is classified (:mod:`ingest.writing.failures`), logged once per episode (unexpected ones
 with their traceback), counted per destination and error class, reported by :meth:`Writer.health`,
 and the batch is spooled and retried with jittered backoff until the store takes it."""
 
@@ -17,12 +17,12 @@ from typing import Any, Protocol
 
 from core.backoff import Backoff
 from core.model import DeadLetter
-from ingest.destinations import Destination
-from ingest.failures import NEEDS_OPERATOR, UNEXPECTED, Problem, classify
 from ingest.metrics import Metrics
 from ingest.observers import AfterWrite
 from ingest.routing import DEADLETTERS, Batch, Token, rejected_letters
-from ingest.spool import Spool, SpoolFull
+from ingest.writing.destinations import Destination
+from ingest.writing.failures import NEEDS_OPERATOR, UNEXPECTED, Problem, classify
+from ingest.writing.spool import Spool, SpoolFull
 
 log = logging.getLogger("iot.ingest")
 

@@ -1,7 +1,7 @@
 """The one place a topic becomes a source: device, kind, measurement, codec and limits (pure).
 
 Every part of the daemon that needs to know whose message a topic carries asks a :class:`Topics`:
-the decoder (for the :class:`~ingest.codecs.Source` a codec is handed), the router (the device a
+the decoder (for the :class:`~ingest.decoding.codecs.Source` a codec is handed), the router (the device a
 dead letter is filed under) and the intake (a message routing failed on). A topic layout is one
 :class:`TopicRule`; the built-in contract ``{root}/{device}/{kind}`` (:class:`ContractTopics`) is the
 first and, for now, the only one. A second layout is one more rule in the list ``Topics`` is built
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from core.model import MEASUREMENTS, Kind, Reason, Rejected
-from ingest.codecs import Source
+from ingest.decoding.codecs import Source
 
 MAX_DEVICE_ID = 64
 _DEVICE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")

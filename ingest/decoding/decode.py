@@ -1,8 +1,8 @@
 """One MQTT message (topic, payload bytes, arrival time) -> Decoded, or Rejected. Pure, no I/O.
 
 This runs once per message on the daemon's hot path: reading payloads go to the codec claiming
-their first byte (``ingest.codecs``; registered in ``CODECS`` below: the JSON object codec here,
-SenML JSON in ``ingest.senml``), which parses with ``orjson`` first (~8x faster) and falls back to
+their first byte (``ingest.decoding.codecs``; registered in ``CODECS`` below: the JSON object codec here,
+SenML JSON in ``ingest.decoding.senml``), which parses with ``orjson`` first (~8x faster) and falls back to
 the stdlib decoder, the reference for every rejection reason; documents and status take one
 ``json.loads`` with a decoder built in ``Decoder.__init__``. Type checks by ``type(x) is``, topics
 cached after first sight.
@@ -13,15 +13,15 @@ Rules (CONTRACT.md, "Payloads"):
 - payload larger than ``max_payload_bytes`` -> OVERSIZE, before anything else is looked at;
   strict UTF-8 (no BOM, no UTF-16) then JSON; ``NaN``/``Infinity`` or a number too large for
   a double -> NON_FINITE.
-- telemetry / metrics: a JSON object -> one Point. ``ts`` (see ingest.timestamps) is optional;
+- telemetry / metrics: a JSON object -> one Point. ``ts`` (see ingest.decoding.timestamps) is optional;
   every other key is a field: numbers become float (always, so a field never flips between
   int and float in InfluxDB), bools and strings stay. Null, objects and arrays -> WRONG_TYPE;
-  a field name outside ingest.names' allow-list -> INVALID_NAME, one named like a tag
+  a field name outside ingest.decoding.names' allow-list -> INVALID_NAME, one named like a tag
   (``device_id``, ``site``, ``unit``…) or ``time`` -> RESERVED_NAME; a string holding a
   control character other than tab -> WRONG_TYPE, an escaped lone surrogate -> INVALID_UTF8.
   More than ``max_fields`` fields (or, in a SenML pack, ``max_units`` distinct units)
-  -> TOO_MANY_FIELDS. A JSON array is SenML (ingest.senml). With a ``guard``
-  (ingest.cardinality), a device over its budget of new field names or units
+  -> TOO_MANY_FIELDS. A JSON array is SenML (ingest.decoding.senml). With a ``guard``
+  (ingest.decoding.cardinality), a device over its budget of new field names or units
   -> CARDINALITY_LIMIT (the only stateful rule).
 - events: as above plus ``level`` (required, one of LEVELS, case-insensitive, stored as the
   lower-case tag ``level``), ``code`` (string; an integer is turned into its decimal string)
@@ -54,8 +54,8 @@ from core.model import (
     Rejected,
     StatusChange,
 )
-from ingest.cardinality import CardinalityGuard
-from ingest.codecs import (
+from ingest.decoding.cardinality import CardinalityGuard
+from ingest.decoding.codecs import (
     WHITESPACE,
     Codec,
     NonFinite,
@@ -68,10 +68,10 @@ from ingest.codecs import (
     parse_json_text,
     reject_constant,
 )
-from ingest.names import check_field_key, check_string_value
-from ingest.senml import SenmlJson, valid_unicode
-from ingest.timestamps import BadTimestamp, to_ns
-from ingest.topics import ContractTopics, Limits, Topics
+from ingest.decoding.names import check_field_key, check_string_value
+from ingest.decoding.senml import SenmlJson, valid_unicode
+from ingest.decoding.timestamps import BadTimestamp, to_ns
+from ingest.decoding.topics import ContractTopics, Limits, Topics
 
 LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
 MAX_DOCUMENT_DEPTH = 64
@@ -87,7 +87,7 @@ _NS_MIN = 100_000_000_000_000_000  # an integer ts at or above this is already n
 
 def parse_topic(topic: str, root: str = "devices") -> tuple[str, Kind]:
     """``{root}/{device_id}/{kind}`` -> (device_id, kind); Rejected(BAD_TOPIC / UNKNOWN_KIND)
-    (the built-in contract's rule, :class:`ingest.topics.ContractTopics`)."""
+    (the built-in contract's rule, :class:`ingest.decoding.topics.ContractTopics`)."""
     return ContractTopics(root).parse(topic)
 
 

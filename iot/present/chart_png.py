@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC
 from pathlib import Path
 
-from ingest.chart import Mark, Series
+from iot.present.chart import Mark, Series
 
 
 def _days(ts_ns: int) -> float:

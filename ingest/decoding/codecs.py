@@ -4,7 +4,7 @@ JSON text parsing the JSON-based codecs share. Pure, no I/O.
 A codec turns one telemetry / metrics / events payload into points, or raises ``Rejected``. It
 claims payloads by their first non-whitespace byte (``{`` for a JSON object, ``[`` for a SenML
 JSON pack; a binary format such as SenML CBOR would claim ``0x80``-``0x9f``). Codecs are
-registered in ``ingest.decode.CODECS``; a payload no codec claims is refused with the reason
+registered in ``ingest.decoding.decode.CODECS``; a payload no codec claims is refused with the reason
 its JSON parse gives.
 """
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.stores import StoreUnavailable
-from ingest.broker import BrokerAddress, make_client
+from ingest.mqtt.broker import BrokerAddress, make_client
 
 
 def publish_all(addr: BrokerAddress, messages: Sequence[tuple[str, bytes]], *, timeout: float = 30.0) -> list[bool]:

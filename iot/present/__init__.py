@@ -1,0 +1,1 @@
+"""Presentation for the command line: terminal and PNG charts, sparklines."""
