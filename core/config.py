@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -88,3 +88,13 @@ class Settings(BaseSettings):
     @staticmethod
     def reveal(secret: SecretStr | None) -> str | None:
         return secret.get_secret_value() if secret is not None else None
+
+
+def _holds_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or any(_holds_secret(a) for a in get_args(annotation))
+
+
+SECRET_FIELDS: frozenset[str] = frozenset(
+    name for name, field in Settings.model_fields.items() if _holds_secret(field.annotation)
+)
+"""The settings that hold secrets (``SecretStr``, alone or in a mapping): never copied into an environment."""

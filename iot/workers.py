@@ -4,8 +4,11 @@ Lifecycle: ``run_workers(settings, n)`` starts worker k (0..n-1) as its own ``io
 with client id ``{client_id}-{k}``, its own persistent session and spool (``{spool}/worker-{k}``),
 metrics on ``metrics_port + k``, all subscribed to ``$share/{client_id}/{topic_root}/#`` so the broker
 spreads messages over them. A worker that exits unexpectedly is started again (same client id, so
-its persistent session and anything the broker kept for it come back); SIGTERM/SIGINT is passed to
-every worker, each drains (flush, acknowledge) and the supervisor exits 0 when all did.
+its persistent session and anything the broker kept for it come back) on its own schedule
+(:mod:`iot.restarts`: 1 s doubling to 30 s, back to 1 s after a run of 60 s), while the others
+keep running and restarting; SIGTERM/SIGINT is passed to every worker, each drains (flush,
+acknowledge) and the supervisor exits 0 when all did. Secrets are not copied into the workers'
+environments: they get ``IOT_SECRETS_DIR`` (the path) and read the files themselves.
 
 Refused with a clear message: the embedded broker (amqtt has no shared subscriptions) and the paho
 receive path. Embedded stores are SQLite files the workers share, created (and the registry
@@ -27,13 +30,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
-from core.config import Settings
+from core.config import SECRET_FIELDS, Settings
 from iot import alert_role
+from iot.restarts import RestartPolicy, RestartSchedule
 from iot.service import build_resources
 
 log = logging.getLogger("iot.ingest")
@@ -55,16 +58,31 @@ def check(settings: Settings, n: int) -> None:
         raise WorkersRefused("--workers > 1 needs IOT_MQTT_CLIENT=native (the shared subscription is native)")
 
 
+SECRETS_DIR = "IOT_SECRETS_DIR"
+
+
+def _inherited(key: str) -> bool:
+    """A variable of the supervisor's environment that a worker gets unchanged: anything not ours,
+    the path of the secrets directory, and a secret the operator set in the environment (the worker
+    reads it from the same place; the supervisor adds no secret value to any environment)."""
+    upper = key.upper()
+    if not upper.startswith("IOT_"):
+        return True
+    return upper == SECRETS_DIR or upper.removeprefix("IOT_").lower() in SECRET_FIELDS
+
+
 def worker_env(settings: Settings, k: int) -> dict[str, str]:
-    """The environment of worker ``k``: every setting as ``IOT_*``, plus its own identity and spool."""
-    env = {key: val for key, val in os.environ.items() if not key.startswith("IOT_")}
-    for name, value in settings.model_dump().items():
+    """The environment of worker ``k``: every setting but the secrets as ``IOT_*``, its own identity
+    and spool. Secrets are not copied: the worker reads them as the supervisor did, from files in
+    ``IOT_SECRETS_DIR`` (passed as the path), ``.env`` (same working directory) or the environment."""
+    env = {key: val for key, val in os.environ.items() if _inherited(key)}
+    if SECRETS_DIR in env:
+        env[SECRETS_DIR] = os.path.abspath(env[SECRETS_DIR])
+    for name, value in settings.model_dump(exclude=set(SECRET_FIELDS)).items():
         if value is None:
             continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        if isinstance(value, dict):  # pydantic-settings reads complex values as JSON (e.g. notify_secrets)
-            value = json.dumps({n: x.get_secret_value() if isinstance(x, SecretStr) else x for n, x in value.items()})
+        if isinstance(value, dict):  # pydantic-settings reads complex values as JSON
+            value = json.dumps(value)
         env[f"IOT_{name.upper()}"] = str(value)
     env["IOT_CLIENT_ID"] = f"{settings.client_id}-{k}"
     env["IOT_SHARE_GROUP"] = settings.client_id
@@ -80,10 +98,21 @@ EVALUATOR = -1
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, n: int, argv: list[str] | None = None) -> None:
+    """Starts the evaluator and the ``n`` workers and restarts each one that exits on its own
+    schedule (:class:`RestartSchedule`): one loop polls every process, nothing waits out a backoff."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        n: int,
+        argv: list[str] | None = None,
+        policy: RestartPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings, self.n = settings, n
         self.argv = argv or [sys.executable, "-m", "iot", "ingest", "run"]
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.schedule: RestartSchedule[int] = RestartSchedule(policy or RestartPolicy(), clock)
         self.restarts = 0
         self._stop = threading.Event()
 
@@ -92,32 +121,36 @@ class Supervisor:
             env = alert_role.evaluator_env(self.settings, worker_env(self.settings, 0), self.n)
             self.procs[k] = subprocess.Popen(self.argv, env=env)
             log.info("alert evaluator started (pid %d, client id %s)", self.procs[k].pid, env["IOT_CLIENT_ID"])
-            return
-        self.procs[k] = subprocess.Popen(self.argv, env=worker_env(self.settings, k))
-        log.info("worker %d started (pid %d, client id %s-%d)", k, self.procs[k].pid, self.settings.client_id, k)
+        else:
+            self.procs[k] = subprocess.Popen(self.argv, env=worker_env(self.settings, k))
+            log.info("worker %d started (pid %d, client id %s-%d)", k, self.procs[k].pid, self.settings.client_id, k)
+        self.schedule.started(k)
 
     def stop(self) -> None:
         self._stop.set()
+
+    def tick(self) -> None:
+        """Note every process that exited since the last tick and start every one that is due."""
+        for k, p in self.procs.items():
+            if self.schedule.waiting(k):
+                continue
+            rc = p.poll()
+            if rc is None:
+                continue
+            delay = self.schedule.exited(k)
+            what = "alert evaluator" if k == EVALUATOR else f"worker {k}"
+            log.error("%s exited with %s; restarting in %.1f s", what, rc, delay)
+        for k in self.schedule.due():
+            self.restarts += 1
+            self.start(k)
 
     def run(self) -> int:
         if not alert_role.ensure_session(self.settings, self._stop):  # before any worker takes a message
             return 0
         for k in (EVALUATOR, *range(self.n)):
             self.start(k)
-        backoff: dict[int, float] = {}
         while not self._stop.wait(0.2):
-            for k, p in list(self.procs.items()):
-                rc = p.poll()
-                if rc is None:
-                    continue
-                delay = min(30.0, backoff.get(k, 0.5) * 2)
-                backoff[k] = delay
-                what = "alert evaluator" if k == EVALUATOR else f"worker {k}"
-                log.error("%s exited with %s; restarting in %.1f s", what, rc, delay)
-                if self._stop.wait(delay):
-                    break
-                self.restarts += 1
-                self.start(k)
+            self.tick()
         for p in self.procs.values():
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from core.config import Settings
 from ingest.metrics import parse_prometheus
 from ingest.mqtt.broker import BrokerAddress
 from iot import alert_role
+from iot.cli.toolkit import settings as cli_settings
 from iot.workers import WorkersRefused, check, worker_env
 from tests.daemon_proc import DaemonProcess
 from tests.faultkit import Pipeline, assert_stored_exactly, expected_letters, expected_readings, metric
@@ -64,26 +66,123 @@ def test_worker_env_gives_each_worker_its_identity(tmp_path: Path) -> None:
 
 
 def test_evaluator_env_gives_it_its_own_unshared_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    s = settings(
-        broker_url="mqtt://h:1",
-        client_id="ing",
-        data_dir=tmp_path,
-        metrics_port=9000,
-        topic_root="r",
-        notify_secrets={"hook": "s3cret"},
-    )
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "iot_notify_secrets").write_text('{"hook": "s3cret"}')
+    monkeypatch.setenv("IOT_SECRETS_DIR", str(secrets))
+    monkeypatch.chdir(tmp_path)  # no .env
+    s = cli_settings(broker_url="mqtt://h:1", client_id="ing", data_dir=tmp_path, metrics_port=9000, topic_root="r")
     env = alert_role.evaluator_env(s, worker_env(s, 0), 3)
+    assert "s3cret" not in repr(env) and env["IOT_SECRETS_DIR"] == str(secrets)
     assert env["IOT_ROLE"] == "alerts" and env["IOT_CLIENT_ID"] == "ing-alerts" and env["IOT_SHARE_GROUP"] == ""
     assert env["IOT_SPOOL_DIR"] == str(tmp_path / "spool" / "alerts") and env["IOT_METRICS_PORT"] == "9003"
-    monkeypatch.chdir(tmp_path)  # no .env
     for key, value in env.items():  # the process reads its settings back from this environment
         if key.startswith("IOT_"):
             monkeypatch.setenv(key, value)
-    evaluator = settings()
+    evaluator = cli_settings()  # as `iot ingest run` reads them: the secret from its file
     assert evaluator.role == "alerts" and evaluator.notify_secrets["hook"].get_secret_value() == "s3cret"
     opts = alert_role.evaluator_options(BrokerAddress("h", 1), evaluator, evaluator.client_id)
     assert opts.client_id == "ing-alerts" and not opts.clean_start
     assert [f for f, _ in opts.subscriptions] == ["r/+/telemetry", "r/+/metrics", "r/+/events", "r/+/status"]
+
+
+def test_worker_env_copies_no_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets reach a worker as the supervisor got them: a file stays a file (the directory's path
+    is passed), a variable the operator set stays that variable; no value is added."""
+    (tmp_path / "iot_influxdb_token").write_text("from-a-file")
+    monkeypatch.setenv("IOT_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("IOT_API_KEY", "from-the-env")
+    monkeypatch.chdir(tmp_path)  # no .env
+    s = cli_settings(broker_url="mqtt://h:1")
+    assert s.influxdb_token is not None and s.influxdb_token.get_secret_value() == "from-a-file"
+    env = worker_env(s, 0)
+    assert "from-a-file" not in repr(env) and "IOT_INFLUXDB_TOKEN" not in env
+    assert env["IOT_SECRETS_DIR"] == str(tmp_path) and env["IOT_API_KEY"] == "from-the-env"
+    assert "IOT_NOTIFY_SECRETS" not in env and "IOT_BROKER_PASSWORD" not in env
+
+
+def starts(daemon: DaemonProcess, what: str) -> list[int]:
+    """The pids the supervisor started for ``what`` (``worker 0``, ``alert evaluator``), in order."""
+    return [int(p) for p in re.findall(rf"{what} started \(pid (\d+)", daemon.output())]
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def restarted(daemon: DaemonProcess, what: str, times: int) -> Callable[[], bool]:
+    """A condition: ``what`` has been started more than ``times`` times."""
+    return lambda: len(starts(daemon, what)) > times
+
+
+def killed(daemon: DaemonProcess, what: str) -> int:
+    """SIGKILL the running ``what``; returns how many times it had been started."""
+    pids = starts(daemon, what)
+    os.kill(pids[-1], signal.SIGKILL)
+    return len(pids)
+
+
+@pytest.mark.mosquitto
+def test_one_process_backing_off_holds_up_no_other(tmp_path: Path, mosquitto_server: Mosquitto) -> None:
+    """Worker 0 dies again and again (its next restart is 8 s away); worker 1 and the evaluator,
+    killed meanwhile, are back on their own 1 s schedule."""
+    daemon = DaemonProcess.on_root(tmp_path, mosquitto_server.url, "backoff", IOT_WORKERS="2").start()
+    try:
+        for n in range(4):  # restarts after 1, 2, 4 s; the fourth exit waits 8 s
+            started = killed(daemon, "worker 0")
+            if n < 3:
+                wait_for(restarted(daemon, "worker 0", started), 30, "worker 0 to be restarted")
+        wait_for(lambda: "worker 0 exited with -9; restarting in 8.0 s" in daemon.output(), 10, "worker 0's exit")
+        before = {what: killed(daemon, what) for what in ("worker 1", "alert evaluator")}
+        for what, count in before.items():  # well before worker 0's 8 s are up
+            wait_for(restarted(daemon, what, count), 5, f"{what} to be restarted")
+            assert running(starts(daemon, what)[-1]), what
+        assert len(starts(daemon, "worker 0")) == 4, "worker 0 is still waiting out its backoff"
+        wait_for(lambda: len(starts(daemon, "worker 0")) == 5, 30, "worker 0 to be restarted")
+        wait_for(lambda: worker_metrics(daemon, 0).get("iot_broker_subscribed") == 1.0, 30, "worker 0 to subscribe")
+    finally:
+        rc = daemon.terminate()
+    assert rc == 0, daemon.output()[-3000:]
+
+
+@pytest.mark.mosquitto
+def test_workers_read_secrets_from_files_not_their_environment(tmp_path: Path) -> None:
+    """The broker needs a password, kept in IOT_SECRETS_DIR: every process subscribes with it, and
+    none has it (or any other secret) in its environment."""
+    password = "br0ker-s3cret-9f2c"
+    pwfile = tmp_path / "passwd"
+    pwfile.write_text(f"ingest:{password}\n")
+    subprocess.run(["mosquitto_passwd", "-U", str(pwfile)], check=True)
+    broker = Mosquitto(tmp_path / "m", extra_conf=f"allow_anonymous false\npassword_file {pwfile}\n").start()
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    values = {
+        "iot_broker_password": password,
+        "iot_api_key": "api-s3cret-71ab",
+        "iot_notify_secrets": '{"hook": "hook-s3cret-5d0e"}',
+    }
+    for name, value in values.items():
+        (secrets / name).write_text(value)
+    url = f"mqtt://ingest@127.0.0.1:{broker.port}"
+    daemon = DaemonProcess.on_root(tmp_path / "d", url, "secrets", IOT_WORKERS="2", IOT_SECRETS_DIR=str(secrets))
+    try:
+        daemon.start()
+        wait_for(lambda: worker_metrics(daemon, 1).get("iot_broker_subscribed") == 1.0, 30, "worker 1 to subscribe")
+        wait_for(lambda: worker_metrics(daemon, 2).get("iot_broker_subscribed") == 1.0, 30, "the evaluator")
+        pids = [starts(daemon, what)[-1] for what in ("worker 0", "worker 1", "alert evaluator")]
+        for pid in pids:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            for secret in (password, "api-s3cret-71ab", "hook-s3cret-5d0e"):
+                assert not any(secret.encode() in var for var in environ), (pid, secret)
+            assert f"IOT_SECRETS_DIR={secrets}".encode() in environ
+    finally:
+        rc = daemon.terminate()
+        broker.stop()
+    assert rc == 0, daemon.output()[-3000:]
 
 
 @pytest.mark.mosquitto
