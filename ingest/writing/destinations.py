@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from core.model import DeadLetter, DeviceEntry, StatusChange
 from core.stores import DocumentStore, StoreUnavailable, TimeSeriesStore
@@ -95,15 +95,21 @@ def by_index(items: Sequence[object], refused: Sequence[tuple[object, str]]) -> 
     return [(where[id(item)], reason) for item, reason in refused if id(item) in where]
 
 
-class TimeSeriesDestination(Connected[TimeSeriesStore]):
-    name = TIMESERIES
+class Writes(Connectable, Protocol):
+    """A store that takes a batch's items and returns the ones it refused for good (with why)."""
 
-    def write(self, batch: Batch) -> Refused:
-        return by_index(batch.items, self().write(batch.items))
+    def write(self, items: Sequence[Any]) -> Sequence[tuple[Any, str]]: ...
 
 
-class DocumentDestination(Connected[DocumentStore]):
-    name = DOCUMENTS
+W = TypeVar("W", bound=Writes)
+
+
+class StoreDestination(Connected[W]):
+    """The time-series or document destination: the batch's items go to the store as they are."""
+
+    def __init__(self, name: str, store: W) -> None:
+        super().__init__(store)
+        self.name = name
 
     def write(self, batch: Batch) -> Refused:
         return by_index(batch.items, self().write(batch.items))
@@ -140,8 +146,8 @@ class DeadLetterDestination(Connected[LetterStore]):
 class Destinations:
     """The four destinations a daemon writes to, in shutdown order."""
 
-    timeseries: TimeSeriesDestination
-    documents: DocumentDestination
+    timeseries: StoreDestination[TimeSeriesStore]
+    documents: StoreDestination[DocumentStore]
     registry: RegistryDestination
     deadletters: DeadLetterDestination
 
@@ -150,8 +156,8 @@ class Destinations:
         cls, timeseries: TimeSeriesStore, documents: DocumentStore, registry: DirectoryStore, deadletters: LetterStore
     ) -> Destinations:
         return cls(
-            TimeSeriesDestination(timeseries),
-            DocumentDestination(documents),
+            StoreDestination(TIMESERIES, timeseries),
+            StoreDestination(DOCUMENTS, documents),
             RegistryDestination(registry),
             DeadLetterDestination(deadletters),
         )
