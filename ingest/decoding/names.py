@@ -10,15 +10,18 @@ long before anything is encoded:
   ``{"device_id": "victim"}`` would otherwise create a field that a query on the tag matches;
 - a tag value (SenML unit, registry site and type) is 1-64 characters of ``[A-Za-z0-9_.:/%+-]``;
 - a string field value holds no control character except tab (a raw newline would end the
-  line-protocol line).
+  line-protocol line), no C1 control, no U+2028/U+2029 and no bidi control: device text must
+  stay inert in terminals, e-mail headers and chat (the set is ``core.devicetext.UNSAFE``).
 
-Refusals are :class:`core.model.Rejected` with ``INVALID_NAME`` or ``RESERVED_NAME``.
+Refusals are :class:`core.model.Rejected` with ``INVALID_NAME`` or ``RESERVED_NAME`` (a string
+value: ``WRONG_TYPE``).
 """
 
 from __future__ import annotations
 
 import re
 
+from core.devicetext import UNSAFE
 from core.model import Reason, Rejected
 
 TAG_KEYS = frozenset({"device_id", "device_type", "site", "unit", "level"})
@@ -28,7 +31,7 @@ FIELD_KEY_MAX = 128
 TAG_VALUE_MAX = 64
 FIELD_KEY = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.:/-]{{0,{FIELD_KEY_MAX - 1}}}")
 TAG_VALUE = re.compile(rf"[A-Za-z0-9_.:/%+-]{{1,{TAG_VALUE_MAX}}}")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL = UNSAFE
 
 
 def field_key_problem(key: str) -> Rejected | None:
@@ -60,10 +63,13 @@ def check_tag_value(tag: str, value: str) -> None:
 
 
 def has_control(text: str) -> bool:
-    """True when ``text`` holds a control character other than tab."""
+    """True when ``text`` holds a control character other than tab, a line separator or a bidi control."""
     return _CONTROL.search(text) is not None
 
 
 def check_string_value(key: str, value: str) -> None:
     if _CONTROL.search(value) is not None:
-        raise Rejected(Reason.WRONG_TYPE, f"string field {key[:40]!r} holds a control character (newline, CR, NUL…)")
+        raise Rejected(
+            Reason.WRONG_TYPE,
+            f"string field {key[:40]!r} holds a control character (newline, CR, NUL, C1, U+2028, bidi…)",
+        )

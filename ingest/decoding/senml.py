@@ -172,7 +172,7 @@ def resolve(records: object, now: float) -> list[ResolvedRecord]:
                 if not value.isascii() and not valid_unicode(value):
                     raise _bad(f"record {i}: vs has a lone surrogate")
                 if has_control(value):
-                    raise _bad(f"record {i}: vs holds a control character (newline, CR, NUL…)")
+                    raise _bad(f"record {i}: vs holds a control character (newline, CR, NUL, C1, U+2028, bidi…)")
                 kind = "vs"
                 nvalues += 1
             elif key == "vb":

@@ -14,7 +14,7 @@ import typer
 from iot.cli import output
 from iot.cli.acting import acting
 from iot.cli.notify_view import print_notifications
-from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings
+from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings, shown
 from registry.alerts import store
 from registry.alerts.kinds import describe
 from registry.alerts.rules import LEVELS, OPS, SCOPES, SEVERITIES, STATUSES, Rule, RuleKind
@@ -121,7 +121,7 @@ def show(
     ):
         v = a[key]
         if v is not None:
-            typer.echo(f"{key:>16}: {iso(v) if isinstance(v, datetime) else v}")
+            typer.echo(f"{key:>16}: {shown(v)}")
     print_table(
         ["AT", "ACTION", "ACTOR", "VALUE", "NOTE"],
         ([e["at"], e["action"], e["actor"], _num(e["value"]), e["note"]] for e in a["timeline"]),

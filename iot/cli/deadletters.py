@@ -18,10 +18,11 @@ import typer
 from sqlalchemy.orm import Session
 
 from core.config import Settings
+from core.devicetext import for_terminal
 from ingest.mqtt.broker import BrokerAddress, BrokerConfigError, parse_broker_url
 from iot.cli import output
 from iot.cli.acting import authorised
-from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings
+from iot.cli.toolkit import ExitCode, emit_json, fail, parse_duration, print_table, settings, shown
 from iot.replay import publish_all
 from registry.auth import Actor, record_audit
 from registry.db import make_engine
@@ -50,8 +51,7 @@ def _store(s: Settings) -> Iterator[DeadLetterStore]:
 def preview(payload: bytes, limit: int = PREVIEW_CHARS) -> str:
     """The first ``limit`` characters, undecodable bytes and control characters escaped."""
     text = payload.decode("utf-8", "backslashreplace")
-    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
-    return out + ("…" if len(text) > limit else "")
+    return for_terminal(text[:limit]) + ("…" if len(text) > limit else "")
 
 
 def listed(letter: DeadLetterRecord, with_payload: bool = False) -> dict[str, Any]:
@@ -113,7 +113,8 @@ def show(
     json: JsonOpt = False,
     registry: RegistryOpt = None,
 ) -> None:
-    """One dead letter with its full payload (text if UTF-8, else base64; viewers)."""
+    """One dead letter with its full payload (text if UTF-8, else base64; viewers). Control
+    characters (ESC, C1, CR, bidi) are shown escaped, as in ``list``; newlines and tabs kept."""
     s = settings(registry_url=registry)
     actor = authorised(s, "viewer", "read dead letters")
     with _store(s) as store:
@@ -128,10 +129,9 @@ def show(
     width = max(len(k) for k in record)
     for key, value in record.items():
         if key != "payload":
-            shown = iso(value) if isinstance(value, datetime) else "" if value is None else value
-            typer.echo(f"{key:<{width}}  {shown}")
+            typer.echo(f"{key:<{width}}  {shown(value)}")
     typer.echo(f"{'payload':<{width}}")
-    typer.echo(record["payload"])
+    typer.echo(for_terminal(record["payload"], keep="\n\t"))
 
 
 @app.command("replay")

@@ -2,7 +2,10 @@
 
 ``--json`` stays as the short form of ``--format json``. Records are dicts; ``json`` prints one
 array (as before), ``ndjson`` one object per line, ``csv`` a header row then one line per record
-(nested values as JSON, times as ISO-8601 UTC with ``Z``, ``None`` empty). ``ndjson`` and ``csv``
+(nested values as JSON, times as ISO-8601 UTC with ``Z``, ``None`` empty; a text cell starting
+with ``=``, ``+``, ``-``, ``@``, tab or CR gets a leading ``'`` so a spreadsheet shows it instead of
+evaluating it, see ``core.devicetext.csv_cell``; numbers stay as they are; a cell holding CR or LF
+is quoted). ``ndjson`` and ``csv``
 write as records arrive, so an iterator streams. Tables stay with each command
 (:func:`iot.cli.toolkit.print_table`, the one table renderer).
 """
@@ -10,6 +13,7 @@ write as records arrive, so an iterator streams. Tables stay with each command
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -18,6 +22,7 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
+from core.devicetext import csv_cell
 from iot.cli.toolkit import emit_json, fail, iso
 
 FORMATS = ("table", "json", "ndjson", "csv")
@@ -51,7 +56,7 @@ def _default(o: Any) -> Any:
 
 
 def cell(v: Any) -> str:
-    """One CSV cell."""
+    """One CSV cell; text is made inert for spreadsheets (numbers, bools and times cannot start a formula)."""
     if v is None:
         return ""
     if isinstance(v, bool):
@@ -61,8 +66,10 @@ def cell(v: Any) -> str:
     if isinstance(v, dict | list | tuple):
         return json.dumps(v, default=_default, separators=(",", ":"))
     if isinstance(v, bytes):
-        return v.decode("utf-8", "backslashreplace")
-    return str(v)
+        return csv_cell(v.decode("utf-8", "backslashreplace"))
+    if isinstance(v, int | float):
+        return str(v)  # -3.5 is a number, not a formula
+    return csv_cell(str(v))
 
 
 def columns_of(records: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -84,19 +91,37 @@ def write_ndjson(records: Iterable[Mapping[str, Any]], out: TextIO) -> int:
 def write_csv(records: Iterable[Mapping[str, Any]], out: TextIO, columns: Sequence[str] | None = None) -> int:
     """Header from ``columns`` (or the first record's keys when streaming), then one row each."""
     it: Iterator[Mapping[str, Any]] = iter(records)
-    w = csv.writer(out, lineterminator="\n")
+    w = _LfRows(out)
     if columns is None:
         first = next(it, None)
         if first is None:
             return 0
         columns = list(first)
         it = _chain(first, it)
-    w.writerow(columns)
+    w.writerow([csv_cell(str(c)) for c in columns])
     n = 0
     for r in it:
         w.writerow([cell(r.get(c)) for c in columns])
         n += 1
     return n
+
+
+class _LfRows:
+    """Rows ending in LF, and every cell holding CR or LF quoted: ``csv.writer`` quotes only for the
+    characters of its line terminator, so with ``"\n"`` a device's lone CR would be left bare and
+    start a new row (whose first cell no formula check saw). Each row is written CRLF-terminated
+    into a buffer and leaves with LF."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.buf = io.StringIO()
+        self.writer = csv.writer(self.buf, lineterminator="\r\n")
+
+    def writerow(self, row: Sequence[str]) -> None:
+        self.buf.seek(0)
+        self.buf.truncate()
+        self.writer.writerow(row)
+        self.out.write(self.buf.getvalue()[:-2] + "\n")
 
 
 def _chain(first: Mapping[str, Any], rest: Iterator[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:

@@ -16,7 +16,7 @@ from core.config import Settings
 from ingest.stores import documents_from, timeseries_from
 from iot.cli import output
 from iot.cli.acting import acting
-from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings
+from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings, shown
 from iot.present.sparks import device_sparklines
 from registry import audit as audit_mod
 from registry import devices as dev
@@ -139,7 +139,7 @@ def show(
             v = iso(v)
         elif isinstance(v, dict):
             v = " ".join(f"{lk}={lv}" for lk, lv in v.items())
-        typer.echo(f"{k:<17} {'' if v is None else v}")
+        typer.echo(f"{k:<17} {shown(v)}")
     if "config" in merged:
         cfg = merged["config"]
         typer.echo("config            " + ("(none)" if cfg is None else ""))
@@ -151,7 +151,8 @@ def show(
             typer.echo(f"latest {key:<10} " + ("(none)" if not merged[key] else ""))
             for f, fv in sorted(merged[key].items()):
                 trend = sparks.get(key, {}).get(f, "")
-                typer.echo(f"  {f:<16} {fv['value']}  @ {fv['at']}" + (f"  {trend} (last hour)" if trend else ""))
+                line = f"  {shown(f):<16} {shown(fv['value'])}  @ {fv['at']}"
+                typer.echo(line + (f"  {trend} (last hour)" if trend else ""))
 
 
 def _status_command(action: str) -> None:

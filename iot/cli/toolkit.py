@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from core import timefmt
 from core.config import Settings
+from core.devicetext import for_terminal
 
 
 class ExitCode(IntEnum):
@@ -88,7 +89,14 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=_default, indent=2, sort_keys=False) + "\n")
 
 
+def shown(v: Any, keep: str = "") -> str:
+    """A value for terminal output: times as ISO, None empty, and every non-printable character but
+    those in ``keep`` (ESC, C1, CR, bidi controls: device text) written as its escape (``core.devicetext``)."""
+    return for_terminal("" if v is None else iso(v) if isinstance(v, datetime) else str(v), keep)
+
+
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
+    """One table; cells as :func:`shown` (a newline kept: it only makes the cell taller)."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -97,7 +105,7 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: st
     for c in columns:
         table.add_column(c)
     for row in rows:
-        table.add_row(*(escape("" if v is None else iso(v) if isinstance(v, datetime) else str(v)) for v in row))
+        table.add_row(*(escape(shown(v, keep="\n")) for v in row))
     Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200).print(table)
 
 

@@ -2,6 +2,11 @@
 
 The outbox keeps one ``payload`` per notification (the generic webhook body, built when the
 transition happened); the Slack body and the e-mail are rendered from it at send time.
+
+Device text (an alert's message comes from an event's) is data, never markup or a line break
+(``core.devicetext``): every string in a Slack message is escaped (``&``, ``<``, ``>``), the
+summary and each e-mail line are one line (controls, U+2028/U+2029 and bidi controls become
+spaces). Rendering at send time also neutralises payloads queued before these rules.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from core.devicetext import for_slack, one_line
 
 SEVERITIES = ("critical", "major", "minor", "warning", "info")  # most severe first
 SIGNATURE_HEADER = "X-IOT-Signature-256"
@@ -43,7 +50,7 @@ def summary_line(p: dict[str, Any]) -> str:
     what = p["transition"] if p["transition"] != "reminder" else f"still open after {p.get('open_minutes', '?')} min"
     by = f" by {p['actor']}" if p.get("actor") else ""
     msg = f": {a['message']}" if a.get("message") else ""
-    return f"[{a['severity'].upper()}] {what}{by}: {p['rule']['name']} on {d['id']}{where}{msg}"[:500]
+    return one_line(f"[{a['severity'].upper()}] {what}{by}: {p['rule']['name']} on {d['id']}{where}{msg}")[:500]
 
 
 def payload(
@@ -84,32 +91,40 @@ def signature(secret: str, body: bytes) -> str:
 
 
 def slack_body(p: dict[str, Any]) -> bytes:
-    """A Slack incoming-webhook message: ``text`` (fallback) plus one coloured attachment."""
+    """A Slack incoming-webhook message: ``text`` (fallback) plus one coloured attachment; every
+    string in it escaped for Slack (``<!channel>`` or ``<http://evil|label>`` from a device shows as
+    typed)."""
     a, d = p["alert"], p["device"]
     fields = [
-        {"title": "Severity", "value": a["severity"], "short": True},
-        {"title": "Status", "value": a["status"], "short": True},
-        {"title": "Device", "value": d["id"], "short": True},
-        {"title": "Site", "value": d.get("site") or "-", "short": True},
+        {"title": "Severity", "value": _slack(a["severity"]), "short": True},
+        {"title": "Status", "value": _slack(a["status"]), "short": True},
+        {"title": "Device", "value": _slack(d["id"]), "short": True},
+        {"title": "Site", "value": _slack(d.get("site") or "-"), "short": True},
     ]
     if a.get("last_value") is not None:
-        fields.append({"title": "Last value", "value": str(a["last_value"]), "short": True})
+        fields.append({"title": "Last value", "value": _slack(a["last_value"]), "short": True})
     body = {
-        "text": p["summary"],
+        "text": _slack(p["summary"]),
         "attachments": [
             {
                 "color": SLACK_COLORS.get(a["severity"], "#9e9e9e"),
-                "title": f"Alert #{a['id']} {p['transition']}",
+                "title": _slack(f"Alert #{a['id']} {p['transition']}"),
                 "fields": fields,
-                "footer": f"polyglot-iot · rule {p['rule']['name']}",
+                "footer": _slack(f"polyglot-iot · rule {p['rule']['name']}"),
             }
         ],
     }
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+def _slack(value: object) -> str:
+    """One string of a Slack message: one line, ``&``, ``<``, ``>`` escaped."""
+    return for_slack(one_line(str(value)))
+
+
 def email_text(p: dict[str, Any]) -> tuple[str, str]:
-    """Subject and plain-text body."""
+    """Subject and plain-text body; each a device string may reach is one line (so no header can be
+    split or refused, and no body line forged)."""
     a, d, r = p["alert"], p["device"], p["rule"]
     lines = [
         p["summary"],
@@ -125,5 +140,6 @@ def email_text(p: dict[str, Any]) -> tuple[str, str]:
     for key in ("acknowledged_at", "resolved_at"):
         if a.get(key):
             lines.append(f"{key.replace('_', ' '):11} {a[key]}")
+    lines = [one_line(line) for line in lines]
     lines += ["", f"delivery {p['delivery']}"]
-    return p["summary"][:200], "\n".join(lines) + "\n"
+    return one_line(p["summary"])[:200], "\n".join(lines) + "\n"
