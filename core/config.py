@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -75,7 +76,9 @@ class Settings(BaseSettings):
     @field_validator("notify_allowed_networks", mode="before")
     @classmethod
     def _split_networks(cls, v: Any) -> Any:
-        return [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else v
+        if isinstance(v, str):  # comma-separated, or a JSON list
+            return json.loads(v) if v.strip().startswith("[") else [p.strip() for p in v.split(",") if p.strip()]
+        return v
 
     def resolved_registry_url(self) -> str:
         """The registry URL to connect with: ``IOT_REGISTRY_PASSWORD`` joins a URL that names a user

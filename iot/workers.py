@@ -65,6 +65,8 @@ def worker_env(settings: Settings, k: int) -> dict[str, str]:
             value = value.get_secret_value()
         if isinstance(value, dict):  # pydantic-settings reads complex values as JSON (e.g. notify_secrets)
             value = json.dumps({n: x.get_secret_value() if isinstance(x, SecretStr) else x for n, x in value.items()})
+        if isinstance(value, list):  # e.g. notify_allowed_networks: comma-separated
+            value = ",".join(str(x) for x in value)
         env[f"IOT_{name.upper()}"] = str(value)
     env["IOT_CLIENT_ID"] = f"{settings.client_id}-{k}"
     env["IOT_SHARE_GROUP"] = settings.client_id
