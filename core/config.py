@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -67,6 +68,17 @@ class Settings(BaseSettings):
     mongodb_journal: bool = True
     notify: bool = Field(True, description="run the alert notifier in the daemon")
     notify_poll: float = Field(1.0, gt=0, description="seconds between outbox polls")
+    notify_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs notifications may reach besides public addresses (comma-separated), e.g. 10.0.0.0/8",
+    )
+
+    @field_validator("notify_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, v: Any) -> Any:
+        if isinstance(v, str):  # comma-separated, or a JSON list
+            return json.loads(v) if v.strip().startswith("[") else [p.strip() for p in v.split(",") if p.strip()]
+        return v
 
     def resolved_registry_url(self) -> str:
         """The registry URL to connect with: ``IOT_REGISTRY_PASSWORD`` joins a URL that names a user

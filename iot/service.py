@@ -37,6 +37,7 @@ from registry.alerts.observer import AlertObserver
 from registry.db import check_migrated, make_engine, migrate
 from registry.deadletters import DeadLetterStore
 from registry.directory import RegistryStore
+from registry.notify.netguard import NetGuard
 from registry.notify.notifier import Notifier
 
 log = logging.getLogger("iot.ingest")
@@ -220,7 +221,9 @@ def run_daemon(settings: Settings) -> int:
     install_signal_handlers(daemon)
     notifier = None
     if settings.notify:
-        notifier = Notifier(res.registry.engine, settings.notify_secrets, poll_s=settings.notify_poll).start()
+        guard = NetGuard(settings.notify_allowed_networks)
+        notifier = Notifier(res.registry.engine, settings.notify_secrets, poll_s=settings.notify_poll, guard=guard)
+        notifier.start()
     try:
         return daemon.run()
     finally:

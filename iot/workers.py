@@ -83,6 +83,8 @@ def worker_env(settings: Settings, k: int) -> dict[str, str]:
             continue
         if isinstance(value, dict):  # pydantic-settings reads complex values as JSON
             value = json.dumps(value)
+        if isinstance(value, list):  # e.g. notify_allowed_networks: comma-separated
+            value = ",".join(str(x) for x in value)
         env[f"IOT_{name.upper()}"] = str(value)
     env["IOT_CLIENT_ID"] = f"{settings.client_id}-{k}"
     env["IOT_SHARE_GROUP"] = settings.client_id

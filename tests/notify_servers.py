@@ -4,8 +4,10 @@ STARTTLS and AUTH on a throwaway self-signed certificate."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
@@ -26,6 +28,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    method: str = "POST"
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -40,6 +43,7 @@ class HttpReceiver:
     port: int = field(default_factory=free_port)
     received: list[Received] = field(default_factory=list)
     status: int = 200
+    location: str | None = None  # sent as Location (with status 3xx: a redirect)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -56,11 +60,16 @@ class HttpReceiver:
                 code = receiver.status
                 if code < 300:
                     with receiver._lock:
-                        receiver.received.append(Received(self.path, dict(self.headers.items()), body))
+                        received = Received(self.path, dict(self.headers.items()), body, self.command)
+                        receiver.received.append(received)
                 self.send_response(code)
+                if receiver.location is not None:
+                    self.send_header("Location", receiver.location)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
+
+            do_GET = do_POST  # a followed redirect may arrive as a GET: recorded too
 
             def log_message(self, *_args: Any) -> None:
                 pass
@@ -79,6 +88,35 @@ class HttpReceiver:
     def bodies(self, path: str | None = None) -> list[Any]:
         with self._lock:
             return [r.json() for r in self.received if path is None or r.path == path]
+
+
+class BannerServer:
+    """A TCP port that is open but speaks neither HTTP nor SMTP: each connection gets one
+    SSH-like banner line and is closed."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 internal-db-host\r\n")
+
+    def __enter__(self) -> BannerServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept (close alone does not, on Linux)
+        self.sock.close()
+        self._thread.join(5)
 
 
 def self_signed(tmp: Path) -> tuple[Path, Path]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import socket
 import threading
@@ -31,6 +32,7 @@ from registry.models import Alert, Device
 from registry.notify import outbox
 from registry.notify.channels import ChannelError, ChannelSpec, add_channel, list_channels
 from registry.notify.models import NotifyAttempt, NotifyOutbox
+from registry.notify.netguard import DELIVERY_FAILED, NetGuard
 from registry.notify.notifier import Notifier
 from registry.notify.outbox import RetryPolicy
 from registry.notify.render import SIGNATURE_HEADER, Route
@@ -42,6 +44,8 @@ from tests.servers import Mosquitto, wait_for
 OPERATOR = Actor("olga", "operator", None)
 FAST = RetryPolicy(base_s=0.05, cap_s=0.3, max_attempts=1000, lease_s=10)
 HMAC_KEY = "hook-key-1234"
+LOCAL = "127.0.0.0/8"  # the receivers here listen on loopback: allowed explicitly
+LOOPBACK = NetGuard([ipaddress.ip_network(LOCAL)])
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -112,7 +116,8 @@ def open_alert(engine: Engine, device: str = "d1", rule: str = "hot", at: float 
 
 
 def notifier(engine: Engine, **kw: object) -> Notifier:
-    return Notifier(engine, {"hook": HMAC_KEY, "smtp": "s3cret-smtp"}, policy=FAST, poll_s=0.05, timeout=5, **kw)  # type: ignore[arg-type]
+    secrets = {"hook": HMAC_KEY, "smtp": "s3cret-smtp"}
+    return Notifier(engine, secrets, policy=FAST, poll_s=0.05, timeout=5, guard=LOOPBACK, **kw)  # type: ignore[arg-type]
 
 
 def outbox_rows(engine: Engine) -> list[NotifyOutbox]:
@@ -230,7 +235,7 @@ def test_down_receiver_then_back_nothing_lost_nothing_twice(db: Engine, http_rec
     with Session(db) as s:
         rows = store.show_alert(s, BOOTSTRAP_ACTOR, ids[0])["notifications"]
     failed = [r for r in rows if r["ok"] is False]
-    assert failed and all("Connection refused" in (r["error"] or "") or "URLError" in r["error"] for r in failed)
+    assert failed and all(r["error"] == DELIVERY_FAILED for r in failed)
     assert rows[-1]["ok"] is True and rows[-1]["status_code"] == 200
 
 
@@ -367,6 +372,7 @@ def test_channels_cli_add_list_test_remove_and_show(
     monkeypatch.setenv("IOT_REGISTRY_URL", url)
     secrets = {"hook": HMAC_KEY, "slackurl": http_receiver.url("/s/T0/XSECRET")}
     monkeypatch.setenv("IOT_NOTIFY_SECRETS", json.dumps(secrets))
+    monkeypatch.setenv("IOT_NOTIFY_ALLOWED_NETWORKS", LOCAL)
     add = run_iot(monkeypatch, capsys, "alerts", "channels", "add", "ops", "--kind", "webhook",
                   "--url", http_receiver.url("/ops/tok3n"), "--secret", "hook", "--min-severity", "major")  # fmt: skip
     assert add.code == 0, add.err
@@ -393,7 +399,8 @@ def test_channels_cli_add_list_test_remove_and_show(
     alert_id = open_alert(engine)
     from iot.cli.toolkit import settings
 
-    assert Notifier(engine, settings().notify_secrets, policy=FAST).run_once() == 2  # from the settings layer
+    s = settings()  # secrets and allowed networks from the settings layer
+    assert Notifier(engine, s.notify_secrets, policy=FAST, guard=NetGuard(s.notify_allowed_networks)).run_once() == 2
     shown = run_iot(monkeypatch, capsys, "alerts", "show", str(alert_id))
     assert shown.code == 0 and "notifications" in shown.out and "ops" in shown.out and "200" in shown.out
     as_json = run_iot(monkeypatch, capsys, "alerts", "show", str(alert_id), "--json").json()
@@ -448,6 +455,7 @@ def test_daemon_notifies_open_and_resolve_while_a_dead_receiver_hangs(
             IOT_CLIENT_ID="ingest-notify-e2e",
             IOT_NOTIFY_SECRETS=json.dumps({"hook": HMAC_KEY}),
             IOT_NOTIFY_POLL="0.2",
+            IOT_NOTIFY_ALLOWED_NETWORKS=LOCAL,
         ).start()
         pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="oven-1")
         pub.connect("127.0.0.1", mosquitto_server.port)
@@ -515,7 +523,7 @@ def test_a_notifier_dying_mid_send_loses_nothing(db: Engine, http_receiver: Http
     thread = threading.Thread(target=dead.run_once, daemon=True)
     thread.start()
     assert stuck.entered.wait(10)
-    live = Notifier(db, {}, policy=policy, batch=1, timeout=5, worker="live")
+    live = Notifier(db, {}, policy=policy, batch=1, timeout=5, worker="live", guard=LOOPBACK)
     assert live.run_once() == 0, "the claim holds while its lease lasts"
     wait_for(lambda: live.run_once() == 1, 10, "the lease to run out and the live notifier to send")
     stuck.release.set()  # the dead one wakes up late with a failure: it must not reschedule

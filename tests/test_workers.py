@@ -71,7 +71,14 @@ def test_evaluator_env_gives_it_its_own_unshared_session(tmp_path: Path, monkeyp
     (secrets / "iot_notify_secrets").write_text('{"hook": "s3cret"}')
     monkeypatch.setenv("IOT_SECRETS_DIR", str(secrets))
     monkeypatch.chdir(tmp_path)  # no .env
-    s = cli_settings(broker_url="mqtt://h:1", client_id="ing", data_dir=tmp_path, metrics_port=9000, topic_root="r")
+    s = cli_settings(
+        broker_url="mqtt://h:1",
+        client_id="ing",
+        data_dir=tmp_path,
+        metrics_port=9000,
+        topic_root="r",
+        notify_allowed_networks=["10.0.0.0/8", "fd00::/8"],
+    )
     env = alert_role.evaluator_env(s, worker_env(s, 0), 3)
     assert "s3cret" not in repr(env) and env["IOT_SECRETS_DIR"] == str(secrets)
     assert env["IOT_ROLE"] == "alerts" and env["IOT_CLIENT_ID"] == "ing-alerts" and env["IOT_SHARE_GROUP"] == ""
@@ -81,6 +88,7 @@ def test_evaluator_env_gives_it_its_own_unshared_session(tmp_path: Path, monkeyp
             monkeypatch.setenv(key, value)
     evaluator = cli_settings()  # as `iot ingest run` reads them: the secret from its file
     assert evaluator.role == "alerts" and evaluator.notify_secrets["hook"].get_secret_value() == "s3cret"
+    assert [str(n) for n in evaluator.notify_allowed_networks] == ["10.0.0.0/8", "fd00::/8"]
     opts = alert_role.evaluator_options(BrokerAddress("h", 1), evaluator, evaluator.client_id)
     assert opts.client_id == "ing-alerts" and not opts.clean_start
     assert [f for f, _ in opts.subscriptions] == ["r/+/telemetry", "r/+/metrics", "r/+/events", "r/+/status"]

@@ -9,7 +9,7 @@ import typer
 from iot.cli import output
 from iot.cli.acting import acting
 from iot.cli.toolkit import fail, print_table, settings
-from registry.auth import require
+from registry.auth import require_site
 from registry.db import check_migrated, make_engine
 from registry.notify.channels import (
     DEFAULT_EVENTS,
@@ -20,6 +20,7 @@ from registry.notify.channels import (
     remove_channel,
 )
 from registry.notify.models import CHANNEL_KINDS
+from registry.notify.netguard import NetGuard
 from registry.notify.notifier import Notifier
 from registry.notify.outbox import Delivery
 from registry.notify.render import payload
@@ -41,10 +42,16 @@ def add(
     to: Annotated[str | None, typer.Option("--to", help="e-mail recipients, comma-separated")] = None,
     secret: Annotated[
         str | None,
-        typer.Option("--secret", help="name of a secret in IOT_NOTIFY_SECRETS: HMAC key (webhook), SMTP password"),
+        typer.Option(
+            "--secret",
+            help="name of a secret in IOT_NOTIFY_SECRETS: HMAC key (webhook), SMTP password; "
+            "SITE/NAME is site SITE's (the only ones a site-limited key may name)",
+        ),
     ] = None,
     min_severity: Annotated[str, typer.Option("--min-severity", help="send this severity and above")] = "info",
-    site: Annotated[str | None, typer.Option("--site", help="only alerts of this site (default: all)")] = None,
+    site: Annotated[
+        str | None, typer.Option("--site", help="only alerts of this site (default: all; unrestricted keys only)")
+    ] = None,
     events: Annotated[str, typer.Option("--events", help="comma-separated: opened,acknowledged,resolved")] = ",".join(
         DEFAULT_EVENTS
     ),
@@ -126,7 +133,7 @@ def test(name: Annotated[str, typer.Argument()], registry: RegistryOpt = None) -
     s = settings(registry_url=registry)
     with acting(settings(registry_url=registry)) as (session, actor):
         ch = get_channel(session, actor, name)
-        require(actor, "operator", "send test notifications", ch.site)
+        require_site(actor, "operator", "send test notifications", ch.site)
         key = f"test:{ch.id}"
         body = payload(
             transition="test",
@@ -147,7 +154,7 @@ def test(name: Annotated[str, typer.Argument()], registry: RegistryOpt = None) -
         d = Delivery(0, key, "test", ch.kind, ch.target, dict(ch.options or {}), ch.secret_name, body, 0)
     engine = make_engine(s.resolved_registry_url())
     try:
-        result = Notifier(engine, s.notify_secrets).deliver(d)
+        result = Notifier(engine, s.notify_secrets, guard=NetGuard(s.notify_allowed_networks)).deliver(d)
     finally:
         engine.dispose()
     if result.ok:
@@ -170,7 +177,7 @@ def run(registry: RegistryOpt = None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    n = Notifier(engine, s.notify_secrets, poll_s=s.notify_poll).start()
+    n = Notifier(engine, s.notify_secrets, poll_s=s.notify_poll, guard=NetGuard(s.notify_allowed_networks)).start()
     stop.wait()
     n.stop()
     engine.dispose()

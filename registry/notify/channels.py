@@ -1,4 +1,12 @@
-"""Notification channels: add, list, remove (admins; anyone may list), validated here. Database I/O."""
+"""Notification channels: add, list, remove (admins; anyone may list), validated here. Database I/O.
+
+Site boundary: a channel of site S carries only S's alerts, and a key limited to sites adds,
+sees, tests and removes only channels of its sites (a channel without a site, which carries every
+site's alerts, needs a key without site limits). Secrets are global names in
+``IOT_NOTIFY_SECRETS``; a name ``S/…`` belongs to site S, any other name is global. A site-limited
+key may name only secrets of its channel's own site, and may not set ``ca_file`` (a file on the
+notifier's host).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +19,20 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.auth import Actor, record_audit, require
+from registry.auth import Actor, PermissionDenied, record_audit, require, require_site
 from registry.notify.models import CHANNEL_KINDS, TRANSITIONS, NotifyChannel
 from registry.notify.render import SEVERITIES
 
 DEFAULT_EVENTS = ("opened", "acknowledged", "resolved")
 TLS_MODES = ("starttls", "ssl", "none")
+SECRET_URL = "secret:"
+SITE_SECRET_SEP = "/"  # never part of a site name (registry.identifiers)
+
+
+def secret_site(name: str) -> str | None:
+    """The site a secret belongs to: ``S/NAME`` is site S's; a name without ``/`` is global (None)."""
+    site, sep, _ = name.partition(SITE_SECRET_SEP)
+    return site if sep else None
 
 
 class ChannelError(ValueError):
@@ -39,6 +55,13 @@ class ChannelSpec:
     renotify_minutes: int = 0
     options: dict[str, Any] = field(default_factory=dict)
 
+    def secrets(self) -> list[str]:
+        """Every secret this channel names: ``--secret`` and a ``secret:NAME`` URL."""
+        named = [self.secret_name] if self.secret_name else []
+        if self.kind != "email" and self.target.startswith(SECRET_URL):
+            named.append(self.target[len(SECRET_URL) :])
+        return named
+
     def validate(self) -> None:
         if not self.name or len(self.name) > 128:
             raise ChannelError("a channel needs a name of 1-128 characters")
@@ -52,8 +75,8 @@ class ChannelSpec:
         if self.renotify_minutes < 0:
             raise ChannelError("--renotify-minutes must be 0 (off) or more")
         if self.kind in ("webhook", "slack"):
-            if self.target.startswith("secret:"):
-                if not self.target[7:]:
+            if self.target.startswith(SECRET_URL):
+                if not self.target[len(SECRET_URL) :]:
                     raise ChannelError("--url secret:NAME needs a secret name")
             else:
                 parts = urlsplit(self.target)
@@ -75,7 +98,7 @@ class ChannelSpec:
 
 def _redact(url: str) -> str:
     """Scheme, host and port only: webhook paths (Slack's above all) carry tokens."""
-    if url.startswith("secret:"):
+    if url.startswith(SECRET_URL):
         return url
     try:
         parts = urlsplit(url)
@@ -85,9 +108,24 @@ def _redact(url: str) -> str:
         return "(invalid URL)"
 
 
+def _check_scope(actor: Actor, spec: ChannelSpec) -> None:
+    """A site-limited key: its channel's own site's secrets only, and no file on the notifier's host."""
+    if actor.sites is None:
+        return
+    limited = f"key {actor.name!r} is limited to sites {', '.join(actor.sites)}"
+    for name in spec.secrets():
+        if secret_site(name) != spec.site:
+            raise PermissionDenied(
+                f"{limited}: may name only secrets of site {spec.site} ('{spec.site}{SITE_SECRET_SEP}…'), not {name!r}"
+            )
+    if spec.options.get("ca_file"):
+        raise PermissionDenied(f"{limited}: may not set --smtp-ca-file (a file on the notifier's host)")
+
+
 def add_channel(session: Session, actor: Actor, spec: ChannelSpec) -> NotifyChannel:
-    require(actor, "admin", "add notification channels", spec.site)
+    require_site(actor, "admin", "add notification channels", spec.site)
     spec.validate()
+    _check_scope(actor, spec)
     if session.scalar(select(NotifyChannel).where(NotifyChannel.name == spec.name)) is not None:
         raise ChannelError(f"a channel named {spec.name!r} exists already")
     row = NotifyChannel(
@@ -118,7 +156,7 @@ def get_channel(session: Session, actor: Actor, name: str) -> NotifyChannel:
 
 def remove_channel(session: Session, actor: Actor, name: str) -> None:
     row = get_channel(session, actor, name)
-    require(actor, "admin", "remove notification channels", row.site)
+    require_site(actor, "admin", "remove notification channels", row.site)
     session.delete(row)
     record_audit(session, actor, "channel.remove", f"channel:{name}")
 
@@ -145,4 +183,4 @@ def describe(row: NotifyChannel) -> dict[str, Any]:
 def list_channels(session: Session, actor: Actor) -> list[dict[str, Any]]:
     require(actor, "viewer", "list notification channels")
     rows = session.scalars(select(NotifyChannel).order_by(NotifyChannel.name))
-    return [describe(r) for r in rows if actor.sites is None or r.site is None or r.site in actor.sites]
+    return [describe(r) for r in rows if actor.can_see_site(r.site)]

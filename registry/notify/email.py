@@ -4,22 +4,44 @@ Lifecycle: stateless; ``send`` opens one SMTP session per notification with a ti
 every failure to an :class:`Outcome` (``status_code`` = the SMTP reply code when there is one).
 Channel options: ``host``, ``port`` (587), ``user``, ``from``, ``tls`` (``starttls`` | ``ssl``
 | ``none``), ``ca_file`` (a private CA to trust). The password is the channel's secret.
+The connection goes through the :class:`~registry.notify.netguard.NetGuard` (checked address, no
+re-resolution; TLS still verifies the certificate for the named host). A failed attempt records
+``SMTP <code>`` when an SMTP reply came, else one generic text (the server's words go to the log).
 """
 
 from __future__ import annotations
 
+import logging
 import smtplib
+import socket
 import ssl
 import time
 from email.message import EmailMessage
 
+from registry.notify.netguard import NetGuard, failure_text
 from registry.notify.outbox import Delivery, Outcome
 from registry.notify.render import DELIVERY_HEADER, email_text
 
+log = logging.getLogger("iot.notify")
+
+
+class _GuardedSMTP(smtplib.SMTP):
+    """SMTP to an address the guard resolved and checked; ``tls`` wraps it at once (``ssl`` mode)."""
+
+    def __init__(self, guard: NetGuard, tls: ssl.SSLContext | None, host: str, port: int, timeout: float) -> None:
+        self._guard = guard
+        self._tls = tls
+        super().__init__(host, port, timeout=timeout)  # connects; no 220 greeting: SMTPConnectError
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = self._guard.connect(host, port, timeout)
+        return sock if self._tls is None else self._tls.wrap_socket(sock, server_hostname=host)
+
 
 class EmailSender:
-    def __init__(self, timeout: float = 15.0) -> None:
+    def __init__(self, timeout: float = 15.0, guard: NetGuard | None = None) -> None:
         self.timeout = timeout
+        self.guard = guard or NetGuard()
 
     def send(self, d: Delivery, recipients: str, secret: str | None) -> Outcome:
         o = d.options
@@ -33,17 +55,14 @@ class EmailSender:
         msg["To"] = recipients
         msg[DELIVERY_HEADER] = d.key
         msg.set_content(text)
-        ctx = ssl.create_default_context(cafile=o.get("ca_file") or None)
         started = time.perf_counter()
 
         def ms() -> int:
             return int((time.perf_counter() - started) * 1000)
 
         try:
-            if tls == "ssl":
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=self.timeout, context=ctx)
-            else:
-                smtp = smtplib.SMTP(host, port, timeout=self.timeout)
+            ctx = ssl.create_default_context(cafile=o.get("ca_file") or None)
+            smtp = _GuardedSMTP(self.guard, ctx if tls == "ssl" else None, host, port, self.timeout)
             with smtp:
                 smtp.ehlo()
                 if tls == "starttls":
@@ -55,8 +74,10 @@ class EmailSender:
                     smtp.login(str(user), secret)
                 smtp.send_message(msg, to_addrs=[a.strip() for a in recipients.split(",") if a.strip()])
         except smtplib.SMTPResponseException as e:
-            text_ = e.smtp_error.decode("utf-8", "replace") if isinstance(e.smtp_error, bytes) else str(e.smtp_error)
-            return Outcome(False, e.smtp_code, f"SMTP {e.smtp_code} {text_}"[:500], ms())
-        except (smtplib.SMTPException, OSError, ssl.SSLError) as e:
-            return Outcome(False, None, f"{type(e).__name__}: {e} ({host}:{port})"[:500], ms())
+            if isinstance(e, smtplib.SMTPConnectError) or not 200 <= e.smtp_code <= 599:  # no SMTP greeting
+                return Outcome(False, None, failure_text(e, f"smtp://{host}:{port}"), ms())
+            log.info("notification to smtp://%s:%d: SMTP %d %r", host, port, e.smtp_code, e.smtp_error[:200])
+            return Outcome(False, e.smtp_code, f"SMTP {e.smtp_code}", ms())
+        except (smtplib.SMTPException, OSError, ValueError) as e:
+            return Outcome(False, None, failure_text(e, f"smtp://{host}:{port}"), ms())
         return Outcome(True, 250, None, ms())

@@ -1,6 +1,6 @@
 """The notifier: drains the outbox outside the ingest path, with retries and reminders.
 
-Lifecycle: ``Notifier(engine, secrets)``; ``start()`` runs :meth:`run_once` every ``poll_s`` on
+Lifecycle: ``Notifier(engine, secrets, guard=NetGuard(allowed))``; ``start()`` runs :meth:`run_once` every ``poll_s`` on
 a daemon thread (or call ``run_once`` yourself); ``stop()`` finishes the current round. Any
 number of notifiers (threads, daemons, hosts) may share one database: claims are exclusive and
 reminders keyed. It never raises out of its thread: a database outage is logged and retried.
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from registry.notify import outbox
 from registry.notify.email import EmailSender
+from registry.notify.netguard import NetGuard
 from registry.notify.outbox import Delivery, Outcome, RetryPolicy
 from registry.notify.webhook import WebhookSender
 
@@ -35,11 +36,13 @@ class Sender(Protocol):
     def send(self, d: Delivery, target: str, secret: str | None) -> Outcome: ...
 
 
-def default_senders(timeout: float = 10.0) -> dict[str, Sender]:
+def default_senders(timeout: float = 10.0, guard: NetGuard | None = None) -> dict[str, Sender]:
+    """The senders per channel kind; ``guard`` (default: public addresses only) vets every target."""
+    g = guard or NetGuard()
     return {
-        "webhook": WebhookSender(timeout=timeout),
-        "slack": WebhookSender(slack=True, timeout=timeout),
-        "email": EmailSender(timeout=timeout),
+        "webhook": WebhookSender(timeout=timeout, guard=g),
+        "slack": WebhookSender(slack=True, timeout=timeout, guard=g),
+        "email": EmailSender(timeout=timeout, guard=g),
     }
 
 
@@ -61,11 +64,12 @@ class Notifier:
         timeout: float = 10.0,
         worker: str | None = None,
         rand: Callable[[], float] = _rng.random,
+        guard: NetGuard | None = None,
     ) -> None:
         self.engine = engine
         self.secrets = dict(secrets or {})
         self.policy = policy
-        self.senders = dict(senders or default_senders(timeout))
+        self.senders = dict(senders or default_senders(timeout, guard))
         self.poll_s = poll_s
         self.reminder_every_s = reminder_every_s
         self.batch = batch

@@ -1,56 +1,79 @@
 """HTTP senders: the generic JSON webhook (optionally HMAC-signed) and Slack incoming webhooks.
 
 Lifecycle: stateless; ``send`` opens one HTTPS/HTTP request per notification with a timeout and
-maps every failure (refused, timeout, non-2xx) to an :class:`Outcome`, never an exception.
+maps every failure (refused, timeout, non-2xx) to an :class:`Outcome`, never an exception. The
+connection goes through the :class:`~registry.notify.netguard.NetGuard` (checked address, no
+re-resolution); redirects are not followed (a 3xx is a failed attempt); environment proxies are
+not used. A failed attempt records ``HTTP <code>`` when an HTTP answer came, else one generic text.
 """
 
 from __future__ import annotations
 
+import http.client
+import ssl
 import time
-import urllib.error
-import urllib.request
+from urllib.parse import urlsplit
 
+from registry.notify.netguard import NetGuard, failure_text
 from registry.notify.outbox import Delivery, Outcome
 from registry.notify.render import DELIVERY_HEADER, SIGNATURE_HEADER, signature, slack_body, webhook_body
 
 USER_AGENT = "polyglot-iot-notifier/1"
 
 
-def _redact(url: str) -> str:
-    """Scheme and host only: webhook paths often carry a token."""
-    from urllib.parse import urlsplit
+class _GuardedHTTP(http.client.HTTPConnection):
+    """HTTP to an address the guard resolved and checked; ``tls`` wraps it for the named host."""
 
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}/…"
+    def __init__(self, host: str, port: int, timeout: float, guard: NetGuard, tls: ssl.SSLContext | None) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._guard = guard
+        self._tls = tls
+
+    def connect(self) -> None:
+        sock = self._guard.connect(self.host, self.port, self.timeout or 10.0)
+        self.sock = sock if self._tls is None else self._tls.wrap_socket(sock, server_hostname=self.host)
 
 
 class WebhookSender:
     """POST the notification as JSON; ``slack`` picks the Slack message body."""
 
-    def __init__(self, slack: bool = False, timeout: float = 10.0) -> None:
+    def __init__(self, slack: bool = False, timeout: float = 10.0, guard: NetGuard | None = None) -> None:
         self.slack = slack
         self.timeout = timeout
+        self.guard = guard or NetGuard()
 
     def send(self, d: Delivery, url: str, secret: str | None) -> Outcome:
         body = slack_body(d.payload) if self.slack else webhook_body(d.payload)
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, DELIVERY_HEADER: d.key}
         if secret and not self.slack:
             headers[SIGNATURE_HEADER] = signature(secret, body)
-        req = urllib.request.Request(url, data=body, headers=headers, method="POST")
         started = time.perf_counter()
 
         def ms() -> int:
             return int((time.perf_counter() - started) * 1000)
 
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                code = int(resp.status)
-                resp.read(65536)
-        except urllib.error.HTTPError as e:
-            return Outcome(False, e.code, f"HTTP {e.code} {e.reason} from {_redact(url)}", ms())
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            reason = getattr(e, "reason", e)
-            return Outcome(False, None, f"{type(e).__name__}: {reason} ({_redact(url)})", ms())
+            parts = urlsplit(url)
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            return Outcome(False, None, "the target is not a valid URL", ms())
+        if parts.scheme not in ("http", "https") or not host:
+            return Outcome(False, None, "the target is not an http(s) URL", ms())
+        port = port or (443 if parts.scheme == "https" else 80)
+        tls = ssl.create_default_context() if parts.scheme == "https" else None
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn = _GuardedHTTP(host, port, self.timeout, self.guard, tls)
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+            resp = conn.getresponse()
+            code = int(resp.status)
+            resp.read(65536)
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            return Outcome(False, None, failure_text(e, f"{parts.scheme}://{host}:{port}"), ms())
+        finally:
+            conn.close()
         if 200 <= code < 300:
             return Outcome(True, code, None, ms())
-        return Outcome(False, code, f"HTTP {code} from {_redact(url)}", ms())
+        if 300 <= code < 400:
+            return Outcome(False, code, f"HTTP {code} (redirects are not followed)", ms())
+        return Outcome(False, code, f"HTTP {code}", ms())
