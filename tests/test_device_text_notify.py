@@ -8,6 +8,7 @@ the event's), as a payload queued before decode-time refusal would have.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -26,9 +27,12 @@ from registry.db import make_engine, migrate
 from registry.models import Alert, AlertRule, Device
 from registry.notify.channels import ChannelSpec, add_channel
 from registry.notify.models import NotifyOutbox
+from registry.notify.netguard import NetGuard
 from registry.notify.notifier import Notifier
 from registry.notify.outbox import RetryPolicy
 from tests.notify_servers import HttpReceiver, SmtpServer, smtp_server
+
+LOOPBACK = NetGuard([ipaddress.ip_network("127.0.0.0/8")])  # the receivers listen on loopback
 
 FAST = RetryPolicy(base_s=0.05, cap_s=0.3, max_attempts=25, lease_s=10)
 SLACK_ATTACK = "pressure <!channel> log in at <http://evil.example|https://sso.example.org/login> & <@U123>"
@@ -90,7 +94,7 @@ def _strings(node: Any) -> Iterator[str]:
 def test_slack_shows_mentions_and_links_from_a_device_as_text(engine: Engine, http_receiver: HttpReceiver) -> None:
     _channel(engine, ChannelSpec("chat", "slack", http_receiver.url("/slack")))
     _open_alert(engine, SLACK_ATTACK)
-    assert Notifier(engine, {}, policy=FAST, poll_s=0.05, timeout=5).run_once() == 1
+    assert Notifier(engine, {}, policy=FAST, poll_s=0.05, timeout=5, guard=LOOPBACK).run_once() == 1
 
     (body,) = http_receiver.bodies("/slack")
     for text in _strings(body):  # text, title, fields, footer: nothing Slack would act on
@@ -119,7 +123,9 @@ def test_a_line_separator_in_an_event_message_does_not_silence_its_mails(engine:
         ),
     )
     _open_alert(engine, MAIL_ATTACK)
-    assert Notifier(engine, {"smtp": smtp.password}, policy=FAST, poll_s=0.05, timeout=5).run_once() == 1
+    assert (
+        Notifier(engine, {"smtp": smtp.password}, policy=FAST, poll_s=0.05, timeout=5, guard=LOOPBACK).run_once() == 1
+    )
 
     with Session(engine) as s:
         row = s.scalars(select(NotifyOutbox)).one()
