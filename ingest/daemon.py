@@ -28,6 +28,7 @@ from ingest.observers import AfterWrite, PointsObserved, StatusObserved, StreamO
 from ingest.receive import session_options, tune_gc
 from ingest.routing import DEADLETTERS, DESTINATIONS, REGISTRY, TIMESERIES, Batch, Router, Token
 from ingest.spool import Spool
+from ingest.spool_records import HOLDS
 from ingest.writer import Writer
 
 log = logging.getLogger("iot.ingest")
@@ -104,7 +105,7 @@ class Daemon:
         per_dest = max(1 << 20, self.settings.spool_max_bytes // len(DESTINATIONS))
         return Writer(
             destination,
-            Spool(self.settings.resolved_spool_dir() / name, per_dest),
+            Spool(self.settings.resolved_spool_dir() / name, per_dest, holds=HOLDS[name]),
             self._settle,
             self.metrics,
             dead_letter=self._dead_letter if name != DEADLETTERS else None,
