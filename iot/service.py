@@ -31,6 +31,7 @@ from ingest.steps import Steps
 from ingest.stores import documents_from, timeseries_from
 from ingest.writing.destinations import LetterStore
 from ingest.writing.spool import Spool
+from ingest.writing.spool_records import HOLDS
 from ingest.writing.writer import ToDeadLetters, Writer
 from iot.alert_role import DirectoryOnly, Discard, evaluator_options
 from registry.alerts.observer import AlertObserver
@@ -122,12 +123,14 @@ def build_daemon(
     per_dest = max(1 << 20, settings.spool_max_bytes // len(DESTINATIONS))
     spool_dir = settings.resolved_spool_dir()
     by_name = {d.name: d for d in destinations.all()}
-    letters = Writer(by_name[DEADLETTERS], Spool(spool_dir / DEADLETTERS, per_dest), settler, metrics)
+    letters = Writer(
+        by_name[DEADLETTERS], Spool(spool_dir / DEADLETTERS, per_dest, holds=HOLDS[DEADLETTERS]), settler, metrics
+    )
     to_letters = ToDeadLetters(letters, counts)
     writers = {
         name: Writer(
             d,
-            Spool(spool_dir / name, per_dest),
+            Spool(spool_dir / name, per_dest, holds=HOLDS[name]),
             settler,
             metrics,
             dead_letters=to_letters,

@@ -1,3 +1,4 @@
+import json
 import pickle
 import shutil
 import struct
@@ -7,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from core.model import DeadLetter, Document, Point, RegistryActivity, StatusChange
+from ingest.routing import REGISTRY, TIMESERIES
 from ingest.writing.spool import Spool, SpoolFull
-from ingest.writing.spool_records import VERSION, Record, RecordError, decode, encode
+from ingest.writing.spool_quarantine import Damage
+from ingest.writing.spool_records import HOLDS, VERSION, Record, RecordError, decode, encode
 
 LEGACY = Path(__file__).parent / "data" / "spool_pickle_v0"
 """A spool directory written by the release before versioned records (``Spool`` at commit 16d4f55:
@@ -163,3 +166,157 @@ def test_unknown_versions_and_foreign_pickles_are_refused() -> None:
         decode(evil)
     with pytest.raises(TypeError, match="cannot spool"):
         encode([object()], [], None)  # type: ignore[list-item]
+
+
+# -- damage: nothing is dropped silently --------------------------------------------------------
+
+
+def frames_of(seg: Path) -> list[tuple[int, int]]:
+    """(start, end) of each record frame in ``seg``, read with the on-disk framing (length, crc32)."""
+    data, out, pos = seg.read_bytes(), [], 0
+    while pos < len(data):
+        length, _ = struct.unpack_from("<II", data, pos)
+        out.append((pos, pos + 8 + length))
+        pos += 8 + length
+    return out
+
+
+def six_records(directory: Path) -> tuple[Path, list[tuple[int, int]]]:
+    s = Spool(directory, 1 << 20)
+    for i in range(6):
+        s.append(batch(i, b"x" * (10 + i)))
+    s.close()
+    (seg,) = directory.glob("*.seg")
+    frames = frames_of(seg)
+    assert len(frames) == 6
+    return seg, frames
+
+
+def replay(s: Spool) -> list[int]:
+    got = []
+    while (r := s.peek()) is not None:
+        got.append(r[0][0].ts_ns)
+        s.pop()
+    return got
+
+
+def quarantined(directory: Path) -> list[tuple[bytes, dict[str, object]]]:
+    q = directory / "quarantine"
+    return [(p.read_bytes(), json.loads(p.with_suffix(".reason").read_text())) for p in sorted(q.glob("*.bad"))]
+
+
+@pytest.mark.parametrize("where", [40, 3, 0], ids=["in-the-data", "in-the-length", "in-the-header"])
+def test_a_flipped_byte_sets_one_record_aside_and_the_rest_replays(tmp_path: Path, where: int) -> None:
+    seg, frames = six_records(tmp_path)
+    data = bytearray(seg.read_bytes())
+    start, end = frames[2]
+    original = bytes(data[start:end])
+    data[start + where] ^= 0x40
+    seg.write_bytes(bytes(data))
+    s = Spool(tmp_path, 1 << 20)
+    assert len(s) == 5  # the records after the bad one are counted too
+    assert replay(s) == [0, 1, 3, 4, 5]
+    ((kept, reason),) = quarantined(tmp_path)
+    assert len(kept) == len(original) and kept != original  # exactly its bytes, as damaged
+    assert bytes(b ^ o for b, o in zip(kept, original, strict=True)).count(0) == len(original) - 1
+    assert reason["kind"] == Damage.DAMAGED and reason["offset"] == start and reason["segment"] == seg.name
+    (entry,) = s.take_set_aside()
+    assert entry.kind is Damage.DAMAGED and entry.size == len(original)
+    assert s.quarantine.held() == {Damage.DAMAGED: 1}
+    assert not seg.exists() and s.take_set_aside() == []
+    s.close()
+
+
+def test_a_truncated_last_record_is_set_aside_with_its_bytes(tmp_path: Path) -> None:
+    seg, frames = six_records(tmp_path)
+    data = seg.read_bytes()
+    start, end = frames[5]
+    seg.write_bytes(data[: end - 7])
+    s = Spool(tmp_path, 1 << 20)
+    assert replay(s) == [0, 1, 2, 3, 4]
+    ((kept, reason),) = quarantined(tmp_path)
+    assert kept == data[start : end - 7]
+    assert reason["kind"] == Damage.TRUNCATED and "only" in str(reason["detail"])
+    assert [e.kind for e in s.take_set_aside()] == [Damage.TRUNCATED]
+    s.close()
+
+
+def test_a_cursor_moves_past_set_aside_bytes(tmp_path: Path) -> None:
+    """A damaged record is set aside once, even if the replay stops (store down) and a new process resumes."""
+    seg, frames = six_records(tmp_path)
+    data = bytearray(seg.read_bytes())
+    data[frames[1][0] + 30] ^= 1
+    seg.write_bytes(bytes(data))
+    s = Spool(tmp_path, 1 << 20)
+    assert s.peek() == batch(0, b"x" * 10)
+    s.pop()
+    assert s.peek() == batch(2, b"x" * 12)  # not popped: the store refused it
+    assert s.peek() == batch(2, b"x" * 12)
+    s.close()
+    s2 = Spool(tmp_path, 1 << 20)
+    assert replay(s2) == [2, 3, 4, 5]
+    assert len(quarantined(tmp_path)) == 1
+    s2.close()
+
+
+def test_zero_filled_tail_and_zero_length_segment(tmp_path: Path) -> None:
+    """A zero-length segment holds nothing and is dropped; zeros after the last record (a file
+    system's answer to a crash) are bytes that are not a record: set aside, not replayed."""
+    seg, _ = six_records(tmp_path)
+    (tmp_path / "00000000.seg").write_bytes(b"")
+    with seg.open("ab") as f:
+        f.write(b"\0" * 32)
+    s = Spool(tmp_path, 1 << 20)
+    assert replay(s) == [0, 1, 2, 3, 4, 5]
+    assert [r["kind"] for _, r in quarantined(tmp_path)] == [Damage.DAMAGED]  # "declaring no data"
+    assert list(tmp_path.glob("*.seg")) == []
+    s.close()
+    (tmp_path / "00000007.seg").write_bytes(b"")
+    s2 = Spool(tmp_path, 1 << 20)  # only an empty segment: dropped at once, nothing set aside
+    assert len(s2) == 0 and list(tmp_path.glob("*.seg")) == [] and s2.take_set_aside() == []
+    s2.append(batch(9))
+    assert replay(s2) == [9]
+    s2.close()
+
+
+def test_a_segment_of_another_destination_is_moved_aside_whole(tmp_path: Path) -> None:
+    ts, reg = tmp_path / "timeseries", tmp_path / "registry"
+    seg, _ = six_records(ts)
+    original = seg.read_bytes()
+    theirs = Spool(reg, 1 << 20, holds=HOLDS[REGISTRY])
+    theirs.append(EVERY_KIND[2])
+    theirs.close()
+    shutil.copy(seg, reg / "00000000.seg")  # a time-series segment in the registry's spool, first in line
+    s = Spool(reg, 1 << 20, holds=HOLDS[REGISTRY])
+    assert len(s) == 7
+    assert s.peek() == EVERY_KIND[2]  # not blocked: its own record is next
+    s.pop()
+    assert s.peek() is None and len(s) == 0
+    ((kept, reason),) = quarantined(reg)
+    assert kept == original and reason["kind"] == Damage.FOREIGN and reason["records"] == 6
+    assert "Point" in str(reason["detail"])
+    (entry,) = s.take_set_aside()
+    assert entry.records == 6
+    s.close()
+
+
+def test_records_of_another_destination_or_unreadable_are_set_aside_one_by_one(tmp_path: Path) -> None:
+    """A foreign or unreadable record among the spool's own (not at a segment's start) goes alone."""
+    records = [EVERY_KIND[0], EVERY_KIND[1], EVERY_KIND[0]]
+    seg = tmp_path / "00000001.seg"
+    seg.write_bytes(
+        b"".join(
+            struct.pack("<II", len(d), zlib.crc32(d)) + d for d in [*map(lambda r: encode(*r), records), b"\x03{}"]
+        )
+        + struct.pack("<II", len(d := encode(*EVERY_KIND[0])), zlib.crc32(d))
+        + d
+    )
+    s = Spool(tmp_path, 1 << 20, holds=HOLDS[TIMESERIES])
+    got = []
+    while (r := s.peek()) is not None:
+        got.append(r)
+        s.pop()
+    assert got == [EVERY_KIND[0], EVERY_KIND[0], EVERY_KIND[0]]
+    kinds = [str(r["kind"]) for _, r in quarantined(tmp_path)]
+    assert sorted(kinds) == [Damage.FOREIGN, Damage.UNREADABLE]
+    s.close()

@@ -125,6 +125,7 @@ def test_writer_survives_an_arbitrary_exception(
             "reason": None,
             "spooled_batches": 0,
             "held_batches": 0,
+            "quarantined": 0,
         }
         assert metrics.value("iot_replayed_batches_total", dest=TIMESERIES) == 10
         # logged once for the whole episode (not on every retry), unexpected ones with the traceback

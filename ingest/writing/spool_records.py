@@ -20,10 +20,11 @@ import io
 import json
 import pickle
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from core.model import DeadLetter, Document, Kind, Point, Reason, RegistryActivity, StatusChange
+from ingest.routing import DEADLETTERS, DOCUMENTS, REGISTRY, TIMESERIES
 
 VERSION = 2
 _V1 = 1  # registry activity as a string-keyed "extra" object
@@ -46,6 +47,33 @@ _FIELDS: dict[type[Item], tuple[str, ...]] = {cls: tuple(f.name for f in fields(
 
 class RecordError(ValueError):
     """A spool record that this release cannot read (a newer version, or not a spool record)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Holds:
+    """What one destination's spool may hold: items of one type, and registry activity or not."""
+
+    item: type[Item]
+    activity: bool = False
+
+    def refuses(self, record: Record) -> str | None:
+        """Why ``record`` does not belong in this spool (it is another destination's), or None."""
+        items, _, activity = record
+        wrong = sorted({type(i).__name__ for i in items if not isinstance(i, self.item)})
+        if wrong:
+            return f"it holds {', '.join(wrong)} items, this spool's are {self.item.__name__}"
+        if activity is not None and not self.activity:
+            return "it holds registry activity, which only the registry spool does"
+        return None
+
+
+HOLDS: dict[str, Holds] = {
+    TIMESERIES: Holds(Point),
+    DOCUMENTS: Holds(Document),
+    REGISTRY: Holds(StatusChange, activity=True),
+    DEADLETTERS: Holds(DeadLetter),
+}
+"""Each destination's spool, by destination name (``ingest.routing`` puts these items there)."""
 
 
 def _b64(data: bytes) -> str:

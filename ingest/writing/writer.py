@@ -23,6 +23,7 @@ from ingest.routing import DEADLETTERS, Batch, Token, rejected_letters
 from ingest.writing.destinations import Destination
 from ingest.writing.failures import NEEDS_OPERATOR, UNEXPECTED, Problem, classify
 from ingest.writing.spool import Spool, SpoolFull
+from ingest.writing.spool_quarantine import SetAside
 
 log = logging.getLogger("iot.ingest")
 
@@ -84,23 +85,44 @@ class Writer:
         metrics.gauge("iot_spool_batches", lambda: spool.records, dest=dest)
         metrics.gauge("iot_held_batches", lambda: len(self.held), dest=dest)
         metrics.gauge("iot_store_up", lambda: 1.0 if self.up else 0.0, dest=dest)
+        metrics.gauge("iot_spool_quarantined", lambda: sum(spool.quarantine.held().values()), dest=dest)
 
     @property
     def up(self) -> bool:
         return self.problem is None
 
     def health(self) -> dict[str, Any]:
-        """State for /healthz: ``state`` ok/unavailable/needs_operator/unexpected and the reason."""
+        """State for /healthz: ``state`` ok/unavailable/needs_operator/unexpected and the reason.
+
+        While the spool's quarantine holds anything an operator must look at it: the state is at
+        least ``needs_operator`` and the reason says so, until the entries are removed."""
         p = self.problem or self._spool_problem
+        held = self.spool.quarantine.held()
+        reasons = [] if p is None else [p.describe()]
+        if held:
+            kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(held.items()))
+            reasons.append(
+                f"spool quarantine holds {sum(held.values())} set-aside entries ({kinds}) in "
+                f"{self.dest}/quarantine under the spool directory: examine them, then remove them"
+            )
         return {
             "up": self.problem is None,
-            "state": "ok" if p is None else p.kind,
-            "reason": None if p is None else p.describe(),
+            "state": p.kind if p is not None else NEEDS_OPERATOR if held else "ok",
+            "reason": "; ".join(reasons) or None,
             "spooled_batches": self.spool.records,
             "held_batches": len(self.held),
+            "quarantined": sum(held.values()),
         }
 
     def start(self) -> None:
+        held = sum(self.spool.quarantine.held().values())
+        if held:
+            log.error(
+                "%s spool quarantine holds %d set-aside entries from before (%s): examine them, then remove them",
+                self.dest,
+                held,
+                self.spool.quarantine.dir,
+            )
         self._thread.start()
 
     def submit(self, batch: Batch) -> None:
@@ -127,6 +149,7 @@ class Writer:
 
     def _step(self) -> bool:
         """One pass: take a queued batch, replay what waits. True once told to stop."""
+        self._report(self.spool.take_set_aside())
         waiting = self.spool.records or self.held
         timeout = max(0.0, self._next_try - time.monotonic()) if waiting else None
         try:
@@ -228,6 +251,7 @@ class Writer:
         if time.monotonic() < self._next_try:
             return
         while (record := self.spool.peek()) is not None:
+            self._report(self.spool.take_set_aside())
             items, origins, activity = record
             letters = self._try_write(Batch(self.dest, items, origins, activity=activity))
             if letters is None:
@@ -235,6 +259,7 @@ class Writer:
             if letters and self._dead_letter is not None:
                 self._dead_letter(letters, [])
             self.spool.pop()
+            self._report(self.spool.take_set_aside())
             self.metrics.inc("iot_replayed_batches_total", dest=self.dest)
             while self.held:  # room again: move held batches behind the spool, in order
                 try:
@@ -254,6 +279,24 @@ class Writer:
                 return
             self.held.popleft()
             self._finish(b, letters)
+
+    def _report(self, entries: list[SetAside]) -> None:
+        """Bytes the spool could not replay and set aside: an ERROR each, counted (health reads
+        the quarantine folder itself)."""
+        for e in entries:
+            self.metrics.inc("iot_spool_corrupt_records_total", e.records, dest=self.dest, reason=e.kind.value)
+            log.error(
+                "%s spool: %s record(s) set aside (%s) from byte %d of segment %s: %s; its %d bytes are kept in %s, "
+                "the intact records around it replay",
+                self.dest,
+                e.records,
+                e.kind.value,
+                e.offset,
+                e.segment,
+                e.detail,
+                e.size,
+                e.path,
+            )
 
     def _fail(self, e: Exception) -> None:
         """A write (or the loop itself) failed: log once per episode, count, schedule the retry."""

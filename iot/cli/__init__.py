@@ -141,7 +141,7 @@ def status(
             typer.echo(f"  degraded: {reason}")
         stores = health.get("stores", {})
         print_table(
-            ["store", "up", "written", "rejected", "errors", "spooled batches", "spool bytes", "held"],
+            ["store", "up", "written", "rejected", "errors", "spooled batches", "spool bytes", "held", "quarantined"],
             [
                 (
                     d,
@@ -152,6 +152,7 @@ def status(
                     v.get("spooled_batches", 0),
                     int(g.get("iot_spool_bytes", {}).get(d, 0)),
                     v.get("held_batches", 0),
+                    v.get("quarantined", 0),
                 )
                 for d, v in stores.items()
             ],
