@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+PACKET_HEADER_ALLOWANCE = 128 * 1024  # bytes of an MQTT packet besides its payload (topic, id, properties)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -81,6 +83,14 @@ class Settings(BaseSettings):
         if url.username is None or url.password is not None:
             return self.registry_url
         return url.set(password=self.registry_password.get_secret_value()).render_as_string(hide_password=False)
+
+    @property
+    def max_packet_bytes(self) -> int:
+        """The largest MQTT packet read whole: the payload limit plus room for a topic (up to 64 KiB),
+        a packet id and MQTT 5 properties. The daemon reads a larger PUBLISH only to discard it (and
+        dead-letter it); the broker should refuse anything larger from devices (Mosquitto
+        ``max_packet_size``, written by ``iot registry export-mosquitto``)."""
+        return self.max_payload_bytes + PACKET_HEADER_ALLOWANCE
 
     def resolved_spool_dir(self) -> Path:
         return self.spool_dir or self.data_dir / "spool"

@@ -22,7 +22,7 @@ from ingest.broker import BrokerAddress, make_client, subscribe_ingest
 from ingest.destinations import Destination, Destinations, DirectoryStore, LetterStore
 from ingest.failures import UNEXPECTED, Problem, classify
 from ingest.metrics import Metrics
-from ingest.mqtt.packets import Publish
+from ingest.mqtt.packets import Oversized, Publish
 from ingest.mqtt.session import Session
 from ingest.observers import AfterWrite, PointsObserved, StatusObserved, StreamObserver
 from ingest.receive import session_options, tune_gc
@@ -248,7 +248,7 @@ class Daemon:
         if not self._stop.is_set():
             self.metrics.inc("iot_broker_disconnects_total")
 
-    def on_messages(self, messages: list[Publish]) -> None:
+    def on_messages(self, messages: list[Publish | Oversized]) -> None:
         """Route one read's deliveries under one lock acquisition; submit the batches that filled."""
         if not self.accepting:
             return  # not acknowledged: the broker redelivers them to the next session
@@ -266,6 +266,10 @@ class Daemon:
                 if m.retain:  # a replay of the broker's retained store, not a new reading
                     if token is not None:
                         retained.append(token)
+                    continue
+                if isinstance(m, Oversized):  # discarded unread by the session: dead-letter it
+                    b = self.router.oversized(m, token, time.time())
+                    full += [b] if b is not None else []
                     continue
                 try:
                     b = handle(m.topic, m.payload, token, time.time_ns())

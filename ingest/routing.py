@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from core.model import (
     COLLECTIONS,
+    LETTER_PREFIX_BYTES,
     DeadLetter,
     Decoded,
     DeviceEntry,
@@ -20,6 +21,7 @@ from core.model import (
     Rejected,
     StatusChange,
 )
+from ingest.mqtt.packets import Oversized
 from ingest.names import check_tag_value
 
 Token = int  # an ingest.acks.AckTracker sequence number
@@ -118,6 +120,16 @@ class Router:
         """Full by item count, or by raw bytes so a flood of large payloads stays bounded in memory."""
         return len(b.items) >= self.batch_size or b.nbytes >= self.max_batch_bytes
 
+    def oversized(self, m: Oversized, token: Token | None, now: float) -> Batch | None:
+        """Dead-letter a PUBLISH the receive path discarded unread for its size (reason ``oversize``,
+        the first bytes of its payload, its size and SHA-256)."""
+        keep = min(self.max_letter_bytes, LETTER_PREFIX_BYTES)
+        detail = f"{m.size} bytes, over the MQTT packet size limit: discarded while read"
+        letter = DeadLetter(
+            Reason.OVERSIZE, m.topic, m.prefix[:keep], now, detail, _device_of(m.topic), m.size, m.sha256
+        )
+        return self.dead_letter(letter, token, now)
+
     def handle(self, topic: str, payload: bytes, token: Token | None, now_ns: int) -> Batch | None:
         """Route one delivery; returns a batch that became full, if any."""
         now = now_ns / 1e9
@@ -140,15 +152,8 @@ class Router:
                 if points is not None:  # registry values become tags: never trust them blindly
                     self._check_tags(info.site, info.type)
         except Rejected as r:
-            parts = topic.split("/")
             letter = DeadLetter.bounded(
-                str(r.reason),
-                topic,
-                payload,
-                now,
-                r.detail,
-                parts[1][:64] if len(parts) > 2 and parts[1] else None,
-                limit=self.max_letter_bytes,
+                str(r.reason), topic, payload, now, r.detail, _device_of(topic), limit=self.max_letter_bytes
             )
             return self.dead_letter(letter, token, now)
         self.last_seen[device_id] = now
@@ -239,3 +244,9 @@ def rejected_letters(batch: Batch, refused: list[tuple[int, str]]) -> list[DeadL
         detail = reason if not isinstance(item, Point) else f"{reason} (point {item.fields!r})"[:2000]
         letters.append(DeadLetter(str(Reason.STORE_REJECTED), origin[0], origin[1], origin[2], detail, device_id))
     return letters
+
+
+def _device_of(topic: str) -> str | None:
+    """The device id a topic names (``root/<device>/...``), for a dead letter; None if it names none."""
+    parts = topic.split("/")
+    return parts[1][:64] if len(parts) > 2 and parts[1] else None
