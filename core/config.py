@@ -8,7 +8,9 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 PACKET_HEADER_ALLOWANCE = 128 * 1024  # bytes of an MQTT packet besides its payload (topic, id, properties)
+DEFAULT_MAX_PACKET_BYTES = DEFAULT_MAX_PAYLOAD_BYTES + PACKET_HEADER_ALLOWANCE
 
 
 class Settings(BaseSettings):
@@ -48,7 +50,7 @@ class Settings(BaseSettings):
     mqtt_client: Literal["native", "paho"] = Field(
         "native", description="receive path: the project's own MQTT session, or paho (fallback)"
     )
-    max_payload_bytes: int = 256 * 1024
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     # cardinality (README "Security: data path"): per message, and per device per window
     max_fields_per_message: int = Field(256, ge=1)
     max_units_per_message: int = Field(16, ge=1)
