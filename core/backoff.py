@@ -24,3 +24,8 @@ class Backoff:
 
     def reset(self) -> None:
         self._current = self.minimum
+
+    @property
+    def ceiling(self) -> float:
+        """The upper bound of the next delay."""
+        return self._current

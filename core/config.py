@@ -9,6 +9,10 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
+PACKET_HEADER_ALLOWANCE = 128 * 1024  # bytes of an MQTT packet besides its payload (topic, id, properties)
+DEFAULT_MAX_PACKET_BYTES = DEFAULT_MAX_PAYLOAD_BYTES + PACKET_HEADER_ALLOWANCE
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -47,7 +51,7 @@ class Settings(BaseSettings):
     mqtt_client: Literal["native", "paho"] = Field(
         "native", description="receive path: the project's own MQTT session, or paho (fallback)"
     )
-    max_payload_bytes: int = 256 * 1024
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     # cardinality (README "Security: data path"): per message, and per device per window
     max_fields_per_message: int = Field(256, ge=1)
     max_units_per_message: int = Field(16, ge=1)
@@ -93,6 +97,14 @@ class Settings(BaseSettings):
         if url.username is None or url.password is not None:
             return self.registry_url
         return url.set(password=self.registry_password.get_secret_value()).render_as_string(hide_password=False)
+
+    @property
+    def max_packet_bytes(self) -> int:
+        """The largest MQTT packet read whole: the payload limit plus room for a topic (up to 64 KiB),
+        a packet id and MQTT 5 properties. The daemon reads a larger PUBLISH only to discard it (and
+        dead-letter it); the broker should refuse anything larger from devices (Mosquitto
+        ``max_packet_size``, written by ``iot registry export-mosquitto``)."""
+        return self.max_payload_bytes + PACKET_HEADER_ALLOWANCE
 
     def resolved_spool_dir(self) -> Path:
         return self.spool_dir or self.data_dir / "spool"

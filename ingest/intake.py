@@ -18,7 +18,7 @@ from typing import Protocol
 from core.model import Reason, Rejected
 from ingest.metrics import Metrics
 from ingest.mqtt.acks import AckTracker
-from ingest.mqtt.packets import Publish
+from ingest.mqtt.packets import Oversized, Publish
 from ingest.mqtt.settle import Settler
 from ingest.routing import Batch, Router, Token
 from ingest.steps import Steps
@@ -73,7 +73,7 @@ class Intake:
         if self.accepting:
             self.metrics.inc("iot_broker_disconnects_total")
 
-    def on_messages(self, messages: list[Publish]) -> None:
+    def on_messages(self, messages: list[Publish | Oversized]) -> None:
         """Route one read's deliveries under one lock acquisition; submit the batches that filled."""
         if not self.accepting:
             return  # not acknowledged: the broker redelivers them to the next session
@@ -92,6 +92,12 @@ class Intake:
                     if token is not None:
                         retained.append(token)
                     continue
+                if type(m) is Oversized:  # discarded unread by the session: dead-letter it
+                    b = self.router.oversized(m, token, time.time())
+                    if b is not None:
+                        full.append(b)
+                    continue
+                assert type(m) is Publish
                 try:
                     b = handle(m.topic, m.payload, token, time.time_ns())
                 except Exception as e:  # a bug past the decoder's own guard must not end the receiver

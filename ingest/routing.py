@@ -9,6 +9,7 @@ from typing import Any, Literal, Protocol
 from core.directory import DeviceDirectory
 from core.model import (
     COLLECTIONS,
+    LETTER_PREFIX_BYTES,
     DeadLetter,
     Decoded,
     Document,
@@ -21,6 +22,7 @@ from core.model import (
 )
 from ingest.decoding.names import check_tag_value
 from ingest.decoding.topics import Topics
+from ingest.mqtt.packets import Oversized
 
 Token = int  # an ingest.mqtt.acks.AckTracker sequence number
 Origin = tuple[str, bytes, float]  # topic, raw payload, received at (epoch s)
@@ -128,6 +130,16 @@ class Router:
         """Dead-letter one delivery for ``r`` (bounded, filed under the device its topic names)."""
         letter = DeadLetter.bounded(
             str(r.reason), topic, payload, now, r.detail, self.topics.device_of(topic), limit=self.max_letter_bytes
+        )
+        return self.dead_letter(letter, token, now)
+
+    def oversized(self, m: Oversized, token: Token | None, now: float) -> Batch | None:
+        """Dead-letter a PUBLISH the receive path discarded unread for its size (reason ``oversize``,
+        the first bytes of its payload, its size and SHA-256)."""
+        keep = min(self.max_letter_bytes, LETTER_PREFIX_BYTES)
+        detail = f"{m.size} bytes, over the MQTT packet size limit: discarded while read"
+        letter = DeadLetter(
+            Reason.OVERSIZE, m.topic, m.prefix[:keep], now, detail, self.topics.device_of(m.topic), m.size, m.sha256
         )
         return self.dead_letter(letter, token, now)
 

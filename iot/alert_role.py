@@ -29,7 +29,7 @@ from core.config import Settings
 from core.model import Kind, StatusChange
 from ingest.mqtt.broker import BrokerAddress, parse_broker_url
 from ingest.mqtt.options import session_options
-from ingest.mqtt.packets import Publish
+from ingest.mqtt.packets import Oversized, Publish
 from ingest.mqtt.session import Options, Session
 from registry.directory import RegistryStore
 
@@ -109,7 +109,7 @@ class _Subscribed:
         self.refused = [r for r in reasons if r >= 0x80]
         self.done.set()
 
-    def on_messages(self, messages: list[Publish]) -> None:
+    def on_messages(self, messages: list[Publish | Oversized]) -> None:
         pass  # not acknowledged: redelivered to the evaluator when it connects
 
     def on_connection_lost(self, reason: str) -> None:

@@ -64,8 +64,12 @@ def acl_file(devices: list[str], ingest_user: str, topic_root: str = "devices", 
     return "\n".join(lines)
 
 
-def listener_conf(passwd: str, acl: str) -> str:
+def listener_conf(passwd: str, acl: str, max_packet_size: int) -> str:
     """The mosquitto (2.0) options that go right after a ``listener`` line.
+
+    ``max_packet_size`` (``Settings.max_packet_bytes``: the payload limit plus header room) makes the
+    broker refuse a larger packet from any client: it disconnects the publisher instead of queueing
+    the message (a device learns its message was not taken: no PUBACK).
 
     ``use_username_as_clientid`` replaces whatever client id a client sends by its username, so a
     client id is bound to its credential: a device can only ever be the client named like itself and
@@ -78,4 +82,6 @@ def listener_conf(passwd: str, acl: str) -> str:
         "allow_anonymous false\n"
         f"password_file {passwd}\n"
         f"acl_file {acl}\n"
+        "# Packets larger than IOT_MAX_PAYLOAD_BYTES plus header room: the publisher is disconnected.\n"
+        f"max_packet_size {max_packet_size}\n"
     )

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.config import DEFAULT_MAX_PACKET_BYTES
 from core.timefmt import utc as _utc
 from registry import credentials
 from registry.auth import Actor, PermissionDenied, record_audit, require, require_site, require_unrestricted
@@ -228,9 +229,11 @@ def export_mosquitto(
     topic_root: str = "devices",
     replay_user: str | None = None,
     replay_password: str = "",
+    max_packet_size: int = DEFAULT_MAX_PACKET_BYTES,
 ) -> tuple[Path, Path, int]:
     """Write ``passwd``, ``acl`` and ``listener.conf`` (the listener options that bind client ids to
-    usernames, see :func:`registry.credentials.listener_conf`) for mosquitto; only provisioned/active
+    usernames and cap the packet size at ``max_packet_size``, see
+    :func:`registry.credentials.listener_conf`) for mosquitto; only provisioned/active
     devices with a secret get a password line (disabled and retired ones are refused by the broker).
     ``replay_user`` adds the account `iot deadletters replay` publishes with (it must not be the
     ingest account: with client ids bound to usernames it would take over the daemon's session)."""
@@ -267,7 +270,7 @@ def export_mosquitto(
     passwd, acl = directory / "passwd", directory / "acl"
     write_private(passwd, credentials.password_file(entries))
     write_private(acl, credentials.acl_file([d.id for d in allowed], ingest_user, topic_root, replay_user))
-    conf = credentials.listener_conf(str(passwd.resolve()), str(acl.resolve()))
+    conf = credentials.listener_conf(str(passwd.resolve()), str(acl.resolve()), max_packet_size)
     write_private(directory / "listener.conf", conf)
     record_audit(
         session,

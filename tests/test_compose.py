@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from core.config import DEFAULT_MAX_PAYLOAD_BYTES, Settings
 from tests.composefile import load
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,6 +57,15 @@ def test_the_spool_is_a_named_volume_on_the_image_data_dir() -> None:
     assert re.search(r"install -d -o iot -g iot .*/var/lib/iot", dockerfile)
     assert re.search(r"^USER iot$", dockerfile, re.M)
     assert re.search(r"^ARG BASE=", dockerfile, re.M)
+
+
+def test_broker_refuses_packets_over_the_daemons_payload_limit() -> None:
+    """deploy/mosquitto/mosquitto.conf caps packets at what the daemon reads whole (its payload limit
+    plus header room), for the payload limit the compose file gives the daemon."""
+    conf = (REPO / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
+    env = COMPOSE.services["ingest"].environment
+    settings = Settings(max_payload_bytes=int(env.get("IOT_MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES)))
+    assert re.findall(r"^max_packet_size (\d+)$", conf, re.M) == [str(settings.max_packet_bytes)]
 
 
 def test_broker_requires_credentials() -> None:

@@ -18,6 +18,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.orm import Session
 
+from core.config import Settings
 from core.model import DeadLetter
 from registry.auth import BOOTSTRAP_ACTOR
 from registry.db import make_engine, migrate
@@ -335,3 +336,32 @@ def test_the_daemon_keeps_its_session_against_a_device_using_its_client_id(
         assert daemon.output().count("(session present: True)") == 1
     finally:
         daemon.kill()
+
+
+def test_the_broker_disconnects_a_device_that_publishes_over_the_packet_limit(
+    fleet: dict[str, str], connect: Any
+) -> None:
+    """The exported ``max_packet_size`` (payload limit + header room): a device's oversize publish is
+    refused at the broker, which disconnects the device (no PUBACK); it never reaches the ingest
+    account, whose connection is untouched; a publish within the limit goes through."""
+    ingest = connect("iot-ingest", "ingest-pw", client_id="iot-ingest", persistent=True)
+    ingest.client.subscribe("devices/#", qos=1)
+    dev = connect("acl-0000", fleet["acl-0000"])
+    wait_for(
+        lambda: (
+            dev.publish("devices/acl-0000/status", b"online").value == 0
+            and ("devices/acl-0000/status", b"online") in ingest.messages
+        ),
+        10,
+        "the ingest subscription to be live",
+    )
+    limit = Settings().max_payload_bytes
+    info = dev.client.publish("devices/acl-0000/telemetry", b"x" * (limit + 256 * 1024), qos=1)
+    wait_for(lambda: bool(dev.disconnects), 10, "the broker to disconnect the device")
+    assert info.mid not in dev.acks
+    dev.client.loop_stop()  # paho would resend the refused message on every reconnect
+    fits = b"y" * limit
+    assert connect("acl-0000", fleet["acl-0000"]).publish("devices/acl-0000/telemetry", fits).value == 0
+    wait_for(lambda: ("devices/acl-0000/telemetry", fits) in ingest.messages, 10, "a message within the limit")
+    assert [t for t, p in ingest.messages if len(p) > limit] == []
+    assert ingest.disconnects == [] and ingest.client.is_connected()

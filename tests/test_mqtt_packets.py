@@ -4,13 +4,15 @@ but ProtocolError."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.mqtt import packets as pk
-from ingest.mqtt.packets import Ack, Connack, Packet, Parser, Pingresp, ProtocolError, Publish, Suback
+from ingest.mqtt.packets import Ack, Connack, Oversized, Packet, Parser, Pingresp, ProtocolError, Publish, Suback
 
 topics = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40)
 payloads = st.binary(max_size=300)
@@ -102,7 +104,7 @@ def test_malformed_lengths() -> None:
     with pytest.raises(ProtocolError, match="too short"):
         Parser(v5=False).feed(b"\x30\x01\x00")  # topic length itself truncated
     with pytest.raises(ProtocolError, match="exceeds"):
-        Parser(v5=False, max_packet=10).feed(b"\x30\x0b")
+        Parser(v5=False, max_packet=10).feed(b"\x90\x0b")  # oversize SUBACK: refused on its fixed header
     with pytest.raises(ProtocolError, match="QoS 3"):
         Parser(v5=False).feed(b"\x36\x04\x00\x01a\x00")
     with pytest.raises(ProtocolError, match="packet id 0"):
@@ -147,3 +149,62 @@ def test_encoders() -> None:
         pk.encode_connect("c", keepalive=5, v5=False, clean_start=True)
         == b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x05\x00\x01c"
     )
+
+
+@given(
+    st.lists(publishes(), min_size=1, max_size=4),
+    st.integers(0, 3),
+    st.booleans(),
+    st.lists(st.integers(1, 400), max_size=30),
+)
+@settings(max_examples=150, deadline=None)
+def test_oversize_publish_is_discarded_and_reported_at_any_chunking(
+    packets: list[Publish], big: int, v5: bool, cuts: list[int]
+) -> None:
+    """A PUBLISH over ``max_packet`` among normal ones yields an Oversized (topic, id, size, prefix,
+    digest of the payload); the packets around it decode as usual, however the bytes are split."""
+    oversize = Publish("dev/big/telemetry", bytes(range(256)) * 3, 1, 77)
+    props = b"\x0b\x03\x03\x00\x02ct" if v5 else b""  # subscription id 3, content type "ct"
+    body = pk._enc_str(oversize.topic) + (77).to_bytes(2, "big") + (pk._enc_varint(len(props)) + props if v5 else b"")
+    raw = b"\x32" + pk._enc_varint(len(body) + 768) + body + oversize.payload
+    big = min(big, len(packets))
+    parts = [encode(p, v5) for p in packets]
+    parts.insert(big, raw)
+    got = feed_chunks(Parser(v5=v5, max_packet=700, prefix_bytes=100), b"".join(parts), cuts)
+    report = got.pop(big)
+    assert got == packets
+    assert report == Oversized(
+        oversize.topic, 768, oversize.payload[:100], hashlib.sha256(oversize.payload).hexdigest(), 1, 77
+    )
+
+
+def test_a_huge_publish_is_never_held_in_memory() -> None:
+    """A PUBLISH announcing 256 MiB: the parser keeps no more than its header and prefix however much
+    of the body arrives (it used to gather the whole body before looking at it)."""
+    parser = Parser(v5=True, max_packet=1 << 20)
+    header = b"\x32\xff\xff\xff\x7f" + pk._enc_str("dev/d1/telemetry") + b"\x00\x05\x00"
+    chunk = b"x" * (256 * 1024)
+    tracemalloc.start()
+    try:
+        assert parser.feed(header) == []
+        for _ in range(160):  # 40 MiB of body
+            assert parser.feed(chunk) == []
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * len(chunk), peak
+
+
+def test_an_oversize_control_packet_is_refused_on_its_fixed_header() -> None:
+    for head in (0x20, 0x90, 0xB0, 0xD0, 0x40):  # CONNACK, SUBACK, UNSUBACK, PINGRESP, PUBACK
+        with pytest.raises(ProtocolError, match="exceeds the maximum 1000"):
+            Parser(v5=True, max_packet=1000).feed(bytes([head]) + pk._enc_varint(1001))
+
+
+def test_a_malformed_oversize_publish_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError, match="too short for its variable header"):
+        Parser(v5=False, max_packet=4).feed(b"\x30\x05\x00\x09abc")  # topic longer than the packet
+    with pytest.raises(ProtocolError, match="packet id 0"):
+        Parser(v5=False, max_packet=4).feed(b"\x32\x08\x00\x01a\x00\x00xyz")
+    with pytest.raises(ProtocolError, match="inside its header or properties"):
+        Parser(v5=True, max_packet=4).feed(b"\x30\x06\x00\x01a\x05xy")  # properties run past the end

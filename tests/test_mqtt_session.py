@@ -7,10 +7,13 @@ QoS 2 in, retained messages not sent on subscribe.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
+import time
+import tracemalloc
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -19,7 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.mqtt import packets as pk
 from ingest.mqtt.broker import EmbeddedBroker, free_port
-from ingest.mqtt.packets import Publish
+from ingest.mqtt.packets import Oversized, Publish
 from ingest.mqtt.session import Options, Session
 from tests.servers import Mosquitto, wait_for
 
@@ -30,6 +33,7 @@ class Recorder:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.messages: list[Publish] = []
+        self.oversized: list[Oversized] = []
         self.connects: list[bool] = []
         self.subacks: list[list[int]] = []
         self.lost: list[str] = []
@@ -42,9 +46,13 @@ class Recorder:
         with self.lock:
             self.subacks.append(reasons)
 
-    def on_messages(self, messages: list[Publish]) -> None:
+    def on_messages(self, messages: list[Publish | Oversized]) -> None:
         with self.lock:
-            self.messages.extend(messages)
+            for m in messages:
+                if isinstance(m, Oversized):
+                    self.oversized.append(m)
+                else:
+                    self.messages.append(m)
 
     def on_connection_lost(self, reason: str) -> None:
         with self.lock:
@@ -354,3 +362,181 @@ def test_reading_stops_at_receive_maximum_even_if_the_broker_oversends() -> None
     assert [m.payload for m in c.wait_count(20, "the rest once acknowledged")] == [b"%d" % i for i in range(20)]
     c.stop()
     server.close()
+
+
+class FakeBroker:
+    """A raw TCP server playing a misbehaving broker: ``script(conn)`` runs for each connection on its
+    own thread, after which the connection is closed; ``connects`` counts accepted connections."""
+
+    def __init__(self, script: Callable[[socket.socket], None]) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.script = script
+        self.connects = 0
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.connects += 1
+            self.conns.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            self.script(conn)
+        with contextlib.suppress(OSError):
+            conn.close()
+
+    def close(self) -> None:
+        self.server.close()
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+
+def handshake(conn: socket.socket, v5: bool = True) -> bytes:
+    """Read CONNECT, answer CONNACK; read SUBSCRIBE, answer SUBACK (granted). Returns the CONNECT."""
+    connect = conn.recv(4096)
+    conn.sendall(pk.encode_connack(False, 0, v5=v5))
+    conn.recv(4096)  # SUBSCRIBE
+    conn.sendall(pk.encode_suback(1, [1], v5=v5))
+    return connect
+
+
+def test_an_oversize_publish_is_discarded_unbuffered_reported_and_acknowledged() -> None:
+    """A broker sends a 64 MiB PUBLISH to a session limited to 64 KiB packets: the session reads the
+    body in bounded chunks without holding it, hands over an Oversized (topic, id, size) that can be
+    acknowledged, and stays connected for the next message."""
+    limit = 64 * 1024
+    big = 64 * 1024 * 1024
+    acks = threading.Event()
+
+    def script(conn: socket.socket) -> None:
+        handshake(conn)
+        body = pk._enc_str("d/big/telemetry") + (9).to_bytes(2, "big") + b"\x00"
+        conn.sendall(b"\x32" + pk._enc_varint(len(body) + big) + body)
+        chunk = b"z" * (1 << 20)
+        for _ in range(big >> 20):
+            conn.sendall(chunk)
+        conn.sendall(pk.encode_publish("d/small/telemetry", b"ok", qos=1, mid=10, v5=True))
+        buf = b""
+        while len(buf) < 8 and (data := conn.recv(64)):
+            buf += data
+        if buf[:8] == pk.encode_acks(pk.PUBACK, [9, 10]):
+            acks.set()
+        conn.recv(64)
+
+    broker = FakeBroker(script)
+    tracemalloc.start()
+    try:
+        c = Client(broker.port, "big", "d/#", max_packet_size=limit)
+        got = c.wait_count(1, "the message after the oversize one")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024, peak  # the 64 MiB body was never held
+    [report] = c.rec.oversized
+    assert (report.topic, report.mid, report.qos, report.size, report.prefix[:3]) == (
+        "d/big/telemetry",
+        9,
+        1,
+        big,
+        b"zzz",
+    )
+    assert [m.payload for m in got] == [b"ok"]
+    c.session.ack([9, 10])
+    assert acks.wait(10), "PUBACKs for the oversize and the next message"
+    assert not c.rec.lost and broker.connects == 1
+    c.stop()
+    broker.close()
+
+
+def test_an_oversize_control_packet_drops_the_connection_before_its_body() -> None:
+    def script(conn: socket.socket) -> None:
+        handshake(conn)
+        conn.sendall(b"\x90" + pk._enc_varint(200 * 1024 * 1024))  # a 200 MiB SUBACK announced
+        conn.recv(64)
+
+    broker = FakeBroker(script)
+    c = Client(broker.port, "bigack", "d/#", max_packet_size=64 * 1024)
+    wait_for(lambda: bool(c.rec.lost), 10, "the connection to be dropped")
+    assert "exceeds the maximum 65536" in c.rec.lost[0]
+    c.stop()
+    broker.close()
+
+
+def reconnecting(port: int, connections: int, **kw: object) -> Session:
+    """A session (reconnect_min 0.05 s) stopped once it has made ``connections`` connections."""
+    rec = Recorder()
+    session = Session(Options("127.0.0.1", port, "re", [("d/#", 1)], reconnect_min=0.05, **kw), rec)  # type: ignore[arg-type]
+    session.start()
+    try:
+        wait_for(lambda: len(rec.lost) >= connections, 15, f"{connections} lost connections")
+    finally:
+        session.stop()
+    return session
+
+
+def test_backoff_grows_against_a_broker_that_accepts_then_misbehaves() -> None:
+    """CONNACK, SUBACK, then garbage or a close, every time: each reconnect waits longer (the backoff
+    used to start over at every CONNACK: 12 reconnects in 5 s). Only a connection that stayed
+    subscribed for ``stable_after`` seconds starts it over."""
+
+    def garbage(conn: socket.socket) -> None:
+        handshake(conn)
+        conn.sendall(b"\x10\x00")  # CONNECT from a server: protocol error
+
+    def close(conn: socket.socket) -> None:
+        handshake(conn)
+
+    for script in (garbage, close):
+        broker = FakeBroker(script)
+        assert reconnecting(broker.port, 5, reconnect_max=60.0).backoff.ceiling >= 0.05 * 2**5
+        broker.close()
+    broker = FakeBroker(close)
+    assert reconnecting(broker.port, 5, stable_after=0.0).backoff.ceiling == 0.1  # started over each time
+    broker.close()
+
+
+def test_a_trickled_connack_meets_one_handshake_deadline() -> None:
+    """A broker that sends a CONNACK one byte at a time, each well within the socket timeout: the
+    handshake is given up at ``connect_timeout`` overall and retried."""
+
+    def script(conn: socket.socket) -> None:
+        conn.recv(4096)
+        connack = pk.encode_connack(False, 0, v5=True, properties={pk.REASON_STRING: "x" * 200})
+        for b in connack:
+            conn.sendall(bytes([b]))
+            time.sleep(0.2)  # the fault itself: a slow-drip broker, not synchronisation
+
+    broker = FakeBroker(script)
+    rec = Recorder()
+    session = Session(Options("127.0.0.1", broker.port, "drip", [("d/#", 1)], connect_timeout=1.0), rec)
+    session.start()
+    try:
+        wait_for(lambda: broker.connects >= 2, 15, "a second attempt after the handshake deadline")
+        assert not rec.connects
+    finally:
+        session.stop()
+        broker.close()
+
+
+def test_an_endless_pingresp_stream_is_a_protocol_error() -> None:
+    """PINGRESPs nobody asked for (they used to cost the receive thread a full core): disconnect."""
+
+    def script(conn: socket.socket) -> None:
+        handshake(conn)
+        while True:
+            conn.sendall(b"\xd0\x00" * 4096)
+
+    broker = FakeBroker(script)
+    c = Client(broker.port, "pings", "d/#", reconnect_max=60.0)
+    wait_for(lambda: bool(c.rec.lost), 10, "the connection to be dropped")
+    assert "PINGRESP without a PINGREQ" in c.rec.lost[0]
+    c.stop()
+    broker.close()

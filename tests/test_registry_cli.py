@@ -298,11 +298,15 @@ def test_export_mosquitto(migrated: Iot, tmp_path: Path, monkeypatch: pytest.Mon
     assert credentials.verify(json.loads(pwfile.read_text())["sim-0001"], users["sim-0001"])
     acl = (out / "acl").read_text()
     assert "user sim-0001\ntopic write devices/sim-0001/#" in acl
+    # the broker refuses packets over the payload limit plus header room (default 256 KiB + 128 KiB)
+    assert "\nmax_packet_size 393216\n" in (out / "listener.conf").read_text()
     assert "sim-0002" not in acl and "sim-0003" not in acl
 
     monkeypatch.setenv("IOT_BROKER_PASSWORD", "from-env")
+    monkeypatch.setenv("IOT_MAX_PAYLOAD_BYTES", "1000")
     r = iot("registry", "export-mosquitto", "--dir", str(out), "--ingest-user", "collector")
     assert r.code == 0, r.err
+    assert "\nmax_packet_size 132072\n" in (out / "listener.conf").read_text()  # 1000 + 128 KiB
     users = dict(line.split(":", 1) for line in (out / "passwd").read_text().splitlines())
     assert credentials.verify("from-env", users["collector"])
     r = iot("registry", "export-mosquitto", "--dir", str(out), "--ingest-password-file", str(tmp_path / "missing"))

@@ -36,6 +36,7 @@ def session_options(broker: BrokerAddress, settings: Settings) -> Options:
         tls=ssl.create_default_context() if broker.tls else None,
         reconnect_min=0.5,
         reconnect_max=30.0,
+        max_packet_size=settings.max_packet_bytes,
     )
 
 

@@ -4,10 +4,16 @@
 packet, keeping a partial one for the next call. Anything malformed raises :class:`ProtocolError`
 and nothing else. The ``encode_*`` functions build the packets a subscriber sends (plus PUBLISH and
 the server packets, for tests and tools).
+
+A packet whose fixed header announces more than ``max_packet`` bytes is refused before its body is
+read: a PUBLISH is read on and discarded as it arrives (its topic, packet id, size, the SHA-256 and
+the first ``prefix_bytes`` of its payload are kept) and yields an :class:`Oversized`, so it can be
+dead-lettered and acknowledged; any other packet type raises :class:`ProtocolError`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +74,21 @@ class Publish:
 
 
 @dataclass(slots=True)
+class Oversized:
+    """A PUBLISH larger than the parser's ``max_packet``, read and discarded: ``size`` is its payload's
+    length, ``prefix`` the payload's first bytes and ``sha256`` the hex digest of the whole payload."""
+
+    topic: str
+    size: int
+    prefix: bytes
+    sha256: str
+    qos: int = 0
+    mid: int = 0
+    retain: bool = False
+    dup: bool = False
+
+
+@dataclass(slots=True)
 class Connack:
     session_present: bool
     reason: int
@@ -103,11 +124,11 @@ class Disconnect:
     properties: dict[int, Any] = field(default_factory=dict)
 
 
-Packet = Publish | Connack | Ack | Suback | Pingresp | Disconnect
+Packet = Publish | Oversized | Connack | Ack | Suback | Pingresp | Disconnect
 
 
 # -- decoding --------------------------------------------------------------------------------------
-def _varint(buf: bytes, p: int, end: int) -> tuple[int, int]:
+def _varint(buf: bytes | bytearray, p: int, end: int) -> tuple[int, int]:
     value, shift = 0, 0
     while True:
         if p >= end:
@@ -187,30 +208,38 @@ class Parser:
     ``v5`` selects MQTT 5 (properties, reason codes) over 3.1.1; it may be set after CONNACK.
     """
 
-    def __init__(self, *, v5: bool, max_packet: int = MAX_REMAINING) -> None:
+    def __init__(self, *, v5: bool, max_packet: int = MAX_REMAINING, prefix_bytes: int = 4096) -> None:
         self.v5 = v5
-        self.max_packet = max_packet
+        self.max_packet = max_packet  # largest remaining length read into memory
+        self.prefix_bytes = prefix_bytes
         self._chunks: list[bytes] = []
         self._have = 0
         self._need = 0
+        self._discard: _Discard | None = None
 
     def reset(self) -> None:
-        self._chunks, self._have, self._need = [], 0, 0
+        self._chunks, self._have, self._need, self._discard = [], 0, 0, None
 
     def feed(self, data: bytes) -> list[Packet]:
         """Every packet completed by ``data``, in order."""
-        if self._chunks:
+        out: list[Packet] = []
+        pos = 0
+        if self._discard is not None:
+            pos = self._discard.feed(data, 0)
+            if self._discard.left:
+                return out
+            out.append(self._discard.result())
+            self._discard = None
+        elif self._chunks:
             self._chunks.append(data)
             self._have += len(data)
             if self._have < self._need:
                 return []
             data = b"".join(self._chunks)
             self._chunks, self._have, self._need = [], 0, 0
-        out: list[Packet] = []
         append = out.append
         v5 = self.v5
         n = len(data)
-        pos = 0
         while pos < n:
             # fixed header: type/flags byte and a 1-4 byte remaining length
             head = data[pos]
@@ -228,7 +257,15 @@ class Parser:
                 if shift >= 28:
                     raise ProtocolError("remaining length longer than 4 bytes")
             if length > self.max_packet:
-                raise ProtocolError(f"packet of {length} bytes exceeds the maximum {self.max_packet}")
+                if head >> 4 != PUBLISH:
+                    raise ProtocolError(f"packet of {length} bytes exceeds the maximum {self.max_packet}")
+                discard = _Discard(head, length, v5, self.prefix_bytes)
+                pos = discard.feed(data, i)
+                if discard.left:
+                    self._discard = discard
+                    return out
+                append(discard.result())
+                continue
             end = i + length
             if end > n:
                 return self._keep(out, data, pos, end)
@@ -327,6 +364,98 @@ class Parser:
         raise ProtocolError(f"unexpected packet type {kind} from the server")
 
 
+class _Discard:
+    """One oversize PUBLISH being read and dropped chunk by chunk. Only its variable header (at most
+    the 64 KiB of a topic plus a few bytes) is buffered; property bytes are skipped, the payload is
+    hashed and its first ``keep`` bytes kept."""
+
+    __slots__ = ("head", "header", "keep", "left", "mid", "prefix", "sha", "size", "skip", "topic", "v5")
+
+    def __init__(self, head: int, length: int, v5: bool, keep: int) -> None:
+        if (head >> 1) & 3 == 3:
+            raise ProtocolError("PUBLISH with QoS 3")
+        self.head, self.v5, self.keep = head, v5, keep
+        self.left = length  # body bytes not yet read
+        self.header: bytearray | None = bytearray()  # None once the variable header is parsed
+        self.topic, self.mid, self.skip, self.size = "", 0, 0, 0
+        self.prefix = bytearray()
+        self.sha = hashlib.sha256()
+
+    def feed(self, data: bytes, pos: int) -> int:
+        """Consume this packet's bytes of ``data`` from ``pos``; the position after them."""
+        end = min(len(data), pos + self.left)
+        self.left -= end - pos
+        if self.header is not None:
+            self.header += data[pos:end]
+            rest = self._parse_header()
+            if rest < 0:
+                return end
+            pos = end - rest
+        if self.skip:
+            n = min(self.skip, end - pos)
+            self.skip -= n
+            pos += n
+        if pos < end:
+            chunk = data[pos:end]
+            self.size += len(chunk)
+            self.sha.update(chunk)
+            if len(self.prefix) < self.keep:
+                self.prefix += chunk[: self.keep - len(self.prefix)]
+        return end
+
+    def _parse_header(self) -> int:
+        """Parse the buffered variable header: how many buffered bytes follow it, or -1 while it is
+        incomplete (all of them came with the last feed: the header was incomplete before)."""
+        buf = self.header
+        assert buf is not None
+        n = len(buf)
+        if n < 2:
+            return self._more()
+        p = tend = 2 + ((buf[0] << 8) | buf[1])
+        if (self.head >> 1) & 3:
+            if n < p + 2:
+                return self._more()
+            self.mid = (buf[p] << 8) | buf[p + 1]
+            if not self.mid:
+                raise ProtocolError("PUBLISH with packet id 0")
+            p += 2
+        elif n < p:
+            return self._more()
+        t = bytes(buf[2:tend])
+        if self.v5:
+            if not any(b < 0x80 for b in buf[p : p + 4]):
+                if n - p >= 4:
+                    raise ProtocolError("variable byte integer longer than 4 bytes")
+                return self._more()
+            self.skip, p = _varint(buf, p, n)
+        try:
+            self.topic = t.decode()
+        except UnicodeDecodeError:
+            self.topic = t.decode("utf-8", "replace")
+        self.header = None
+        return n - p
+
+    def _more(self) -> int:
+        if not self.left:
+            raise ProtocolError("oversize PUBLISH too short for its variable header")
+        return -1
+
+    def result(self) -> Oversized:
+        if self.header is not None or self.skip:
+            raise ProtocolError("oversize PUBLISH ends inside its header or properties")
+        h = self.head
+        return Oversized(
+            self.topic,
+            self.size,
+            bytes(self.prefix),
+            self.sha.hexdigest(),
+            (h >> 1) & 3,
+            self.mid,
+            bool(h & 1),
+            bool(h & 8),
+        )
+
+
 # -- encoding --------------------------------------------------------------------------------------
 def _enc_varint(n: int) -> bytes:
     if not 0 <= n <= MAX_REMAINING:
@@ -382,6 +511,7 @@ def encode_connect(
     password: str | None = None,
     session_expiry: int = 0,
     receive_maximum: int | None = None,
+    maximum_packet_size: int | None = None,
 ) -> bytes:
     flags = 0x02 if clean_start else 0
     tail = _enc_str(client_id)
@@ -398,6 +528,8 @@ def encode_connect(
             props[SESSION_EXPIRY_INTERVAL] = session_expiry
         if receive_maximum:
             props[RECEIVE_MAXIMUM] = receive_maximum
+        if maximum_packet_size:
+            props[MAXIMUM_PACKET_SIZE] = maximum_packet_size
         body += _enc_props(props)
     return _packet(CONNECT << 4, body + tail)
 

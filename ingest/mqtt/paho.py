@@ -15,7 +15,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from ingest.mqtt.broker import BrokerAddress, make_client, subscribe_ingest
-from ingest.mqtt.packets import Publish
+from ingest.mqtt.packets import Oversized, Publish
 from ingest.mqtt.session import Handler, Options
 
 log = logging.getLogger("iot.mqtt")
@@ -80,6 +80,8 @@ class PahoReceiver:
             topic = msg.topic
         except UnicodeDecodeError:
             topic = msg._topic.decode("utf-8", "replace")
-        delivery = Publish(topic, bytes(msg.payload), msg.qos, msg.mid, bool(msg.retain), bool(msg.dup))
+        delivery: list[Publish | Oversized] = [
+            Publish(topic, bytes(msg.payload), msg.qos, msg.mid, bool(msg.retain), bool(msg.dup))
+        ]
         assert self._handler is not None
-        self._handler.on_messages([delivery])
+        self._handler.on_messages(delivery)

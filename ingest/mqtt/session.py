@@ -6,7 +6,9 @@ joins. The thread connects (persistent session unless ``clean_start``), subscrib
 one ``recv`` of up to 256 KiB, every complete packet decoded, all PUBLISHes of that read handed
 to ``handler.on_messages`` in one list, and all acknowledgements queued since the last read sent in
 one ``sendall``. It sends PINGREQ when idle for the keep-alive, drops a connection that stays silent
-past 1.5 keep-alives, and reconnects with jittered exponential backoff. Acknowledgements go out only
+past 1.5 keep-alives, and reconnects with jittered exponential backoff (reset only once a connection
+has been subscribed for ``stable_after`` seconds, so a broker that accepts and then misbehaves is
+retried ever more slowly). Acknowledgements go out only
 when ``ack`` is called, in the order given (the caller keeps them in receive order). With
 ``receive_maximum`` QoS > 0 deliveries unacknowledged it stops reading the socket until acks come
 (TCP backpressure): the bound holds even where a broker over-sends (Mosquitto 2.0.11 does, for a
@@ -14,13 +16,21 @@ resumed session's backlog), overshooting by at most one read.
 
 QoS 2 in: ``ack`` of a QoS 2 delivery sends PUBREC; the server's PUBREL is answered with PUBCOMP.
 A PUBLISH repeated before its PUBREL is answered with PUBREC again and not delivered twice.
+
+Bounds against a hostile or broken broker: no packet over ``max_packet_size`` is read into memory
+(a larger PUBLISH is read and discarded chunk by chunk and handed to ``on_messages`` as an
+:class:`~ingest.mqtt.packets.Oversized` to dead-letter and acknowledge; any other oversize packet
+drops the connection); the handshake up to CONNACK has one overall deadline (``connect_timeout``);
+a PINGRESP without a PINGREQ outstanding is a protocol error. The limit is deliberately not
+advertised as MQTT 5 Maximum Packet Size: a broker would then drop such a message for this client
+without trace (Mosquitto 2.0.11 PUBACKs the publisher and logs only at debug level), where the
+session reports it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import select
 import socket
 import ssl
@@ -30,12 +40,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from core.backoff import Backoff
 from ingest.mqtt import packets as pk
-from ingest.mqtt.packets import Ack, Connack, Disconnect, Parser, ProtocolError, Publish, Suback
+from ingest.mqtt.packets import Ack, Connack, Disconnect, Oversized, Parser, ProtocolError, Publish, Suback
 
 log = logging.getLogger("iot.mqtt")
 
-_jitter = random.Random()  # own generator: the global one is the application's (and tests')
 RECV_BYTES = 256 * 1024
 CONNACK_REASONS = {
     1: "unacceptable protocol version",
@@ -68,7 +78,7 @@ class Handler(Protocol):
 
     def on_connected(self, session_present: bool) -> None: ...
     def on_subscribed(self, reasons: list[int]) -> None: ...
-    def on_messages(self, messages: list[Publish]) -> None: ...
+    def on_messages(self, messages: list[Publish | Oversized]) -> None: ...
     def on_connection_lost(self, reason: str) -> None: ...
 
 
@@ -90,7 +100,9 @@ class Options:
     retain_handling: int = 2  # MQTT 5: do not send retained messages on subscribe
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
-    connect_timeout: float = 10.0
+    stable_after: float = 10.0  # seconds subscribed before the reconnect backoff starts over
+    connect_timeout: float = 10.0  # for the whole handshake: TCP, TLS, CONNECT up to CONNACK
+    max_packet_size: int = pk.MAX_REMAINING  # largest packet read into memory (not advertised: see above)
 
 
 class Session:
@@ -109,7 +121,10 @@ class Session:
         self.connects = 0
         self.pings = 0  # PINGRESPs received
         self.pauses = 0  # times reading stopped because receive_maximum deliveries were unacknowledged
+        self.oversized = 0  # PUBLISHes over max_packet_size, discarded and reported
         self.session_present = False
+        self.backoff = Backoff(options.reconnect_min, options.reconnect_max)
+        self._subscribed_at: float | None = None  # monotonic time of this connection's granted SUBACK
 
     # -- public, any thread ----------------------------------------------------------------------
     def start(self) -> None:
@@ -138,15 +153,14 @@ class Session:
 
     # -- session thread ----------------------------------------------------------------------------
     def run(self) -> None:
-        attempt = 0
         o = self.options
         while not self._stopping.is_set():
             sock: socket.socket | None = None
             up = False
+            self._subscribed_at = None
             try:
                 sock = self._connect()
                 up = True
-                attempt = 0
                 self._serve(sock)
             except (OSError, ConnectionLost, ProtocolError) as e:
                 if self._stopping.is_set():
@@ -168,9 +182,10 @@ class Session:
                 self._lost(reason)
             if self._stopping.is_set():
                 break
-            delay = min(o.reconnect_max, o.reconnect_min * 2**attempt) * _jitter.uniform(0.5, 1.0)
-            attempt = min(attempt + 1, 16)
-            self._stopping.wait(delay)
+            since = self._subscribed_at
+            if since is not None and time.monotonic() - since >= o.stable_after:
+                self.backoff.reset()  # it worked for a while: this is a new outage, start over
+            self._stopping.wait(self.backoff.failed())
 
     def _lost(self, reason: str) -> None:
         try:
@@ -182,12 +197,14 @@ class Session:
 
     def _connect(self) -> socket.socket:
         o = self.options
+        deadline = time.monotonic() + o.connect_timeout
         raw = socket.create_connection((o.host, o.port), timeout=o.connect_timeout)
         sock: socket.socket = raw
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
             if o.tls is not None:
+                raw.settimeout(_left(deadline))
                 sock = o.tls.wrap_socket(raw, server_hostname=o.host)
             sock.sendall(
                 pk.encode_connect(
@@ -201,9 +218,10 @@ class Session:
                     receive_maximum=o.receive_maximum,
                 )
             )
-            parser = Parser(v5=o.v5)
+            parser = Parser(v5=o.v5, max_packet=o.max_packet_size)
             first: list[pk.Packet] = []
             while not first:
+                sock.settimeout(_left(deadline))  # one deadline for the handshake, however it trickles
                 data = sock.recv(RECV_BYTES)
                 if not data:
                     raise ConnectionLost("closed before CONNACK")
@@ -235,7 +253,8 @@ class Session:
         keepalive = float(o.keepalive)
         now = time.monotonic()
         last_in = last_out = now
-        ping_out = False
+        ping_out = False  # a PINGREQ awaits its PINGRESP (cleared on resuming: its answer waits unread)
+        pings_owed = 0  # PINGREQs sent and not answered: a PINGRESP beyond them is a protocol error
         tls = isinstance(sock, ssl.SSLSocket)
         wake = self._wake_r
         readers = [sock, wake]
@@ -265,9 +284,14 @@ class Session:
                     last_in = time.monotonic()
                     packets = parser.feed(data)
             if packets:
-                publishes: list[Publish] = []
+                publishes: list[Publish | Oversized] = []
                 for p in packets:
-                    if type(p) is Publish:
+                    if type(p) is Publish or type(p) is Oversized:
+                        if type(p) is Oversized:
+                            self.oversized += 1
+                            log.warning(
+                                "discarded a PUBLISH of %d bytes on %r (over the packet limit)", p.size, p.topic
+                            )
                         if p.qos == 2:
                             if p.mid in self._qos2_received:
                                 out.append(pk.encode_acks(pk.PUBREC, (p.mid,)))
@@ -282,10 +306,15 @@ class Session:
                             out.append(pk.encode_acks(pk.PUBCOMP, (p.mid,)))
                     elif type(p) is Suback:
                         if p.kind == pk.SUBACK:
+                            if self._subscribed_at is None and all(r < 0x80 for r in p.reasons):
+                                self._subscribed_at = time.monotonic()
                             handler.on_subscribed(p.reasons)
                     elif type(p) is Disconnect:
                         raise ConnectionLost(f"broker sent DISCONNECT, reason 0x{p.reason:02x}")
                     elif type(p) is pk.Pingresp:
+                        if not pings_owed:
+                            raise ProtocolError("PINGRESP without a PINGREQ")
+                        pings_owed -= 1
                         ping_out = False
                         self.pings += 1
                 if publishes:
@@ -307,6 +336,7 @@ class Session:
                     raise ConnectionLost("no PINGRESP within the keep-alive")
                 out.append(pk.PINGREQ_PACKET)
                 ping_out = True
+                pings_owed += 1
             if now - last_in >= keepalive * 1.5 and not stopping and not paused:
                 raise ConnectionLost("broker silent for 1.5 keep-alive periods")
             if stopping:
@@ -332,6 +362,14 @@ class Session:
             else:
                 parts.append(pk.encode_acks(pk.PUBACK, (m,)))
         return b"".join(parts)
+
+
+def _left(deadline: float) -> float:
+    """Seconds until ``deadline``; a timeout once it has passed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("no CONNACK within the connect timeout")
+    return left
 
 
 def _linger(sock: socket.socket, timeout: float = 2.0) -> None:

@@ -268,7 +268,7 @@ def export_mosquitto(
     replay_password = _read_secret(replay_password_file, "--replay-password-file") if replay_password_file else ""
     with acting(s) as (session, actor):
         passwd, acl, n = dev.export_mosquitto(
-            session, actor, dir, ingest_user, password, s.topic_root, replay_user, replay_password
+            session, actor, dir, ingest_user, password, s.topic_root, replay_user, replay_password, s.max_packet_bytes
         )
     accounts = ingest_user + (f" + {replay_user}" if replay_user else "")
     typer.echo(f"wrote {passwd}, {acl} and {passwd.parent / 'listener.conf'}: {n} devices + {accounts}")
