@@ -1,7 +1,9 @@
 """E-mail over SMTP: STARTTLS (unless the channel says ``tls: none``), then AUTH when a user is set.
 
-Lifecycle: stateless; ``send`` opens one SMTP session per notification with a timeout and maps
-every failure to an :class:`Outcome` (``status_code`` = the SMTP reply code when there is one).
+Lifecycle: stateless; ``send`` opens one SMTP session per notification, bounded by one overall
+deadline of ``timeout`` seconds (connect, TLS, every command and reply:
+:mod:`registry.notify.deadline`), and maps every failure to an :class:`Outcome` (``status_code`` =
+the SMTP reply code when there is one).
 Channel options: ``host``, ``port`` (587), ``user``, ``from``, ``tls`` (``starttls`` | ``ssl``
 | ``none``), ``ca_file`` (a private CA to trust). The password is the channel's secret.
 """
@@ -13,6 +15,7 @@ import ssl
 import time
 from email.message import EmailMessage
 
+from registry.notify.deadline import Deadline, smtp_session
 from registry.notify.outbox import Delivery, Outcome
 from registry.notify.render import DELIVERY_HEADER, email_text
 
@@ -35,16 +38,13 @@ class EmailSender:
         msg.set_content(text)
         ctx = ssl.create_default_context(cafile=o.get("ca_file") or None)
         started = time.perf_counter()
+        deadline = Deadline(self.timeout)
 
         def ms() -> int:
             return int((time.perf_counter() - started) * 1000)
 
         try:
-            if tls == "ssl":
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=self.timeout, context=ctx)
-            else:
-                smtp = smtplib.SMTP(host, port, timeout=self.timeout)
-            with smtp:
+            with deadline.watch() as watch, smtp_session(watch, host, port, ctx if tls == "ssl" else None) as smtp:
                 smtp.ehlo()
                 if tls == "starttls":
                     smtp.starttls(context=ctx)
@@ -58,5 +58,7 @@ class EmailSender:
             text_ = e.smtp_error.decode("utf-8", "replace") if isinstance(e.smtp_error, bytes) else str(e.smtp_error)
             return Outcome(False, e.smtp_code, f"SMTP {e.smtp_code} {text_}"[:500], ms())
         except (smtplib.SMTPException, OSError, ssl.SSLError) as e:
+            if deadline.expired:
+                return Outcome(False, None, f"{deadline.describe()} ({host}:{port})", ms())
             return Outcome(False, None, f"{type(e).__name__}: {e} ({host}:{port})"[:500], ms())
         return Outcome(True, 250, None, ms())

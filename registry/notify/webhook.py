@@ -1,15 +1,19 @@
 """HTTP senders: the generic JSON webhook (optionally HMAC-signed) and Slack incoming webhooks.
 
-Lifecycle: stateless; ``send`` opens one HTTPS/HTTP request per notification with a timeout and
-maps every failure (refused, timeout, non-2xx) to an :class:`Outcome`, never an exception.
+Lifecycle: stateless; ``send`` opens one HTTPS/HTTP request per notification, bounded by one overall
+deadline of ``timeout`` seconds (connect, TLS, request and reading the reply:
+:mod:`registry.notify.deadline`), and maps every failure (refused, deadline, non-2xx) to an
+:class:`Outcome`, never an exception.
 """
 
 from __future__ import annotations
 
+import http.client
 import time
 import urllib.error
 import urllib.request
 
+from registry.notify.deadline import Deadline, http_opener
 from registry.notify.outbox import Delivery, Outcome
 from registry.notify.render import DELIVERY_HEADER, SIGNATURE_HEADER, signature, slack_body, webhook_body
 
@@ -38,17 +42,20 @@ class WebhookSender:
             headers[SIGNATURE_HEADER] = signature(secret, body)
         req = urllib.request.Request(url, data=body, headers=headers, method="POST")
         started = time.perf_counter()
+        deadline = Deadline(self.timeout)
 
         def ms() -> int:
             return int((time.perf_counter() - started) * 1000)
 
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with deadline.watch() as watch, http_opener(watch).open(req, timeout=deadline.remaining()) as resp:
                 code = int(resp.status)
                 resp.read(65536)
         except urllib.error.HTTPError as e:
             return Outcome(False, e.code, f"HTTP {e.code} {e.reason} from {_redact(url)}", ms())
-        except (urllib.error.URLError, OSError, ValueError) as e:
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
+            if deadline.expired:
+                return Outcome(False, None, f"{deadline.describe()} ({_redact(url)})", ms())
             reason = getattr(e, "reason", e)
             return Outcome(False, None, f"{type(e).__name__}: {reason} ({_redact(url)})", ms())
         if 200 <= code < 300:

@@ -1,0 +1,176 @@
+"""One overall deadline per notification attempt: connect, TLS, sending and reading the reply.
+
+A socket timeout bounds each read on its own, so a receiver that trickles a byte every few seconds
+never trips it and can hold an attempt for ever. A :class:`Deadline` bounds the whole attempt:
+every blocking step starts with the time that is left as its timeout, and a watchdog shuts the
+attempt's sockets down when the time is up, which ends whatever read or write is in progress
+(the sender then reports the deadline). The watchdog holds a duplicate of each socket, so it
+reaches the connection through a TLS wrap and never touches a descriptor someone else reuses.
+
+Lifecycle: one ``Deadline`` per attempt; ``with deadline.watch() as w`` around the attempt;
+connections made through ``w.connect`` (or handed to ``w.add``) are shut down at the deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import smtplib
+import socket
+import ssl
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+class DeadlineExceeded(TimeoutError):
+    """The attempt ran out of its overall time."""
+
+
+class Deadline:
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._end = clock() + seconds
+        self.expired = False
+
+    def remaining(self) -> float:
+        """Seconds left; raises :class:`DeadlineExceeded` when none are."""
+        left = self._end - self._clock()
+        if left <= 0:
+            self.expired = True
+            raise DeadlineExceeded(f"deadline of {self.seconds:g} s exceeded")
+        return left
+
+    def describe(self) -> str:
+        return f"deadline of {self.seconds:g} s exceeded"
+
+    @contextmanager
+    def watch(self) -> Iterator[Watch]:
+        """Shut down every socket added to the yielded :class:`Watch` once the deadline passes."""
+        w = Watch(self)
+        done = threading.Event()
+
+        def guard() -> None:
+            if done.wait(max(0.0, self._end - self._clock())):
+                return
+            self.expired = True
+            while True:  # again until the attempt ends: a socket added late is shut down too
+                w.shutdown()
+                if done.wait(0.05):
+                    return
+
+        t = threading.Thread(target=guard, name="notify-deadline", daemon=True)
+        t.start()
+        try:
+            yield w
+        finally:
+            done.set()
+            t.join()
+            w.close()
+
+
+class Watch:
+    """The sockets of one attempt (duplicates, owned here: shut down at the deadline, closed after)."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def add(self, sock: socket.socket) -> socket.socket:
+        dup = sock.dup()
+        with self._lock:
+            self._socks.append(dup)
+        return sock
+
+    def connect(
+        self, address: tuple[str, int], timeout: float | None = None, source_address: Any = None
+    ) -> socket.socket:
+        """``socket.create_connection`` within the time left; the socket is watched."""
+        left = self.deadline.remaining()
+        wait = left if timeout is None else min(float(timeout), left)
+        return self.add(socket.create_connection(address, wait, source_address))
+
+    def shutdown(self) -> None:
+        with self._lock:
+            socks = list(self._socks)
+        for s in socks:
+            with contextlib.suppress(OSError):  # not connected (any more)
+                s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for s in socks:
+            s.close()
+
+
+# -- HTTP (urllib) ------------------------------------------------------------------------------
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def __init__(self, host: str, *, watch: Watch, **kw: Any) -> None:
+        super().__init__(host, **kw)
+        self._create_connection = watch.connect
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, *, watch: Watch, **kw: Any) -> None:
+        super().__init__(host, **kw)
+        self._create_connection = watch.connect  # before the TLS handshake: that is watched too
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, watch: Watch) -> None:
+        super().__init__()
+        self._watch = watch
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_HTTPConnection, req, watch=self._watch)  # type: ignore[arg-type]
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, watch: Watch) -> None:
+        super().__init__()
+        self._watch = watch
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_HTTPSConnection, req, watch=self._watch)  # type: ignore[arg-type]
+
+
+def http_opener(watch: Watch) -> urllib.request.OpenerDirector:
+    """urllib's default opener, its connections watched (``open(req, timeout=deadline.remaining())``)."""
+    return urllib.request.build_opener(_HTTPHandler(watch), _HTTPSHandler(watch))
+
+
+# -- SMTP ---------------------------------------------------------------------------------------
+
+
+class WatchedSMTP(smtplib.SMTP):
+    """``smtplib.SMTP`` whose connection (made in the constructor, greeting read) is watched."""
+
+    def __init__(self, host: str, port: int, *, watch: Watch, **kw: Any) -> None:
+        self._watch = watch
+        super().__init__(host, port, timeout=watch.deadline.remaining(), **kw)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return self._watch.connect((host, port), timeout, self.source_address)
+
+
+class WatchedSMTPSSL(smtplib.SMTP_SSL, WatchedSMTP):
+    """Implicit TLS; the raw connection is watched before its handshake."""
+
+    def __init__(self, host: str, port: int, *, watch: Watch, **kw: Any) -> None:
+        self._watch = watch
+        smtplib.SMTP_SSL.__init__(self, host, port, timeout=watch.deadline.remaining(), **kw)
+
+
+def smtp_session(watch: Watch, host: str, port: int, implicit_tls: ssl.SSLContext | None) -> smtplib.SMTP:
+    """A connected SMTP session (greeting read), watched; ``implicit_tls``: SMTP over TLS (port 465)."""
+    if implicit_tls is not None:
+        return WatchedSMTPSSL(host, port, watch=watch, context=implicit_tls)
+    return WatchedSMTP(host, port, watch=watch)
