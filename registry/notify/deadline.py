@@ -45,6 +45,13 @@ class Deadline:
             raise DeadlineExceeded(f"deadline of {self.seconds:g} s exceeded")
         return left
 
+    def ended(self, e: BaseException) -> bool:
+        """Whether the deadline ended the attempt that raised ``e``: the watchdog fired, the time is
+        up, or ``e`` is a socket timeout (every timeout an attempt sets is the time that was left)."""
+        if self.expired or self._clock() >= self._end:
+            return True
+        return isinstance(e, TimeoutError) or isinstance(getattr(e, "reason", None), TimeoutError)
+
     def describe(self) -> str:
         return f"deadline of {self.seconds:g} s exceeded"
 

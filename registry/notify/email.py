@@ -58,7 +58,7 @@ class EmailSender:
             text_ = e.smtp_error.decode("utf-8", "replace") if isinstance(e.smtp_error, bytes) else str(e.smtp_error)
             return Outcome(False, e.smtp_code, f"SMTP {e.smtp_code} {text_}"[:500], ms())
         except (smtplib.SMTPException, OSError, ssl.SSLError) as e:
-            if deadline.expired:
+            if deadline.ended(e):
                 return Outcome(False, None, f"{deadline.describe()} ({host}:{port})", ms())
             return Outcome(False, None, f"{type(e).__name__}: {e} ({host}:{port})"[:500], ms())
         return Outcome(True, 250, None, ms())

@@ -54,7 +54,7 @@ class WebhookSender:
         except urllib.error.HTTPError as e:
             return Outcome(False, e.code, f"HTTP {e.code} {e.reason} from {_redact(url)}", ms())
         except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
-            if deadline.expired:
+            if deadline.ended(e):
                 return Outcome(False, None, f"{deadline.describe()} ({_redact(url)})", ms())
             reason = getattr(e, "reason", e)
             return Outcome(False, None, f"{type(e).__name__}: {reason} ({_redact(url)})", ms())
