@@ -163,7 +163,8 @@ class Notifier:
             claimed = outbox.claim(
                 self.engine, self.worker, at, 1, self.lease_s, channel_id=channel_id, damping_s=self.damping_window_s
             )
-            self.suppressed += claimed.suppressed
+            with self._lock:
+                self.suppressed += claimed.suppressed
             if not claimed.deliveries:
                 if claimed.suppressed:
                     continue
@@ -174,10 +175,12 @@ class Notifier:
                     self.engine, d, result, self.worker, now or datetime.now(UTC), self.policy, self.rand
                 )
                 done += 1
-                if result.ok:
-                    self.sent += 1
-                else:
-                    self.failed_attempts += 1
+                with self._lock:
+                    if result.ok:
+                        self.sent += 1
+                    else:
+                        self.failed_attempts += 1
+                if not result.ok:
                     log.warning("notification %s attempt %d: %s (%s)", d.key, d.attempts + 1, result.error, status)
         return done
 

@@ -6,8 +6,11 @@ unique ``key`` (alert:channel:transition, reminders add their number), so no tra
 queued twice. ``claim`` takes due rows for one worker — ``SELECT … FOR UPDATE SKIP LOCKED`` on
 PostgreSQL, and on every database a conditional UPDATE that only one worker can win — by
 pushing ``due_at`` out by a lease; ``record`` stores the attempt and either marks the row sent or
-schedules the retry. A worker that dies mid-send leaves the row to be retried when its lease
-ends (at-least-once in that one case; receivers can drop repeats by the ``X-IOT-Delivery`` key).
+schedules the retry. The notifier claims one row of one channel at a time, and only while no
+attempt on that channel is in flight; a claim also applies damping (:mod:`registry.notify.damping`),
+marking held-back rows ``suppressed``. A worker that dies mid-send leaves the row to be retried
+when its lease ends (at-least-once in that one case; receivers can drop repeats by the
+``X-IOT-Delivery`` key).
 """
 
 from __future__ import annotations
