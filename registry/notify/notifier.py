@@ -98,6 +98,7 @@ class Notifier:
         self.worker = worker or f"{os.uname().nodename[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.rand = rand
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a channel's task stopped at ``batch`` with more due: dispatch now
         self._thread: threading.Thread | None = None
         self._next_reminders = 0.0
         self._pool = ThreadPoolExecutor(max_workers=max(1, channels_at_once), thread_name_prefix="notify")
@@ -191,6 +192,8 @@ class Notifier:
         e = f.exception() if not f.cancelled() else None
         if e is not None:  # database down: the channel is tried again next round
             log.warning("notifier channel %d: %s", channel_id, str(e).splitlines()[0] if str(e) else type(e).__name__)
+        elif not f.cancelled() and f.result() >= self.batch:
+            self._wake.set()
 
     def _dispatch(self, now: datetime | None) -> list[Future[int]]:
         """Start a task for each channel with due rows and no attempt in flight."""
@@ -213,12 +216,13 @@ class Notifier:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()
             try:
                 self._periodic(None)
                 self._dispatch(None)  # does not wait: a slow channel's task goes on by itself
             except Exception as e:  # database down: try again next round
                 log.warning("notifier round failed: %s", str(e).splitlines()[0] if str(e) else type(e).__name__)
-            self._stop.wait(self.poll_s)
+            self._wake.wait(self.poll_s)
 
     def start(self) -> Notifier:
         self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
@@ -228,6 +232,7 @@ class Notifier:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop dispatching; tasks end after their attempt in flight (each bounded by its deadline)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
         self._pool.shutdown(wait=True, cancel_futures=True)
