@@ -84,6 +84,16 @@ class Settings(BaseSettings):
             return json.loads(v) if v.strip().startswith("[") else [p.strip() for p in v.split(",") if p.strip()]
         return v
 
+    # notification delivery (README "Notifications"): deadline, isolation, damping
+    notify_attempt_timeout: float = Field(
+        15.0, gt=0, le=600, description="seconds: one deadline over a whole attempt (connect, TLS, send, reply)"
+    )
+    notify_channels_at_once: int = Field(8, ge=1, le=64, description="channels sending side by side per notifier")
+    notify_rate_per_minute: int = Field(60, ge=0, description="notifications a channel sends per minute; 0: no limit")
+    notify_damping_window: float = Field(
+        300.0, ge=0, description="seconds: one alert per (rule, device, channel) notified per window; 0: off"
+    )
+
     def resolved_registry_url(self) -> str:
         """The registry URL to connect with: ``IOT_REGISTRY_PASSWORD`` joins a URL that names a user
         but no password, percent-escaped (any character is safe in it). Never log the result."""

@@ -7,6 +7,8 @@ import time
 from collections import defaultdict
 from typing import cast
 
+from sqlalchemy import Engine
+
 from core.config import Settings
 from core.directory import DeviceDirectory
 from core.stores import DocumentStore, TimeSeriesStore
@@ -187,6 +189,20 @@ def build_evaluator(settings: Settings, res: Resources[RegistryStore]) -> Daemon
     return build_daemon(settings, res, with_alerts=True, broker=broker, options=options)
 
 
+def build_notifier(settings: Settings, engine: Engine) -> Notifier:
+    """The notifier as the settings say: attempt deadline, channels side by side, rate, damping."""
+    return Notifier(
+        engine,
+        settings.notify_secrets,
+        poll_s=settings.notify_poll,
+        timeout=settings.notify_attempt_timeout,
+        channels_at_once=settings.notify_channels_at_once,
+        per_channel_per_minute=settings.notify_rate_per_minute,
+        damping_window_s=settings.notify_damping_window,
+        guard=NetGuard(settings.notify_allowed_networks),
+    )
+
+
 def _scheme(url: str) -> str:
     """What a URL points at, without credentials (logs never carry secrets)."""
     return url.split("://", 1)[0] if "://" in url else url
@@ -224,9 +240,7 @@ def run_daemon(settings: Settings) -> int:
     install_signal_handlers(daemon)
     notifier = None
     if settings.notify:
-        guard = NetGuard(settings.notify_allowed_networks)
-        notifier = Notifier(res.registry.engine, settings.notify_secrets, poll_s=settings.notify_poll, guard=guard)
-        notifier.start()
+        notifier = build_notifier(settings, res.registry.engine).start()
     try:
         return daemon.run()
     finally:

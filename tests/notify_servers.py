@@ -1,6 +1,7 @@
 """Real receivers for notification tests: an HTTP server that records POSTs (and can be taken down
-and brought back on the same port, or made to answer 500), and an SMTP server (aiosmtpd) with
-STARTTLS and AUTH on a throwaway self-signed certificate."""
+and brought back on the same port, or made to answer 500), an SMTP server (aiosmtpd) with
+STARTTLS and AUTH on a throwaway self-signed certificate, and bad receivers: one that accepts
+and never answers, and ones that trickle an answer a byte at a time."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -190,3 +192,84 @@ def smtp_server(tmp_path: Path) -> Iterator[SmtpServer]:
         yield server
     finally:
         controller.stop()
+
+
+@dataclass
+class TrickleReceiver:
+    """A receiver that accepts and then answers one byte every ``interval`` seconds: ``prefix``, then
+    ``filler`` over and over, for ``max_s`` seconds a connection (a socket timeout never fires)."""
+
+    prefix: bytes
+    filler: bytes
+    interval: float = 0.3
+    max_s: float = 30.0
+    port: int = field(default_factory=free_port)
+    connections: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _listener: socket.socket | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> TrickleReceiver:
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener.settimeout(0.2)
+        self._spawn(self._accept)
+        return self
+
+    def _spawn(self, target: Any, *args: Any) -> None:
+        t = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            self._spawn(self._trickle, conn)
+
+    def _trickle(self, conn: socket.socket) -> None:
+        def data() -> Iterator[int]:
+            yield from self.prefix
+            while True:
+                yield from self.filler
+
+        ends = time.monotonic() + self.max_s
+        with conn:
+            for byte in data():
+                if time.monotonic() > ends or self._stop.wait(self.interval):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return  # the client gave up
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._listener is not None:
+            self._listener.close()
+        for t in self._threads:
+            t.join(5)
+
+
+def trickling_http() -> TrickleReceiver:
+    """A status line, then header lines, a byte at a time."""
+    return TrickleReceiver(b"HTTP/1.1 200 OK\r\n", b"X-Slow: 1\r\n")
+
+
+def trickling_smtp() -> TrickleReceiver:
+    """A greeting of continuation lines that never ends, a byte at a time."""
+    return TrickleReceiver(b"", b"220-slow\r\n")
+
+
+@contextmanager
+def dead_receiver() -> Iterator[int]:
+    """A port that accepts TCP connections (into its backlog) and never answers; yields the port."""
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)
+        yield int(hole.getsockname()[1])

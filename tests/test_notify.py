@@ -38,7 +38,7 @@ from registry.notify.outbox import RetryPolicy
 from registry.notify.render import SIGNATURE_HEADER, Route
 from tests.daemon_proc import DaemonProcess
 from tests.keyed_cli import migrated_registry_url
-from tests.notify_servers import HttpReceiver, SmtpServer, smtp_server
+from tests.notify_servers import HttpReceiver, SmtpServer, dead_receiver, smtp_server, trickling_http, trickling_smtp
 from tests.servers import Mosquitto, wait_for
 
 OPERATOR = Actor("olga", "operator", None)
@@ -116,8 +116,9 @@ def open_alert(engine: Engine, device: str = "d1", rule: str = "hot", at: float 
 
 
 def notifier(engine: Engine, **kw: object) -> Notifier:
+    kw = {"timeout": 5, "guard": LOOPBACK, **kw}
     secrets = {"hook": HMAC_KEY, "smtp": "s3cret-smtp"}
-    return Notifier(engine, secrets, policy=FAST, poll_s=0.05, timeout=5, guard=LOOPBACK, **kw)  # type: ignore[arg-type]
+    return Notifier(engine, secrets, policy=FAST, poll_s=0.05, **kw)  # type: ignore[arg-type]
 
 
 def outbox_rows(engine: Engine) -> list[NotifyOutbox]:
@@ -291,12 +292,13 @@ def test_several_workers_and_a_restart_send_each_once(pg: Engine, http_receiver:
     assert n_alerts == 20
     expected = {o.key for o in outbox_rows(pg)}
     assert len(expected) == 80
-    first = [notifier(pg, worker=f"w{i}", batch=2) for i in range(3)]
+    # damping off: each pair opens five alerts in a second, and this test is about claims, not damping
+    first = [notifier(pg, worker=f"w{i}", batch=2, damping_window_s=0) for i in range(3)]
     for n in first:
         n.start()
     wait_for(lambda: len(http_receiver.received) >= 2, 20, "the first deliveries")
     first[0].stop()  # a worker goes away mid-run; another starts
-    later = notifier(pg, worker="w-restarted", batch=2).start()
+    later = notifier(pg, worker="w-restarted", batch=2, damping_window_s=0).start()
     try:
         wait_for(lambda: all(o.status == "sent" for o in outbox_rows(pg)), 30, "every notification sent")
     finally:
@@ -533,3 +535,123 @@ def test_a_notifier_dying_mid_send_loses_nothing(db: Engine, http_receiver: Http
     with Session(db) as s:
         rows = store.show_alert(s, BOOTSTRAP_ACTOR, alert_id)["notifications"]
     assert [(r["ok"], r["error"]) for r in rows] == [(True, None), (False, "died")]
+
+
+# -- deadline, isolation, damping, rate (issue 16) --------------------------------------------------
+
+
+def _attempts_of(engine: Engine, channel_name: str) -> list[NotifyAttempt]:
+    from registry.notify.models import NotifyChannel
+
+    with Session(engine) as s:
+        return list(
+            s.scalars(
+                select(NotifyAttempt)
+                .join(NotifyOutbox, NotifyOutbox.id == NotifyAttempt.outbox_id)
+                .join(NotifyChannel, NotifyChannel.id == NotifyOutbox.channel_id)
+                .where(NotifyChannel.name == channel_name)
+                .order_by(NotifyAttempt.id)
+            )
+        )
+
+
+def test_dead_and_trickling_receivers_delay_only_their_own_channels(db: Engine, http_receiver: HttpReceiver) -> None:
+    """Beside a receiver that never answers and two that answer a byte every 0.3 s (HTTP, SMTP), a
+    healthy channel gets every notification; each slow attempt ends at its overall deadline (1 s here,
+    though no single read ever waits that long)."""
+    slow_http, slow_smtp = trickling_http().start(), trickling_smtp().start()
+    try:
+        with dead_receiver() as dead_port:
+            channel(db, ChannelSpec("ops", "webhook", http_receiver.url()))
+            channel(db, ChannelSpec("dead", "webhook", f"http://127.0.0.1:{dead_port}/x"))
+            channel(db, ChannelSpec("slow", "webhook", f"http://127.0.0.1:{slow_http.port}/x"))
+            channel(db, ChannelSpec("slow-mail", "email", "a@example.org",
+                                    options={"host": "127.0.0.1", "port": slow_smtp.port, "tls": "none"}))  # fmt: skip
+            for i in range(6):
+                open_alert(db, ("d1", "d2")[i % 2], ("hot", "warm")[i // 3])
+                _resolve_all(db)
+            n = notifier(db, timeout=1.0, damping_window_s=0).start()
+            try:
+                wait_for(lambda: len(http_receiver.received) == 12, 20, "every notification of the healthy channel")
+                wait_for(lambda: bool(_attempts_of(db, "slow") and _attempts_of(db, "slow-mail")), 20, "slow attempts")
+                wait_for(lambda: bool(_attempts_of(db, "dead")), 20, "an attempt on the dead receiver")
+            finally:
+                n.stop()
+    finally:
+        slow_http.stop()
+        slow_smtp.stop()
+    keys = Counter(str(r.header("X-IOT-Delivery")) for r in http_receiver.received)
+    assert len(keys) == 12 and set(keys.values()) == {1}
+    for name in ("slow", "slow-mail", "dead"):
+        att = _attempts_of(db, name)[0]
+        assert not att.ok and "deadline of 1 s exceeded" in (att.error or ""), (name, att.error)
+        assert 900 <= att.elapsed_ms < 6000, (name, att.elapsed_ms)  # the deadline, not a per-read timeout
+    assert slow_http.connections >= 1 and slow_smtp.connections >= 1
+
+
+def test_channels_test_ends_at_the_attempt_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.cli_runner import run_iot
+
+    url = f"sqlite:///{tmp_path / 'reg.sqlite3'}"
+    migrate(url)
+    engine = make_engine(url)
+    slow = trickling_http().start()
+    try:
+        channel(engine, ChannelSpec("slow", "webhook", f"http://127.0.0.1:{slow.port}/x"))
+        monkeypatch.setenv("IOT_REGISTRY_URL", url)
+        monkeypatch.setenv("IOT_NOTIFY_ATTEMPT_TIMEOUT", "1")
+        res = run_iot(monkeypatch, capsys, "alerts", "channels", "test", "slow")
+    finally:
+        slow.stop()
+        engine.dispose()
+    assert res.code == 1 and "not sent: deadline of 1 s exceeded" in res.err and "Traceback" not in res.err
+    assert slow.connections == 1
+
+
+def test_a_flapping_device_is_damped_and_the_count_carried(db: Engine, http_receiver: HttpReceiver) -> None:
+    """30 alerts opened and resolved in a row, then one left open: each channel gets the first alert
+    (opened, resolved), and once the window ends the open one, saying 29 were held back. The alert
+    history keeps all 31."""
+    channel(db, ChannelSpec("ops", "webhook", http_receiver.url("/ops")))
+    channel(db, ChannelSpec("chat", "slack", http_receiver.url("/chat")))
+    for _ in range(30):
+        open_alert(db, "d1")
+        _resolve_all(db)
+    last = open_alert(db, "d1")
+    open_alert(db, "d2")  # another device: its own group
+    n = notifier(db, damping_window_s=600, reminder_every_s=0)
+    assert n.run_once() == 6  # per channel: d1's first alert opened + resolved, d2 opened
+    assert [(b["transition"], b["device"]["id"]) for b in http_receiver.bodies("/ops")] == [
+        ("opened", "d1"),
+        ("resolved", "d1"),
+        ("opened", "d2"),
+    ]
+    assert http_receiver.bodies("/ops")[0]["suppressed"] == 0
+    assert n.run_once() == 0  # within the window: the open alert stays held back
+    assert n.run_once(datetime.now(UTC) + timedelta(seconds=601)) == 2  # the window ended: announced
+    ops, chat = http_receiver.bodies("/ops"), http_receiver.bodies("/chat")
+    assert len(ops) == 4 and len(chat) == 4
+    assert ops[-1]["alert"]["id"] == last and ops[-1]["transition"] == "opened" and ops[-1]["suppressed"] == 29
+    assert "+29 more" in ops[-1]["summary"] and "+29 more" in chat[-1]["text"]
+    with Session(db) as s:
+        assert s.scalar(select(func.count()).select_from(Alert)) == 32  # the history is complete
+        statuses = Counter(s.scalars(select(NotifyOutbox.status)))
+    assert statuses == {"sent": 8, "suppressed": 2 * 58}  # alerts 2-30, opened and resolved, per channel
+    with Session(db) as s:
+        shown = store.show_alert(s, BOOTSTRAP_ACTOR, last - 1)["notifications"]
+    assert {r["status"] for r in shown} == {"suppressed"}  # held back, on record
+
+
+def test_a_channel_sends_at_most_its_rate_and_the_rest_waits(db: Engine, http_receiver: HttpReceiver) -> None:
+    channel(db, ChannelSpec("ops", "webhook", http_receiver.url()))
+    for device in ("d1", "d2"):
+        for rule in ("hot", "warm"):
+            open_alert(db, device, rule)
+    n = notifier(db, per_channel_per_minute=3)
+    assert n.run_once() == 3 and len(http_receiver.received) == 3
+    assert n.run_once() == 0  # still within the minute
+    assert [o.attempts for o in outbox_rows(db)] == [1, 1, 1, 0]  # waiting is not a failed attempt
+    assert n.run_once(datetime.now(UTC) + timedelta(seconds=61)) == 1
+    assert len(http_receiver.received) == 4

@@ -9,6 +9,7 @@ import typer
 from iot.cli import output
 from iot.cli.acting import acting
 from iot.cli.toolkit import fail, print_table, settings
+from iot.service import build_notifier
 from registry.auth import require_site
 from registry.db import check_migrated, make_engine
 from registry.notify.channels import (
@@ -20,8 +21,6 @@ from registry.notify.channels import (
     remove_channel,
 )
 from registry.notify.models import CHANNEL_KINDS
-from registry.notify.netguard import NetGuard
-from registry.notify.notifier import Notifier
 from registry.notify.outbox import Delivery
 from registry.notify.render import payload
 
@@ -154,7 +153,7 @@ def test(name: Annotated[str, typer.Argument()], registry: RegistryOpt = None) -
         d = Delivery(0, key, "test", ch.kind, ch.target, dict(ch.options or {}), ch.secret_name, body, 0)
     engine = make_engine(s.resolved_registry_url())
     try:
-        result = Notifier(engine, s.notify_secrets, guard=NetGuard(s.notify_allowed_networks)).deliver(d)
+        result = build_notifier(s, engine).deliver(d)  # bounded by IOT_NOTIFY_ATTEMPT_TIMEOUT
     finally:
         engine.dispose()
     if result.ok:
@@ -177,7 +176,7 @@ def run(registry: RegistryOpt = None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    n = Notifier(engine, s.notify_secrets, poll_s=s.notify_poll, guard=NetGuard(s.notify_allowed_networks)).start()
+    n = build_notifier(s, engine).start()
     stop.wait()
     n.stop()
     engine.dispose()

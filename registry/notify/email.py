@@ -1,7 +1,9 @@
 """E-mail over SMTP: STARTTLS (unless the channel says ``tls: none``), then AUTH when a user is set.
 
-Lifecycle: stateless; ``send`` opens one SMTP session per notification with a timeout and maps
-every failure to an :class:`Outcome` (``status_code`` = the SMTP reply code when there is one).
+Lifecycle: stateless; ``send`` opens one SMTP session per notification under one overall
+deadline of ``timeout`` seconds (connect, TLS, every command and reply:
+:mod:`registry.notify.deadline`) and maps every failure to an :class:`Outcome` (``status_code`` =
+the SMTP reply code when there is one).
 Channel options: ``host``, ``port`` (587), ``user``, ``from``, ``tls`` (``starttls`` | ``ssl``
 | ``none``), ``ca_file`` (a private CA to trust). The password is the channel's secret.
 The connection goes through the :class:`~registry.notify.netguard.NetGuard` (checked address, no
@@ -18,6 +20,7 @@ import ssl
 import time
 from email.message import EmailMessage
 
+from registry.notify.deadline import Deadline, Watch
 from registry.notify.netguard import NetGuard, failure_text
 from registry.notify.outbox import Delivery, Outcome
 from registry.notify.render import DELIVERY_HEADER, email_text
@@ -26,15 +29,18 @@ log = logging.getLogger("iot.notify")
 
 
 class _GuardedSMTP(smtplib.SMTP):
-    """SMTP to an address the guard resolved and checked; ``tls`` wraps it at once (``ssl`` mode)."""
+    """SMTP to an address the guard resolved and checked, the connection watched by the attempt's
+    deadline; ``tls`` wraps it at once (``ssl`` mode)."""
 
-    def __init__(self, guard: NetGuard, tls: ssl.SSLContext | None, host: str, port: int, timeout: float) -> None:
+    def __init__(self, guard: NetGuard, tls: ssl.SSLContext | None, host: str, port: int, watch: Watch) -> None:
         self._guard = guard
         self._tls = tls
-        super().__init__(host, port, timeout=timeout)  # connects; no 220 greeting: SMTPConnectError
+        self._watch = watch
+        # connects; no 220 greeting: SMTPConnectError
+        super().__init__(host, port, timeout=watch.deadline.remaining())
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock = self._guard.connect(host, port, timeout)
+        sock = self._watch.add(self._guard.connect(host, port, self._watch.deadline.remaining()))
         return sock if self._tls is None else self._tls.wrap_socket(sock, server_hostname=host)
 
 
@@ -56,14 +62,17 @@ class EmailSender:
         msg[DELIVERY_HEADER] = d.key
         msg.set_content(text)
         started = time.perf_counter()
+        deadline = Deadline(self.timeout)
 
         def ms() -> int:
             return int((time.perf_counter() - started) * 1000)
 
         try:
             ctx = ssl.create_default_context(cafile=o.get("ca_file") or None)
-            smtp = _GuardedSMTP(self.guard, ctx if tls == "ssl" else None, host, port, self.timeout)
-            with smtp:
+            with (
+                deadline.watch() as watch,
+                _GuardedSMTP(self.guard, ctx if tls == "ssl" else None, host, port, watch) as smtp,
+            ):
                 smtp.ehlo()
                 if tls == "starttls":
                     smtp.starttls(context=ctx)
@@ -79,5 +88,7 @@ class EmailSender:
             log.info("notification to smtp://%s:%d: SMTP %d %r", host, port, e.smtp_code, e.smtp_error[:200])
             return Outcome(False, e.smtp_code, f"SMTP {e.smtp_code}", ms())
         except (smtplib.SMTPException, OSError, ValueError) as e:
+            if deadline.ended(e):
+                return Outcome(False, None, deadline.describe(), ms())
             return Outcome(False, None, failure_text(e, f"smtp://{host}:{port}"), ms())
         return Outcome(True, 250, None, ms())

@@ -12,7 +12,7 @@ from registry.models import Base, BigId
 
 CHANNEL_KINDS = ("webhook", "slack", "email")
 TRANSITIONS = ("opened", "acknowledged", "resolved", "reminder")
-OUTBOX_STATUSES = ("pending", "sent", "failed")
+OUTBOX_STATUSES = ("pending", "sent", "failed", "suppressed")  # suppressed: held back by damping
 
 
 class NotifyChannel(Base):

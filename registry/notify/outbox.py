@@ -6,8 +6,11 @@ unique ``key`` (alert:channel:transition, reminders add their number), so no tra
 queued twice. ``claim`` takes due rows for one worker — ``SELECT … FOR UPDATE SKIP LOCKED`` on
 PostgreSQL, and on every database a conditional UPDATE that only one worker can win — by
 pushing ``due_at`` out by a lease; ``record`` stores the attempt and either marks the row sent or
-schedules the retry. A worker that dies mid-send leaves the row to be retried when its lease
-ends (at-least-once in that one case; receivers can drop repeats by the ``X-IOT-Delivery`` key).
+schedules the retry. The notifier claims one row of one channel at a time, and only while no
+attempt on that channel is in flight; a claim also applies damping (:mod:`registry.notify.damping`),
+marking held-back rows ``suppressed``. A worker that dies mid-send leaves the row to be retried
+when its lease ends (at-least-once in that one case; receivers can drop repeats by the
+``X-IOT-Delivery`` key).
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from registry.models import Alert, AlertRule, Device
+from registry.notify import damping
 from registry.notify.models import NotifyAttempt, NotifyChannel, NotifyOutbox
 from registry.notify.render import Route, payload
 
@@ -204,50 +208,121 @@ def enqueue_reminders(session: Session, now: datetime) -> int:
     return added
 
 
-def claim(engine: Engine, worker: str, now: datetime, limit: int, lease_s: float) -> list[Delivery]:
-    """Due rows for ``worker``, each claimed by exactly one worker until ``now + lease_s``."""
+@dataclass(frozen=True)
+class Claimed:
+    """What one claim took: notifications to send now, and how many it marked ``suppressed``."""
+
+    deliveries: list[Delivery]
+    suppressed: int = 0
+
+
+def _busy_channels(now: datetime) -> Any:
+    """Channels with an attempt in flight: a row claimed by some worker whose lease still runs."""
+    return select(NotifyOutbox.channel_id).where(
+        NotifyOutbox.status == "pending", NotifyOutbox.claimed_by.is_not(None), NotifyOutbox.due_at > now
+    )
+
+
+def channels_due(engine: Engine, now: datetime) -> list[int]:
+    """Channels with due rows and no attempt in flight (on any worker), the longest waiting first."""
+    with Session(engine) as session:
+        q = (
+            select(NotifyOutbox.channel_id)
+            .where(
+                NotifyOutbox.status == "pending",
+                NotifyOutbox.due_at <= now,
+                NotifyOutbox.channel_id.not_in(_busy_channels(now)),
+            )
+            .group_by(NotifyOutbox.channel_id)
+            .order_by(func.min(NotifyOutbox.due_at))
+        )
+        return [int(c) for c in session.scalars(q)]
+
+
+def sent_since(engine: Engine, channel_id: int, since: datetime) -> int:
+    """Notifications a channel delivered since ``since`` (by every worker): what its rate limit counts."""
+    with Session(engine) as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(NotifyAttempt)
+                .join(NotifyOutbox, NotifyOutbox.id == NotifyAttempt.outbox_id)
+                .where(NotifyOutbox.channel_id == channel_id, NotifyAttempt.ok.is_(True), NotifyAttempt.at >= since)
+            )
+            or 0
+        )
+
+
+def claim(
+    engine: Engine,
+    worker: str,
+    now: datetime,
+    limit: int,
+    lease_s: float,
+    *,
+    channel_id: int | None = None,
+    damping_s: float = 0.0,
+) -> Claimed:
+    """Due rows for ``worker`` (of one channel, if given, and only while no other attempt on it is
+    in flight), each claimed by exactly one worker until ``now + lease_s``. Rows that damping holds
+    back (:func:`registry.notify.damping.decide`) are marked ``suppressed`` on the way."""
     until = now + timedelta(seconds=lease_s)
     with Session(engine) as session, session.begin():
         q = (
             select(NotifyOutbox.id)
             .where(NotifyOutbox.status == "pending", NotifyOutbox.due_at <= now)
             .order_by(NotifyOutbox.due_at, NotifyOutbox.id)
-            .limit(limit)
+            .limit(limit + 50)
         )
+        if channel_id is not None:
+            q = q.where(NotifyOutbox.channel_id == channel_id, NotifyOutbox.channel_id.not_in(_busy_channels(now)))
         if session.get_bind().dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True)
         ids = list(session.scalars(q))
         won: list[int] = []
+        suppressed = 0
         for i in ids:
+            if len(won) >= limit:
+                break
             res = session.execute(
                 update(NotifyOutbox)
                 .where(NotifyOutbox.id == i, NotifyOutbox.status == "pending", NotifyOutbox.due_at <= now)
                 .values(due_at=until, claimed_by=worker)
             )
-            if res.rowcount == 1:  # type: ignore[attr-defined]
-                won.append(i)
+            if res.rowcount != 1:  # type: ignore[attr-defined]
+                continue
+            row = session.get(NotifyOutbox, i)
+            if row is not None and not damping.decide(session, row, damping_s):
+                suppressed += 1
+                session.flush()
+                continue
+            won.append(i)
         if not won:
-            return []
+            return Claimed([], suppressed)
+        session.flush()
         rows = session.execute(
             select(NotifyOutbox, NotifyChannel)
             .join(NotifyChannel, NotifyChannel.id == NotifyOutbox.channel_id)
             .where(NotifyOutbox.id.in_(won))
             .order_by(NotifyOutbox.id)
         ).all()
-        return [
-            Delivery(
-                o.id,
-                o.key,
-                o.transition,
-                c.kind,
-                c.target,
-                dict(c.options or {}),
-                c.secret_name,
-                dict(o.payload),
-                o.attempts,
-            )
-            for o, c in rows
-        ]
+        return Claimed(
+            [
+                Delivery(
+                    o.id,
+                    o.key,
+                    o.transition,
+                    c.kind,
+                    c.target,
+                    dict(c.options or {}),
+                    c.secret_name,
+                    dict(o.payload),
+                    o.attempts,
+                )
+                for o, c in rows
+            ],
+            suppressed,
+        )
 
 
 def record(

@@ -1,7 +1,9 @@
 """HTTP senders: the generic JSON webhook (optionally HMAC-signed) and Slack incoming webhooks.
 
-Lifecycle: stateless; ``send`` opens one HTTPS/HTTP request per notification with a timeout and
-maps every failure (refused, timeout, non-2xx) to an :class:`Outcome`, never an exception. The
+Lifecycle: stateless; ``send`` opens one HTTPS/HTTP request per notification under one overall
+deadline of ``timeout`` seconds (connect, TLS, request and reading the reply:
+:mod:`registry.notify.deadline`) and maps every failure (refused, deadline, non-2xx) to an
+:class:`Outcome`, never an exception. The
 connection goes through the :class:`~registry.notify.netguard.NetGuard` (checked address, no
 re-resolution); redirects are not followed (a 3xx is a failed attempt); environment proxies are
 not used. A failed attempt records ``HTTP <code>`` when an HTTP answer came, else one generic text.
@@ -14,6 +16,7 @@ import ssl
 import time
 from urllib.parse import urlsplit
 
+from registry.notify.deadline import Deadline, Watch
 from registry.notify.netguard import NetGuard, failure_text
 from registry.notify.outbox import Delivery, Outcome
 from registry.notify.render import DELIVERY_HEADER, SIGNATURE_HEADER, signature, slack_body, webhook_body
@@ -24,13 +27,14 @@ USER_AGENT = "polyglot-iot-notifier/1"
 class _GuardedHTTP(http.client.HTTPConnection):
     """HTTP to an address the guard resolved and checked; ``tls`` wraps it for the named host."""
 
-    def __init__(self, host: str, port: int, timeout: float, guard: NetGuard, tls: ssl.SSLContext | None) -> None:
-        super().__init__(host, port, timeout=timeout)
+    def __init__(self, host: str, port: int, watch: Watch, guard: NetGuard, tls: ssl.SSLContext | None) -> None:
+        super().__init__(host, port, timeout=watch.deadline.remaining())
         self._guard = guard
         self._tls = tls
+        self._watch = watch
 
     def connect(self) -> None:
-        sock = self._guard.connect(self.host, self.port, self.timeout or 10.0)
+        sock = self._watch.add(self._guard.connect(self.host, self.port, self._watch.deadline.remaining()))
         self.sock = sock if self._tls is None else self._tls.wrap_socket(sock, server_hostname=self.host)
 
 
@@ -62,16 +66,21 @@ class WebhookSender:
         port = port or (443 if parts.scheme == "https" else 80)
         tls = ssl.create_default_context() if parts.scheme == "https" else None
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        conn = _GuardedHTTP(host, port, self.timeout, self.guard, tls)
+        deadline = Deadline(self.timeout)
         try:
-            conn.request("POST", path, body=body, headers=headers)
-            resp = conn.getresponse()
-            code = int(resp.status)
-            resp.read(65536)
+            with deadline.watch() as watch:
+                conn = _GuardedHTTP(host, port, watch, self.guard, tls)
+                try:
+                    conn.request("POST", path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    code = int(resp.status)
+                    resp.read(65536)
+                finally:
+                    conn.close()
         except (OSError, http.client.HTTPException, ValueError) as e:
+            if deadline.ended(e):
+                return Outcome(False, None, deadline.describe(), ms())
             return Outcome(False, None, failure_text(e, f"{parts.scheme}://{host}:{port}"), ms())
-        finally:
-            conn.close()
         if 200 <= code < 300:
             return Outcome(True, code, None, ms())
         if 300 <= code < 400:
