@@ -602,6 +602,7 @@ def test_channels_test_ends_at_the_attempt_deadline(
         channel(engine, ChannelSpec("slow", "webhook", f"http://127.0.0.1:{slow.port}/x"))
         monkeypatch.setenv("IOT_REGISTRY_URL", url)
         monkeypatch.setenv("IOT_NOTIFY_ATTEMPT_TIMEOUT", "1")
+        monkeypatch.setenv("IOT_NOTIFY_ALLOWED_NETWORKS", LOCAL)
         res = run_iot(monkeypatch, capsys, "alerts", "channels", "test", "slow")
     finally:
         slow.stop()
