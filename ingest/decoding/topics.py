@@ -38,10 +38,13 @@ class Limits:
 class TopicRule(Protocol):
     """One topic layout. ``source`` returns None for a topic that is not this rule's, raises
     ``Rejected`` for one of its topics that is malformed; ``device_of`` is the device a topic names,
-    if it names one the allow-list accepts (for filing a dead letter), else None."""
+    if it names one the allow-list accepts (for filing a dead letter), else None; ``gateway_of`` is
+    the gateway a topic's messages come through (a bridge or network server publishing for many
+    devices under one broker credential, its prefix enforced by the broker's ACL), else None."""
 
     def source(self, topic: str, limits: Limits) -> Source | None: ...
     def device_of(self, topic: str) -> str | None: ...
+    def gateway_of(self, topic: str) -> str | None: ...
 
 
 def valid_device_id(device_id: str) -> bool:
@@ -87,6 +90,9 @@ class ContractTopics:
         parts = topic[len(self._prefix) :].split("/")
         return parts[0] if len(parts) >= 2 and valid_device_id(parts[0]) else None
 
+    def gateway_of(self, topic: str) -> str | None:
+        return None  # a device of the built-in contract publishes for itself
+
 
 class Topics:
     """The topic rules in order, with the limits every source gets. Stateless: the decoder caches
@@ -123,4 +129,11 @@ class Topics:
                 device = None
             if device is not None:
                 return device
+        return None
+
+    def gateway_of(self, topic: str) -> str | None:
+        """The gateway of the first rule that takes ``topic`` (None: a device publishing for itself)."""
+        for rule in self.rules:
+            if rule.device_of(topic) is not None:
+                return rule.gateway_of(topic)
         return None
