@@ -510,10 +510,10 @@ class _Stuck:
         self.release = threading.Event()
         self.entered = threading.Event()
 
-    def send(self, d: outbox.Delivery, target: str, secret: str | None) -> outbox.Outcome:
+    def send(self, d: outbox.Delivery, target: str, secret: str | None) -> outbox.AttemptResult:
         self.entered.set()
         self.release.wait(60)
-        return outbox.Outcome(False, None, "died")
+        return outbox.AttemptResult(False, None, "died")
 
 
 def test_a_notifier_dying_mid_send_loses_nothing(db: Engine, http_receiver: HttpReceiver) -> None:
