@@ -358,7 +358,21 @@ def record(
         return row.status
 
 
-def attempts_for(session: Session, alert_id: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class NotificationRecord:
+    """One notification of an alert and one of its attempts (or none yet), for `alerts show`."""
+
+    channel: str
+    transition: str
+    status: str  # an OutboxStatus value
+    attempt_at: datetime | None
+    ok: bool | None
+    status_code: int | None
+    error: str | None
+    next_at: datetime | None
+
+
+def attempts_for(session: Session, alert_id: int) -> list[NotificationRecord]:
     """Every notification of an alert and each of its attempts, oldest first (for `alerts show`)."""
     rows = session.execute(
         select(NotifyOutbox, NotifyChannel.name, NotifyAttempt)
@@ -367,18 +381,16 @@ def attempts_for(session: Session, alert_id: int) -> list[dict[str, Any]]:
         .where(NotifyOutbox.alert_id == alert_id)
         .order_by(NotifyOutbox.id, NotifyAttempt.id)
     ).all()
-    out: list[dict[str, Any]] = []
-    for o, channel, att in rows:
-        out.append(
-            {
-                "channel": channel,
-                "transition": o.transition,
-                "status": o.status,
-                "attempt_at": _utc(att.at) if att else None,
-                "ok": att.ok if att else None,
-                "status_code": att.status_code if att else None,
-                "error": att.error if att else None,
-                "next_at": _utc(o.due_at) if o.status == OutboxStatus.PENDING else None,
-            }
+    return [
+        NotificationRecord(
+            channel,
+            o.transition,
+            o.status,
+            _utc(att.at) if att else None,
+            att.ok if att else None,
+            att.status_code if att else None,
+            att.error if att else None,
+            _utc(o.due_at) if o.status == OutboxStatus.PENDING else None,
         )
-    return out
+        for o, channel, att in rows
+    ]
