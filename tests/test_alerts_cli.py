@@ -71,7 +71,7 @@ def seed(url: str, *spec: tuple[str, str, str | None, str, float]) -> list[int]:
             ],
         )
     with Session(engine) as s:
-        ids = [a["id"] for a in store.list_alerts(s, BOOTSTRAP_ACTOR, limit=1000)]
+        ids = [a.id for a in store.list_alerts(s, BOOTSTRAP_ACTOR, limit=1000)]
     engine.dispose()
     return sorted(ids)
 

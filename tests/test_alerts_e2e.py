@@ -14,7 +14,6 @@ import time
 import urllib.request
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -33,11 +32,11 @@ from tests.servers import Mosquitto, wait_for
 pytestmark = [pytest.mark.mosquitto, pytest.mark.postgres]
 
 
-def alerts(url: str) -> list[dict[str, Any]]:
+def alerts(url: str) -> list[store.AlertDetail]:
     engine = make_engine(url)
     try:
         with Session(engine) as s:
-            return [store.show_alert(s, BOOTSTRAP_ACTOR, a["id"]) for a in store.list_alerts(s, BOOTSTRAP_ACTOR)]
+            return [store.show_alert(s, BOOTSTRAP_ACTOR, a.id) for a in store.list_alerts(s, BOOTSTRAP_ACTOR)]
     finally:
         engine.dispose()
 
@@ -116,16 +115,16 @@ def test_spike_raises_alert_ack_then_auto_resolve(
 
     try:
         send(20, 21, 95, 96, 97, 98)  # breach held from step 2 to 4: opens at 4, updated at 5
-        wait_for(lambda: any(a["count"] >= 2 for a in alerts(postgres_url)), 60, "the spike to raise an alert")
+        wait_for(lambda: any(a.count >= 2 for a in alerts(postgres_url)), 60, "the spike to raise an alert")
         [a] = alerts(postgres_url)
-        assert (a["status"], a["severity"], a["site"], a["rule"]) == ("open", "critical", "plant-a", "oven-hot")
-        assert (a["count"], a["last_value"]) == (2, 98)
-        assert a["device_id"] == "oven-1"
+        assert (a.status, a.severity, a.site, a.rule) == ("open", "critical", "plant-a", "oven-hot")
+        assert (a.count, a.last_value) == (2, 98)
+        assert a.device_id == "oven-1"
 
         env = {**os.environ, "IOT_REGISTRY_URL": postgres_url}
         env.pop("IOT_API_KEY", None)
         ack = subprocess.run(
-            [sys.executable, "-m", "iot", "alerts", "ack", str(a["id"]), "--note", "opening the door"],
+            [sys.executable, "-m", "iot", "alerts", "ack", str(a.id), "--note", "opening the door"],
             env=env,
             capture_output=True,
             text=True,
@@ -133,16 +132,16 @@ def test_spike_raises_alert_ack_then_auto_resolve(
             cwd=tmp_path,
         )
         assert ack.returncode == 0, ack.stderr
-        assert alerts(postgres_url)[0]["status"] == "acknowledged"
+        assert alerts(postgres_url)[0].status == "acknowledged"
 
         if workers > 1:  # the evaluator dies; what is sent meanwhile waits in its session
             pid = int(re.findall(r"alert evaluator started \(pid (\d+)", daemon.output())[0])
             os.kill(pid, signal.SIGKILL)
         send(78, 76)  # under 80, still inside the 5-degree band: stays acknowledged
         send(99)  # breaches again: counted on the same alert
-        wait_for(lambda: alerts(postgres_url)[0]["count"] == 3, 60, "the repeat to be counted")
+        wait_for(lambda: alerts(postgres_url)[0].count == 3, 60, "the repeat to be counted")
         send(60)  # well back: resolves itself
-        wait_for(lambda: alerts(postgres_url)[0]["status"] == "resolved", 60, "the alert to auto-resolve")
+        wait_for(lambda: alerts(postgres_url)[0].status == "resolved", 60, "the alert to auto-resolve")
     finally:
         pub.loop_stop()
         pub.disconnect()
@@ -153,11 +152,11 @@ def test_spike_raises_alert_ack_then_auto_resolve(
     if workers > 1:
         assert daemon.output().count("alert evaluator started") == 2, "the killed evaluator was restarted"
     [a] = alerts(postgres_url)
-    assert (a["resolved_by"], a["last_value"], a["count"]) == ("system", 99, 3)
-    assert [(e["action"], e["actor"]) for e in a["timeline"]] == [
+    assert (a.resolved_by, a.last_value, a.count) == ("system", 99, 3)
+    assert [(e.action, e.actor) for e in a.timeline] == [
         ("opened", "system"),
         ("acknowledged", "local-admin"),
         ("auto_resolved", "system"),
     ]
-    assert a["timeline"][1]["note"] == "opening the door"
-    assert a["timeline"][2]["value"] == 60
+    assert a.timeline[1].note == "opening the door"
+    assert a.timeline[2].value == 60

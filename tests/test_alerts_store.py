@@ -123,8 +123,8 @@ def test_human_lifecycle_history_and_audit(db: Engine) -> None:
             (e.actor, e.action, e.target)
             for e in s.scalars(select(AuditEntry).where(AuditEntry.action.like("alert.%")).order_by(AuditEntry.id))
         ]
-    assert shown["count"] == 2 and shown["rule"] == "hot"
-    assert [(e["action"], e["actor"], e["note"]) for e in shown["timeline"]] == [
+    assert shown.count == 2 and shown.rule == "hot"
+    assert [(e.action, e.actor, e.note) for e in shown.timeline] == [
         ("opened", "system", "hot"),
         ("acknowledged", "olga", "looking"),
         ("resolved", "olga", "fan replaced"),
@@ -145,8 +145,8 @@ def test_roles_and_site_limits(db: Engine) -> None:
     with Session(db) as s, pytest.raises(PermissionDenied, match="operator may not manage"):
         store.add_rule(s, OPERATOR, hot(name="other"))
     with Session(db) as s:
-        assert [a["site"] for a in store.list_alerts(s, PARIS_OP)] == ["paris"]
-        assert store.stats(s, PARIS_OP)["total"] == 1
+        assert [a.site for a in store.list_alerts(s, PARIS_OP)] == ["paris"]
+        assert store.stats(s, PARIS_OP).total == 1
         with pytest.raises(store.AlertNotFound):
             store.show_alert(s, PARIS_OP, lyon_id)
         with pytest.raises(store.AlertNotFound):
@@ -174,7 +174,7 @@ def test_list_filters_newest_first(db: Engine) -> None:
 
     def devices(**f: object) -> list[tuple[str, str]]:
         with Session(db) as s:
-            return [(a["device_id"], a["rule"]) for a in store.list_alerts(s, VIEWER, **f)]  # type: ignore[arg-type]
+            return [(a.device_id, a.rule) for a in store.list_alerts(s, VIEWER, **f)]  # type: ignore[arg-type]
 
     assert devices() == [("d1", "hot"), ("d2", "hot"), ("d1", "cold"), ("d3", "cold"), ("d2", "cold")]
     assert devices(status="open") == [("d1", "hot"), ("d3", "cold"), ("d2", "cold")]
@@ -209,14 +209,14 @@ def test_stats_counts_and_mean_times(db: Engine) -> None:
     with Session(db) as s:
         st = store.stats(s, VIEWER, since=datetime.now(UTC) - timedelta(days=7))
         everything = store.stats(s, VIEWER)
-    assert st["total"] == 3 and everything["total"] == 4
-    assert st["by_status"] == {"acknowledged": 1, "resolved": 2}
-    assert st["by_severity"] == {"major": 2, "critical": 1}
-    assert st["by_rule"] == {"hot": 2, "cold": 1}
-    assert st["by_device"] == {"d1": 2, "d2": 1}
-    assert st["mean_time_to_ack_s"] == pytest.approx(120, abs=0.01)
-    assert st["mean_time_to_resolve_s"] == pytest.approx(900, abs=0.01)
-    assert everything["by_device"]["old"] == 1
+    assert st.total == 3 and everything.total == 4
+    assert st.by_status == {"acknowledged": 1, "resolved": 2}
+    assert st.by_severity == {"major": 2, "critical": 1}
+    assert st.by_rule == {"hot": 2, "cold": 1}
+    assert st.by_device == {"d1": 2, "d2": 1}
+    assert st.mean_time_to_ack_s == pytest.approx(120, abs=0.01)
+    assert st.mean_time_to_resolve_s == pytest.approx(900, abs=0.01)
+    assert everything.by_device["old"] == 1
 
 
 def test_rules_disable_remove_purge(db: Engine) -> None:

@@ -215,9 +215,9 @@ def test_open_ack_resolve_reach_webhook_slack_and_email(
     assert smtp_server.auth_ok, "the server authenticated the notifier (after STARTTLS)"
 
     with Session(db) as s:
-        shown = store.show_alert(s, BOOTSTRAP_ACTOR, alert_id)["notifications"]
-    assert len(shown) == 9 and all(r["ok"] and r["status"] == "sent" for r in shown)
-    assert {r["status_code"] for r in shown} == {200, 250}
+        shown = store.show_alert(s, BOOTSTRAP_ACTOR, alert_id).notifications
+    assert len(shown) == 9 and all(r.ok and r.status == "sent" for r in shown)
+    assert {r.status_code for r in shown} == {200, 250}
 
 
 def test_down_receiver_then_back_nothing_lost_nothing_twice(db: Engine, http_receiver: HttpReceiver) -> None:
@@ -234,10 +234,10 @@ def test_down_receiver_then_back_nothing_lost_nothing_twice(db: Engine, http_rec
     keys = Counter(str(r.header("X-IOT-Delivery")) for r in http_receiver.received)
     assert sorted(keys) == sorted(f"{i}:1:opened" for i in ids) and set(keys.values()) == {1}
     with Session(db) as s:
-        rows = store.show_alert(s, BOOTSTRAP_ACTOR, ids[0])["notifications"]
-    failed = [r for r in rows if r["ok"] is False]
-    assert failed and all(r["error"] == DELIVERY_FAILED for r in failed)
-    assert rows[-1]["ok"] is True and rows[-1]["status_code"] == 200
+        rows = store.show_alert(s, BOOTSTRAP_ACTOR, ids[0]).notifications
+    failed = [r for r in rows if r.ok is False]
+    assert failed and all(r.error == DELIVERY_FAILED for r in failed)
+    assert rows[-1].ok is True and rows[-1].status_code == 200
 
 
 def test_http_errors_are_recorded_and_retried(db: Engine, http_receiver: HttpReceiver) -> None:
@@ -249,9 +249,9 @@ def test_http_errors_are_recorded_and_retried(db: Engine, http_receiver: HttpRec
     http_receiver.status = 200
     wait_for(lambda: n.run_once() >= 0 and outbox_rows(db)[0].status == "sent", 10, "the retry")
     with Session(db) as s:
-        rows = store.show_alert(s, BOOTSTRAP_ACTOR, alert_id)["notifications"]
-    assert rows[0]["status_code"] == 503 and rows[0]["ok"] is False and "HTTP 503" in rows[0]["error"]
-    assert rows[-1]["status_code"] == 200 and len(http_receiver.received) == 1
+        rows = store.show_alert(s, BOOTSTRAP_ACTOR, alert_id).notifications
+    assert rows[0].status_code == 503 and rows[0].ok is False and "HTTP 503" in (rows[0].error or "")
+    assert rows[-1].status_code == 200 and len(http_receiver.received) == 1
 
 
 def test_missing_secret_is_an_attempt_not_a_crash(db: Engine, http_receiver: HttpReceiver) -> None:
@@ -510,10 +510,10 @@ class _Stuck:
         self.release = threading.Event()
         self.entered = threading.Event()
 
-    def send(self, d: outbox.Delivery, target: str, secret: str | None) -> outbox.Outcome:
+    def send(self, d: outbox.Delivery, target: str, secret: str | None) -> outbox.AttemptResult:
         self.entered.set()
         self.release.wait(60)
-        return outbox.Outcome(False, None, "died")
+        return outbox.AttemptResult(False, None, "died")
 
 
 def test_a_notifier_dying_mid_send_loses_nothing(db: Engine, http_receiver: HttpReceiver) -> None:
@@ -533,8 +533,8 @@ def test_a_notifier_dying_mid_send_loses_nothing(db: Engine, http_receiver: Http
     assert [o.status for o in outbox_rows(db)] == ["sent"]
     assert live.run_once() == 0 and len(http_receiver.received) == 1
     with Session(db) as s:
-        rows = store.show_alert(s, BOOTSTRAP_ACTOR, alert_id)["notifications"]
-    assert [(r["ok"], r["error"]) for r in rows] == [(True, None), (False, "died")]
+        rows = store.show_alert(s, BOOTSTRAP_ACTOR, alert_id).notifications
+    assert [(r.ok, r.error) for r in rows] == [(True, None), (False, "died")]
 
 
 # -- deadline, isolation, damping, rate (issue 16) --------------------------------------------------
@@ -641,8 +641,8 @@ def test_a_flapping_device_is_damped_and_the_count_carried(db: Engine, http_rece
         statuses = Counter(s.scalars(select(NotifyOutbox.status)))
     assert statuses == {"sent": 8, "suppressed": 2 * 58}  # alerts 2-30, opened and resolved, per channel
     with Session(db) as s:
-        shown = store.show_alert(s, BOOTSTRAP_ACTOR, last - 1)["notifications"]
-    assert {r["status"] for r in shown} == {"suppressed"}  # held back, on record
+        shown = store.show_alert(s, BOOTSTRAP_ACTOR, last - 1).notifications
+    assert {r.status for r in shown} == {"suppressed"}  # held back, on record
 
 
 def test_a_channel_sends_at_most_its_rate_and_the_rest_waits(db: Engine, http_receiver: HttpReceiver) -> None:

@@ -18,7 +18,7 @@ from registry.db import make_engine
 from registry.notify.email import EmailSender
 from registry.notify.models import NotifyChannel
 from registry.notify.netguard import DELIVERY_FAILED, NOT_ALLOWED, NetGuard, is_public
-from registry.notify.outbox import Delivery, Outcome
+from registry.notify.outbox import AttemptResult, Delivery
 from registry.notify.render import payload
 from registry.notify.webhook import WebhookSender
 from tests.keyed_cli import Iot, add_key, denied, make_iot, registry_url_for
@@ -145,7 +145,7 @@ def _delivery(options: dict[str, object] | None = None) -> Delivery:
     return Delivery(1, "1:1:opened", "opened", "webhook", "", dict(options or {}), None, body, 0)
 
 
-def _post(url: str, guard: NetGuard = NetGuard(), timeout: float = 5) -> Outcome:
+def _post(url: str, guard: NetGuard = NetGuard(), timeout: float = 5) -> AttemptResult:
     return WebhookSender(timeout=timeout, guard=guard).send(_delivery(), url, "k")
 
 

@@ -6,6 +6,7 @@ Exit codes: :class:`iot.cli.toolkit.ExitCode` (4: not allowed in the alert's cur
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -64,7 +65,7 @@ def list_(
         rows = store.list_alerts(
             s, actor, status=status, severity=severity, device=device, site=site, since=_since(since), limit=limit
         )
-    if output.machine(fmt, json_, rows):
+    if output.machine(fmt, json_, [asdict(r) for r in rows]):
         return
     if not rows:
         typer.echo("no alerts match")
@@ -73,17 +74,17 @@ def list_(
         ["ID", "STATUS", "SEVERITY", "DEVICE", "SITE", "RULE", "COUNT", "LAST VALUE", "OPENED", "LAST SEEN", "MESSAGE"],
         (
             [
-                r["id"],
-                r["status"],
-                r["severity"],
-                r["device_id"],
-                r["site"],
-                r["rule"],
-                r["count"],
-                _num(r["last_value"]),
-                r["opened_at"],
-                r["last_seen_at"],
-                r["message"],
+                r.id,
+                r.status,
+                r.severity,
+                r.device_id,
+                r.site,
+                r.rule,
+                r.count,
+                _num(r.last_value),
+                r.opened_at,
+                r.last_seen_at,
+                r.message,
             ]
             for r in rows
         ),
@@ -100,7 +101,7 @@ def show(
     with acting(settings(registry_url=registry)) as (s, actor):
         a = store.show_alert(s, actor, alert_id)
     if json_:
-        emit_json(a)
+        emit_json(asdict(a))
         return
     for key in (
         "id",
@@ -119,16 +120,16 @@ def show(
         "resolved_at",
         "resolved_by",
     ):
-        v = a[key]
+        v = getattr(a, key)
         if v is not None:
             typer.echo(f"{key:>16}: {shown(v)}")
     print_table(
         ["AT", "ACTION", "ACTOR", "VALUE", "NOTE"],
-        ([e["at"], e["action"], e["actor"], _num(e["value"]), e["note"]] for e in a["timeline"]),
+        ([e.at, e.action, e.actor, _num(e.value), e.note] for e in a.timeline),
         title="timeline",
     )
-    if a.get("notifications"):
-        print_notifications(a["notifications"])
+    if a.notifications:
+        print_notifications(a.notifications)
 
 
 @app.command("ack")
@@ -169,12 +170,11 @@ def stats(
     with acting(settings(registry_url=registry)) as (s, actor):
         st = store.stats(s, actor, since=_since(since))
     if json_:
-        emit_json(st)
+        emit_json(asdict(st))
         return
-    typer.echo(f"alerts opened since {iso(st['since'])}: {st['total']}")
+    typer.echo(f"alerts opened since {iso(st.since)}: {st.total}")
     typer.echo(
-        f"mean time to acknowledge: {_secs(st['mean_time_to_ack_s'])}, "
-        f"to resolve: {_secs(st['mean_time_to_resolve_s'])}"
+        f"mean time to acknowledge: {_secs(st.mean_time_to_ack_s)}, to resolve: {_secs(st.mean_time_to_resolve_s)}"
     )
     for title, key in (
         ("STATUS", "by_status"),
@@ -182,8 +182,9 @@ def stats(
         ("RULE", "by_rule"),
         ("DEVICE (top 20)", "by_device"),
     ):
-        if st[key]:
-            print_table([title, "COUNT"], st[key].items())
+        counts: dict[str, int] = getattr(st, key)
+        if counts:
+            print_table([title, "COUNT"], counts.items())
 
 
 # --- rules -------------------------------------------------------------------------------------

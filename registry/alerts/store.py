@@ -236,7 +236,58 @@ def _rule_names(session: Session, ids: Iterable[int]) -> dict[int, str]:
     return {i: n for i, n in session.execute(q)}
 
 
-def _summary(row: Alert, names: dict[int, str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class AlertSummary:
+    """One alert as `alerts list` shows it (times aware UTC)."""
+
+    id: int
+    status: str
+    severity: str
+    device_id: str
+    site: str | None
+    rule_id: int
+    rule: str  # the rule's name (its id when the rule is gone)
+    count: int
+    last_value: float | None
+    message: str | None
+    opened_at: datetime | None
+    last_seen_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime | None
+    action: str
+    actor: str
+    note: str | None
+    value: float | None
+
+
+@dataclass(frozen=True)
+class AlertDetail(AlertSummary):
+    """One alert with its timeline (oldest first) and its notifications, for `alerts show`."""
+
+    timeline: list[TimelineEntry]
+    notifications: list[outbox.NotificationRecord]
+
+
+@dataclass(frozen=True)
+class AlertStats:
+    since: datetime | None
+    total: int
+    by_status: dict[str, int]
+    by_severity: dict[str, int]
+    by_rule: dict[str, int]
+    by_device: dict[str, int]
+    mean_time_to_ack_s: float | None
+    mean_time_to_resolve_s: float | None
+
+
+def _summary_fields(row: Alert, names: dict[int, str]) -> dict[str, Any]:
     return {
         "id": row.id,
         "status": row.status,
@@ -290,7 +341,7 @@ def list_alerts(
     site: str | None = None,
     since: datetime | None = None,
     limit: int = 50,
-) -> list[dict[str, Any]]:
+) -> list[AlertSummary]:
     """Alerts visible to ``actor`` matching every given filter, newest first."""
     require(actor, "viewer", "list alerts")
     if status is not None and status not in STATUSES:
@@ -299,20 +350,18 @@ def list_alerts(
         raise ValueError("--limit must be at least 1")
     rows = list(session.scalars(list_query(actor, status, severity, device, site, since, limit)))
     names = _rule_names(session, (r.rule_id for r in rows))
-    return [_summary(r, names) for r in rows]
+    return [AlertSummary(**_summary_fields(r, names)) for r in rows]
 
 
-def show_alert(session: Session, actor: Actor, alert_id: int) -> dict[str, Any]:
+def show_alert(session: Session, actor: Actor, alert_id: int) -> AlertDetail:
     """One alert with its rule and timeline (every transition, oldest first)."""
     require(actor, "viewer", "show alerts")
     row = _get(session, actor, alert_id)
     names = _rule_names(session, [row.rule_id])
-    out = _summary(row, names)
-    out["timeline"] = [
-        {"at": utc(e.at), "action": e.action, "actor": e.actor, "note": e.note, "value": e.value} for e in row.events
-    ]
-    out["notifications"] = outbox.attempts_for(session, alert_id)
-    return out
+    timeline = [TimelineEntry(utc(e.at), e.action, e.actor, e.note, e.value) for e in row.events]
+    return AlertDetail(
+        **_summary_fields(row, names), timeline=timeline, notifications=outbox.attempts_for(session, alert_id)
+    )
 
 
 def _seconds(session: Session, end: Any, start: Any) -> ColumnElement[Any]:
@@ -321,7 +370,7 @@ def _seconds(session: Session, end: Any, start: Any) -> ColumnElement[Any]:
     return func.extract("epoch", end - start)
 
 
-def stats(session: Session, actor: Actor, since: datetime | None = None, top: int = 20) -> dict[str, Any]:
+def stats(session: Session, actor: Actor, since: datetime | None = None, top: int = 20) -> AlertStats:
     """Counts by status, severity, rule and device (top ``top``), and the mean seconds from
     opening to acknowledgement and to resolution, over alerts opened since ``since``."""
     require(actor, "viewer", "see alert statistics")
@@ -348,16 +397,16 @@ def stats(session: Session, actor: Actor, since: datetime | None = None, top: in
             Alert.resolved_at.is_not(None)
         )
     )
-    return {
-        "since": since,
-        "total": int(total),
-        "by_status": dict(counts(Alert.status)),
-        "by_severity": dict(counts(Alert.severity)),
-        "by_rule": {names.get(r, str(r)): n for r, n in by_rule},
-        "by_device": dict(counts(Alert.device_id, top)),
-        "mean_time_to_ack_s": None if mtta is None else float(mtta),
-        "mean_time_to_resolve_s": None if mttr is None else float(mttr),
-    }
+    return AlertStats(
+        since=since,
+        total=int(total),
+        by_status=dict(counts(Alert.status)),
+        by_severity=dict(counts(Alert.severity)),
+        by_rule={names.get(r, str(r)): n for r, n in by_rule},
+        by_device=dict(counts(Alert.device_id, top)),
+        mean_time_to_ack_s=None if mtta is None else float(mtta),
+        mean_time_to_resolve_s=None if mttr is None else float(mttr),
+    )
 
 
 # -- rules ---------------------------------------------------------------------------------

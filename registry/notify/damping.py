@@ -23,9 +23,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from registry.models import Alert
-from registry.notify.models import NotifyOutbox
+from registry.notify.models import NotifyOutbox, OutboxStatus
 
-SUPPRESSED = "suppressed"
+SUPPRESSED = OutboxStatus.SUPPRESSED
 COUNT_KEY = "suppressed"  # in the payload: held-back alerts since the previous announcement
 
 
@@ -132,7 +132,7 @@ def flush(session: Session, now: datetime, window_s: float) -> int:
         res = session.execute(
             update(NotifyOutbox)
             .where(NotifyOutbox.id == row.id, NotifyOutbox.status == SUPPRESSED)
-            .values(status="pending", due_at=now, created_at=now, claimed_by=None, payload=body)
+            .values(status=OutboxStatus.PENDING, due_at=now, created_at=now, claimed_by=None, payload=body)
         )
         flushed += res.rowcount  # type: ignore[attr-defined]
     return flushed

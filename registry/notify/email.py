@@ -2,7 +2,7 @@
 
 Lifecycle: stateless; ``send`` opens one SMTP session per notification under one overall
 deadline of ``timeout`` seconds (connect, TLS, every command and reply:
-:mod:`registry.notify.deadline`) and maps every failure to an :class:`Outcome` (``status_code`` =
+:mod:`registry.notify.deadline`) and maps every failure to an :class:`AttemptResult` (``status_code`` =
 the SMTP reply code when there is one).
 Channel options: ``host``, ``port`` (587), ``user``, ``from``, ``tls`` (``starttls`` | ``ssl``
 | ``none``), ``ca_file`` (a private CA to trust). The password is the channel's secret.
@@ -22,7 +22,7 @@ from email.message import EmailMessage
 
 from registry.notify.deadline import Deadline, Watch
 from registry.notify.netguard import NetGuard, failure_text
-from registry.notify.outbox import Delivery, Outcome
+from registry.notify.outbox import AttemptResult, Delivery
 from registry.notify.render import DELIVERY_HEADER, email_text
 
 log = logging.getLogger("iot.notify")
@@ -49,7 +49,7 @@ class EmailSender:
         self.timeout = timeout
         self.guard = guard or NetGuard()
 
-    def send(self, d: Delivery, recipients: str, secret: str | None) -> Outcome:
+    def send(self, d: Delivery, recipients: str, secret: str | None) -> AttemptResult:
         o = d.options
         host, port = str(o.get("host", "localhost")), int(o.get("port", 587))
         tls = str(o.get("tls", "starttls"))
@@ -79,16 +79,18 @@ class EmailSender:
                     smtp.ehlo()
                 if user:
                     if secret is None:
-                        return Outcome(False, None, "SMTP user set but no password secret", ms())
+                        return AttemptResult(False, None, "SMTP user set but no password secret", ms())
                     smtp.login(str(user), secret)
                 smtp.send_message(msg, to_addrs=[a.strip() for a in recipients.split(",") if a.strip()])
         except smtplib.SMTPResponseException as e:
+            if deadline.ended(e):  # a reply cut short by the watchdog (e.g. a trickled greeting)
+                return AttemptResult(False, None, deadline.describe(), ms())
             if isinstance(e, smtplib.SMTPConnectError) or not 200 <= e.smtp_code <= 599:  # no SMTP greeting
-                return Outcome(False, None, failure_text(e, f"smtp://{host}:{port}"), ms())
+                return AttemptResult(False, None, failure_text(e, f"smtp://{host}:{port}"), ms())
             log.info("notification to smtp://%s:%d: SMTP %d %r", host, port, e.smtp_code, e.smtp_error[:200])
-            return Outcome(False, e.smtp_code, f"SMTP {e.smtp_code}", ms())
+            return AttemptResult(False, e.smtp_code, f"SMTP {e.smtp_code}", ms())
         except (smtplib.SMTPException, OSError, ValueError) as e:
             if deadline.ended(e):
-                return Outcome(False, None, deadline.describe(), ms())
-            return Outcome(False, None, failure_text(e, f"smtp://{host}:{port}"), ms())
-        return Outcome(True, 250, None, ms())
+                return AttemptResult(False, None, deadline.describe(), ms())
+            return AttemptResult(False, None, failure_text(e, f"smtp://{host}:{port}"), ms())
+        return AttemptResult(True, 250, None, ms())

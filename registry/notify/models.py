@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
@@ -12,7 +13,16 @@ from registry.models import Base, BigId
 
 CHANNEL_KINDS = ("webhook", "slack", "email")
 TRANSITIONS = ("opened", "acknowledged", "resolved", "reminder")
-OUTBOX_STATUSES = ("pending", "sent", "failed", "suppressed")  # suppressed: held back by damping
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"  # due at due_at; claimed_by set while a notifier sends it
+    SENT = "sent"
+    FAILED = "failed"  # gave up after the retry policy's attempts
+    SUPPRESSED = "suppressed"  # held back by damping (registry.notify.damping)
+
+
+OUTBOX_STATUSES = tuple(s.value for s in OutboxStatus)
 
 
 class NotifyChannel(Base):
@@ -42,7 +52,7 @@ class NotifyOutbox(Base):
     channel_id: Mapped[int] = mapped_column(ForeignKey("notify_channels.id", ondelete="CASCADE"), index=True)
     transition: Mapped[str] = mapped_column(String(16))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # the alert as it was at the transition
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     due_at: Mapped[datetime]  # next attempt; a claim pushes it out by the lease

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from registry.notify import damping, outbox
 from registry.notify.email import EmailSender
 from registry.notify.netguard import NetGuard
-from registry.notify.outbox import Delivery, Outcome, RetryPolicy
+from registry.notify.outbox import AttemptResult, Delivery, RetryPolicy
 from registry.notify.webhook import WebhookSender
 
 _rng = random.Random()  # jitter from its own generator, not the global one
@@ -53,7 +53,7 @@ LEASE_MARGIN_S = 5.0
 class Sender(Protocol):
     """Sends one notification; returns (never raises) once it is done or its deadline has passed."""
 
-    def send(self, d: Delivery, target: str, secret: str | None) -> Outcome: ...
+    def send(self, d: Delivery, target: str, secret: str | None) -> AttemptResult: ...
 
 
 def default_senders(timeout: float = 10.0, guard: NetGuard | None = None) -> dict[str, Sender]:
@@ -123,26 +123,26 @@ class Notifier:
             return None
         return str(v.get_secret_value() if hasattr(v, "get_secret_value") else v)
 
-    def deliver(self, d: Delivery) -> Outcome:
-        """Send one notification; every problem becomes a failed :class:`Outcome`."""
+    def deliver(self, d: Delivery) -> AttemptResult:
+        """Send one notification; every problem becomes a failed :class:`AttemptResult`."""
         sender = self.senders.get(d.kind)
         if sender is None:
-            return Outcome(False, None, f"unknown channel kind {d.kind!r}")
+            return AttemptResult(False, None, f"unknown channel kind {d.kind!r}")
         target = d.target
         if target.startswith(SECRET_URL):
             name = target[len(SECRET_URL) :]
             resolved = self._secret(name)
             if resolved is None:
-                return Outcome(False, None, f"secret {name!r} is not set (IOT_NOTIFY_SECRETS)")
+                return AttemptResult(False, None, f"secret {name!r} is not set (IOT_NOTIFY_SECRETS)")
             target = resolved
         secret = self._secret(d.secret_name)
         if d.secret_name and secret is None:
-            return Outcome(False, None, f"secret {d.secret_name!r} is not set (IOT_NOTIFY_SECRETS)")
+            return AttemptResult(False, None, f"secret {d.secret_name!r} is not set (IOT_NOTIFY_SECRETS)")
         try:
             return sender.send(d, target, secret)
         except Exception as e:  # a sender bug must not kill the notifier
             log.exception("sender %s failed", d.kind)
-            return Outcome(False, None, f"{type(e).__name__}: {e}")
+            return AttemptResult(False, None, f"{type(e).__name__}: {e}")
 
     def _periodic(self, now: datetime | None) -> None:
         """Every ``reminder_every_s``: queue due reminders, announce held-back alerts still open."""

@@ -24,9 +24,11 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from core.timefmt import iso
+from core.timefmt import utc as _utc
 from registry.models import Alert, AlertRule, Device
 from registry.notify import damping
-from registry.notify.models import NotifyAttempt, NotifyChannel, NotifyOutbox
+from registry.notify.models import NotifyAttempt, NotifyChannel, NotifyOutbox, OutboxStatus
 from registry.notify.render import Route, payload
 
 _rng = random.Random()  # jitter from its own generator, not the global one
@@ -61,22 +63,15 @@ class Delivery:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class AttemptResult:
     ok: bool
     status_code: int | None = None
     error: str | None = None
     elapsed_ms: int = 0
 
 
-def _utc(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
 def _iso(dt: datetime | None) -> str | None:
-    d = _utc(dt)
-    return d.isoformat(timespec="seconds").replace("+00:00", "Z") if d else None
+    return iso(dt) if dt is not None else None
 
 
 def route_of(ch: NotifyChannel) -> Route:
@@ -138,7 +133,7 @@ def enqueue(session: Session, changes: Sequence[tuple[Alert, str, str | None]]) 
                     channel_id=ch.id,
                     transition=transition,
                     payload=payload(transition=transition, delivery=key, alert=a, rule=r, device=d, actor=actor),
-                    status="pending",
+                    status=OutboxStatus.PENDING,
                     attempts=0,
                     created_at=now,
                     due_at=now,
@@ -199,7 +194,7 @@ def enqueue_reminders(session: Session, now: datetime) -> int:
                     "channel_id": ch.id,
                     "transition": "reminder",
                     "payload": body,
-                    "status": "pending",
+                    "status": OutboxStatus.PENDING,
                     "attempts": 0,
                     "created_at": now,
                     "due_at": now,
@@ -219,7 +214,7 @@ class Claimed:
 def _busy_channels(now: datetime) -> Any:
     """Channels with an attempt in flight: a row claimed by some worker whose lease still runs."""
     return select(NotifyOutbox.channel_id).where(
-        NotifyOutbox.status == "pending", NotifyOutbox.claimed_by.is_not(None), NotifyOutbox.due_at > now
+        NotifyOutbox.status == OutboxStatus.PENDING, NotifyOutbox.claimed_by.is_not(None), NotifyOutbox.due_at > now
     )
 
 
@@ -229,7 +224,7 @@ def channels_due(engine: Engine, now: datetime) -> list[int]:
         q = (
             select(NotifyOutbox.channel_id)
             .where(
-                NotifyOutbox.status == "pending",
+                NotifyOutbox.status == OutboxStatus.PENDING,
                 NotifyOutbox.due_at <= now,
                 NotifyOutbox.channel_id.not_in(_busy_channels(now)),
             )
@@ -270,7 +265,7 @@ def claim(
     with Session(engine) as session, session.begin():
         q = (
             select(NotifyOutbox.id)
-            .where(NotifyOutbox.status == "pending", NotifyOutbox.due_at <= now)
+            .where(NotifyOutbox.status == OutboxStatus.PENDING, NotifyOutbox.due_at <= now)
             .order_by(NotifyOutbox.due_at, NotifyOutbox.id)
             .limit(limit + 50)
         )
@@ -286,7 +281,7 @@ def claim(
                 break
             res = session.execute(
                 update(NotifyOutbox)
-                .where(NotifyOutbox.id == i, NotifyOutbox.status == "pending", NotifyOutbox.due_at <= now)
+                .where(NotifyOutbox.id == i, NotifyOutbox.status == OutboxStatus.PENDING, NotifyOutbox.due_at <= now)
                 .values(due_at=until, claimed_by=worker)
             )
             if res.rowcount != 1:  # type: ignore[attr-defined]
@@ -328,7 +323,7 @@ def claim(
 def record(
     engine: Engine,
     d: Delivery,
-    outcome: Outcome,
+    outcome: AttemptResult,
     worker: str,
     now: datetime,
     policy: RetryPolicy,
@@ -352,18 +347,32 @@ def record(
             return "gone"
         row.attempts = (row.attempts or 0) + 1
         if outcome.ok:
-            row.status, row.sent_at, row.claimed_by = "sent", now, None
-        elif row.status != "pending" or row.claimed_by != worker:
+            row.status, row.sent_at, row.claimed_by = OutboxStatus.SENT, now, None
+        elif row.status != OutboxStatus.PENDING or row.claimed_by != worker:
             pass  # our lease ran out and another worker owns the row now: only the attempt is kept
         elif row.attempts >= policy.max_attempts:
-            row.status, row.claimed_by = "failed", None
+            row.status, row.claimed_by = OutboxStatus.FAILED, None
         else:
             row.due_at = now + timedelta(seconds=policy.delay(row.attempts, rand))
             row.claimed_by = None
         return row.status
 
 
-def attempts_for(session: Session, alert_id: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class NotificationRecord:
+    """One notification of an alert and one of its attempts (or none yet), for `alerts show`."""
+
+    channel: str
+    transition: str
+    status: str  # an OutboxStatus value
+    attempt_at: datetime | None
+    ok: bool | None
+    status_code: int | None
+    error: str | None
+    next_at: datetime | None
+
+
+def attempts_for(session: Session, alert_id: int) -> list[NotificationRecord]:
     """Every notification of an alert and each of its attempts, oldest first (for `alerts show`)."""
     rows = session.execute(
         select(NotifyOutbox, NotifyChannel.name, NotifyAttempt)
@@ -372,18 +381,16 @@ def attempts_for(session: Session, alert_id: int) -> list[dict[str, Any]]:
         .where(NotifyOutbox.alert_id == alert_id)
         .order_by(NotifyOutbox.id, NotifyAttempt.id)
     ).all()
-    out: list[dict[str, Any]] = []
-    for o, channel, att in rows:
-        out.append(
-            {
-                "channel": channel,
-                "transition": o.transition,
-                "status": o.status,
-                "attempt_at": _utc(att.at) if att else None,
-                "ok": att.ok if att else None,
-                "status_code": att.status_code if att else None,
-                "error": att.error if att else None,
-                "next_at": _utc(o.due_at) if o.status == "pending" else None,
-            }
+    return [
+        NotificationRecord(
+            channel,
+            o.transition,
+            o.status,
+            _utc(att.at) if att else None,
+            att.ok if att else None,
+            att.status_code if att else None,
+            att.error if att else None,
+            _utc(o.due_at) if o.status == OutboxStatus.PENDING else None,
         )
-    return out
+        for o, channel, att in rows
+    ]

@@ -3,7 +3,7 @@
 Lifecycle: stateless; ``send`` opens one HTTPS/HTTP request per notification under one overall
 deadline of ``timeout`` seconds (connect, TLS, request and reading the reply:
 :mod:`registry.notify.deadline`) and maps every failure (refused, deadline, non-2xx) to an
-:class:`Outcome`, never an exception. The
+:class:`AttemptResult`, never an exception. The
 connection goes through the :class:`~registry.notify.netguard.NetGuard` (checked address, no
 re-resolution); redirects are not followed (a 3xx is a failed attempt); environment proxies are
 not used. A failed attempt records ``HTTP <code>`` when an HTTP answer came, else one generic text.
@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from registry.notify.deadline import Deadline, Watch
 from registry.notify.netguard import NetGuard, failure_text
-from registry.notify.outbox import Delivery, Outcome
+from registry.notify.outbox import AttemptResult, Delivery
 from registry.notify.render import DELIVERY_HEADER, SIGNATURE_HEADER, signature, slack_body, webhook_body
 
 USER_AGENT = "polyglot-iot-notifier/1"
@@ -46,7 +46,7 @@ class WebhookSender:
         self.timeout = timeout
         self.guard = guard or NetGuard()
 
-    def send(self, d: Delivery, url: str, secret: str | None) -> Outcome:
+    def send(self, d: Delivery, url: str, secret: str | None) -> AttemptResult:
         body = slack_body(d.payload) if self.slack else webhook_body(d.payload)
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, DELIVERY_HEADER: d.key}
         if secret and not self.slack:
@@ -60,9 +60,9 @@ class WebhookSender:
             parts = urlsplit(url)
             host, port = parts.hostname, parts.port
         except ValueError:
-            return Outcome(False, None, "the target is not a valid URL", ms())
+            return AttemptResult(False, None, "the target is not a valid URL", ms())
         if parts.scheme not in ("http", "https") or not host:
-            return Outcome(False, None, "the target is not an http(s) URL", ms())
+            return AttemptResult(False, None, "the target is not an http(s) URL", ms())
         port = port or (443 if parts.scheme == "https" else 80)
         tls = ssl.create_default_context() if parts.scheme == "https" else None
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -79,10 +79,10 @@ class WebhookSender:
                     conn.close()
         except (OSError, http.client.HTTPException, ValueError) as e:
             if deadline.ended(e):
-                return Outcome(False, None, deadline.describe(), ms())
-            return Outcome(False, None, failure_text(e, f"{parts.scheme}://{host}:{port}"), ms())
+                return AttemptResult(False, None, deadline.describe(), ms())
+            return AttemptResult(False, None, failure_text(e, f"{parts.scheme}://{host}:{port}"), ms())
         if 200 <= code < 300:
-            return Outcome(True, code, None, ms())
+            return AttemptResult(True, code, None, ms())
         if 300 <= code < 400:
-            return Outcome(False, code, f"HTTP {code} (redirects are not followed)", ms())
-        return Outcome(False, code, f"HTTP {code}", ms())
+            return AttemptResult(False, code, f"HTTP {code} (redirects are not followed)", ms())
+        return AttemptResult(False, code, f"HTTP {code}", ms())
