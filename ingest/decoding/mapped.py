@@ -169,6 +169,15 @@ def _leaves(
             _leaves(v, prefix + k + separator, separator, skip, bools, depth + 1, out)
 
 
+_good_names: set[str | tuple[str, str]] = set()  # field names and units already checked (they repeat)
+
+
+def _remember(name: str | tuple[str, str]) -> None:
+    if len(_good_names) >= 65536:
+        _good_names.clear()
+    _good_names.add(name)
+
+
 def points_of(
     source: Source, fields: list[tuple[str, FieldValue, str | None]], ts: int, measurement: str | None = None
 ) -> list[Point]:
@@ -176,14 +185,19 @@ def points_of(
     if len(fields) > source.max_fields:
         raise Rejected(Reason.TOO_MANY_FIELDS, f"{len(fields)} fields in one message (limit {source.max_fields})")
     groups: dict[str | None, dict[str, FieldValue]] = {}
+    good = _good_names
     for name, value, unit in fields:
-        check_field_key(name)
+        if name not in good:
+            check_field_key(name)
+            _remember(name)
         groups.setdefault(unit, {})[name] = value
     units = [u for u in groups if u is not None]
     if len(units) > source.max_units:
         raise Rejected(Reason.TOO_MANY_FIELDS, f"{len(units)} distinct units in one message (limit {source.max_units})")
     for u in units:
-        check_tag_value("unit", u)
+        if ("unit", u) not in good:
+            check_tag_value("unit", u)
+            _remember(("unit", u))
     m = measurement or source.measurement
     return [Point(m, source.device_id, f, ts, {"unit": u} if u is not None else {}) for u, f in groups.items()]
 
