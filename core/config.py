@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     embedded_broker_port: int = Field(1883, ge=1, le=65535)
     client_id: str = "iot-ingest"
     topic_root: str = "devices"
+    mappings: Path | None = Field(
+        None, description="TOML file of topic mappings and firmware presets (README 'Bringing existing devices')"
+    )
     batch_size: int = Field(5000, ge=1)
     flush_interval: float = Field(1.0, gt=0)
     receive_maximum: int = Field(20000, ge=1, le=65535)

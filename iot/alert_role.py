@@ -27,6 +27,7 @@ from typing import Any
 
 from core.config import Settings
 from core.model import Kind, StatusChange
+from ingest.decoding.mappings import load_mappings
 from ingest.mqtt.broker import BrokerAddress, parse_broker_url
 from ingest.mqtt.options import session_options
 from ingest.mqtt.packets import Oversized, Publish
@@ -44,9 +45,11 @@ def client_id(settings: Settings) -> str:
     return f"{settings.client_id}-{SUFFIX}"
 
 
-def filters(topic_root: str) -> list[tuple[str, int]]:
-    """The evaluator's own (not shared) QoS 1 subscriptions."""
-    return [(f"{topic_root}/+/{k.value}", 1) for k in ALERT_KINDS]
+def filters(topic_root: str, mapped: Sequence[str] = ()) -> list[tuple[str, int]]:
+    """The evaluator's own (not shared) QoS 1 subscriptions: the contract's alert kinds plus the
+    filters of the mappings (``mapped``, the topic rules' filters besides the contract's)."""
+    own = [f"{topic_root}/+/{k.value}" for k in ALERT_KINDS]
+    return [(f, 1) for f in own + [m for m in mapped if m != f"{topic_root}/#"]]
 
 
 def evaluator_env(settings: Settings, base: Mapping[str, str], n: int) -> dict[str, str]:
@@ -90,8 +93,9 @@ class DirectoryOnly(RegistryStore):
 
 def evaluator_options(broker: BrokerAddress, settings: Settings, client: str) -> Options:
     """A worker's session options with the evaluator's client id and own subscriptions."""
+    mapped = [r.filter for r in load_mappings(settings.mappings, settings.topic_root)] if settings.mappings else []
     return dataclasses.replace(
-        session_options(broker, settings), client_id=client, subscriptions=filters(settings.topic_root)
+        session_options(broker, settings), client_id=client, subscriptions=filters(settings.topic_root, mapped)
     )
 
 

@@ -15,6 +15,7 @@ from core.stores import DocumentStore, TimeSeriesStore
 from ingest.daemon import Daemon, Pipeline, Resources, install_signal_handlers
 from ingest.decoding.cardinality import CardinalityGuard
 from ingest.decoding.decode import Decoder
+from ingest.decoding.mappings import load_mappings
 from ingest.decoding.topics import Limits, Topics
 from ingest.health import Health
 from ingest.http import serve_metrics
@@ -68,11 +69,19 @@ def broker_address(settings: Settings) -> BrokerAddress:
     )
 
 
-def build_decoder(settings: Settings) -> Decoder:
-    """The topic rules and the payload decoder, with the settings' limits."""
+def build_topics(settings: Settings) -> Topics:
+    """The topic rules: the mappings file's (``IOT_MAPPINGS``; MappingError if it is unusable),
+    else the built-in contract alone; with the settings' limits."""
     limits = Limits(settings.max_fields_per_message, settings.max_units_per_message)
+    if settings.mappings is None:
+        return Topics.contract(settings.topic_root, limits)
+    return Topics(load_mappings(settings.mappings, settings.topic_root), limits)
+
+
+def build_decoder(settings: Settings, topics: Topics | None = None) -> Decoder:
+    """The topic rules and the payload decoder, with the settings' limits."""
     return Decoder(
-        topics=Topics.contract(settings.topic_root, limits),
+        topics=topics or build_topics(settings),
         max_payload_bytes=settings.max_payload_bytes,
         future_window_s=settings.future_window,
         max_fields=settings.max_fields_per_message,
@@ -116,7 +125,8 @@ def build_daemon(
     steps = Steps(metrics)
     acks = AckTracker()
     # 1. the receiver reads the socket and hands each read's deliveries to the intake (below)
-    receiver = build_receiver(settings, broker, options or session_options(broker, settings))
+    topics = build_topics(settings)
+    receiver = build_receiver(settings, broker, options or session_options(broker, settings, topics.filters()))
     # 2. the settler acknowledges settled deliveries on the receiver, in receive order
     settler = Settler(acks, receiver, metrics)
     # 3. one writer per destination: stores (or spools) a batch, then settles it; refused items
@@ -144,7 +154,7 @@ def build_daemon(
     writers[DEADLETTERS] = letters  # stops last
     # 4. the router decodes (topic rules, codecs), checks the directory and batches per destination
     router = Router(
-        decoder or build_decoder(settings),
+        decoder or build_decoder(settings, topics),
         batch_size=settings.batch_size,
         flush_interval=settings.flush_interval,
         max_letter_bytes=settings.max_payload_bytes,

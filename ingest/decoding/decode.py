@@ -222,7 +222,7 @@ class Decoder:
         info = self._topics.get(topic)
         if info is None:
             source = self.topics.source(topic)
-            info = (source, self._claims.get(source.kind))
+            info = (source, self._claims.get(source.kind) if source.codec is None else None)
             if len(self._topics) >= _TOPIC_CACHE_MAX:
                 self._topics.clear()
             self._topics[topic] = info
@@ -237,6 +237,11 @@ class Decoder:
                 if self.guard is not None:
                     self.guard.admit(source.device_id, points, now_ns)
                 return points
+        elif source.codec is not None:  # a mapped topic: its codec reads every payload
+            decoded = source.codec.decode(source, payload, now_ns, now_ns + self.future_window_ns)
+            if self.guard is not None and type(decoded) is list:
+                self.guard.admit(source.device_id, decoded, now_ns)
+            return decoded
         device_id, kind = source.device_id, source.kind
         try:
             text = payload.decode("utf-8")

@@ -4,8 +4,8 @@ Every part of the daemon that needs to know whose message a topic carries asks a
 the decoder (for the :class:`~ingest.decoding.codecs.Source` a codec is handed), the router (the device a
 dead letter is filed under) and the intake (a message routing failed on). A topic layout is one
 :class:`TopicRule`; the built-in contract ``{root}/{device}/{kind}`` (:class:`ContractTopics`) is the
-first and, for now, the only one. A second layout is one more rule in the list ``Topics`` is built
-with: the first rule that claims a topic decides it.
+default; a mappings file (``ingest.decoding.mappings``) adds :class:`~ingest.decoding.mapping_rule.MappingRule`
+s before or after it. The first rule that claims a topic decides it.
 
 Rules (CONTRACT.md, "Topics"): ``{root}/{device_id}/{kind}``; device_id 1-64 of ``[A-Za-z0-9_.:-]``;
 kind one of :class:`~core.model.Kind`. A topic under the root that breaks them is BAD_TOPIC or
@@ -40,7 +40,13 @@ class TopicRule(Protocol):
     ``Rejected`` for one of its topics that is malformed; ``device_of`` is the device a topic names,
     if it names one the allow-list accepts (for filing a dead letter), else None; ``gateway_of`` is
     the gateway a topic's messages come through (a bridge or network server publishing for many
-    devices under one broker credential, its prefix enforced by the broker's ACL), else None."""
+    devices under one broker credential, its prefix enforced by the broker's ACL), else None.
+    ``filter`` is the MQTT filter that covers the rule's topics (the daemon subscribes to it);
+    ``gateway`` the rule's declared gateway (a name or ``{level}``), None for devices publishing
+    for themselves."""
+
+    filter: str
+    gateway: str | None
 
     def source(self, topic: str, limits: Limits) -> Source | None: ...
     def device_of(self, topic: str) -> str | None: ...
@@ -57,6 +63,9 @@ class ContractTopics:
     def __init__(self, root: str = "devices") -> None:
         self.root = root
         self._prefix = root + "/"
+        self.filter = root + "/#"
+        self.gateway: str | None = None
+        self.label = "the built-in contract"
 
     def _usage(self) -> Rejected:
         return Rejected(Reason.BAD_TOPIC, f"topic must look like {self.root}/<device_id>/<kind>")
@@ -108,6 +117,10 @@ class Topics:
     def contract(cls, root: str = "devices", limits: Limits | None = None) -> Topics:
         """The built-in contract alone (the default when no mappings are configured)."""
         return cls([ContractTopics(root)], limits)
+
+    def filters(self) -> list[str]:
+        """The MQTT filters covering every rule's topics, in rule order, without repeats."""
+        return list(dict.fromkeys(rule.filter for rule in self.rules))
 
     def source(self, topic: str) -> Source:
         """The source of ``topic``; Rejected(BAD_TOPIC / UNKNOWN_KIND) when no rule takes it."""

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import gc
 import ssl
+from collections.abc import Sequence
 
 from core.config import Settings
 from ingest.mqtt.broker import BrokerAddress
 from ingest.mqtt.session import Options
 
 
-def subscription_filter(settings: Settings) -> str:
-    """``{topic_root}/#``, or ``$share/{share_group}/{topic_root}/#`` for one of several workers."""
-    root = f"{settings.topic_root}/#"
+def subscription_filter(settings: Settings, topic_filter: str | None = None) -> str:
+    """``topic_filter`` (default ``{topic_root}/#``), or ``$share/{share_group}/…`` of it for one of
+    several workers."""
+    root = topic_filter or f"{settings.topic_root}/#"
     return f"$share/{settings.share_group}/{root}" if settings.share_group else root
 
 
-def session_options(broker: BrokerAddress, settings: Settings) -> Options:
-    """A persistent QoS 1 subscription to ``{topic_root}/#``.
+def session_options(broker: BrokerAddress, settings: Settings, filters: Sequence[str] = ()) -> Options:
+    """A persistent QoS 1 subscription to ``filters``: the topic rules' (the contract's
+    ``{topic_root}/#`` and each mapping's), by default the contract's alone.
 
     MQTT 5 against real brokers (session expiry, receive maximum, retained messages not sent on
     subscribe); 3.1.1 against the embedded broker, which speaks only that.
@@ -26,7 +29,7 @@ def session_options(broker: BrokerAddress, settings: Settings) -> Options:
         host=broker.host,
         port=broker.port,
         client_id=settings.client_id,
-        subscriptions=[(subscription_filter(settings), 1)],
+        subscriptions=[(subscription_filter(settings, f), 1) for f in filters or [f"{settings.topic_root}/#"]],
         v5=not broker.embedded,
         clean_start=False,
         receive_maximum=settings.receive_maximum,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import typer
 
 from core.redact import redact_url
+from ingest.decoding.mappings import MappingError, load_mappings
 from iot.cli import alerts as alerts_cli
 from iot.cli import deadletters as cli_deadletters
+from iot.cli import mappings as mappings_cli
 from iot.cli import notify as notify_cli
 from iot.cli import plot as cli_plot
 from iot.cli import registry as registry_cli
@@ -55,6 +58,7 @@ alerts_cli.app.add_typer(notify_cli.notifier_app, name="notifier")
 app.add_typer(alerts_cli.app, name="alerts", help="Alerts and alert rules.")
 app.add_typer(cli_deadletters.app, name="deadletters", help="Messages that could not be stored.")
 app.add_typer(cli_retention.app, name="timeseries", help="The time-series store: retention.")
+app.add_typer(mappings_cli.app, name="mappings", help="Topic mappings and firmware presets: check and try a file.")
 
 
 @ingest_app.command("run")
@@ -67,6 +71,7 @@ def ingest_run(
     flush_interval: float | None = typer.Option(None, min=0.001, help="seconds before a partial batch is written"),
     metrics_port: int | None = typer.Option(None, min=0, max=65535, help="serve /metrics and /healthz here"),
     workers: int | None = typer.Option(None, min=1, max=64, help="processes sharing one MQTT shared subscription"),
+    mappings: Path | None = typer.Option(None, help="TOML file of topic mappings / firmware presets (IOT_MAPPINGS)"),
 ) -> None:
     """Run the ingestion daemon until SIGTERM/SIGINT, then flush, acknowledge and exit 0."""
     s = settings(
@@ -78,7 +83,13 @@ def ingest_run(
         flush_interval=flush_interval,
         metrics_port=metrics_port,
         workers=workers,
+        mappings=mappings,
     )
+    if s.mappings is not None:
+        try:
+            load_mappings(s.mappings, s.topic_root)  # a bad file is one line here, not a daemon failure
+        except MappingError as e:
+            fail(f"{s.mappings}: {e}")
     if s.workers > 1:
         try:
             raise typer.Exit(run_workers(s, s.workers))
