@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from core.model import Kind, Point, Reason, Rejected
+from core.model import Decoded, Kind, Point, Reason, Rejected
 
 _orjson_loads: Callable[[bytes], Any] | None
 try:  # C parser for the hot path (~8x faster); the stdlib decoder remains the reference
@@ -37,6 +37,7 @@ class Source:
     max_fields: int = 256  # more distinct fields in one message -> TOO_MANY_FIELDS
     max_units: int = 16  # more distinct units in one message -> TOO_MANY_FIELDS
     fast_json: bool = True  # try orjson first (parse_json); False: the stdlib reference path only
+    codec: Codec | None = None  # set: this codec decodes every payload of the topic (not claimed by first byte)
 
 
 class Codec(Protocol):
@@ -46,10 +47,11 @@ class Codec(Protocol):
     kinds: frozenset[Kind]  # the reading kinds it accepts
     first_bytes: frozenset[int]  # the payloads it claims, by first non-whitespace byte
 
-    def decode(self, source: Source, payload: bytes, now_ns: int, latest_ns: int) -> list[Point]:
+    def decode(self, source: Source, payload: bytes, now_ns: int, latest_ns: int) -> list[Point] | Decoded:
         """Points for ``payload`` (its size already checked) received at ``now_ns``; a timestamp
         after ``latest_ns`` is FUTURE_TIMESTAMP. Raises ``Rejected`` (and nothing else) for a bad
-        payload."""
+        payload. A codec a topic rule sets on its :class:`Source` may return any ``Decoded``
+        (Sparkplug: a birth's readings and status together, a :class:`core.model.Bundle`)."""
         ...
 
 

@@ -40,11 +40,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from core.model import (
     COLLECTIONS,
     MEASUREMENTS,
+    Bundle,
     Decoded,
     Document,
     FieldValue,
@@ -229,11 +230,20 @@ class Decoder:
         source, claims = info
         if len(payload) > self.max_payload_bytes:
             raise Rejected(Reason.OVERSIZE, f"{len(payload)} bytes > limit {self.max_payload_bytes}")
+        if source.codec is not None:  # the topic's rule chose the format (e.g. Sparkplug B protobuf)
+            decoded = source.codec.decode(source, payload, now_ns, now_ns + self.future_window_ns)
+            if self.guard is not None:
+                if isinstance(decoded, list):
+                    self.guard.admit(source.device_id, decoded, now_ns)
+                elif isinstance(decoded, Bundle) and decoded.points:
+                    self.guard.admit(source.device_id, decoded.points, now_ns)
+            return decoded
         if claims is not None:
             first = payload[0] if payload else -1
             codec = claims.get(first if first not in WHITESPACE else first_byte(payload))
             if codec is not None:
-                points = codec.decode(source, payload, now_ns, now_ns + self.future_window_ns)
+                # a codec claiming by first byte returns points (JsonObject, SenmlJson)
+                points = cast(list[Point], codec.decode(source, payload, now_ns, now_ns + self.future_window_ns))
                 if self.guard is not None:
                     self.guard.admit(source.device_id, points, now_ns)
                 return points
