@@ -11,11 +11,13 @@ from sqlalchemy import Engine
 
 from core.config import Settings
 from core.directory import DeviceDirectory
+from core.sparkplug import Rebirths, SparkplugState
 from core.stores import DocumentStore, TimeSeriesStore
 from ingest.daemon import Daemon, Pipeline, Resources, install_signal_handlers
 from ingest.decoding.cardinality import CardinalityGuard
 from ingest.decoding.decode import Decoder
-from ingest.decoding.topics import Limits, Topics
+from ingest.decoding.sparkplug import sparkplug_rules
+from ingest.decoding.topics import ContractTopics, Limits, TopicRule, Topics
 from ingest.health import Health
 from ingest.http import serve_metrics
 from ingest.intake import Intake
@@ -27,6 +29,7 @@ from ingest.mqtt.paho import PahoReceiver
 from ingest.mqtt.receiver import NativeReceiver, Receiver
 from ingest.mqtt.session import Options
 from ingest.mqtt.settle import Settler
+from ingest.mqtt.sparkplug_host import SparkplugHost
 from ingest.observers import AfterWrite, PointsObserved, StatusObserved, StreamObserver
 from ingest.routing import DEADLETTERS, DESTINATIONS, REGISTRY, TIMESERIES, Decodes, Router
 from ingest.steps import Steps
@@ -42,6 +45,7 @@ from registry.deadletters import DeadLetterStore
 from registry.directory import RegistryStore
 from registry.notify.netguard import NetGuard
 from registry.notify.notifier import Notifier
+from registry.sparkplug import SqlSparkplugState
 
 log = logging.getLogger("iot.ingest")
 
@@ -68,11 +72,17 @@ def broker_address(settings: Settings) -> BrokerAddress:
     )
 
 
-def build_decoder(settings: Settings) -> Decoder:
-    """The topic rules and the payload decoder, with the settings' limits."""
+def build_decoder(
+    settings: Settings, sparkplug_state: SparkplugState | None = None, rebirths: Rebirths | None = None
+) -> Decoder:
+    """The topic rules and the payload decoder, with the settings' limits; with ``IOT_SPARKPLUG``
+    the Sparkplug B rule follows the contract's, deciding by ``sparkplug_state`` (in memory if None)."""
     limits = Limits(settings.max_fields_per_message, settings.max_units_per_message)
+    rules: list[TopicRule] = [ContractTopics(settings.topic_root)]
+    if settings.sparkplug:
+        rules += sparkplug_rules(sparkplug_state, rebirths)
     return Decoder(
-        topics=Topics.contract(settings.topic_root, limits),
+        topics=Topics(rules, limits),
         max_payload_bytes=settings.max_payload_bytes,
         future_window_s=settings.future_window,
         max_fields=settings.max_fields_per_message,
@@ -82,6 +92,18 @@ def build_decoder(settings: Settings) -> Decoder:
             max_new_units=settings.max_new_units_per_device,
             window_s=settings.cardinality_window,
         ),
+    )
+
+
+def build_sparkplug_host(settings: Settings) -> SparkplugHost | None:
+    """The Sparkplug B host application's publisher (STATE, rebirth requests), with ``IOT_SPARKPLUG``."""
+    if not settings.sparkplug:
+        return None
+    return SparkplugHost(
+        broker_address(settings),
+        settings.sparkplug_host_id,
+        client_id=f"{settings.client_id}-spb",
+        min_interval_s=settings.sparkplug_rebirth_interval,
     )
 
 
@@ -100,6 +122,7 @@ def build_daemon(
     broker: BrokerAddress | None = None,
     decoder: Decodes | None = None,
     options: Options | None = None,
+    rebirths: Rebirths | None = None,
 ) -> Daemon:
     """The whole data path, socket to PUBACK, in the order a message takes it."""
     broker = broker or broker_address(settings)
@@ -143,8 +166,11 @@ def build_daemon(
     }
     writers[DEADLETTERS] = letters  # stops last
     # 4. the router decodes (topic rules, codecs), checks the directory and batches per destination
+    if decoder is None:  # Sparkplug births kept in the registry: across restarts and workers
+        state = SqlSparkplugState(res.registry.engine, revalidate_s=settings.sparkplug_revalidate)
+        decoder = build_decoder(settings, state if settings.sparkplug else None, rebirths)
     router = Router(
-        decoder or build_decoder(settings),
+        decoder,
         batch_size=settings.batch_size,
         flush_interval=settings.flush_interval,
         max_letter_bytes=settings.max_payload_bytes,
@@ -212,12 +238,14 @@ def run_daemon(settings: Settings) -> int:
     """`iot ingest run`: embedded broker if asked, metrics endpoint, daemon until SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    host = None
     if settings.role == "alerts":  # the alert evaluator of --workers N (iot/alert_role.py)
         res = build_evaluator_resources(settings)
         daemon = build_evaluator(settings, res)
     else:  # a worker of several (role "ingest") leaves alerts to the evaluator
         res = build_resources(settings)
-        daemon = build_daemon(settings, res, with_alerts=settings.role == "all")
+        host = build_sparkplug_host(settings)
+        daemon = build_daemon(settings, res, with_alerts=settings.role == "all", rebirths=host)
     log.info(
         "role %s; stores: time series %s, documents %s, registry %s (batch %d, flush %.2fs, unknown devices: %s)",
         settings.role,
@@ -238,6 +266,9 @@ def run_daemon(settings: Settings) -> int:
         server = serve_metrics(daemon.metrics, settings.metrics_host, settings.metrics_port)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.server_address[1])
     install_signal_handlers(daemon)
+    if host is not None:
+        host.start()
+        log.info("Sparkplug B host application: spBv1.0/STATE/%s", host.host_id)
     notifier = None
     if settings.notify:
         notifier = build_notifier(settings, res.registry.engine).start()
@@ -246,6 +277,8 @@ def run_daemon(settings: Settings) -> int:
     finally:
         if notifier is not None:
             notifier.stop()
+        if host is not None:
+            host.stop()
         if server is not None:
             server.shutdown()
         if embedded is not None:

@@ -6,6 +6,7 @@ import gc
 import ssl
 
 from core.config import Settings
+from ingest.decoding.sparkplug.rule import SUBSCRIPTIONS
 from ingest.mqtt.broker import BrokerAddress
 from ingest.mqtt.session import Options
 
@@ -16,8 +17,15 @@ def subscription_filter(settings: Settings) -> str:
     return f"$share/{settings.share_group}/{root}" if settings.share_group else root
 
 
+def sparkplug_filters(settings: Settings) -> list[str]:
+    """The Sparkplug B edge-node message filters (``IOT_SPARKPLUG``), shared like the root's."""
+    if not settings.sparkplug:
+        return []
+    return [f"$share/{settings.share_group}/{f}" if settings.share_group else f for f in SUBSCRIPTIONS]
+
+
 def session_options(broker: BrokerAddress, settings: Settings) -> Options:
-    """A persistent QoS 1 subscription to ``{topic_root}/#``.
+    """A persistent QoS 1 subscription to ``{topic_root}/#`` (and Sparkplug B's, when enabled).
 
     MQTT 5 against real brokers (session expiry, receive maximum, retained messages not sent on
     subscribe); 3.1.1 against the embedded broker, which speaks only that.
@@ -26,7 +34,7 @@ def session_options(broker: BrokerAddress, settings: Settings) -> Options:
         host=broker.host,
         port=broker.port,
         client_id=settings.client_id,
-        subscriptions=[(subscription_filter(settings), 1)],
+        subscriptions=[(subscription_filter(settings), 1), *((f, 1) for f in sparkplug_filters(settings))],
         v5=not broker.embedded,
         clean_start=False,
         receive_maximum=settings.receive_maximum,
