@@ -73,6 +73,15 @@ class Settings(BaseSettings):
     # w:1 from memory otherwise); "majority" for replica sets
     mongodb_w: str = Field("1", pattern=r"^(majority|[1-9][0-9]*)$")
     mongodb_journal: bool = True
+    # Sparkplug B host application (README "Sparkplug B")
+    sparkplug: bool = Field(False, description="ingest spBv1.0/ (Sparkplug B) besides the topic root")
+    sparkplug_host_id: str = Field(
+        "iot-ingest", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="this host application's id: spBv1.0/STATE/<id>"
+    )
+    sparkplug_rebirth_interval: float = Field(30.0, gt=0, description="seconds between rebirth requests to one node")
+    sparkplug_revalidate: float = Field(
+        1.0, gt=0, description="seconds a worker trusts its cached birth before re-reading the shared table"
+    )
     notify: bool = Field(True, description="run the alert notifier in the daemon")
     notify_poll: float = Field(1.0, gt=0, description="seconds between outbox polls")
     notify_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(

@@ -56,6 +56,7 @@ class Reason(StrEnum):
     DEVICE_DISABLED = "device_disabled"
     DEVICE_RETIRED = "device_retired"
     STORE_REJECTED = "store_rejected"
+    UNKNOWN_ALIAS = "unknown_alias"  # a Sparkplug metric no known birth names (a rebirth is requested)
 
 
 class Rejected(Exception):
@@ -151,7 +152,16 @@ class DeadLetter:
         return cls(reason, topic, bytes(payload[:keep]), received_at, detail, device_id, len(payload), digest)
 
 
-Decoded = list[Point] | Document | StatusChange
+@dataclass(slots=True)
+class Bundle:
+    """One message that is readings and status changes at once (a Sparkplug birth: values and
+    online; a node death: the node and its devices offline). Either list may be empty."""
+
+    points: list[Point]
+    status: list[StatusChange]
+
+
+Decoded = list[Point] | Document | StatusChange | Bundle
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ from core.directory import DeviceDirectory
 from core.model import (
     COLLECTIONS,
     LETTER_PREFIX_BYTES,
+    Bundle,
     DeadLetter,
     Decoded,
     Document,
@@ -152,6 +153,8 @@ class Router:
         now = now_ns / 1e9
         try:
             decoded = self.decode(topic, payload, now_ns)
+            if type(decoded) is Bundle:
+                return self._bundle(topic, payload, token, now, decoded)
             points = decoded if type(decoded) is list else None
             device_id = points[0].device_id if points is not None else decoded.device_id  # type: ignore[union-attr]
             info = self.directory.current().get(device_id)
@@ -214,6 +217,59 @@ class Router:
         if len(b.items) >= self.batch_size or b.nbytes >= self.max_batch_bytes:  # as _full
             return self._take(dest)
         return None
+
+    def _bundle(self, topic: str, payload: bytes, token: Token | None, now: float, bundle: Bundle) -> Batch | None:
+        """A message that is readings and status changes at once (a Sparkplug birth or death):
+        the directory decides for each device (the whole message is refused when one is); points go
+        to the time series, status to the registry. The delivery settles with the last batch it joins."""
+        devices = dict.fromkeys([*(p.device_id for p in bundle.points), *(s.device_id for s in bundle.status)])
+        current = self.directory.current()
+        infos = {}
+        try:
+            for device_id in devices:
+                info = current.get(device_id)
+                if info is None:
+                    if self.policy == "reject":
+                        raise Rejected(Reason.UNKNOWN_DEVICE, f"device {device_id!r} is not registered")
+                    continue
+                if info.status in ("disabled", "retired"):
+                    reason = Reason.DEVICE_DISABLED if info.status == "disabled" else Reason.DEVICE_RETIRED
+                    raise Rejected(reason, f"device {device_id!r} is {info.status}")
+                if bundle.points:
+                    self._check_tags(info.site, info.type)
+                infos[device_id] = info
+        except Rejected as r:
+            return self.reject(topic, payload, token, now, r)
+        for device_id in devices:
+            self.last_seen[device_id] = now
+            if device_id not in infos and self.policy == "register" and device_id not in self.new_devices:
+                self.new_devices[device_id] = UNKNOWN_TYPE
+        origin = (topic, payload, now)
+        full: Batch | None = None
+        parts: list[tuple[str, list[Any]]] = [(TIMESERIES, list(bundle.points)), (REGISTRY, list(bundle.status))]
+        parts = [(dest, items) for dest, items in parts if items]
+        for p in bundle.points:
+            found = infos.get(p.device_id)
+            if found is not None:
+                if found.type != UNKNOWN_TYPE:
+                    p.tags["device_type"] = found.type
+                if found.site:
+                    p.tags["site"] = found.site
+        self.counts[("sparkplug", "received")] += 1
+        for i, (dest, items) in enumerate(parts):
+            b = self._batch(dest, now)
+            b.items.extend(items)
+            b.origins.extend([origin] * len(items))
+            b.messages += 1
+            b.nbytes += len(payload)
+            if token is not None and i == len(parts) - 1:
+                b.tokens.append(token)
+            if full is None and self._full(b):  # a second full one goes with its next item or when due
+                full = self._take(dest)
+        if not parts and token is not None:  # nothing to store (a stale death, only nulls): settled now
+            b = self._batch(REGISTRY, now)
+            b.tokens.append(token)
+        return full
 
     def _check_tags(self, site: str | None, dtype: str) -> None:
         """The device's site and type may be written as tags (checked once per value)."""

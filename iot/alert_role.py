@@ -28,6 +28,7 @@ from typing import Any
 from core.config import Settings
 from core.model import Kind, StatusChange
 from ingest.decoding.mappings import load_mappings
+from ingest.decoding.sparkplug.rule import SUBSCRIPTIONS, SparkplugRule
 from ingest.mqtt.broker import BrokerAddress, parse_broker_url
 from ingest.mqtt.options import session_options
 from ingest.mqtt.packets import Oversized, Publish
@@ -93,7 +94,10 @@ class DirectoryOnly(RegistryStore):
 
 def evaluator_options(broker: BrokerAddress, settings: Settings, client: str) -> Options:
     """A worker's session options with the evaluator's client id and own subscriptions."""
-    mapped = [r.filter for r in load_mappings(settings.mappings, settings.topic_root)] if settings.mappings else []
+    rules = load_mappings(settings.mappings, settings.topic_root) if settings.mappings else []
+    mapped = [r.filter for r in rules]
+    if settings.sparkplug and not any(isinstance(r, SparkplugRule) for r in rules):
+        mapped += SUBSCRIPTIONS  # Sparkplug readings feed alert rules too
     return dataclasses.replace(
         session_options(broker, settings), client_id=client, subscriptions=filters(settings.topic_root, mapped)
     )

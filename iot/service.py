@@ -11,12 +11,15 @@ from sqlalchemy import Engine
 
 from core.config import Settings
 from core.directory import DeviceDirectory
+from core.sparkplug import Rebirths, SparkplugState
 from core.stores import DocumentStore, TimeSeriesStore
 from ingest.daemon import Daemon, Pipeline, Resources, install_signal_handlers
 from ingest.decoding.cardinality import CardinalityGuard
 from ingest.decoding.decode import Decoder
 from ingest.decoding.mappings import load_mappings
-from ingest.decoding.topics import Limits, Topics
+from ingest.decoding.sparkplug import sparkplug_rules
+from ingest.decoding.sparkplug.rule import SparkplugRule
+from ingest.decoding.topics import ContractTopics, Limits, TopicRule, Topics
 from ingest.health import Health
 from ingest.http import serve_metrics
 from ingest.intake import Intake
@@ -28,6 +31,7 @@ from ingest.mqtt.paho import PahoReceiver
 from ingest.mqtt.receiver import NativeReceiver, Receiver
 from ingest.mqtt.session import Options
 from ingest.mqtt.settle import Settler
+from ingest.mqtt.sparkplug_host import SparkplugHost
 from ingest.observers import AfterWrite, PointsObserved, StatusObserved, StreamObserver
 from ingest.routing import DEADLETTERS, DESTINATIONS, REGISTRY, TIMESERIES, Decodes, Router
 from ingest.steps import Steps
@@ -43,6 +47,7 @@ from registry.deadletters import DeadLetterStore
 from registry.directory import RegistryStore
 from registry.notify.netguard import NetGuard
 from registry.notify.notifier import Notifier
+from registry.sparkplug import SqlSparkplugState
 
 log = logging.getLogger("iot.ingest")
 
@@ -69,13 +74,35 @@ def broker_address(settings: Settings) -> BrokerAddress:
     )
 
 
-def build_topics(settings: Settings) -> Topics:
-    """The topic rules: the mappings file's (``IOT_MAPPINGS``; MappingError if it is unusable),
-    else the built-in contract alone; with the settings' limits."""
+def build_topics(
+    settings: Settings, sparkplug_state: SparkplugState | None = None, rebirths: Rebirths | None = None
+) -> Topics:
+    """The topic rules: the mappings file's (``IOT_MAPPINGS``; MappingError if it is unusable), else
+    the built-in contract alone; with ``IOT_SPARKPLUG`` the Sparkplug B rules follow, deciding by
+    ``sparkplug_state`` (in memory if None). With the settings' limits."""
     limits = Limits(settings.max_fields_per_message, settings.max_units_per_message)
+    rules = _file_rules(settings)
+    bound = sparkplug_rules(sparkplug_state, rebirths)  # preset sparkplug_b: where the file puts it
+    out: list[TopicRule] = []
+    for rule in rules:
+        if not isinstance(rule, SparkplugRule):
+            out.append(rule)
+        elif not any(isinstance(r, SparkplugRule) for r in out):
+            out += bound
+    if settings.sparkplug and not any(isinstance(r, SparkplugRule) for r in out):
+        out += bound
+    return Topics(out, limits)
+
+
+def _file_rules(settings: Settings) -> list[TopicRule]:
     if settings.mappings is None:
-        return Topics.contract(settings.topic_root, limits)
-    return Topics(load_mappings(settings.mappings, settings.topic_root), limits)
+        return [ContractTopics(settings.topic_root)]
+    return list(load_mappings(settings.mappings, settings.topic_root))
+
+
+def sparkplug_enabled(settings: Settings) -> bool:
+    """Sparkplug B is on: ``IOT_SPARKPLUG``, or ``preset = "sparkplug_b"`` in the mappings file."""
+    return settings.sparkplug or any(isinstance(r, SparkplugRule) for r in _file_rules(settings))
 
 
 def build_decoder(settings: Settings, topics: Topics | None = None) -> Decoder:
@@ -94,6 +121,18 @@ def build_decoder(settings: Settings, topics: Topics | None = None) -> Decoder:
     )
 
 
+def build_sparkplug_host(settings: Settings) -> SparkplugHost | None:
+    """The Sparkplug B host application's publisher (STATE, rebirth requests), with ``IOT_SPARKPLUG``."""
+    if not sparkplug_enabled(settings):
+        return None
+    return SparkplugHost(
+        broker_address(settings),
+        settings.sparkplug_host_id,
+        client_id=f"{settings.client_id}-spb",
+        min_interval_s=settings.sparkplug_rebirth_interval,
+    )
+
+
 def build_receiver(settings: Settings, broker: BrokerAddress, options: Options) -> Receiver:
     """The receive path: the native session (``IOT_MQTT_CLIENT=native``, the default) or paho."""
     if settings.mqtt_client == "paho":
@@ -109,6 +148,7 @@ def build_daemon(
     broker: BrokerAddress | None = None,
     decoder: Decodes | None = None,
     options: Options | None = None,
+    rebirths: Rebirths | None = None,
 ) -> Daemon:
     """The whole data path, socket to PUBACK, in the order a message takes it."""
     broker = broker or broker_address(settings)
@@ -125,7 +165,12 @@ def build_daemon(
     steps = Steps(metrics)
     acks = AckTracker()
     # 1. the receiver reads the socket and hands each read's deliveries to the intake (below)
-    topics = build_topics(settings)
+    sparkplug_state = (
+        SqlSparkplugState(res.registry.engine, revalidate_s=settings.sparkplug_revalidate)
+        if sparkplug_enabled(settings)
+        else None
+    )  # Sparkplug births kept in the registry: across restarts and workers
+    topics = build_topics(settings, sparkplug_state, rebirths)
     receiver = build_receiver(settings, broker, options or session_options(broker, settings, topics.filters()))
     # 2. the settler acknowledges settled deliveries on the receiver, in receive order
     settler = Settler(acks, receiver, metrics)
@@ -153,8 +198,10 @@ def build_daemon(
     }
     writers[DEADLETTERS] = letters  # stops last
     # 4. the router decodes (topic rules, codecs), checks the directory and batches per destination
+    if decoder is None:
+        decoder = build_decoder(settings, topics)
     router = Router(
-        decoder or build_decoder(settings, topics),
+        decoder,
         batch_size=settings.batch_size,
         flush_interval=settings.flush_interval,
         max_letter_bytes=settings.max_payload_bytes,
@@ -222,12 +269,14 @@ def run_daemon(settings: Settings) -> int:
     """`iot ingest run`: embedded broker if asked, metrics endpoint, daemon until SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    host = None
     if settings.role == "alerts":  # the alert evaluator of --workers N (iot/alert_role.py)
         res = build_evaluator_resources(settings)
         daemon = build_evaluator(settings, res)
     else:  # a worker of several (role "ingest") leaves alerts to the evaluator
         res = build_resources(settings)
-        daemon = build_daemon(settings, res, with_alerts=settings.role == "all")
+        host = build_sparkplug_host(settings)
+        daemon = build_daemon(settings, res, with_alerts=settings.role == "all", rebirths=host)
     log.info(
         "role %s; stores: time series %s, documents %s, registry %s (batch %d, flush %.2fs, unknown devices: %s)",
         settings.role,
@@ -248,6 +297,9 @@ def run_daemon(settings: Settings) -> int:
         server = serve_metrics(daemon.metrics, settings.metrics_host, settings.metrics_port)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.server_address[1])
     install_signal_handlers(daemon)
+    if host is not None:
+        host.start()
+        log.info("Sparkplug B host application: spBv1.0/STATE/%s", host.host_id)
     notifier = None
     if settings.notify:
         notifier = build_notifier(settings, res.registry.engine).start()
@@ -256,6 +308,8 @@ def run_daemon(settings: Settings) -> int:
     finally:
         if notifier is not None:
             notifier.stop()
+        if host is not None:
+            host.stop()
         if server is not None:
             server.shutdown()
         if embedded is not None:

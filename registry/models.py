@@ -167,3 +167,16 @@ class DeadLetterRow(Base):
     key: Mapped[str | None] = mapped_column(String(64), unique=True)  # sha256(topic, payload): redelivery-safe
     original_size: Mapped[int | None] = mapped_column(BigInteger)  # set when payload is a truncated prefix
     payload_sha256: Mapped[str | None] = mapped_column(String(64))  # of the whole original, when truncated
+
+
+class SparkplugBirth(Base):
+    """The latest birth of a Sparkplug edge node (``device_id`` '') or of a device behind it: what
+    names its data messages' aliases after a restart and across workers (registry.sparkplug)."""
+
+    __tablename__ = "sparkplug_births"
+
+    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # '' for the node's own birth
+    bd_seq: Mapped[str | None] = mapped_column(String(20))  # the node's birth/death sequence (uint64 as text)
+    metrics: Mapped[Any] = mapped_column(JSON)  # [[alias or null, name, field, datatype], ...]
+    born_at: Mapped[float] = mapped_column(Float)

@@ -163,6 +163,7 @@ DECODER_REASONS = set(Reason) - {
     Reason.DEVICE_RETIRED,
     Reason.STORE_REJECTED,
     Reason.CARDINALITY_LIMIT,
+    Reason.UNKNOWN_ALIAS,  # Sparkplug's: tests/test_sparkplug_decode.py
 }
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from core.model import Kind, Point, Reason, Rejected, StatusChange
+from core.model import Decoded, Kind, Point, Reason, Rejected
 
 _orjson_loads: Callable[[bytes], Any] | None
 try:  # C parser for the hot path (~8x faster); the stdlib decoder remains the reference
@@ -37,17 +37,18 @@ class Source:
     max_fields: int = 256  # more distinct fields in one message -> TOO_MANY_FIELDS
     max_units: int = 16  # more distinct units in one message -> TOO_MANY_FIELDS
     fast_json: bool = True  # try orjson first (parse_json); False: the stdlib reference path only
-    codec: SourceCodec | None = None  # set by a mapping (ingest.decoding.mappings): decodes every payload
+    codec: SourceCodec | None = None  # set by a topic rule (a mapping, Sparkplug B): decodes every payload
 
 
 class SourceCodec(Protocol):
-    """The payload reader a mapping's topic names (``Source.codec``): the decoder hands it every
-    payload of that topic, whatever its first byte; it returns points, or a status change for a
-    status topic, or raises ``Rejected`` (and nothing else)."""
+    """The payload reader a topic rule names (``Source.codec``): the decoder hands it every payload
+    of that topic, whatever its first byte; it returns points, a status change (a status topic) or
+    any other ``Decoded`` (Sparkplug B: a birth's readings and status together, a
+    :class:`core.model.Bundle`), or raises ``Rejected`` (and nothing else)."""
 
     name: str
 
-    def decode(self, source: Source, payload: bytes, now_ns: int, latest_ns: int) -> list[Point] | StatusChange: ...
+    def decode(self, source: Source, payload: bytes, now_ns: int, latest_ns: int) -> Decoded: ...
 
 
 class Codec(Protocol):

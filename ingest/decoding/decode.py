@@ -45,6 +45,7 @@ from typing import Any
 from core.model import (
     COLLECTIONS,
     MEASUREMENTS,
+    Bundle,
     Decoded,
     Document,
     FieldValue,
@@ -237,10 +238,13 @@ class Decoder:
                 if self.guard is not None:
                     self.guard.admit(source.device_id, points, now_ns)
                 return points
-        elif source.codec is not None:  # a mapped topic: its codec reads every payload
+        elif source.codec is not None:  # the topic's rule chose the format (a mapping, Sparkplug B)
             decoded = source.codec.decode(source, payload, now_ns, now_ns + self.future_window_ns)
-            if self.guard is not None and type(decoded) is list:
-                self.guard.admit(source.device_id, decoded, now_ns)
+            if self.guard is not None:
+                if type(decoded) is list:
+                    self.guard.admit(source.device_id, decoded, now_ns)
+                elif type(decoded) is Bundle and decoded.points:
+                    self.guard.admit(source.device_id, decoded.points, now_ns)
             return decoded
         device_id, kind = source.device_id, source.kind
         try:

@@ -48,6 +48,7 @@ from ingest.decoding.mapping_rule import CodecFor, FilterError, MappingRule, Top
 from ingest.decoding.names import TAG_VALUE, field_key_problem
 from ingest.decoding.presets import PRESETS, PresetError
 from ingest.decoding.senml import SenmlJson
+from ingest.decoding.sparkplug import sparkplug_rules
 from ingest.decoding.topics import ContractTopics, TopicRule
 
 TOP_KEYS = frozenset({"mapping", "contract"})
@@ -96,6 +97,9 @@ def parse_mappings(text: str, topic_root: str = "devices") -> list[TopicRule]:
                     raise MappingError(f"{where}: root must be a topic prefix without wildcards")
                 rules.append(ContractTopics(root))
                 placed = True
+            elif entry.get("preset") == "sparkplug_b":  # state and rebirths bound by the composition layer
+                _known(entry, frozenset({"preset"}), where)
+                rules += sparkplug_rules()
             elif "preset" in entry:
                 rules += _preset(entry, where)
             else:
@@ -119,7 +123,9 @@ def _preset(entry: dict[str, Any], where: str) -> list[TopicRule]:
     name = entry["preset"]
     preset = PRESETS.get(name) if type(name) is str else None
     if preset is None:
-        raise MappingError(f"{where}: unknown preset {str(name)[:40]!r} (known: contract, {', '.join(PRESETS)})")
+        raise MappingError(
+            f"{where}: unknown preset {str(name)[:40]!r} (known: contract, sparkplug_b, {', '.join(PRESETS)})"
+        )
     _known(entry, frozenset({"preset", *preset.options}), f"{where} (preset {name})")
     return list(preset.build({k: v for k, v in entry.items() if k != "preset"}))
 

@@ -16,7 +16,7 @@ from typing import Any
 import typer
 
 from core import timefmt
-from core.model import Decoded, Document, Rejected, StatusChange
+from core.model import Bundle, Decoded, Document, Rejected, StatusChange
 from ingest.decoding.decode import Decoder
 from ingest.decoding.mappings import MappingError, load_mappings, overlaps
 from ingest.decoding.topics import Limits, TopicRule, Topics
@@ -52,8 +52,11 @@ def _result(decoded: Decoded, topics: Topics, topic: str) -> dict[str, Any]:
     if isinstance(decoded, Document):
         return out | {"device": decoded.device_id, "collection": decoded.collection, "document": decoded.body}
     source = topics.source(topic)
+    if isinstance(decoded, Bundle):  # a Sparkplug birth or death: readings and status together
+        out["status"] = [{"device": c.device_id, "online": c.online, "time": timefmt.iso(c.at)} for c in decoded.status]
+    points = decoded.points if isinstance(decoded, Bundle) else decoded
     readings: dict[tuple[str, int], dict[str, Any]] = {}
-    for p in decoded:
+    for p in points:
         at = timefmt.iso_ns(p.ts_ns)
         r = readings.setdefault(
             (p.measurement, p.ts_ns),
