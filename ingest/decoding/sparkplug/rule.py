@@ -9,7 +9,7 @@ to the six edge-node message types only (:data:`SUBSCRIPTIONS`).
 
 from __future__ import annotations
 
-from core.model import MEASUREMENTS, Kind, Rejected
+from core.model import MEASUREMENTS, Kind, Reason, Rejected
 from ingest.decoding.codecs import Source
 from ingest.decoding.sparkplug import topic as sp
 from ingest.decoding.sparkplug.codec import SparkplugCodec
@@ -41,7 +41,11 @@ class SparkplugRule:
 
     def source(self, topic: str, limits: Limits) -> Source | None:
         found = sp.parse(topic)
-        if found is None or found.type != self.message_type:
+        if found is None:
+            return None
+        if found.type not in sp.INGESTED:  # never subscribed to; said plainly if it comes anyway
+            raise Rejected(Reason.UNKNOWN_KIND, f"{found.type} is a command, not ingested")
+        if found.type != self.message_type:
             return None
         codec = SparkplugCodec(found, self.state, self.rebirths)
         return Source(
