@@ -61,7 +61,7 @@ class Gateway(Base):
     __tablename__ = "gateways"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    prefix: Mapped[str] = mapped_column(String(256), unique=True)
+    prefix: Mapped[str] = mapped_column(String(256))  # active prefixes never overlap (checked on add)
     site: Mapped[str | None] = mapped_column(String(128), index=True)
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime]

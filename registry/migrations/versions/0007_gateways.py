@@ -26,7 +26,7 @@ def upgrade() -> None:
     op.create_table(
         "gateways",
         sa.Column("name", sa.String(64), primary_key=True),
-        sa.Column("prefix", sa.String(256), nullable=False, unique=True),
+        sa.Column("prefix", sa.String(256), nullable=False),
         sa.Column("site", sa.String(128), nullable=True),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
