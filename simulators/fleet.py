@@ -43,7 +43,10 @@ MIX = (
     ("firmware", 0.006),
     ("maintenance", 0.006),
 )
-Format = Literal["json", "senml"]  # the payload formats a fleet can send
+Format = Literal["json", "senml", "contract", "tasmota", "zigbee2mqtt", "shelly_gen2", "esphome", "ttn_v3"]
+"""The payload formats a fleet can send: the built-in contract (``json``, alias ``contract``, or
+``senml``) or an existing firmware's topics and payloads (:mod:`simulators.firmware`)."""
+FORMATS: tuple[str, ...] = ("json", "senml", "contract", "tasmota", "zigbee2mqtt", "shelly_gen2", "esphome", "ttn_v3")
 DEVICE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
 
 
@@ -79,8 +82,10 @@ class FleetConfig:
         for p in self.profiles:
             if p not in PROFILES:
                 raise ValueError(f"unknown profile {p!r}: choose from {', '.join(PROFILES)}")
-        if self.format not in ("json", "senml"):
-            raise ValueError(f"unknown format {self.format!r}: use json or senml")
+        if self.format not in FORMATS:
+            raise ValueError(f"unknown format {self.format!r}: use one of {', '.join(FORMATS)}")
+        if self.format not in ("json", "senml", "contract") and (self.malformed or self.duplicates):
+            raise ValueError(f"--malformed and --duplicates apply to the built-in contract, not {self.format}")
         if self.pack < 1:
             raise ValueError(f"--pack must be at least 1, got {self.pack}")
         for name in ("malformed", "duplicates", "offline"):
@@ -148,6 +153,7 @@ class Message:
     duplicate: bool = False
     points: tuple[tuple[int, Fields], ...] = ()
     readings: int = 0
+    metric_readings: int = 0  # metrics readings a telemetry message carries too (TTN's RSSI/SNR)
 
     @property
     def counted(self) -> bool:
@@ -210,6 +216,11 @@ def device_stream(config: FleetConfig, spec: DeviceSpec, count: int | None = Non
     """The messages of one device: ``count`` slots (default ``config.slots``; None = endless),
     plus the duplicate copies that follow their originals."""
     count = config.slots if count is None else count
+    if config.format not in ("json", "senml", "contract"):
+        from simulators.firmware import firmware_stream  # it builds on this module
+
+        yield from firmware_stream(config, spec, count)
+        return
     profile = PROFILES[spec.profile]
     seed = f"{config.seed}:{spec.index}"
     rng, frng, mrng = (random.Random(f"{seed}:{s}") for s in ("signal", "faults", "malformed"))
@@ -304,6 +315,7 @@ class Tally:
         self.messages[msg.kind] += 1
         if msg.kind in self.readings:
             self.readings[msg.kind] += msg.readings
+            self.readings["metrics"] += msg.metric_readings
         elif msg.kind in self.documents:
             self.documents[msg.kind] += 1
 
