@@ -24,13 +24,12 @@ slot share its time).
 
 from __future__ import annotations
 
+import json
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from simulators.fleet import DeviceSpec, FleetConfig, Message, _clock, _json
-from simulators.profiles import PROFILES, Fields
+from simulators.profiles import Fields
 
 FIRMWARES = ("tasmota", "zigbee2mqtt", "shelly_gen2", "esphome", "ttn_v3")
 TTN_APP, TTN_TENANT = "sim", "ttn"
@@ -39,7 +38,11 @@ METRIC_READINGS = {"ttn_v3": 2}  # rssi and snr of the best gateway, per uplink
 """Metrics readings a format's reading message carries besides its telemetry (for the manifest)."""
 
 
-def _numbers(fields: Fields) -> dict[str, float]:
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+
+
+def numbers(fields: Fields) -> dict[str, float]:
     """The numeric readings of a sample (what a firmware payload carries)."""
     return {k: v for k, v in fields.items() if type(v) is float}
 
@@ -114,38 +117,3 @@ def readings(
         }
         return [(f"v3/{TTN_APP}@{TTN_TENANT}/devices/{device_id}/up", _json(body), len(fields))]
     raise ValueError(f"unknown firmware format {fmt!r}: use one of {', '.join(FIRMWARES)}")
-
-
-def firmware_stream(config: FleetConfig, spec: DeviceSpec, count: int | None) -> Iterator[Message]:
-    """A device of ``config.format`` (one of :data:`FIRMWARES`): ``count`` slots (None: endless);
-    slot 0 announces the device where the format can, every other slot is one sample."""
-    profile = PROFILES[spec.profile]
-    rng = random.Random(f"{config.seed}:{spec.index}:signal")
-    state = profile.new_state(spec.device_id, config.start_ms / 1000, rng)
-    clock = _clock(config)
-    hello = announce(config.format, spec.device_id)
-    slot = 0
-    while count is None or slot < count:
-        ts = clock.at(slot)
-        ts_ns = clock.to_ns(ts)
-        if slot == 0 and hello is not None:
-            yield Message(spec.device_id, "status", hello[0], hello[1], slot)
-        else:
-            fields = _numbers(profile.telemetry(state, ts_ns / 1e9, rng))
-            extra = METRIC_READINGS.get(config.format, 0)
-            for topic, payload, n in readings(config.format, spec.device_id, spec.profile, ts_ns, fields, rng):
-                shown: Fields = dict(fields)
-                if config.format == "esphome":  # one reading per message: .../sensor/<name>/state
-                    name = topic.split("/")[-2]
-                    shown = {name: fields[name]}
-                yield Message(
-                    spec.device_id,
-                    "telemetry",
-                    topic,
-                    payload,
-                    slot,
-                    points=((ts_ns, shown),),
-                    readings=n,
-                    metric_readings=extra,
-                )
-        slot += 1

@@ -27,6 +27,7 @@ from fractions import Fraction
 from typing import Any, Literal
 
 from simulators.faults import ID_FREE, MALFORMATIONS, malformed
+from simulators.firmware import FIRMWARES, METRIC_READINGS, announce, numbers, readings
 from simulators.profiles import PROFILES, Fields
 from simulators.senml import pack
 
@@ -84,7 +85,7 @@ class FleetConfig:
                 raise ValueError(f"unknown profile {p!r}: choose from {', '.join(PROFILES)}")
         if self.format not in FORMATS:
             raise ValueError(f"unknown format {self.format!r}: use one of {', '.join(FORMATS)}")
-        if self.format not in ("json", "senml", "contract") and (self.malformed or self.duplicates):
+        if self.format in FIRMWARES and (self.malformed or self.duplicates):
             raise ValueError(f"--malformed and --duplicates apply to the built-in contract, not {self.format}")
         if self.pack < 1:
             raise ValueError(f"--pack must be at least 1, got {self.pack}")
@@ -216,9 +217,7 @@ def device_stream(config: FleetConfig, spec: DeviceSpec, count: int | None = Non
     """The messages of one device: ``count`` slots (default ``config.slots``; None = endless),
     plus the duplicate copies that follow their originals."""
     count = config.slots if count is None else count
-    if config.format not in ("json", "senml", "contract"):
-        from simulators.firmware import firmware_stream  # it builds on this module
-
+    if config.format in FIRMWARES:
         yield from firmware_stream(config, spec, count)
         return
     profile = PROFILES[spec.profile]
@@ -287,6 +286,33 @@ def device_stream(config: FleetConfig, spec: DeviceSpec, count: int | None = Non
             yield msg
             if slot > 0 and dup < config.duplicates:
                 yield replace(msg, duplicate=True)
+        slot += 1
+
+
+def firmware_stream(config: FleetConfig, spec: DeviceSpec, count: int | None) -> Iterator[Message]:
+    """A device speaking ``config.format`` (one of :data:`simulators.firmware.FIRMWARES`): ``count``
+    slots (None: endless); slot 0 announces the device where the format can, every other slot is
+    one sample (ESPHome: one message per reading, sharing the slot's time)."""
+    profile = PROFILES[spec.profile]
+    rng = random.Random(f"{config.seed}:{spec.index}:signal")
+    state = profile.new_state(spec.device_id, config.start_ms / 1000, rng)
+    clock = _clock(config)
+    hello = announce(config.format, spec.device_id)
+    extra = METRIC_READINGS.get(config.format, 0)
+    slot = 0
+    while count is None or slot < count:
+        ts_ns = clock.to_ns(clock.at(slot))
+        if slot == 0 and hello is not None:
+            yield Message(spec.device_id, "status", hello[0], hello[1], slot)
+        else:
+            fields = numbers(profile.telemetry(state, ts_ns / 1e9, rng))
+            for topic, payload, n in readings(config.format, spec.device_id, spec.profile, ts_ns, fields, rng):
+                shown: Fields = dict(fields)
+                if config.format == "esphome":  # one reading per message: .../sensor/<name>/state
+                    name = topic.split("/")[-2]
+                    shown = {name: fields[name]}
+                points = ((ts_ns, shown),)
+                yield Message(spec.device_id, "telemetry", topic, payload, slot, None, False, points, n, extra)
         slot += 1
 
 
