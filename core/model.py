@@ -57,6 +57,7 @@ class Reason(StrEnum):
     DEVICE_RETIRED = "device_retired"
     STORE_REJECTED = "store_rejected"
     UNKNOWN_ALIAS = "unknown_alias"  # a Sparkplug metric no known birth names (a rebirth is requested)
+    WRONG_GATEWAY = "wrong_gateway"
 
 
 class Rejected(Exception):
@@ -89,6 +90,8 @@ class DeviceEntry(Protocol):
     def site(self) -> str | None: ...
     @property
     def status(self) -> str: ...
+    @property
+    def gateway(self) -> str | None: ...  # the gateway it publishes through; None: it publishes for itself
 
 
 @dataclass(slots=True)
@@ -164,14 +167,31 @@ class Bundle:
 Decoded = list[Point] | Document | StatusChange | Bundle
 
 
+@dataclass(frozen=True, slots=True)
+class GatewayClaim:
+    """Messages for ``device_id`` that came through ``via`` (a gateway) although the registry has the
+    device behind ``registered`` (another gateway, or None: a device publishing for itself): refused,
+    and recorded in the audit trail (one claim per device and gateway per registry batch)."""
+
+    device_id: str
+    via: str
+    registered: str | None
+    topic: str
+    first_at: float
+    count: int = 1
+
+
 @dataclass(slots=True)
 class RegistryActivity:
     """What a registry batch records besides its status changes: last seen per device, devices to
-    auto-register (id → type), and firmware versions reported (id → version)."""
+    auto-register (id → type) and the gateway each was first seen through (id → gateway), firmware
+    versions reported (id → version), and gateway claims refused (for the audit trail)."""
 
     last_seen: dict[str, float] = field(default_factory=dict)
     register: dict[str, str] = field(default_factory=dict)
     firmware: dict[str, str] = field(default_factory=dict)
+    gateways: dict[str, str] = field(default_factory=dict)
+    claims: list[GatewayClaim] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.last_seen or self.register or self.firmware)
+        return bool(self.last_seen or self.register or self.firmware or self.claims)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from core.directory import DeviceDirectory
@@ -13,7 +13,9 @@ from core.model import (
     Bundle,
     DeadLetter,
     Decoded,
+    DeviceEntry,
     Document,
+    GatewayClaim,
     Kind,
     Point,
     Reason,
@@ -35,6 +37,9 @@ UNKNOWN_TYPE = "unknown"
 """Type of an auto-registered device. Not written as a tag: a point redelivered after the device
 was registered must land in the same series as its first write (idempotent overwrite)."""
 FIRMWARE = COLLECTIONS[Kind.FIRMWARE]
+_UNSEEN = ""  # a topic whose gateway is not cached yet (no gateway is named "": names are 1-64 chars)
+MAX_CACHED_TOPICS = 65536  # topic -> gateway entries kept (then the cache starts over)
+MAX_CLAIMS = 1024  # distinct refused (device, gateway) pairs kept per registry batch (then counted only)
 
 
 class Decodes(Protocol):
@@ -102,6 +107,10 @@ class Router:
         self.last_seen: dict[str, float] = {}
         self.new_devices: dict[str, str] = {}
         self.firmware: dict[str, str] = {}
+        self.new_gateways: dict[str, str] = {}  # auto-registered device -> the gateway it came through
+        self.claims: dict[tuple[str, str], GatewayClaim] = {}  # (device, via) -> refused claim
+        self._learnt: dict[str, str] = {}  # gateways of devices this router registered (until the directory has them)
+        self._gateway_of: dict[str, str | None] = {}  # topic -> gateway (cached: topics.gateway_of per topic)
         self._activity_at = 0.0
 
     def _batch(self, dest: str, now: float) -> Batch:
@@ -113,8 +122,9 @@ class Router:
     def _take(self, dest: str) -> Batch:
         b = self.buffers.pop(dest)
         if dest == REGISTRY:
-            b.activity = RegistryActivity(self.last_seen, self.new_devices, self.firmware)
-            self.last_seen, self.new_devices, self.firmware = {}, {}, {}
+            claims = list(self.claims.values())
+            b.activity = RegistryActivity(self.last_seen, self.new_devices, self.firmware, self.new_gateways, claims)
+            self.last_seen, self.new_devices, self.firmware, self.new_gateways, self.claims = {}, {}, {}, {}, {}
         return b
 
     def dead_letter(self, letter: DeadLetter, token: Token | None, now: float) -> Batch | None:
@@ -158,11 +168,19 @@ class Router:
             points = decoded if type(decoded) is list else None
             device_id = points[0].device_id if points is not None else decoded.device_id  # type: ignore[union-attr]
             info = self.directory.current().get(device_id)
+            via = self._gateway_of.get(topic, _UNSEEN)
+            if via == _UNSEEN:
+                via = self._cache_gateway(topic)
+            if via is not None:  # a gateway publishes for it: only for its own devices
+                self._check_gateway(device_id, info, via, topic, now)
             if info is None:
                 if self.policy == "reject":
                     raise Rejected(Reason.UNKNOWN_DEVICE, f"device {device_id!r} is not registered")
                 if self.policy == "register" and device_id not in self.new_devices:
                     self.new_devices[device_id] = UNKNOWN_TYPE
+                    if via is not None:
+                        self.new_gateways[device_id] = via
+                        self._learn(device_id, via)
             else:
                 status = info.status
                 if status == "disabled":
@@ -225,9 +243,14 @@ class Router:
         devices = dict.fromkeys([*(p.device_id for p in bundle.points), *(s.device_id for s in bundle.status)])
         current = self.directory.current()
         infos = {}
+        via = self._gateway_of.get(topic, _UNSEEN)
+        if via == _UNSEEN:
+            via = self._cache_gateway(topic)
         try:
             for device_id in devices:
                 info = current.get(device_id)
+                if via is not None:  # the edge node publishes for its own devices only
+                    self._check_gateway(device_id, info, via, topic, now)
                 if info is None:
                     if self.policy == "reject":
                         raise Rejected(Reason.UNKNOWN_DEVICE, f"device {device_id!r} is not registered")
@@ -244,6 +267,9 @@ class Router:
             self.last_seen[device_id] = now
             if device_id not in infos and self.policy == "register" and device_id not in self.new_devices:
                 self.new_devices[device_id] = UNKNOWN_TYPE
+                if via is not None:
+                    self.new_gateways[device_id] = via
+                    self._learn(device_id, via)
         origin = (topic, payload, now)
         full: Batch | None = None
         parts: list[tuple[str, list[Any]]] = [(TIMESERIES, list(bundle.points)), (REGISTRY, list(bundle.status))]
@@ -271,6 +297,36 @@ class Router:
             b.tokens.append(token)
         return full
 
+    def _cache_gateway(self, topic: str) -> str | None:
+        if len(self._gateway_of) >= MAX_CACHED_TOPICS:
+            self._gateway_of.clear()
+        via = self._gateway_of[topic] = self.topics.gateway_of(topic)
+        return via
+
+    def _learn(self, device_id: str, via: str) -> None:
+        if len(self._learnt) >= MAX_CACHED_TOPICS:
+            self._learnt.clear()
+        self._learnt[device_id] = via
+
+    def _check_gateway(self, device_id: str, info: DeviceEntry | None, via: str, topic: str, now: float) -> None:
+        """Rejected(WRONG_GATEWAY), with a claim for the audit trail, unless ``device_id`` sits behind
+        ``via``: registered there, or (unknown) first seen through it by this router."""
+        if info is not None:
+            registered = info.gateway
+        elif self.policy == "register":
+            registered = self._learnt.get(device_id, via)
+        else:  # not registered: the unknown-device policy decides
+            return
+        if registered == via:
+            return
+        claim = self.claims.get((device_id, via))
+        if claim is not None:
+            self.claims[(device_id, via)] = replace(claim, count=claim.count + 1)
+        elif len(self.claims) < MAX_CLAIMS:
+            self.claims[(device_id, via)] = GatewayClaim(device_id, via, registered, topic[:256], now)
+        where = f"behind gateway {registered!r}" if registered is not None else "publishing for itself"
+        raise Rejected(Reason.WRONG_GATEWAY, f"device {device_id!r} is {where}, not behind gateway {via!r}")
+
     def _check_tags(self, site: str | None, dtype: str) -> None:
         """The device's site and type may be written as tags (checked once per value)."""
         if (site or "", dtype) in self._good_tags:
@@ -285,7 +341,8 @@ class Router:
 
     def due(self, now: float) -> list[Batch]:
         """Batches older than the flush interval; last-seen goes out once per interval."""
-        if (self.last_seen or self.new_devices or self.firmware) and now - self._activity_at >= self.flush_interval:
+        pending = self.last_seen or self.new_devices or self.firmware or self.claims
+        if pending and now - self._activity_at >= self.flush_interval:
             b = self._batch(REGISTRY, now)
             b.created = min(b.created, now - self.flush_interval)
             self._activity_at = now
@@ -293,7 +350,7 @@ class Router:
 
     def drain(self) -> list[Batch]:
         """Everything buffered, for shutdown."""
-        if self.last_seen or self.new_devices or self.firmware:
+        if self.last_seen or self.new_devices or self.firmware or self.claims:
             self._batch(REGISTRY, 0.0)
         return [self._take(d) for d in list(self.buffers)]
 

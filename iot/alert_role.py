@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from core.config import Settings
-from core.model import Kind, StatusChange
+from core.model import GatewayClaim, Kind, StatusChange
 from ingest.decoding.mappings import load_mappings
 from ingest.decoding.sparkplug.rule import SUBSCRIPTIONS, SparkplugRule
 from ingest.mqtt.broker import BrokerAddress, parse_broker_url
@@ -82,7 +82,10 @@ class DirectoryOnly(RegistryStore):
     """The registry as the evaluator uses it: the device directory is read; activity, firmware
     and auto-registration are the workers' to write, so they are dropped here."""
 
-    def register(self, devices: Iterable[tuple[str, str]]) -> None:
+    def register(self, devices: Iterable[tuple[str, str]], gateways: Mapping[str, str] | None = None) -> None:
+        pass
+
+    def record_claims(self, claims: Sequence[GatewayClaim]) -> None:
         pass
 
     def record_activity(self, last_seen: Mapping[str, float], status: Sequence[StatusChange]) -> None:

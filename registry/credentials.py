@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 
 ITERATIONS = 1000
 SALT_BYTES = 12
@@ -50,17 +51,32 @@ def password_file(entries: dict[str, str]) -> str:
     return "".join(f"{user}:{hashed}\n" for user, hashed in entries.items())
 
 
-def acl_file(devices: list[str], ingest_user: str, topic_root: str = "devices", replay_user: str | None = None) -> str:
-    """A mosquitto ACL file: each device writes only under its own id, ingest reads everything,
-    the optional replay account (``iot deadletters replay``) writes everything and reads nothing.
+def acl_file(
+    devices: list[str],
+    ingest_user: str,
+    topic_root: str = "devices",
+    replay_user: str | None = None,
+    gateways: Sequence[tuple[str, str]] = (),
+    device_topics: Sequence[str] = (),
+) -> str:
+    """A mosquitto ACL file: each (direct) device writes only its own topics, each gateway only
+    under its prefix, ingest reads all of them, the optional replay account (``iot deadletters
+    replay``) writes the built-in contract's topics and reads nothing.
 
+    ``device_topics`` are filters in which ``{device}`` stands for a device's id (default: the
+    built-in contract's ``{topic_root}/{device}/#``); ``gateways`` are (account, prefix) pairs.
     Meant for a listener with ``use_username_as_clientid true`` (see :func:`listener_conf`), so a
     client id always names the account that authenticated."""
-    lines = [f"user {ingest_user}", f"topic read {topic_root}/#", ""]
+    templates = list(dict.fromkeys(device_topics or [f"{topic_root}/{{device}}/#"]))
+    reads = dict.fromkeys([f"{topic_root}/#", *(t.replace("{device}", "+") for t in templates)])
+    reads.update(dict.fromkeys(prefix for _, prefix in gateways))
+    lines = [f"user {ingest_user}", *(f"topic read {r}" for r in reads), ""]
     if replay_user is not None:
         lines += [f"user {replay_user}", f"topic write {topic_root}/#", ""]
     for device_id in devices:
-        lines += [f"user {device_id}", f"topic write {topic_root}/{device_id}/#", ""]
+        lines += [f"user {device_id}", *(f"topic write {t.replace('{device}', device_id)}" for t in templates), ""]
+    for name, prefix in gateways:
+        lines += [f"user {name}", f"topic write {prefix}", ""]
     return "\n".join(lines)
 
 

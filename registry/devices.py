@@ -16,8 +16,9 @@ from core.config import DEFAULT_MAX_PACKET_BYTES
 from core.timefmt import utc as _utc
 from registry import credentials
 from registry.auth import Actor, PermissionDenied, record_audit, require, require_site, require_unrestricted
+from registry.gateways import check_device_gateway, check_prefix, check_prefix_free
 from registry.identifiers import check_labels, check_name
-from registry.models import Device
+from registry.models import Device, Gateway
 
 ACTIONS = {"disable": "disabled", "enable": None, "retire": "retired"}
 
@@ -43,6 +44,7 @@ def as_dict(d: Device) -> dict[str, Any]:
         "last_seen_at": _utc(d.last_seen_at),
         "firmware_version": d.firmware_version,
         "has_secret": d.secret_hash is not None,
+        "gateway": d.gateway,
     }
 
 
@@ -54,10 +56,16 @@ def add_device(
     site: str | None = None,
     labels: Mapping[str, Any] | None = None,
     with_secret: bool = False,
+    gateway: str | None = None,
 ) -> str | None:
-    """Register a device (status provisioned); returns its fresh secret when ``with_secret``."""
+    """Register a device (status provisioned), behind ``gateway`` if given (its messages are then
+    accepted only through that gateway); returns its fresh secret when ``with_secret``."""
     require_site(actor, "admin", "add devices", site)
     _check_id(device_id)
+    if gateway is not None:
+        check_device_gateway(session, actor, gateway)
+    if session.get(Gateway, device_id) is not None:
+        raise ValueError(f"a gateway is named {device_id}: a device's broker account must have a name of its own")
     check_name("device type", type)
     if site is not None:
         check_name("site", site)
@@ -75,6 +83,7 @@ def add_device(
             online=False,
             created_at=datetime.now(UTC),
             secret_hash=credentials.hash_mosquitto(secret) if secret else None,
+            gateway=gateway,
         )
     )
     record_audit(
@@ -86,6 +95,7 @@ def add_device(
         site=site,
         labels=dict(labels or {}),
         secret=bool(secret),
+        gateway=gateway,
     )
     return secret
 
@@ -211,6 +221,15 @@ def provision_fleet(
     return secrets
 
 
+def check_device_topic(template: str) -> str:
+    """A direct device's topic filter with ``{device}`` standing for its id as one whole level."""
+    levels = template.split("/")
+    if levels.count("{device}") != 1:
+        raise ValueError(f"invalid device topic {template!r}: exactly one level must be {{device}}")
+    check_prefix("/".join("x" if level == "{device}" else level for level in levels))
+    return template
+
+
 def write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` readable by the owner only (0600 from the first byte)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -230,13 +249,18 @@ def export_mosquitto(
     replay_user: str | None = None,
     replay_password: str = "",
     max_packet_size: int = DEFAULT_MAX_PACKET_BYTES,
+    device_topics: Sequence[str] = (),
 ) -> tuple[Path, Path, int]:
     """Write ``passwd``, ``acl`` and ``listener.conf`` (the listener options that bind client ids to
     usernames and cap the packet size at ``max_packet_size``, see
     :func:`registry.credentials.listener_conf`) for mosquitto; only provisioned/active
     devices with a secret get a password line (disabled and retired ones are refused by the broker).
     ``replay_user`` adds the account `iot deadletters replay` publishes with (it must not be the
-    ingest account: with client ids bound to usernames it would take over the daemon's session)."""
+    ingest account: with client ids bound to usernames it would take over the daemon's session).
+
+    A direct device (no gateway) may write ``{topic_root}/{id}/#`` and the topics of
+    ``device_topics``: filters in which ``{device}`` stands for its id (from the topic mappings).
+    Each active gateway credential may write under its prefix and nowhere else."""
     require_unrestricted(actor, "admin", "export broker credentials")
     check_name("ingest user", ingest_user)
     check_name("topic root", topic_root)
@@ -260,16 +284,34 @@ def export_mosquitto(
             check_name("device id", d.id)
         except ValueError as e:
             raise ValueError(f"{e} (registered earlier): retire it, then export again") from None
+    templates = [f"{topic_root}/{{device}}/#", *(check_device_topic(t) for t in device_topics)]
+    gateways = list(
+        session.scalars(
+            select(Gateway).where(Gateway.status == "active", Gateway.secret_hash.is_not(None)).order_by(Gateway.name)
+        )
+    )
+    for g in gateways:  # checked when added; again here, against this export's topic root and each other
+        check_name("gateway name", g.name)
+        check_prefix(g.prefix)
+        check_prefix_free(session, g.prefix, topic_root, exclude=g.name)
     for account in (ingest_user, replay_user):
-        if any(d.id == account for d in allowed):
-            raise ValueError(f"a device is named like the service account {account!r}")
+        if any(d.id == account for d in allowed) or any(g.name == account for g in gateways):
+            raise ValueError(f"a device or gateway is named like the service account {account!r}")
+    clash = {d.id for d in allowed} & {g.name for g in gateways}
+    if clash:
+        raise ValueError(f"a device and a gateway are both named {sorted(clash)[0]!r}: retire one, then export again")
     entries = {ingest_user: credentials.hash_mosquitto(ingest_password)}
     if replay_user is not None:
         entries[replay_user] = credentials.hash_mosquitto(replay_password)
     entries.update({d.id: d.secret_hash for d in allowed if d.secret_hash})
+    entries.update({g.name: g.secret_hash for g in gateways if g.secret_hash})
     passwd, acl = directory / "passwd", directory / "acl"
     write_private(passwd, credentials.password_file(entries))
-    write_private(acl, credentials.acl_file([d.id for d in allowed], ingest_user, topic_root, replay_user))
+    direct = [d.id for d in allowed if d.gateway is None]
+    acl_text = credentials.acl_file(
+        direct, ingest_user, topic_root, replay_user, [(g.name, g.prefix) for g in gateways], templates
+    )
+    write_private(acl, acl_text)
     conf = credentials.listener_conf(str(passwd.resolve()), str(acl.resolve()), max_packet_size)
     write_private(directory / "listener.conf", conf)
     record_audit(
@@ -278,6 +320,7 @@ def export_mosquitto(
         "broker.export",
         f"dir:{directory}",
         devices=len(allowed),
+        gateways=[g.name for g in gateways],
         ingest_user=ingest_user,
         replay_user=replay_user,
     )

@@ -14,10 +14,10 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, or_, select, update
 
-from core.model import StatusChange
+from core.model import GatewayClaim, StatusChange
 from core.timefmt import from_epoch as _dt
 from registry.db import EngineStore
-from registry.models import Device
+from registry.models import AuditEntry, Device
 
 T = TypeVar("T")
 
@@ -28,9 +28,12 @@ class DeviceInfo:
     type: str
     site: str | None
     status: str
+    gateway: str | None = None  # the gateway it publishes through (None: it publishes for itself)
 
 
 DEVICES = cast(Table, Device.__table__)
+AUDIT = cast(Table, AuditEntry.__table__)
+INGEST_ACTOR = "iot-ingest"  # who the audit trail names for what the daemon refused
 _SEEN = bindparam("b_seen", type_=DEVICES.c.last_seen_at.type)
 _BUMP_SEEN = (
     update(DEVICES)
@@ -61,8 +64,8 @@ class RegistryStore(EngineStore):
         def run() -> dict[str, DeviceInfo]:
             cols = DEVICES.c
             with self.engine.connect() as conn:
-                rows = conn.execute(select(cols.id, cols.type, cols.site, cols.status))
-                return {r.id: DeviceInfo(r.id, r.type, r.site, r.status) for r in rows}
+                rows = conn.execute(select(cols.id, cols.type, cols.site, cols.status, cols.gateway))
+                return {r.id: DeviceInfo(r.id, r.type, r.site, r.status, r.gateway) for r in rows}
 
         return self._guard(run)
 
@@ -89,6 +92,34 @@ class RegistryStore(EngineStore):
 
         self._guard(run)
 
+    def record_claims(self, claims: Sequence[GatewayClaim]) -> None:
+        """Audit entries for refused gateway claims (``gateway.refused``, by the ingest daemon)."""
+        if not claims:
+            return
+
+        def run() -> None:
+            now = datetime.now(UTC)
+            rows = [
+                {
+                    "at": now,
+                    "actor": INGEST_ACTOR,
+                    "action": "gateway.refused",
+                    "target": f"device:{c.device_id}",
+                    "detail": {
+                        "via": c.via,
+                        "registered": c.registered,
+                        "topic": c.topic,
+                        "first_at": _dt(c.first_at).isoformat(),
+                        "messages": c.count,
+                    },
+                }
+                for c in claims
+            ]
+            with self.engine.begin() as conn:
+                conn.execute(AUDIT.insert(), rows)
+
+        self._guard(run)
+
     def record_firmware(self, versions: Mapping[str, str]) -> None:
         """Set the current firmware version of devices (from firmware reports); one transaction."""
         if not versions:
@@ -100,9 +131,11 @@ class RegistryStore(EngineStore):
 
         self._guard(run)
 
-    def register(self, devices: Iterable[tuple[str, str]]) -> None:
-        """Auto-register (id, type) pairs as active devices (dev setups); existing ids untouched."""
+    def register(self, devices: Iterable[tuple[str, str]], gateways: Mapping[str, str] | None = None) -> None:
+        """Auto-register (id, type) pairs as active devices (dev setups), each behind the gateway
+        ``gateways`` names for it (first seen through), if any; existing ids untouched."""
         wanted = dict(devices)
+        behind = dict(gateways or {})
         if not wanted:
             return
 
@@ -120,6 +153,7 @@ class RegistryStore(EngineStore):
                         "status": "active",
                         "online": False,
                         "created_at": now,
+                        "gateway": behind.get(d),
                     }
                     for d, t in wanted.items()
                     if d not in known

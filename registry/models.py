@@ -51,6 +51,21 @@ class Device(Base):
     last_seen_at: Mapped[datetime | None]
     firmware_version: Mapped[str | None] = mapped_column(String(64))
     secret_hash: Mapped[str | None] = mapped_column(Text)
+    gateway: Mapped[str | None] = mapped_column(String(64), index=True)  # None: publishes for itself
+
+
+class Gateway(Base):
+    """A broker credential that publishes for many devices (a Zigbee2MQTT bridge, a LoRaWAN network
+    server) under one topic prefix; the exported ACL lets it write there and nowhere else."""
+
+    __tablename__ = "gateways"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(256))  # active prefixes never overlap (checked on add)
+    site: Mapped[str | None] = mapped_column(String(128), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime]
+    secret_hash: Mapped[str | None] = mapped_column(Text)
 
 
 class ApiKey(Base):

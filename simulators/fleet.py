@@ -27,6 +27,7 @@ from fractions import Fraction
 from typing import Any, Literal
 
 from simulators.faults import ID_FREE, MALFORMATIONS, malformed
+from simulators.firmware import FIRMWARES, METRIC_READINGS, announce, numbers, readings
 from simulators.profiles import PROFILES, Fields
 from simulators.senml import pack
 
@@ -43,7 +44,10 @@ MIX = (
     ("firmware", 0.006),
     ("maintenance", 0.006),
 )
-Format = Literal["json", "senml"]  # the payload formats a fleet can send
+Format = Literal["json", "senml", "contract", "tasmota", "zigbee2mqtt", "shelly_gen2", "esphome", "ttn_v3"]
+"""The payload formats a fleet can send: the built-in contract (``json``, alias ``contract``, or
+``senml``) or an existing firmware's topics and payloads (:mod:`simulators.firmware`)."""
+FORMATS: tuple[str, ...] = ("json", "senml", "contract", "tasmota", "zigbee2mqtt", "shelly_gen2", "esphome", "ttn_v3")
 DEVICE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
 
 
@@ -79,8 +83,10 @@ class FleetConfig:
         for p in self.profiles:
             if p not in PROFILES:
                 raise ValueError(f"unknown profile {p!r}: choose from {', '.join(PROFILES)}")
-        if self.format not in ("json", "senml"):
-            raise ValueError(f"unknown format {self.format!r}: use json or senml")
+        if self.format not in FORMATS:
+            raise ValueError(f"unknown format {self.format!r}: use one of {', '.join(FORMATS)}")
+        if self.format in FIRMWARES and (self.malformed or self.duplicates):
+            raise ValueError(f"--malformed and --duplicates apply to the built-in contract, not {self.format}")
         if self.pack < 1:
             raise ValueError(f"--pack must be at least 1, got {self.pack}")
         for name in ("malformed", "duplicates", "offline"):
@@ -148,6 +154,7 @@ class Message:
     duplicate: bool = False
     points: tuple[tuple[int, Fields], ...] = ()
     readings: int = 0
+    metric_readings: int = 0  # metrics readings a telemetry message carries too (TTN's RSSI/SNR)
 
     @property
     def counted(self) -> bool:
@@ -210,6 +217,9 @@ def device_stream(config: FleetConfig, spec: DeviceSpec, count: int | None = Non
     """The messages of one device: ``count`` slots (default ``config.slots``; None = endless),
     plus the duplicate copies that follow their originals."""
     count = config.slots if count is None else count
+    if config.format in FIRMWARES:
+        yield from firmware_stream(config, spec, count)
+        return
     profile = PROFILES[spec.profile]
     seed = f"{config.seed}:{spec.index}"
     rng, frng, mrng = (random.Random(f"{seed}:{s}") for s in ("signal", "faults", "malformed"))
@@ -279,6 +289,33 @@ def device_stream(config: FleetConfig, spec: DeviceSpec, count: int | None = Non
         slot += 1
 
 
+def firmware_stream(config: FleetConfig, spec: DeviceSpec, count: int | None) -> Iterator[Message]:
+    """A device speaking ``config.format`` (one of :data:`simulators.firmware.FIRMWARES`): ``count``
+    slots (None: endless); slot 0 announces the device where the format can, every other slot is
+    one sample (ESPHome: one message per reading, sharing the slot's time)."""
+    profile = PROFILES[spec.profile]
+    rng = random.Random(f"{config.seed}:{spec.index}:signal")
+    state = profile.new_state(spec.device_id, config.start_ms / 1000, rng)
+    clock = _clock(config)
+    hello = announce(config.format, spec.device_id)
+    extra = METRIC_READINGS.get(config.format, 0)
+    slot = 0
+    while count is None or slot < count:
+        ts_ns = clock.to_ns(clock.at(slot))
+        if slot == 0 and hello is not None:
+            yield Message(spec.device_id, "status", hello[0], hello[1], slot)
+        else:
+            fields = numbers(profile.telemetry(state, ts_ns / 1e9, rng))
+            for topic, payload, n in readings(config.format, spec.device_id, spec.profile, ts_ns, fields, rng):
+                shown: Fields = dict(fields)
+                if config.format == "esphome":  # one reading per message: .../sensor/<name>/state
+                    name = topic.split("/")[-2]
+                    shown = {name: fields[name]}
+                points = ((ts_ns, shown),)
+                yield Message(spec.device_id, "telemetry", topic, payload, slot, None, False, points, n, extra)
+        slot += 1
+
+
 def generate(config: FleetConfig) -> Iterator[Message]:
     """Every device's stream, interleaved slot by slot (device 0, 1, … for each slot)."""
     streams = [device_stream(config, spec) for spec in plan(config)]
@@ -304,6 +341,7 @@ class Tally:
         self.messages[msg.kind] += 1
         if msg.kind in self.readings:
             self.readings[msg.kind] += msg.readings
+            self.readings["metrics"] += msg.metric_readings
         elif msg.kind in self.documents:
             self.documents[msg.kind] += 1
 

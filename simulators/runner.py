@@ -33,6 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from core.redact import redact_url
 from ingest.mqtt import broker as ingest_broker
 from ingest.mqtt.broker import BrokerAddress
+from simulators.firmware import goodbye
 from simulators.fleet import DeviceSpec, FleetConfig, Message, device_stream, plan
 from simulators.manifest import Manifest
 
@@ -153,7 +154,11 @@ class _Run:
         )
         dev = _Device(spec, client, device_stream(self.config, spec))
         client.user_data_set(dev)
-        client.will_set(f"{self.config.topic_root}/{spec.device_id}/status", b"offline", qos=1, retain=False)
+        will = goodbye(self.config.format, spec.device_id) or (
+            f"{self.config.topic_root}/{spec.device_id}/status",
+            b"offline",
+        )
+        client.will_set(will[0], will[1], qos=1, retain=False)
         client.max_inflight_messages_set(self.window)
         client.max_queued_messages_set(0)
         if passwords is not None:

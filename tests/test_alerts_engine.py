@@ -18,6 +18,7 @@ class Info:
     type: str
     site: str | None
     status: str = "active"
+    gateway: str | None = None
 
 
 DEVICES = {

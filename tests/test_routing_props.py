@@ -29,6 +29,7 @@ class Info:
     type: str
     site: str | None
     status: str
+    gateway: str | None = None
 
 
 DIRECTORY = {

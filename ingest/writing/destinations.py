@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from core.model import DeadLetter, DeviceEntry, StatusChange
+from core.model import DeadLetter, DeviceEntry, GatewayClaim, StatusChange
 from core.stores import DocumentStore, StoreUnavailable, TimeSeriesStore
 from ingest.routing import DEADLETTERS, DOCUMENTS, REGISTRY, TIMESERIES, Batch
 
@@ -39,7 +39,8 @@ class DirectoryStore(Protocol):
 
     def connect(self) -> None: ...
     def devices(self) -> Mapping[str, DeviceEntry]: ...
-    def register(self, devices: Iterable[tuple[str, str]]) -> None: ...
+    def register(self, devices: Iterable[tuple[str, str]], gateways: Mapping[str, str] | None = None) -> None: ...
+    def record_claims(self, claims: Sequence[GatewayClaim]) -> None: ...
     def record_activity(self, last_seen: Mapping[str, float], status: Sequence[StatusChange]) -> None: ...
     def record_firmware(self, versions: Mapping[str, str]) -> None: ...
     def close(self) -> None: ...
@@ -123,10 +124,12 @@ class RegistryDestination(Connected[DirectoryStore]):
     def write(self, batch: Batch) -> Refused:
         store, activity = self(), batch.activity
         if activity is not None and activity.register:
-            store.register(list(activity.register.items()))
+            store.register(list(activity.register.items()), activity.gateways)
         store.record_activity(activity.last_seen if activity is not None else {}, batch.items)
         if activity is not None and activity.firmware:
             store.record_firmware(activity.firmware)
+        if activity is not None and activity.claims:
+            store.record_claims(activity.claims)
         return []
 
     def devices(self) -> Mapping[str, DeviceEntry]:

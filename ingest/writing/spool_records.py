@@ -4,7 +4,10 @@ Version 2 (``0x02``)::
 
     {"items":    [{"type": "point" | "document" | "status" | "dead_letter", <the item's fields>}, ...],
      "origins":  [[topic, payload (base64), received_at], ...],
-     "activity": null | {"last_seen": {id: epoch s}, "register": {id: type}, "firmware": {id: version}}}
+     "activity": null | {"last_seen": {id: epoch s}, "register": {id: type}, "firmware": {id: version},
+                         "gateways": {id: gateway}, "claims": [{<GatewayClaim's fields>}, ...]}}
+
+(``gateways`` and ``claims`` were added later within version 2: a record without them has none.)
 
 Bytes (message payloads) are base64 strings; everything else is plain JSON. Older records are
 still read, so an upgrade never strands spooled data: version 1 (``0x01``) carried the registry
@@ -23,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from core.model import DeadLetter, Document, Kind, Point, Reason, RegistryActivity, StatusChange
+from core.model import DeadLetter, Document, GatewayClaim, Kind, Point, Reason, RegistryActivity, StatusChange
 from ingest.routing import DEADLETTERS, DOCUMENTS, REGISTRY, TIMESERIES
 
 VERSION = 2
@@ -109,6 +112,24 @@ def _activity(obj: Mapping[str, Any] | None) -> RegistryActivity | None:
         {str(d): float(t) for d, t in dict(obj.get("last_seen") or {}).items()},
         {str(d): str(t) for d, t in dict(obj.get("register") or {}).items()},
         {str(d): str(v) for d, v in dict(obj.get("firmware") or {}).items()},
+        {str(d): str(g) for d, g in dict(obj.get("gateways") or {}).items()},
+        [_claim(c) for c in obj.get("claims") or ()],
+    )
+
+
+_CLAIM_FIELDS = tuple(f.name for f in fields(GatewayClaim))
+
+
+def _claim(obj: Mapping[str, Any]) -> GatewayClaim:
+    c = dict(obj)
+    registered = c.get("registered")
+    return GatewayClaim(
+        str(c["device_id"]),
+        str(c["via"]),
+        None if registered is None else str(registered),
+        str(c["topic"]),
+        float(c["first_at"]),
+        int(c.get("count", 1)),
     )
 
 
@@ -119,7 +140,13 @@ def encode(items: Sequence[Item], origins: Sequence[Origin], activity: RegistryA
         "origins": [[topic, _b64(payload), at] for topic, payload, at in origins],
         "activity": None
         if activity is None
-        else {"last_seen": activity.last_seen, "register": activity.register, "firmware": activity.firmware},
+        else {
+            "last_seen": activity.last_seen,
+            "register": activity.register,
+            "firmware": activity.firmware,
+            "gateways": activity.gateways,
+            "claims": [{f: getattr(c, f) for f in _CLAIM_FIELDS} for c in activity.claims],
+        },
     }
     return bytes([VERSION]) + json.dumps(doc, separators=(",", ":")).encode()
 

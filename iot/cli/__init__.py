@@ -12,6 +12,7 @@ from core.redact import redact_url
 from ingest.decoding.mappings import MappingError, load_mappings
 from iot.cli import alerts as alerts_cli
 from iot.cli import deadletters as cli_deadletters
+from iot.cli import gateways as gateways_cli
 from iot.cli import mappings as mappings_cli
 from iot.cli import notify as notify_cli
 from iot.cli import plot as cli_plot
@@ -53,6 +54,7 @@ cli_telemetry.app.command("plot")(cli_plot.plot)
 app.add_typer(cli_telemetry.app, name="telemetry", help="Query and plot time-series data.")
 app.add_typer(registry_cli.devices_app, name="devices", help="The device registry.")
 app.add_typer(registry_cli.registry_app, name="registry", help="Registry schema and broker access.")
+app.add_typer(gateways_cli.app, name="gateways", help="Gateway credentials (one broker account, many devices).")
 alerts_cli.app.add_typer(notify_cli.app, name="channels")
 alerts_cli.app.add_typer(notify_cli.notifier_app, name="notifier")
 app.add_typer(alerts_cli.app, name="alerts", help="Alerts and alert rules.")

@@ -54,12 +54,15 @@ def add(
     site: Annotated[str | None, typer.Option("--site")] = None,
     label: Annotated[list[str] | None, typer.Option("--label", help="k=v, repeatable")] = None,
     with_secret: Annotated[bool, typer.Option("--with-secret", help="Issue a broker secret (printed once).")] = False,
+    gateway: Annotated[
+        str | None, typer.Option("--gateway", help="The gateway it publishes through (accepted only from there).")
+    ] = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Register a device (admins)."""
     labels = _labels(label or [])
     with acting(settings(registry_url=registry)) as (session, actor):
-        secret = dev.add_device(session, actor, device_id, type, site, labels, with_secret)
+        secret = dev.add_device(session, actor, device_id, type, site, labels, with_secret, gateway)
     typer.echo(f"added device {device_id} (provisioned)")
     if secret:
         typer.echo(f"secret (shown once, store it now): {secret}")
@@ -81,7 +84,7 @@ def list_(
         rows = [dev.as_dict(d) for d in dev.list_devices(session, actor, status, type, site)]
     if output.machine(fmt, as_json, rows):
         return
-    cols = ("id", "type", "site", "status", "online", "last_seen_at", "firmware_version")
+    cols = ("id", "type", "site", "gateway", "status", "online", "last_seen_at", "firmware_version")
     print_table(cols, ([r[c] for c in cols] for r in rows), title=f"{len(rows)} devices")
 
 
@@ -257,6 +260,10 @@ def export_mosquitto(
         str | None, typer.Option("--replay-user", help="Add the account `iot deadletters replay` publishes with.")
     ] = None,
     replay_password_file: Annotated[Path | None, typer.Option("--replay-password-file")] = None,
+    device_topic: Annotated[
+        list[str] | None,
+        typer.Option("--device-topic", help="A topic filter direct devices write, {device} for the id (repeatable)."),
+    ] = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Write a mosquitto password file, ACL and listener options from the registry (unrestricted admins)."""
@@ -268,7 +275,16 @@ def export_mosquitto(
     replay_password = _read_secret(replay_password_file, "--replay-password-file") if replay_password_file else ""
     with acting(s) as (session, actor):
         passwd, acl, n = dev.export_mosquitto(
-            session, actor, dir, ingest_user, password, s.topic_root, replay_user, replay_password, s.max_packet_bytes
+            session,
+            actor,
+            dir,
+            ingest_user,
+            password,
+            s.topic_root,
+            replay_user,
+            replay_password,
+            s.max_packet_bytes,
+            device_topic or (),
         )
     accounts = ingest_user + (f" + {replay_user}" if replay_user else "")
     typer.echo(f"wrote {passwd}, {acl} and {passwd.parent / 'listener.conf'}: {n} devices + {accounts}")

@@ -68,7 +68,9 @@ def run(
     profile: list[str] = typer.Option(
         None, "--profile", help="thermostat, vibration, energy, air_quality; repeat to mix (default: all)"
     ),
-    fmt: str = typer.Option("json", "--format", help="json or senml"),
+    fmt: str = typer.Option(
+        "json", "--format", help="json (= contract), senml, tasmota, zigbee2mqtt, shelly_gen2, esphome or ttn_v3"
+    ),
     pack: int = typer.Option(1, "--pack", help="SenML: up to N records per pack (whole samples)"),
     malformed: float = typer.Option(0.0, "--malformed", help="fraction of malformed messages"),
     duplicates: float = typer.Option(0.0, "--duplicates", help="fraction re-sent identically"),
