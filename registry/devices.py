@@ -119,6 +119,47 @@ def get_device(session: Session, actor: Actor, device_id: str) -> Device:
     return device
 
 
+def update_device(
+    session: Session,
+    actor: Actor,
+    device_id: str,
+    type: str | None = None,
+    site: str | None = None,
+    labels: Mapping[str, Any] | None = None,
+    remove_labels: Sequence[str] = (),
+) -> Device:
+    """Change a device's type, site and labels (``labels`` set or replace keys, ``remove_labels``
+    drop them), with the identifier rules of :func:`add_device`. Admins; a site-limited key may
+    neither move a device out of its sites nor into another one. Audited with before and after."""
+    device = get_device(session, actor, device_id)
+    require_site(actor, "admin", "update devices", device.site)
+    if type is None and site is None and not labels and not remove_labels:
+        raise ValueError("nothing to update: give --type, --site, --label or --remove-label")
+    if type is not None:
+        check_name("device type", type)
+    if site is not None:
+        check_name("site", site)
+        require_site(actor, "admin", "move devices", site)
+    new_labels = check_labels(labels or {})
+    current = dict(device.labels or {})
+    for key in remove_labels:
+        check_name("label key", key)
+        if key in new_labels:
+            raise ValueError(f"label {key!r} is both set and removed")
+        if key not in current:
+            raise ValueError(f"device {device_id} has no label {key!r}")
+    before: dict[str, Any] = {"type": device.type, "site": device.site, "labels": current}
+    if type is not None:
+        device.type = type
+    if site is not None:
+        device.site = site
+    device.labels = {k: v for k, v in current.items() if k not in remove_labels} | new_labels
+    after: dict[str, Any] = {"type": device.type, "site": device.site, "labels": device.labels}
+    changed = {k: {"before": before[k], "after": after[k]} for k in before if before[k] != after[k]}
+    record_audit(session, actor, "device.update", f"device:{device_id}", **changed)
+    return device
+
+
 def set_status(session: Session, actor: Actor, device_id: str, action: str) -> Device:
     """``disable``, ``enable`` or ``retire`` a device; retirement is final (secret dropped)."""
     if action not in ACTIONS:
