@@ -4,7 +4,9 @@ changes rows and records the audit trail. The caller commits."""
 from __future__ import annotations
 
 import os
+import pwd
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -252,11 +254,37 @@ def provision_fleet(
     return secrets
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by the owner only (0600 from the first byte)."""
+@dataclass(frozen=True)
+class FileOwner:
+    """The account broker files are handed to (the user Mosquitto drops to when started as root)."""
+
+    name: str
+    uid: int
+    gid: int
+
+
+def file_owner(name: str) -> FileOwner:
+    """The local account ``name`` as a :class:`FileOwner`; one-line ValueError when there is none or
+    when this process could not give files to it (only root can, or the account itself)."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise ValueError(f"--owner {name}: no such user on this machine") from None
+    if os.geteuid() not in (0, entry.pw_uid):
+        raise ValueError(
+            f"--owner {name}: only root can hand files to another user; run the broker as yourself and leave it out"
+        )
+    return FileOwner(name, entry.pw_uid, entry.pw_gid)
+
+
+def write_private(path: Path, text: str, owner: FileOwner | None = None) -> None:
+    """Write ``text`` to ``path`` readable by the owner only (0600 from the first byte), owned by
+    ``owner`` when given (else by this process's user)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
+        if owner is not None:
+            os.fchown(f.fileno(), owner.uid, owner.gid)
         f.write(text)
     os.chmod(path, 0o600)
 
@@ -271,13 +299,16 @@ def export_mosquitto(
     replay_user: str | None = None,
     replay_password: str = "",
     max_packet_size: int = DEFAULT_MAX_PACKET_BYTES,
+    owner: FileOwner | None = None,
 ) -> tuple[Path, Path, int]:
     """Write ``passwd``, ``acl`` and ``listener.conf`` (the listener options that bind client ids to
     usernames and cap the packet size at ``max_packet_size``, see
     :func:`registry.credentials.listener_conf`) for mosquitto; only provisioned/active
     devices with a secret get a password line (disabled and retired ones are refused by the broker).
     ``replay_user`` adds the account `iot deadletters replay` publishes with (it must not be the
-    ingest account: with client ids bound to usernames it would take over the daemon's session)."""
+    ingest account: with client ids bound to usernames it would take over the daemon's session).
+    ``owner``: the files belong to that account (still 0600), e.g. the ``mosquitto`` user a broker
+    started as root drops to before it reads them."""
     require_unrestricted(actor, "admin", "export broker credentials")
     check_name("ingest user", ingest_user)
     check_name("topic root", topic_root)
@@ -309,10 +340,10 @@ def export_mosquitto(
         entries[replay_user] = credentials.hash_mosquitto(replay_password)
     entries.update({d.id: d.secret_hash for d in allowed if d.secret_hash})
     passwd, acl = directory / "passwd", directory / "acl"
-    write_private(passwd, credentials.password_file(entries))
-    write_private(acl, credentials.acl_file([d.id for d in allowed], ingest_user, topic_root, replay_user))
+    write_private(passwd, credentials.password_file(entries), owner)
+    write_private(acl, credentials.acl_file([d.id for d in allowed], ingest_user, topic_root, replay_user), owner)
     conf = credentials.listener_conf(str(passwd.resolve()), str(acl.resolve()), max_packet_size)
-    write_private(directory / "listener.conf", conf)
+    write_private(directory / "listener.conf", conf, owner)
     record_audit(
         session,
         actor,
@@ -321,5 +352,6 @@ def export_mosquitto(
         devices=len(allowed),
         ingest_user=ingest_user,
         replay_user=replay_user,
+        owner=owner.name if owner else None,
     )
     return passwd, acl, len(allowed)

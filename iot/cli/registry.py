@@ -298,10 +298,20 @@ def export_mosquitto(
         str | None, typer.Option("--replay-user", help="Add the account `iot deadletters replay` publishes with.")
     ] = None,
     replay_password_file: Annotated[Path | None, typer.Option("--replay-password-file")] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            "--owner", help="Give the files (0600) to this user, e.g. mosquitto when the broker starts as root."
+        ),
+    ] = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Write a mosquitto password file, ACL and listener options from the registry (unrestricted admins)."""
     s = settings(registry_url=registry)
+    try:
+        file_owner = dev.file_owner(owner) if owner is not None else None
+    except ValueError as e:
+        fail(str(e))
     if ingest_password_file is not None:
         password = _read_secret(ingest_password_file, "--ingest-password-file")
     else:
@@ -309,10 +319,22 @@ def export_mosquitto(
     replay_password = _read_secret(replay_password_file, "--replay-password-file") if replay_password_file else ""
     with acting(s) as (session, actor):
         passwd, acl, n = dev.export_mosquitto(
-            session, actor, dir, ingest_user, password, s.topic_root, replay_user, replay_password, s.max_packet_bytes
+            session,
+            actor,
+            dir,
+            ingest_user,
+            password,
+            s.topic_root,
+            replay_user,
+            replay_password,
+            s.max_packet_bytes,
+            file_owner,
         )
     accounts = ingest_user + (f" + {replay_user}" if replay_user else "")
-    typer.echo(f"wrote {passwd}, {acl} and {passwd.parent / 'listener.conf'}: {n} devices + {accounts}")
+    typer.echo(
+        f"wrote {passwd}, {acl} and {passwd.parent / 'listener.conf'}: {n} devices + {accounts}"
+        + (f" (owner {owner})" if owner else "")
+    )
 
 
 def _read_secret(path: Path, option: str) -> str:
