@@ -41,14 +41,21 @@ class StoreConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class SeriesQuery:
+    """One range of a measurement: of one device, or of several devices merged into one series
+    (``device_id`` a tuple: rows and aggregate windows over all of them together)."""
+
     measurement: str
-    device_id: str
+    device_id: str | tuple[str, ...]
     since_ns: int
     until_ns: int | None = None
     field: str | None = None
     every_s: int | None = None
     agg: str | None = None  # mean|min|max|last|count, with every_s
     limit: int = 1000
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        return (self.device_id,) if isinstance(self.device_id, str) else self.device_id
 
 
 AGGREGATES = ("mean", "min", "max", "last", "count")

@@ -4,7 +4,9 @@ changes rows and records the audit trail. The caller commits."""
 from __future__ import annotations
 
 import os
+import pwd
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -129,6 +131,47 @@ def get_device(session: Session, actor: Actor, device_id: str) -> Device:
     return device
 
 
+def update_device(
+    session: Session,
+    actor: Actor,
+    device_id: str,
+    type: str | None = None,
+    site: str | None = None,
+    labels: Mapping[str, Any] | None = None,
+    remove_labels: Sequence[str] = (),
+) -> Device:
+    """Change a device's type, site and labels (``labels`` set or replace keys, ``remove_labels``
+    drop them), with the identifier rules of :func:`add_device`. Admins; a site-limited key may
+    neither move a device out of its sites nor into another one. Audited with before and after."""
+    device = get_device(session, actor, device_id)
+    require_site(actor, "admin", "update devices", device.site)
+    if type is None and site is None and not labels and not remove_labels:
+        raise ValueError("nothing to update: give --type, --site, --label or --remove-label")
+    if type is not None:
+        check_name("device type", type)
+    if site is not None:
+        check_name("site", site)
+        require_site(actor, "admin", "move devices", site)
+    new_labels = check_labels(labels or {})
+    current = dict(device.labels or {})
+    for key in remove_labels:
+        check_name("label key", key)
+        if key in new_labels:
+            raise ValueError(f"label {key!r} is both set and removed")
+        if key not in current:
+            raise ValueError(f"device {device_id} has no label {key!r}")
+    before: dict[str, Any] = {"type": device.type, "site": device.site, "labels": current}
+    if type is not None:
+        device.type = type
+    if site is not None:
+        device.site = site
+    device.labels = {k: v for k, v in current.items() if k not in remove_labels} | new_labels
+    after: dict[str, Any] = {"type": device.type, "site": device.site, "labels": device.labels}
+    changed = {k: {"before": before[k], "after": after[k]} for k in before if before[k] != after[k]}
+    record_audit(session, actor, "device.update", f"device:{device_id}", **changed)
+    return device
+
+
 def set_status(session: Session, actor: Actor, device_id: str, action: str) -> Device:
     """``disable``, ``enable`` or ``retire`` a device; retirement is final (secret dropped)."""
     if action not in ACTIONS:
@@ -230,11 +273,37 @@ def check_device_topic(template: str) -> str:
     return template
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by the owner only (0600 from the first byte)."""
+@dataclass(frozen=True)
+class FileOwner:
+    """The account broker files are handed to (the user Mosquitto drops to when started as root)."""
+
+    name: str
+    uid: int
+    gid: int
+
+
+def file_owner(name: str) -> FileOwner:
+    """The local account ``name`` as a :class:`FileOwner`; one-line ValueError when there is none or
+    when this process could not give files to it (only root can, or the account itself)."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise ValueError(f"--owner {name}: no such user on this machine") from None
+    if os.geteuid() not in (0, entry.pw_uid):
+        raise ValueError(
+            f"--owner {name}: only root can hand files to another user; run the broker as yourself and leave it out"
+        )
+    return FileOwner(name, entry.pw_uid, entry.pw_gid)
+
+
+def write_private(path: Path, text: str, owner: FileOwner | None = None) -> None:
+    """Write ``text`` to ``path`` readable by the owner only (0600 from the first byte), owned by
+    ``owner`` when given (else by this process's user)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
+        if owner is not None:
+            os.fchown(f.fileno(), owner.uid, owner.gid)
         f.write(text)
     os.chmod(path, 0o600)
 
@@ -250,6 +319,7 @@ def export_mosquitto(
     replay_password: str = "",
     max_packet_size: int = DEFAULT_MAX_PACKET_BYTES,
     device_topics: Sequence[str] = (),
+    owner: FileOwner | None = None,
 ) -> tuple[Path, Path, int]:
     """Write ``passwd``, ``acl`` and ``listener.conf`` (the listener options that bind client ids to
     usernames and cap the packet size at ``max_packet_size``, see
@@ -260,7 +330,9 @@ def export_mosquitto(
 
     A direct device (no gateway) may write ``{topic_root}/{id}/#`` and the topics of
     ``device_topics``: filters in which ``{device}`` stands for its id (from the topic mappings).
-    Each active gateway credential may write under its prefix and nowhere else."""
+    Each active gateway credential may write under its prefix and nowhere else.
+    ``owner``: the files belong to that account (still 0600), e.g. the ``mosquitto`` user a broker
+    started as root drops to before it reads them."""
     require_unrestricted(actor, "admin", "export broker credentials")
     check_name("ingest user", ingest_user)
     check_name("topic root", topic_root)
@@ -306,14 +378,14 @@ def export_mosquitto(
     entries.update({d.id: d.secret_hash for d in allowed if d.secret_hash})
     entries.update({g.name: g.secret_hash for g in gateways if g.secret_hash})
     passwd, acl = directory / "passwd", directory / "acl"
-    write_private(passwd, credentials.password_file(entries))
+    write_private(passwd, credentials.password_file(entries), owner)
     direct = [d.id for d in allowed if d.gateway is None]
     acl_text = credentials.acl_file(
         direct, ingest_user, topic_root, replay_user, [(g.name, g.prefix) for g in gateways], templates
     )
-    write_private(acl, acl_text)
+    write_private(acl, acl_text, owner)
     conf = credentials.listener_conf(str(passwd.resolve()), str(acl.resolve()), max_packet_size)
-    write_private(directory / "listener.conf", conf)
+    write_private(directory / "listener.conf", conf, owner)
     record_audit(
         session,
         actor,
@@ -323,5 +395,6 @@ def export_mosquitto(
         gateways=[g.name for g in gateways],
         ingest_user=ingest_user,
         replay_user=replay_user,
+        owner=owner.name if owner else None,
     )
     return passwd, acl, len(allowed)

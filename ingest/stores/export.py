@@ -59,8 +59,9 @@ def series_records(rows: Iterator[Row]) -> Iterator[dict[str, object]]:
 
 
 def series_columns(store: TimeSeriesStore, q: SeriesQuery) -> list[str]:
-    """CSV header: time, ts_ns and every field the device has in this measurement (known before
+    """CSV header: time, ts_ns and every field the devices have in this measurement (known before
     the first row, so the header is right for the whole stream)."""
     if q.field is not None:
         return ["time", "ts_ns", q.field]
-    return ["time", "ts_ns", *sorted(store.latest(q.measurement, q.device_id))]
+    fields = {f for device in q.devices for f in store.latest(q.measurement, device)}
+    return ["time", "ts_ns", *sorted(fields)]

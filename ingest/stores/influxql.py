@@ -35,9 +35,16 @@ def device_is(device_id: str) -> str:
     return f"{quote_ident('device_id')}::tag = {quote_string(device_id)}"
 
 
+def devices_are(devices: tuple[str, ...]) -> str:
+    """The condition for any of ``devices`` (one merged series)."""
+    if len(devices) == 1:
+        return device_is(devices[0])
+    return "(" + " OR ".join(device_is(d) for d in devices) + ")"
+
+
 def raw_statement(q: SeriesQuery, now_ns: int | None = None) -> str:
     until = check_query(q, now_ns)
-    where = f"{device_is(q.device_id)} AND time >= {q.since_ns} AND time < {until}"
+    where = f"{devices_are(q.devices)} AND time >= {q.since_ns} AND time < {until}"
     sel = f"{quote_ident(q.field)}::field" if q.field else "*::field"
     return f"SELECT {sel} FROM {quote_ident(q.measurement)} WHERE {where} ORDER BY time DESC LIMIT {q.limit}"
 
@@ -45,7 +52,7 @@ def raw_statement(q: SeriesQuery, now_ns: int | None = None) -> str:
 def aggregate_statement(q: SeriesQuery, fields: list[str], now_ns: int | None = None) -> str:
     """``q.agg`` of each of ``fields`` per ``q.every_s`` window (windows start at multiples of it)."""
     until = check_query(q, now_ns)
-    where = f"{device_is(q.device_id)} AND time >= {q.since_ns} AND time < {until}"
+    where = f"{devices_are(q.devices)} AND time >= {q.since_ns} AND time < {until}"
     sel = ", ".join(f"{q.agg}({quote_ident(f)}::field) AS {quote_ident(f)}" for f in fields)
     return (
         f"SELECT {sel} FROM {quote_ident(q.measurement)} WHERE {where} GROUP BY time({q.every_s}s) fill(none) "

@@ -245,8 +245,11 @@ class EmbeddedTimeSeriesStore:
 
     def query(self, q: SeriesQuery) -> list[Row]:
         until = check_query(q)
-        where = "p.measurement = ? AND p.device_id = ? AND p.ts_ns >= ? AND p.ts_ns < ?"
-        params: list[Any] = [q.measurement, q.device_id, q.since_ns, until]
+        devices = q.devices
+        where = (
+            f"p.measurement = ? AND p.device_id IN ({', '.join('?' * len(devices))}) AND p.ts_ns >= ? AND p.ts_ns < ?"
+        )
+        params: list[Any] = [q.measurement, *devices, q.since_ns, until]
         if q.every_s is None:
             if q.field is not None:
                 where += " AND EXISTS (SELECT 1 FROM json_each(p.fields) WHERE key = ?)"

@@ -16,6 +16,8 @@ def check_query(q: SeriesQuery, now_ns: int | None = None) -> int:
     """Validate ``q`` and return its exclusive upper bound in ns. Raises ValueError."""
     if (q.every_s is None) != (q.agg is None):
         raise ValueError("every and agg go together")
+    if not q.devices:
+        raise ValueError("no device to query")
     if q.limit < 1:
         raise ValueError("limit must be at least 1")
     until = q.until_ns

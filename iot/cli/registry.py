@@ -6,13 +6,17 @@ Exit codes: :class:`iot.cli.toolkit.ExitCode`.
 
 import json
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy.orm import Session
 
 from core.config import Settings
+from ingest.decoding.acl_topics import device_topics
+from ingest.decoding.mappings import MappingError, load_mappings
 from ingest.stores import documents_from, timeseries_from
 from iot.cli import output
 from iot.cli.acting import acting
@@ -20,10 +24,14 @@ from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, prin
 from iot.present.sparks import device_sparklines
 from registry import audit as audit_mod
 from registry import devices as dev
-from registry.auth import create_key, disable_key, list_keys
+from registry.alerts.rules import AlertStatus
+from registry.alerts.store import AlertSummary, list_alerts
+from registry.auth import Actor, create_key, disable_key, list_keys
 from registry.db import current_revision, head_revision, make_engine, migrate
 from registry.models import DEVICE_STATUSES, ROLES
 from simulators.profiles import PROFILES
+
+OPEN_ALERTS_SHOWN = 50  # `devices show` lists at most this many unresolved alerts
 
 devices_app = typer.Typer(no_args_is_help=True)
 registry_app = typer.Typer(no_args_is_help=True)
@@ -115,6 +123,19 @@ def _merge_stores(s: Settings, device_id: str) -> tuple[dict[str, Any], list[str
     return merged, warnings
 
 
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+def _open_alerts(session: Session, actor: Actor, device_id: str) -> list[AlertSummary]:
+    """The device's alerts not yet resolved (open or acknowledged), newest first."""
+    found = [
+        a
+        for status in (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
+        for a in list_alerts(session, actor, status=status.value, device=device_id, limit=OPEN_ALERTS_SHOWN)
+    ]
+    return sorted(found, key=lambda a: (a.opened_at or _EPOCH, a.id), reverse=True)[:OPEN_ALERTS_SHOWN]
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e)
     return text.splitlines()[0] if text else ""
@@ -130,10 +151,11 @@ def show(
     s = settings(registry_url=registry)
     with acting(s) as (session, actor):
         row = dev.as_dict(dev.get_device(session, actor, device_id))
+        alerts = _open_alerts(session, actor, device_id)
     merged, warnings = _merge_stores(s, device_id)
     for w in warnings:
         typer.echo(f"warning: {w}", err=True)
-    data = {**row, **merged}
+    data = {**row, **merged, "open_alerts": [asdict(a) for a in alerts]}
     if as_json:
         emit_json(data)
         return
@@ -148,6 +170,12 @@ def show(
         typer.echo("config            " + ("(none)" if cfg is None else ""))
         if cfg is not None:
             typer.echo(json.dumps(cfg, indent=2, default=str))
+    typer.echo(f"open alerts       {'(none)' if not alerts else len(alerts)}")
+    for a in alerts:
+        typer.echo(
+            f"  #{a.id:<5} {shown(a.status):<12} {shown(a.severity):<8} {shown(a.rule)}  "
+            f"since {iso(a.opened_at)}  {shown(a.message)}"
+        )
     sparks = device_sparklines(s, device_id)
     for key in ("telemetry", "metrics"):
         if key in merged:
@@ -156,6 +184,25 @@ def show(
                 trend = sparks.get(key, {}).get(f, "")
                 line = f"  {shown(f):<16} {shown(fv['value'])}  @ {fv['at']}"
                 typer.echo(line + (f"  {trend} (last hour)" if trend else ""))
+
+
+@devices_app.command("update")
+def update(
+    device_id: Annotated[str, typer.Argument(metavar="ID")],
+    type: Annotated[str | None, typer.Option("--type", help="New device type / profile.")] = None,
+    site: Annotated[str | None, typer.Option("--site", help="Move to this site.")] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", help="Set k=v, repeatable.")] = None,
+    remove_label: Annotated[list[str] | None, typer.Option("--remove-label", help="Drop label k, repeatable.")] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Change a device's type, site or labels (admins; audited)."""
+    labels = _labels(label or [])
+    with acting(settings(registry_url=registry)) as (session, actor):
+        d = dev.update_device(session, actor, device_id, type, site, labels, remove_label or [])
+        summary = f"type {d.type}, site {d.site or '(none)'}, labels " + (
+            " ".join(f"{k}={v}" for k, v in sorted((d.labels or {}).items())) or "(none)"
+        )
+    typer.echo(f"updated device {device_id}: {shown(summary)}")
 
 
 def _status_command(action: str) -> None:
@@ -264,10 +311,31 @@ def export_mosquitto(
         list[str] | None,
         typer.Option("--device-topic", help="A topic filter direct devices write, {device} for the id (repeatable)."),
     ] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            "--owner", help="Give the files (0600) to this user, e.g. mosquitto when the broker starts as root."
+        ),
+    ] = None,
+    mappings: Annotated[
+        Path | None,
+        typer.Option("--mappings", help="Topic mappings (else IOT_MAPPINGS): direct devices may write their topics."),
+    ] = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Write a mosquitto password file, ACL and listener options from the registry (unrestricted admins)."""
     s = settings(registry_url=registry)
+    mapped: list[str] = []
+    if mappings is not None or s.mappings is not None:
+        try:
+            rules = load_mappings(mappings or s.mappings, s.topic_root)  # type: ignore[arg-type]
+            mapped = [t for t in device_topics(rules) if t != f"{s.topic_root}/{{device}}/#"]
+        except (MappingError, ValueError) as e:
+            fail(str(e))
+    try:
+        file_owner = dev.file_owner(owner) if owner is not None else None
+    except ValueError as e:
+        fail(str(e))
     if ingest_password_file is not None:
         password = _read_secret(ingest_password_file, "--ingest-password-file")
     else:
@@ -284,10 +352,14 @@ def export_mosquitto(
             replay_user,
             replay_password,
             s.max_packet_bytes,
-            device_topic or (),
+            [*(device_topic or ()), *mapped],
+            file_owner,
         )
     accounts = ingest_user + (f" + {replay_user}" if replay_user else "")
-    typer.echo(f"wrote {passwd}, {acl} and {passwd.parent / 'listener.conf'}: {n} devices + {accounts}")
+    typer.echo(
+        f"wrote {passwd}, {acl} and {passwd.parent / 'listener.conf'}: {n} devices + {accounts}"
+        + (f" (owner {owner})" if owner else "")
+    )
 
 
 def _read_secret(path: Path, option: str) -> str:

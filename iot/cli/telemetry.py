@@ -1,9 +1,13 @@
-"""``iot telemetry query``: read one device's time series from the configured store."""
+"""``iot telemetry query``: read the time series of one device, or of the devices of a site or
+type, from the configured store."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -15,8 +19,9 @@ from core.timefmt import iso_ns
 from ingest.stores import timeseries_from
 from ingest.stores.export import series_columns, series_records, stream_rows
 from iot.cli import output
-from iot.cli.acting import authorised
-from iot.cli.toolkit import CliError, fail, parse_duration, parse_every, print_table, settings
+from iot.cli.acting import acting, authorised
+from iot.cli.toolkit import CliError, ExitCode, fail, parse_duration, parse_every, print_table, settings
+from registry import devices as dev
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -38,31 +43,70 @@ def parse_time(text: str, option: str, now_ns: int) -> int:
     return int(t.timestamp()) * 10**9 + t.microsecond * 1000
 
 
-def run_query(s: Settings, q: SeriesQuery) -> list[Row]:
-    store = timeseries_from(s)
-    store.connect()
-    try:
-        return store.query(q)
-    finally:
-        store.close()
+class GroupBy(StrEnum):
+    """How a query over several devices (``--site`` / ``--type``) comes out."""
+
+    DEVICE = "device"  # each device's own rows (or windows), with a ``device_id`` column
+    NONE = "none"  # one series: every device merged, aggregated per window (needs --every/--agg)
+
+
+MAX_DEVICES = 500  # devices one --site/--type query may cover
+DEVICE_COLUMN = "device_id"  # a reserved field name (ingest.decoding.names): no device field can take its place
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The devices a query covers: one named device, or those of a site and/or type in the registry."""
+
+    devices: tuple[str, ...]
+    label: str  # for table titles, e.g. "site=A (3 devices)"
+    many: bool  # chosen by --site/--type (output has a device column, or is merged)
+
+
+def select_devices(s: Settings, device: str | None, site: str | None, type: str | None) -> Selection:
+    """Check the API key and resolve the devices: ``--device`` alone, or ``--site``/``--type``
+    from the registry within the key's sites (a site outside them: refused, exit 3)."""
+    if device is not None:
+        if site is not None or type is not None:
+            fail("--device goes alone: use --site / --type (without --device) to query several devices")
+        authorised(s, "viewer", "query telemetry", device)
+        return Selection((device,), device, False)
+    if site is None and type is None:
+        fail("give --device D, or --site S and/or --type T for the devices there")
+    with acting(s) as (session, actor):
+        ids = tuple(d.id for d in dev.list_devices(session, actor, None, type, site))
+    what = " ".join(f"{k}={v}" for k, v in (("site", site), ("type", type)) if v is not None)
+    if not ids:
+        fail(f"no devices with {what} in the registry (that this API key may see)", ExitCode.FAILED)
+    if len(ids) > MAX_DEVICES:
+        fail(f"{len(ids)} devices with {what}: at most {MAX_DEVICES} per query (narrow it with --site and --type)")
+    return Selection(ids, f"{what} ({len(ids)} devices)", True)
 
 
 @app.command("query")
 def query(
-    device: Annotated[str, typer.Option("--device", "-d", help="device id")],
+    device: Annotated[str | None, typer.Option("--device", "-d", help="device id")] = None,
+    site: Annotated[str | None, typer.Option("--site", help="every device of this site (registry)")] = None,
+    type: Annotated[str | None, typer.Option("--type", help="every device of this type (registry)")] = None,
+    group_by: Annotated[
+        GroupBy, typer.Option("--group-by", help="with --site/--type: per device, or none (merged, needs --agg)")
+    ] = GroupBy.DEVICE,
     field: Annotated[str | None, typer.Option(help="only this field")] = None,
     kind: Annotated[str, typer.Option(help="telemetry|metrics|events")] = "telemetry",
     since: Annotated[str, typer.Option(help="start: duration ago (1h) or ISO time")] = "1h",
     until: Annotated[str | None, typer.Option(help="end (exclusive): duration ago or ISO time")] = None,
     every: Annotated[str | None, typer.Option(help="bucket width, e.g. 1m (needs --agg)")] = None,
     agg: Annotated[str | None, typer.Option(help="mean|min|max|last|count (needs --every)")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="newest N rows (default 1000; csv/ndjson: all)")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="newest N rows, per device (default 1000; csv/ndjson: all)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     fmt: output.FormatOpt = None,
     timeseries: Annotated[str | None, typer.Option("--timeseries", help="store URL")] = None,
     registry: Annotated[str | None, typer.Option("--registry", help="registry URL (for the API key)")] = None,
 ) -> None:
-    """Rows (time + one column per field) of one device, oldest first; csv/ndjson stream the range
+    """Rows (time + one column per field) of one device, or of the devices of a site / type (with a
+    device_id column, or merged with --group-by none), oldest first; csv/ndjson stream the range
     (viewers; a site-limited key only devices registered at its sites)."""
     chosen = output.resolve(fmt, as_json)
     if kind not in KINDS:
@@ -73,46 +117,89 @@ def query(
         fail(f"invalid --agg {agg!r}: use one of {', '.join(AGGREGATES)}")
     every_s = parse_every(every)
     now = time.time_ns()
-    q = SeriesQuery(
-        measurement=MEASUREMENTS[Kind(kind)],
-        device_id=device,
-        field=field,
-        since_ns=parse_time(since, "--since", now),
-        until_ns=parse_time(until, "--until", now) if until is not None else None,
-        every_s=every_s,
-        agg=agg,
-        limit=limit or 1000,
-    )
+    since_ns = parse_time(since, "--since", now)
+    until_ns = parse_time(until, "--until", now) if until is not None else None
     s = settings(timeseries_url=timeseries, registry_url=registry)
-    authorised(s, "viewer", "query telemetry", device)
+    chosen_devices = select_devices(s, device, site, type)
+    merged = chosen_devices.many and group_by is GroupBy.NONE
+    if merged and agg is None:
+        fail("--group-by none merges the devices per window: give --every and --agg")
+    per_device = chosen_devices.many and not merged
+    targets: list[str | tuple[str, ...]] = (
+        list(chosen_devices.devices)
+        if per_device
+        else [chosen_devices.devices if merged else chosen_devices.devices[0]]
+    )
+    queries = [
+        SeriesQuery(
+            measurement=MEASUREMENTS[Kind(kind)],
+            device_id=target,
+            field=field,
+            since_ns=since_ns,
+            until_ns=until_ns,
+            every_s=every_s,
+            agg=agg,
+            limit=limit or 1000,
+        )
+        for target in targets
+    ]
     if chosen in ("csv", "ndjson") and limit is None:
-        stream_query(s, q, chosen)
+        stream_query(s, queries, chosen, per_device)
         return
     try:
-        rows = run_query(s, q)
+        results = run_queries(s, queries)
     except ValueError as e:  # the query itself is unusable (e.g. too many buckets)
         fail(str(e).splitlines()[0])
-    if output.machine(chosen, False, [{"time": iso_ns(r.ts_ns), "ts_ns": r.ts_ns, **r.values} for r in rows]):
+    records = [
+        {"time": iso_ns(r.ts_ns), "ts_ns": r.ts_ns, **({DEVICE_COLUMN: q.device_id} if per_device else {}), **r.values}
+        for q, rows in zip(queries, results, strict=True)
+        for r in rows
+    ]
+    if output.machine(chosen, False, records):
         return
     columns: dict[str, None] = {}
-    for r in rows:
-        columns.update(dict.fromkeys(sorted(r.values)))
+    for q_rows in results:
+        for r in q_rows:
+            columns.update(dict.fromkeys(sorted(r.values)))
+    head = ["time", *([DEVICE_COLUMN] if per_device else []), *columns]
     print_table(
-        ["time", *columns],
-        ([iso_ns(r.ts_ns), *(r.values.get(c) for c in columns)] for r in rows),
-        title=f"{q.measurement} {device}" + (f" {agg} per {every}" if agg else ""),
+        head,
+        ([rec["time"], *(rec.get(c) for c in head[1:])] for rec in records),
+        title=f"{queries[0].measurement} {chosen_devices.label}" + (f" {agg} per {every}" if agg else ""),
     )
 
 
-def stream_query(s: Settings, q: SeriesQuery, fmt: str) -> None:
-    """The whole range as csv/ndjson, page by page (memory holds one page)."""
+def run_queries(s: Settings, queries: list[SeriesQuery]) -> list[list[Row]]:
     store = timeseries_from(s)
     store.connect()
     try:
-        columns = series_columns(store, q) if fmt == "csv" else None
-        records = series_records(stream_rows(store.query, q))
+        return [store.query(q) for q in queries]
+    finally:
+        store.close()
+
+
+def stream_query(s: Settings, queries: list[SeriesQuery], fmt: str, per_device: bool) -> None:
+    """The whole range as csv/ndjson, page by page (memory holds one page); per device, one
+    device after another."""
+    store = timeseries_from(s)
+    store.connect()
+    try:
+        columns = None
+        if fmt == "csv":
+            fields = sorted({c for q in queries for c in series_columns(store, q)[2:]})
+            columns = ["time", "ts_ns", *([DEVICE_COLUMN] if per_device else []), *fields]
+
+        def records() -> Iterator[dict[str, object]]:
+            for q in queries:
+                for rec in series_records(stream_rows(store.query, q)):
+                    yield (
+                        {"time": rec["time"], "ts_ns": rec["ts_ns"], DEVICE_COLUMN: q.device_id, **rec}
+                        if per_device
+                        else rec
+                    )
+
         try:
-            output.emit(records, fmt, columns)
+            output.emit(records(), fmt, columns)
         except ValueError as e:
             fail(str(e).splitlines()[0])
     finally:
