@@ -13,13 +13,22 @@ import typer
 
 from iot.cli import output
 from iot.cli.acting import acting
+from iot.cli.lazy import Lazy, lazy_group
 from iot.cli.notify_view import print_notifications
 from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings, shown
 from registry.alerts import store
 from registry.alerts.kinds import describe
 from registry.alerts.rules import LEVELS, OPS, SCOPES, SEVERITIES, STATUSES, Rule, RuleKind
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(
+    cls=lazy_group(
+        {
+            "channels": Lazy("notify", "app", "Where alert notifications go: webhooks, Slack, e-mail."),
+            "notifier": Lazy("notify", "notifier_app", "The notifier that sends queued notifications."),
+        }
+    ),
+    no_args_is_help=True,
+)
 rules_app = typer.Typer(no_args_is_help=True, help="Alert rules (admins manage, anyone lists).")
 app.add_typer(rules_app, name="rules")
 
