@@ -37,6 +37,9 @@ def make_engine(url: str) -> Engine:
         return _make_engine(url)
     except (ArgumentError, NoSuchModuleError, ValueError, ImportError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        scheme = url.split("://", 1)[0].lower()
+        if scheme in ("postgres", "postgresql", "postgresql+psycopg2"):  # Heroku/libpq spelling, or no driver
+            reason += f"; for PostgreSQL use postgresql+psycopg://… (the driver installed), not {scheme}://"
         raise RegistryConfigError(f"invalid registry URL {redact_url(url)!r}: {redact_url(reason)}") from None
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.stores import StoreConfigError, StoreUnavailable
+from ingest.http import PortInUse
 from iot.cli.toolkit import CliError, ExitCode
 from registry.actors import authorise
 from registry.alerts.store import InvalidTransition
@@ -43,6 +44,8 @@ def as_cli_error(e: Exception) -> CliError | None:
         return CliError(str(e), ExitCode.STATE)
     if isinstance(e, StoreConfigError | SchemaNotMigrated | ValidationError | RegistryConfigError):
         return CliError(str(e), ExitCode.USAGE)
+    if isinstance(e, PortInUse):
+        return CliError(str(e), ExitCode.FAILED)
     if isinstance(e, StoreUnavailable | SQLAlchemyError | OSError):
         return CliError(_first_line(e), ExitCode.FAILED)
     if isinstance(e, LookupError):  # DeviceNotFound, AlertNotFound: the message is the first argument
