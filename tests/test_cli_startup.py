@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from tests.cli_runner import run_iot
+
 STORE_CLIENTS = {"influxdb_client", "pymongo", "montydb", "paho", "amqtt", "matplotlib", "plotext"}
 HEAVY = STORE_CLIENTS | {"sqlalchemy", "alembic", "pydantic", "pydantic_settings", "rich"}
 
@@ -46,3 +48,14 @@ def test_version_runs_on_typer_alone() -> None:
 )
 def test_read_commands_load_no_store_client_at_import(module: str, allowed: set[str]) -> None:
     assert _loaded(f"import {module}") - allowed == set()
+
+
+def test_every_command_of_the_tree_resolves(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The lazy table loads each sub-app as the group it was: `iot ingest run --help`, not `iot ingest --help`."""
+    for argv in (["ingest", "run"], ["sim", "provision"], ["telemetry", "plot"], ["alerts", "channels", "list"],
+                 ["alerts", "notifier", "run"], ["registry", "keys", "add"], ["timeseries", "retention"],
+                 ["deadletters", "list"], ["devices", "show"], ["demo"], ["status"]):  # fmt: skip
+        r = run_iot(monkeypatch, capsys, *argv, "--help")
+        assert r.code == 0 and f"iot {' '.join(argv)} [OPTIONS]" in r.out, (argv, r.err)

@@ -25,8 +25,15 @@ COMMANDS = {
     "alerts": Lazy("alerts", "app", "Alerts and alert rules."),
     "deadletters": Lazy("deadletters", "app", "Messages that could not be stored."),
     "timeseries": Lazy("retention", "app", "The time-series store: retention."),
-    "demo": Lazy("demo", "app", "Embedded broker, stores, daemon and fleet together; prints sent vs stored and exits."),
-    "status": Lazy("status", "app", "The running daemon's health at a glance: broker, stores, spool, counts."),
+    "demo": Lazy(
+        "demo",
+        "app",
+        "Embedded broker, stores, daemon and fleet together; prints sent vs stored and exits.",
+        group=False,
+    ),
+    "status": Lazy(
+        "status", "app", "The running daemon's health at a glance: broker, stores, spool, counts.", group=False
+    ),
 }
 
 app = typer.Typer(

@@ -20,6 +20,12 @@ from registry.alerts import store
 from registry.alerts.kinds import describe
 from registry.alerts.rules import LEVELS, OPS, SCOPES, SEVERITIES, STATUSES, Rule, RuleKind
 
+# the keys of registry.alerts.store.list_alerts' rows: a CSV of no alerts still has its header
+ALERT_COLUMNS = (
+    "id", "status", "severity", "device_id", "site", "rule_id", "rule", "count", "last_value", "message",
+    "opened_at", "last_seen_at", "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by",
+)  # fmt: skip
+
 app = typer.Typer(
     cls=lazy_group(
         {
@@ -73,7 +79,7 @@ def list_(
         rows = store.list_alerts(
             s, actor, status=status, severity=severity, device=device, site=site, since=_since(since), limit=limit
         )
-    if output.machine(fmt, json_, rows):
+    if output.machine(fmt, json_, rows, ALERT_COLUMNS):
         return
     if not rows:
         typer.echo("no alerts match")

@@ -21,17 +21,19 @@ from typer.core import TyperCommand, TyperGroup
 
 @dataclass(frozen=True)
 class Lazy:
-    """``iot.cli.<module>``'s ``attr`` (a ``typer.Typer``), shown in help as ``help``."""
+    """``iot.cli.<module>``'s ``attr`` (a ``typer.Typer``), shown in help as ``help``; a group of
+    commands (even of one: ``iot ingest run``), or with ``group=False`` its one command (``iot demo``)."""
 
     module: str
     attr: str
     help: str
+    group: bool = True
 
     def load(self, name: str) -> click.Command:
         target = getattr(importlib.import_module(f"iot.cli.{self.module}"), self.attr)
-        cmd = typer.main.get_command(target) if isinstance(target, typer.Typer) else target
-        if not isinstance(cmd, click.Command):
-            raise TypeError(f"iot.cli.{self.module}.{self.attr} is not a command")
+        if not isinstance(target, typer.Typer):
+            raise TypeError(f"iot.cli.{self.module}.{self.attr} is not a Typer app")
+        cmd = typer.main.get_group(target) if self.group else typer.main.get_command(target)
         cmd.name = name
         if not cmd.help:
             cmd.help = self.help

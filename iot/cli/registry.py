@@ -25,6 +25,11 @@ from registry.db import current_revision, head_revision, make_engine, migrate
 from registry.models import DEVICE_STATUSES, ROLES
 from simulators.profiles import PROFILES
 
+# the keys of each list's rows, so that a CSV of none still has its header
+DEVICE_COLUMNS = ("id", "type", "site", "labels", "status", "online", "created_at", "last_seen_at",
+                  "firmware_version", "has_secret")  # fmt: skip
+KEY_COLUMNS = ("name", "role", "sites", "prefix", "created_at", "disabled")
+
 devices_app = typer.Typer(no_args_is_help=True)
 registry_app = typer.Typer(no_args_is_help=True)
 keys_app = typer.Typer(no_args_is_help=True, help="Operator API keys (admins only).")
@@ -79,7 +84,7 @@ def list_(
         fail(f"invalid --status {status!r}: use one of {', '.join(DEVICE_STATUSES)}")
     with acting(settings(registry_url=registry)) as (session, actor):
         rows = [dev.as_dict(d) for d in dev.list_devices(session, actor, status, type, site)]
-    if output.machine(fmt, as_json, rows):
+    if output.machine(fmt, as_json, rows, DEVICE_COLUMNS):
         return
     cols = ("id", "type", "site", "status", "online", "last_seen_at", "firmware_version")
     print_table(cols, ([r[c] for c in cols] for r in rows), title=f"{len(rows)} devices")
@@ -338,7 +343,7 @@ def keys_list(as_json: JsonOpt = False, fmt: output.FormatOpt = None, registry: 
             }
             for k in list_keys(session, actor)
         ]
-    if output.machine(fmt, as_json, rows):
+    if output.machine(fmt, as_json, rows, KEY_COLUMNS):
         return
     print_table(
         ("name", "role", "sites", "prefix", "created_at", "disabled"),
