@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ingest.metrics import Metrics
+
+
+class PortInUse(OSError):
+    """The metrics port is taken (another daemon, or another program): the message names it."""
 
 
 def serve_metrics(metrics: Metrics, host: str, port: int) -> ThreadingHTTPServer:
@@ -35,7 +40,15 @@ def serve_metrics(metrics: Metrics, host: str, port: int) -> ThreadingHTTPServer
         def log_message(self, *_: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    try:
+        server = ThreadingHTTPServer((host, port), Handler)
+    except OSError as e:
+        if e.errno != errno.EADDRINUSE:
+            raise
+        raise PortInUse(
+            f"metrics port {port} is in use on {host}: stop what holds it, or choose another port "
+            "(--metrics-port / IOT_METRICS_PORT; 0 turns the endpoint off)"
+        ) from None
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server

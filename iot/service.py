@@ -7,8 +7,6 @@ import time
 from collections import defaultdict
 from typing import cast
 
-from sqlalchemy import Engine
-
 from core.config import Settings
 from core.directory import DeviceDirectory
 from core.sparkplug import Rebirths, SparkplugState
@@ -41,12 +39,11 @@ from ingest.writing.spool import Spool
 from ingest.writing.spool_records import HOLDS
 from ingest.writing.writer import ToDeadLetters, Writer
 from iot.alert_role import DirectoryOnly, Discard, evaluator_options
+from iot.notifying import build_notifier
 from registry.alerts.observer import AlertObserver
 from registry.db import check_migrated, make_engine, migrate
 from registry.deadletters import DeadLetterStore
 from registry.directory import RegistryStore
-from registry.notify.netguard import NetGuard
-from registry.notify.notifier import Notifier
 from registry.sparkplug import SqlSparkplugState
 
 log = logging.getLogger("iot.ingest")
@@ -244,20 +241,6 @@ def build_evaluator(settings: Settings, res: Resources[RegistryStore]) -> Daemon
     broker = broker_address(settings)
     options = evaluator_options(broker, settings, settings.client_id)
     return build_daemon(settings, res, with_alerts=True, broker=broker, options=options)
-
-
-def build_notifier(settings: Settings, engine: Engine) -> Notifier:
-    """The notifier as the settings say: attempt deadline, channels side by side, rate, damping."""
-    return Notifier(
-        engine,
-        settings.notify_secrets,
-        poll_s=settings.notify_poll,
-        timeout=settings.notify_attempt_timeout,
-        channels_at_once=settings.notify_channels_at_once,
-        per_channel_per_minute=settings.notify_rate_per_minute,
-        damping_window_s=settings.notify_damping_window,
-        guard=NetGuard(settings.notify_allowed_networks),
-    )
 
 
 def _scheme(url: str) -> str:

@@ -107,8 +107,13 @@ def record_audit(session: Session, actor: Actor, action: str, target: str, **det
     session.add(AuditEntry(at=datetime.now(UTC), actor=actor.name, action=action, target=target, detail=detail))
 
 
+class FirstKeyNotAdmin(ValueError):
+    """The first API key would not be an unrestricted admin: no key could manage keys afterwards."""
+
+
 def create_key(session: Session, actor: Actor, name: str, role: str, sites: Sequence[str] = ()) -> str:
-    """Create an API key and return it (the only time it is visible); admins only."""
+    """Create an API key and return it (the only time it is visible); admins only. The first key
+    must be an admin for every site (:class:`FirstKeyNotAdmin`), or no one could manage keys."""
     require(actor, "admin", "manage API keys")
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r} (use {', '.join(ROLES)})")
@@ -121,6 +126,12 @@ def create_key(session: Session, actor: Actor, name: str, role: str, sites: Sequ
         check_name("site", site)
     if session.scalar(select(ApiKey).where(ApiKey.name == name)) is not None:
         raise ValueError(f"an API key named {name!r} already exists")
+    if (role != "admin" or sites) and session.scalar(select(func.count()).select_from(ApiKey)) == 0:
+        raise FirstKeyNotAdmin(
+            f"refusing to create {role} key {name!r} as the first API key: once a key exists every command "
+            "needs one, and only an admin for every site can create more; create an admin key "
+            "(--role admin, no --site) first"
+        )
     key = "iotk_" + secrets.token_urlsafe(32)
     session.add(
         ApiKey(

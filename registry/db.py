@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, OperationalError
 
 from core.redact import redact_url
@@ -36,6 +37,9 @@ def make_engine(url: str) -> Engine:
         return _make_engine(url)
     except (ArgumentError, NoSuchModuleError, ValueError, ImportError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        scheme = url.split("://", 1)[0].lower()
+        if scheme in ("postgres", "postgresql", "postgresql+psycopg2"):  # Heroku/libpq spelling, or no driver
+            reason += f"; for PostgreSQL use postgresql+psycopg://… (the driver installed), not {scheme}://"
         raise RegistryConfigError(f"invalid registry URL {redact_url(url)!r}: {redact_url(reason)}") from None
 
 
@@ -69,8 +73,24 @@ def alembic_config(engine: Engine | None = None) -> Config:
     return cfg
 
 
+_REVISION = re.compile(r'^(down_revision|revision)\b[^=]*=\s*(?:"([^"]*)"|None)', re.MULTILINE)
+
+
 def head_revision() -> str:
-    """The newest migration revision the code knows."""
+    """The newest migration revision the code knows: read from the scripts' ``revision`` and
+    ``down_revision`` lines (every command checks it; Alembic's script loader would import each
+    migration), through Alembic when that does not give one head."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        for kind, value in _REVISION.findall(script.read_text(encoding="utf-8")):
+            (revisions if kind == "revision" else parents).add(value)
+    heads = revisions - parents - {""}
+    return heads.pop() if len(heads) == 1 else alembic_head()
+
+
+def alembic_head() -> str:
+    """The head revision as Alembic computes it."""
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -79,11 +99,15 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at, or None when it was never migrated."""
-    from alembic.runtime.migration import MigrationContext
-
+    """The revision the database is at, or None when it was never migrated (Alembic's
+    ``alembic_version`` table, read directly: no migration environment to load)."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        versions = list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    if len(versions) > 1:
+        raise SchemaNotMigrated(f"registry schema has several heads ({', '.join(sorted(versions))})")
+    return versions[0] if versions else None
 
 
 def migrate(target: str | Engine, revision: str = "head") -> str:

@@ -14,6 +14,7 @@ from registry import credentials
 from registry.auth import (
     BOOTSTRAP_ACTOR,
     Actor,
+    FirstKeyNotAdmin,
     PermissionDenied,
     authenticate,
     create_key,
@@ -60,9 +61,14 @@ def test_site_limited_actor() -> None:
 
 def test_bootstrap_then_keys_are_required(session: Session) -> None:
     assert authenticate(session, None) == BOOTSTRAP_ACTOR
+    for role, sites in (("operator", ["north"]), ("viewer", []), ("admin", ["north"])):  # would lock admins out
+        with pytest.raises(FirstKeyNotAdmin, match=f"refusing to create {role} key 'alice' as the first API key"):
+            create_key(session, BOOTSTRAP_ACTOR, "alice", role, sites)
+    admin_key = create_key(session, BOOTSTRAP_ACTOR, "root", "admin")
+    session.commit()
     key = create_key(session, BOOTSTRAP_ACTOR, "alice", "operator", ["north", "east"])
     session.commit()
-    row = session.scalars(select(ApiKey)).one()
+    row = session.scalars(select(ApiKey).where(ApiKey.name == "alice")).one()
     assert key not in row.key_hash and row.key_hash != key
     assert row.key_prefix == key[: len(row.key_prefix)]
 
@@ -72,8 +78,6 @@ def test_bootstrap_then_keys_are_required(session: Session) -> None:
     with pytest.raises(PermissionDenied, match="unknown API key"):
         authenticate(session, key[:-1] + ("A" if key[-1] != "A" else "B"))
 
-    admin_key = create_key(session, BOOTSTRAP_ACTOR, "root", "admin")
-    session.commit()
     admin = authenticate(session, admin_key)
     with pytest.raises(PermissionDenied, match="needs admin"):
         create_key(session, authenticate(session, key), "mallory", "admin")
@@ -86,8 +90,8 @@ def test_bootstrap_then_keys_are_required(session: Session) -> None:
 
     actions = [(e.actor, e.action, e.target) for e in session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
     assert actions == [
-        ("local-admin", "key.add", "key:alice"),
         ("local-admin", "key.add", "key:root"),
+        ("local-admin", "key.add", "key:alice"),
         ("root", "key.disable", "key:alice"),
     ]
 

@@ -18,6 +18,7 @@ from core.model import StatusChange
 from core.stores import StoreUnavailable
 from registry.db import (
     SchemaNotMigrated,
+    alembic_head,
     check_migrated,
     current_revision,
     head_revision,
@@ -69,6 +70,20 @@ def test_migrations_up_from_empty_match_the_models(empty_url: str) -> None:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == []
         assert migrate(eng) == head_revision()  # idempotent
+    finally:
+        eng.dispose()
+
+
+def test_revisions_read_directly_agree_with_alembic(empty_url: str) -> None:
+    """Commands read the head from the scripts and the current revision from its table, without
+    Alembic's loader: both answer as Alembic would."""
+    assert head_revision() == alembic_head()
+    eng = make_engine(empty_url)
+    try:
+        for target in ("0001", "head"):
+            migrate(eng, target)
+            with eng.connect() as conn:
+                assert current_revision(eng) == MigrationContext.configure(conn).get_current_revision()
     finally:
         eng.dispose()
 

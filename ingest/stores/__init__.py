@@ -2,20 +2,20 @@
 
 A new backend is one module here (a class implementing :class:`core.stores.TimeSeriesStore` or
 :class:`core.stores.DocumentStore`, with a ``from_url`` classmethod) plus one line in a table below.
+The tables name each backend's module and class: a module (and its client library: influxdb-client,
+pymongo, montydb) is imported only when a URL asks for it, so a command that never opens a store
+never pays for a store client (tests/test_cli_startup.py).
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 from core.config import Settings
 from core.stores import DocumentStore, StoreConfigError, TimeSeriesStore
-from ingest.stores.influxdb1 import InfluxDB1Store
-from ingest.stores.influxdb2 import InfluxDB2Store
-from ingest.stores.mongo import MongoDocumentStore
-from ingest.stores.tsembedded import EmbeddedTimeSeriesStore
 
 
 class TimeSeriesFactory(Protocol):
@@ -40,17 +40,27 @@ class DocumentFactory(Protocol):
     ) -> DocumentStore: ...
 
 
-TIMESERIES_BACKENDS: dict[str, TimeSeriesFactory] = {
-    "influxdb": InfluxDB2Store.from_url,
-    "influxdb1": InfluxDB1Store.from_url,
-    "embedded": EmbeddedTimeSeriesStore.from_url,
-    "sqlite": EmbeddedTimeSeriesStore.from_url,
+class Backend(NamedTuple):
+    """Where a backend lives: ``ingest.stores.<module>``, class ``cls`` (with ``from_url``)."""
+
+    module: str
+    cls: str
+
+    def factory(self) -> Any:  # the class's from_url: a TimeSeriesFactory or a DocumentFactory
+        return getattr(importlib.import_module(f"ingest.stores.{self.module}"), self.cls).from_url
+
+
+TIMESERIES_BACKENDS: dict[str, Backend] = {
+    "influxdb": Backend("influxdb2", "InfluxDB2Store"),
+    "influxdb1": Backend("influxdb1", "InfluxDB1Store"),
+    "embedded": Backend("tsembedded", "EmbeddedTimeSeriesStore"),
+    "sqlite": Backend("tsembedded", "EmbeddedTimeSeriesStore"),
 }
-DOCUMENT_BACKENDS: dict[str, DocumentFactory] = {
-    "mongodb": MongoDocumentStore.from_url,
-    "mongodb+srv": MongoDocumentStore.from_url,
-    "embedded": MongoDocumentStore.from_url,
-    "montydb": MongoDocumentStore.from_url,
+DOCUMENT_BACKENDS: dict[str, Backend] = {
+    "mongodb": Backend("mongo", "MongoDocumentStore"),
+    "mongodb+srv": Backend("mongo", "MongoDocumentStore"),
+    "embedded": Backend("mongo", "MongoDocumentStore"),
+    "montydb": Backend("mongo", "MongoDocumentStore"),
 }
 
 
@@ -59,7 +69,7 @@ def scheme(url: str) -> str:
     return "embedded" if url in ("", "embedded") else urlsplit(url).scheme
 
 
-def _unsupported(role: str, url: str, known: dict[str, TimeSeriesFactory] | dict[str, DocumentFactory]) -> Exception:
+def _unsupported(role: str, url: str, known: dict[str, Backend]) -> Exception:
     return StoreConfigError(f"unsupported {role} URL scheme {scheme(url)!r} (known: {', '.join(sorted(known))})")
 
 
@@ -67,9 +77,10 @@ def open_timeseries(
     url: str, *, token: str | None = None, password: str | None = None, data_dir: Path | None = None
 ) -> TimeSeriesStore:
     """Build (not connect) the time-series store for ``url``."""
-    factory = TIMESERIES_BACKENDS.get(scheme(url))
-    if factory is None:
+    backend = TIMESERIES_BACKENDS.get(scheme(url))
+    if backend is None:
         raise _unsupported("time-series", url, TIMESERIES_BACKENDS)
+    factory: TimeSeriesFactory = backend.factory()
     return factory(url, token=token, password=password, data_dir=data_dir)
 
 
@@ -77,9 +88,10 @@ def open_documents(
     url: str, *, data_dir: Path | None = None, password: str | None = None, w: int | str = 1, journal: bool = True
 ) -> DocumentStore:
     """Build (not connect) the document store for ``url``."""
-    factory = DOCUMENT_BACKENDS.get(scheme(url))
-    if factory is None:
+    backend = DOCUMENT_BACKENDS.get(scheme(url))
+    if backend is None:
         raise _unsupported("documents", url, DOCUMENT_BACKENDS)
+    factory: DocumentFactory = backend.factory()
     return factory(url, data_dir=data_dir, password=password, w=w, journal=journal)
 
 

@@ -27,7 +27,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import urllib3
-from influxdb_client.rest import ApiException
 
 from core.stores import StoreNeedsOperator, StoreUnavailable
 
@@ -139,6 +138,8 @@ def call_client(what: str, request: Callable[..., object], *args: object) -> Res
     """Run one ``influxdb-client`` request, ``request(*args)``: None on success; the :class:`Response` for refused data
     (400/422) or too large (413), for the caller to read; ours raised for every other answer
     (the table above) and for transport failures."""
+    from influxdb_client.rest import ApiException  # the client's, loaded only by its users
+
     try:
         request(*args)
     except ApiException as e:

@@ -1,38 +1,52 @@
-"""The ``iot`` command: thin Typer sub-apps that parse, build settings and call one function."""
+"""The ``iot`` command: thin Typer sub-apps that parse, build settings and call one function.
+
+Each sub-app's module is imported only when its name is invoked (``iot.cli.lazy``, the table
+below), so ``iot --version`` loads Typer and nothing else, and ``iot alerts list`` the registry but
+no store client, broker client or daemon (tests/test_cli_startup.py, bench/cli_startup_bench.py).
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
-from importlib.metadata import version
-from pathlib import Path
 
 import typer
 
 from core.redact import redact_url
-from ingest.decoding.mappings import MappingError, load_mappings
-from iot.cli import alerts as alerts_cli
-from iot.cli import deadletters as cli_deadletters
-from iot.cli import gateways as gateways_cli
-from iot.cli import mappings as mappings_cli
-from iot.cli import notify as notify_cli
-from iot.cli import plot as cli_plot
-from iot.cli import registry as registry_cli
-from iot.cli import retention as cli_retention
-from iot.cli import sim as sim_cli
-from iot.cli import telemetry as cli_telemetry
-from iot.cli.acting import as_cli_error
-from iot.cli.toolkit import ExitCode, emit_json, fail, print_table, settings
-from iot.demo import run_demo
-from iot.demo_view import LiveProgress, print_result
-from iot.service import run_daemon
-from iot.status import fetch_status, group
-from iot.workers import WorkersRefused, run_workers
+from iot.cli.exits import CliError, ExitCode
+from iot.cli.lazy import Lazy, lazy_group
 
-app = typer.Typer(no_args_is_help=True, help="polyglot-iot: MQTT → InfluxDB, MongoDB, PostgreSQL.")
+COMMANDS = {
+    "ingest": Lazy("daemon", "app", "The ingestion daemon."),
+    "sim": Lazy("sim", "app", "Device simulators."),
+    "telemetry": Lazy("telemetry", "app", "Query and plot time-series data."),
+    "devices": Lazy("registry", "devices_app", "The device registry."),
+    "registry": Lazy("registry", "registry_app", "Registry schema and broker access."),
+    "alerts": Lazy("alerts", "app", "Alerts and alert rules."),
+    "deadletters": Lazy("deadletters", "app", "Messages that could not be stored."),
+    "timeseries": Lazy("retention", "app", "The time-series store: retention."),
+    "gateways": Lazy("gateways", "app", "Gateway credentials (one broker account, many devices)."),
+    "mappings": Lazy("mappings", "app", "Topic mappings and firmware presets: check and try a file."),
+    "demo": Lazy(
+        "demo",
+        "app",
+        "Embedded broker, stores, daemon and fleet together; prints sent vs stored and exits.",
+        group=False,
+    ),
+    "status": Lazy(
+        "status", "app", "The running daemon's health at a glance: broker, stores, spool, counts.", group=False
+    ),
+}
+
+app = typer.Typer(
+    cls=lazy_group(COMMANDS), no_args_is_help=True, help="polyglot-iot: MQTT → InfluxDB, MongoDB, PostgreSQL."
+)
 
 
 def _version(show: bool) -> None:
     if show:
+        from importlib.metadata import version  # stdlib, only for --version
+
         typer.echo(f"iot (polyglot-iot) {version('polyglot-iot')}")
         raise typer.Exit(ExitCode.OK)
 
@@ -46,137 +60,12 @@ def _root(
     """polyglot-iot: MQTT → InfluxDB, MongoDB, PostgreSQL."""
 
 
-ingest_app = typer.Typer(no_args_is_help=True, help="The ingestion daemon.")
-app.add_typer(ingest_app, name="ingest")
-sim_cli.app.command("provision")(registry_cli.provision)
-app.add_typer(sim_cli.app, name="sim", help="Device simulators.")
-cli_telemetry.app.command("plot")(cli_plot.plot)
-app.add_typer(cli_telemetry.app, name="telemetry", help="Query and plot time-series data.")
-app.add_typer(registry_cli.devices_app, name="devices", help="The device registry.")
-app.add_typer(registry_cli.registry_app, name="registry", help="Registry schema and broker access.")
-app.add_typer(gateways_cli.app, name="gateways", help="Gateway credentials (one broker account, many devices).")
-alerts_cli.app.add_typer(notify_cli.app, name="channels")
-alerts_cli.app.add_typer(notify_cli.notifier_app, name="notifier")
-app.add_typer(alerts_cli.app, name="alerts", help="Alerts and alert rules.")
-app.add_typer(cli_deadletters.app, name="deadletters", help="Messages that could not be stored.")
-app.add_typer(cli_retention.app, name="timeseries", help="The time-series store: retention.")
-app.add_typer(mappings_cli.app, name="mappings", help="Topic mappings and firmware presets: check and try a file.")
-
-
-@ingest_app.command("run")
-def ingest_run(
-    broker: str | None = typer.Option(None, help="mqtt://\\[user:pass@]host:port, mqtts://…, or embedded"),
-    timeseries: str | None = typer.Option(None, help="influxdb://…, influxdb1://…, or embedded"),
-    documents: str | None = typer.Option(None, help="mongodb://…, or embedded"),
-    registry: str | None = typer.Option(None, help="SQLAlchemy URL; default SQLite under IOT_DATA_DIR"),
-    batch_size: int | None = typer.Option(None, min=1, help="points per batch (default 5000)"),
-    flush_interval: float | None = typer.Option(None, min=0.001, help="seconds before a partial batch is written"),
-    metrics_port: int | None = typer.Option(None, min=0, max=65535, help="serve /metrics and /healthz here"),
-    workers: int | None = typer.Option(None, min=1, max=64, help="processes sharing one MQTT shared subscription"),
-    mappings: Path | None = typer.Option(None, help="TOML file of topic mappings / firmware presets (IOT_MAPPINGS)"),
-) -> None:
-    """Run the ingestion daemon until SIGTERM/SIGINT, then flush, acknowledge and exit 0."""
-    s = settings(
-        broker_url=broker,
-        timeseries_url=timeseries,
-        documents_url=documents,
-        registry_url=registry,
-        batch_size=batch_size,
-        flush_interval=flush_interval,
-        metrics_port=metrics_port,
-        workers=workers,
-        mappings=mappings,
-    )
-    if s.mappings is not None:
-        try:
-            load_mappings(s.mappings, s.topic_root)  # a bad file is one line here, not a daemon failure
-        except MappingError as e:
-            fail(f"{s.mappings}: {e}")
-    if s.workers > 1:
-        try:
-            raise typer.Exit(run_workers(s, s.workers))
-        except WorkersRefused as e:
-            fail(str(e))
-    raise typer.Exit(run_daemon(s))
-
-
-@app.command("demo")
-def demo(
-    duration: float = typer.Option(20.0, min=1, help="seconds the simulated fleet sends"),
-    devices: int = typer.Option(10, min=1, max=1000, help="simulated devices"),
-    rate: float = typer.Option(5.0, min=0.1, help="messages per second per device"),
-    seed: int = typer.Option(1, help="simulator seed"),
-) -> None:
-    """Embedded broker, stores, daemon and fleet together; prints sent vs stored and exits."""
-    s = settings()
-    typer.echo(
-        f"polyglot-iot demo: {devices} devices x {rate:g} msg/s for {duration:g}s "
-        "(embedded broker and stores, 2% malformed, 2% duplicates)",
-        err=True,
-    )
-    with LiveProgress() as live:
-        r = run_demo(s, duration=duration, devices=devices, rate=rate, seed=seed, progress=live)
-    print_result(r)
-    if not r.settled:
-        fail(f"the daemon handled {r.handled_messages} of {r.expected_messages} acknowledged messages in time", 1)
-    if not r.complete:
-        fail("stored counts differ from what was sent", ExitCode.FAILED)
-
-
-@app.command("status")
-def status(
-    url: str | None = typer.Option(None, help="daemon metrics base URL (default from IOT_METRICS_HOST/PORT)"),
-    json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
-) -> None:
-    """The running daemon's health at a glance: broker, stores, spool, counts. Exit 1 if degraded."""
-    s = settings()
-    if url is None:
-        if not s.metrics_port:
-            fail("the daemon's metrics endpoint is off (IOT_METRICS_PORT=0); give --url")
-        url = f"http://{s.metrics_host}:{s.metrics_port}"
-    try:
-        st = fetch_status(url)
-    except ValueError as e:
-        fail(f"invalid --url {redact_url(url)}: {redact_url(str(e))}")
-    except OSError as e:
-        fail(f"no daemon answering at {redact_url(url)}: {redact_url(str(getattr(e, 'reason', e)))}", ExitCode.FAILED)
-    health = st["health"]
-    if json_out:
-        emit_json(st)
-    else:
-        g = group(st["metrics"])
-        typer.echo(
-            f"status: {health.get('status')}   broker: {health.get('broker')}   "
-            f"unacknowledged: {health.get('unacked', 0)}   "
-            f"reconnects: {int(g.get('iot_broker_disconnects_total', {}).get('', 0))}"
-        )
-        for reason in health.get("reasons", []):
-            typer.echo(f"  degraded: {reason}")
-        stores = health.get("stores", {})
-        print_table(
-            ["store", "up", "written", "rejected", "errors", "spooled batches", "spool bytes", "held", "quarantined"],
-            [
-                (
-                    d,
-                    "yes" if v.get("up") else "NO",
-                    int(g.get("iot_items_written_total", {}).get(d, 0)),
-                    int(g.get("iot_items_rejected_total", {}).get(d, 0)),
-                    int(g.get("iot_store_errors_total", {}).get(d, 0)),
-                    v.get("spooled_batches", 0),
-                    int(g.get("iot_spool_bytes", {}).get(d, 0)),
-                    v.get("held_batches", 0),
-                    v.get("quarantined", 0),
-                )
-                for d, v in stores.items()
-            ],
-        )
-        received = g.get("iot_messages_received_total", {})
-        print_table(["received", "messages"], sorted((k, int(v)) for k, v in received.items()))
-        dead = g.get("iot_messages_dead_lettered_total", {})
-        if dead:
-            print_table(["dead-lettered", "messages"], sorted((k, int(v)) for k, v in dead.items()))
-    if health.get("status") != "ok":
-        raise typer.Exit(ExitCode.FAILED)
+def _as_cli_error(e: Exception) -> CliError | None:
+    """The error mapping of ``iot.cli.acting``, loaded only when a command failed."""
+    if isinstance(e, CliError):
+        return e
+    mapped: CliError | None = importlib.import_module("iot.cli.acting").as_cli_error(e)
+    return mapped
 
 
 def main() -> None:
@@ -194,7 +83,7 @@ def main() -> None:
         if hasattr(e, "show") and hasattr(e, "exit_code"):
             e.show()
             sys.exit(e.exit_code)
-        err = as_cli_error(e)
+        err = _as_cli_error(e)
         if err is None:
             raise
         typer.echo(f"error: {redact_url(str(err))}", err=True)

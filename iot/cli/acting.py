@@ -13,12 +13,20 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.stores import StoreConfigError, StoreUnavailable
-from ingest.mqtt.broker import BrokerConfigError
+from ingest.http import PortInUse
 from iot.cli.toolkit import CliError, ExitCode
 from registry.actors import authorise
 from registry.alerts.store import InvalidTransition
 from registry.auth import Actor, PermissionDenied, authenticate
-from registry.db import RegistryConfigError, SchemaNotMigrated, check_migrated, make_engine
+from registry.db import (
+    RegistryConfigError,
+    SchemaNotMigrated,
+    check_migrated,
+    current_revision,
+    head_revision,
+    make_engine,
+    migrate,
+)
 
 
 def _first_line(e: BaseException) -> str:
@@ -34,15 +42,26 @@ def as_cli_error(e: Exception) -> CliError | None:
         return CliError(f"permission denied: {e}", ExitCode.DENIED)
     if isinstance(e, InvalidTransition):
         return CliError(str(e), ExitCode.STATE)
-    if isinstance(e, StoreConfigError | SchemaNotMigrated | ValidationError | BrokerConfigError | RegistryConfigError):
+    if isinstance(e, StoreConfigError | SchemaNotMigrated | ValidationError | RegistryConfigError):
         return CliError(str(e), ExitCode.USAGE)
+    if isinstance(e, PortInUse):
+        return CliError(str(e), ExitCode.FAILED)
     if isinstance(e, StoreUnavailable | SQLAlchemyError | OSError):
         return CliError(_first_line(e), ExitCode.FAILED)
     if isinstance(e, LookupError):  # DeviceNotFound, AlertNotFound: the message is the first argument
         return CliError(str(e.args[0] if e.args else e), ExitCode.FAILED)
-    if isinstance(e, ValueError):  # RuleError and other invalid input refused by the registry
+    if isinstance(e, ValueError):  # RuleError, BrokerConfigError and other invalid input
         return CliError(str(e), ExitCode.USAGE)
     return None
+
+
+def ready(s: Settings, engine: Engine) -> None:
+    """The registry at the code's schema: the embedded one (no ``IOT_REGISTRY_URL``) migrates
+    itself, in every command as in the daemon; one named by URL must already be migrated
+    (:class:`SchemaNotMigrated`: run ``iot registry migrate``)."""
+    if not s.registry_url and current_revision(engine) != head_revision():
+        migrate(engine)
+    check_migrated(engine)
 
 
 def api_key(s: Settings) -> str | None:
@@ -60,7 +79,7 @@ def acting(s: Settings, engine: Engine | None = None) -> Iterator[tuple[Session,
     own = engine is None
     eng = make_engine(s.resolved_registry_url()) if engine is None else engine
     try:
-        check_migrated(eng)
+        ready(s, eng)
         with Session(eng) as session:
             actor = authenticate(session, api_key(s))
             yield session, actor

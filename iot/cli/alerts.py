@@ -14,13 +14,28 @@ import typer
 
 from iot.cli import output
 from iot.cli.acting import acting
+from iot.cli.lazy import Lazy, lazy_group
 from iot.cli.notify_view import print_notifications
 from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings, shown
 from registry.alerts import store
 from registry.alerts.kinds import describe
 from registry.alerts.rules import LEVELS, OPS, SCOPES, SEVERITIES, STATUSES, Rule, RuleKind
 
-app = typer.Typer(no_args_is_help=True)
+# the keys of registry.alerts.store.list_alerts' rows: a CSV of no alerts still has its header
+ALERT_COLUMNS = (
+    "id", "status", "severity", "device_id", "site", "rule_id", "rule", "count", "last_value", "message",
+    "opened_at", "last_seen_at", "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by",
+)  # fmt: skip
+
+app = typer.Typer(
+    cls=lazy_group(
+        {
+            "channels": Lazy("notify", "app", "Where alert notifications go: webhooks, Slack, e-mail."),
+            "notifier": Lazy("notify", "notifier_app", "The notifier that sends queued notifications."),
+        }
+    ),
+    no_args_is_help=True,
+)
 rules_app = typer.Typer(no_args_is_help=True, help="Alert rules (admins manage, anyone lists).")
 app.add_typer(rules_app, name="rules")
 
@@ -65,7 +80,7 @@ def list_(
         rows = store.list_alerts(
             s, actor, status=status, severity=severity, device=device, site=site, since=_since(since), limit=limit
         )
-    if output.machine(fmt, json_, [asdict(r) for r in rows]):
+    if output.machine(fmt, json_, [asdict(r) for r in rows], ALERT_COLUMNS):
         return
     if not rows:
         typer.echo("no alerts match")

@@ -7,11 +7,11 @@ from typing import Annotated
 import typer
 
 from iot.cli import output
-from iot.cli.acting import acting
+from iot.cli.acting import acting, ready
 from iot.cli.toolkit import fail, print_table, settings
-from iot.service import build_notifier
+from iot.notifying import build_notifier
 from registry.auth import require_site
-from registry.db import check_migrated, make_engine
+from registry.db import make_engine
 from registry.notify.channels import (
     DEFAULT_EVENTS,
     ChannelSpec,
@@ -172,7 +172,7 @@ def run(registry: RegistryOpt = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     s = settings(registry_url=registry)
     engine = make_engine(s.resolved_registry_url())
-    check_migrated(engine)
+    ready(s, engine)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

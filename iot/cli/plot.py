@@ -13,8 +13,7 @@ from core.model import MEASUREMENTS, Kind
 from core.stores import AGGREGATES, SeriesQuery
 from ingest.stores import timeseries_from
 from iot.cli.acting import authorised
-from iot.cli.telemetry import parse_time
-from iot.cli.toolkit import fail, parse_every, settings
+from iot.cli.toolkit import fail, parse_every, parse_time, settings
 from iot.present.chart import ChartSpec, Series, line_chart
 from iot.present.chart_png import PlotUnavailable, write_png
 

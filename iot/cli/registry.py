@@ -32,6 +32,10 @@ from registry.models import DEVICE_STATUSES, ROLES
 from simulators.profiles import PROFILES
 
 OPEN_ALERTS_SHOWN = 50  # `devices show` lists at most this many unresolved alerts
+# the keys of each list's rows, so that a CSV of none still has its header
+DEVICE_COLUMNS = ("id", "type", "site", "labels", "status", "online", "created_at", "last_seen_at",
+                  "firmware_version", "has_secret")  # fmt: skip
+KEY_COLUMNS = ("name", "role", "sites", "prefix", "created_at", "disabled")
 
 devices_app = typer.Typer(no_args_is_help=True)
 registry_app = typer.Typer(no_args_is_help=True)
@@ -90,7 +94,7 @@ def list_(
         fail(f"invalid --status {status!r}: use one of {', '.join(DEVICE_STATUSES)}")
     with acting(settings(registry_url=registry)) as (session, actor):
         rows = [dev.as_dict(d) for d in dev.list_devices(session, actor, status, type, site)]
-    if output.machine(fmt, as_json, rows):
+    if output.machine(fmt, as_json, rows, DEVICE_COLUMNS):
         return
     cols = ("id", "type", "site", "gateway", "status", "online", "last_seen_at", "firmware_version")
     print_table(cols, ([r[c] for c in cols] for r in rows), title=f"{len(rows)} devices")
@@ -426,7 +430,7 @@ def keys_list(as_json: JsonOpt = False, fmt: output.FormatOpt = None, registry: 
             }
             for k in list_keys(session, actor)
         ]
-    if output.machine(fmt, as_json, rows):
+    if output.machine(fmt, as_json, rows, KEY_COLUMNS):
         return
     print_table(
         ("name", "role", "sites", "prefix", "created_at", "disabled"),

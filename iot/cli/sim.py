@@ -11,11 +11,13 @@ from typing import Any, cast
 
 import typer
 
+from iot.cli.registry import provision
 from iot.cli.toolkit import ExitCode, emit_json, fail, parse_duration, settings
 from simulators.fleet import FleetConfig, Format
 from simulators.runner import SimError, run_fleet
 
 app = typer.Typer(no_args_is_help=True)
+app.command("provision")(provision)
 
 
 def _start_ms(text: str) -> int:

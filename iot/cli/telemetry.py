@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -20,27 +19,14 @@ from ingest.stores import timeseries_from
 from ingest.stores.export import series_columns, series_records, stream_rows
 from iot.cli import output
 from iot.cli.acting import acting, authorised
-from iot.cli.toolkit import CliError, ExitCode, fail, parse_duration, parse_every, print_table, settings
+from iot.cli.plot import plot
+from iot.cli.toolkit import ExitCode, fail, parse_every, parse_time, print_table, settings
 from registry import devices as dev
 
 app = typer.Typer(no_args_is_help=True)
+app.command("plot")(plot)
 
 KINDS = [k.value for k in MEASUREMENTS]
-
-
-def parse_time(text: str, option: str, now_ns: int) -> int:
-    """``1h`` (that long ago), or an ISO 8601 / RFC 3339 time → ns since the epoch."""
-    try:
-        return now_ns - int(parse_duration(text) * 1e9)
-    except CliError:
-        pass
-    try:
-        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"invalid {option} {text!r}: use a duration (30s, 5m, 1h, 7d) or an ISO time")
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return int(t.timestamp()) * 10**9 + t.microsecond * 1000
 
 
 class GroupBy(StrEnum):

@@ -10,38 +10,17 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import datetime
-from enum import IntEnum
-from typing import Any, NoReturn
+from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import ValidationError
 
 from core import timefmt
 from core.config import Settings
 from core.devicetext import for_terminal
-
-
-class ExitCode(IntEnum):
-    """Every ``iot`` command's exit codes (README, "Command line")."""
-
-    OK = 0
-    FAILED = 1  # not found, unreachable, or the command's own check failed (status degraded, demo mismatch)
-    USAGE = 2  # a usage mistake, invalid input or settings
-    DENIED = 3  # permission denied for the acting API key
-    STATE = 4  # not allowed in the object's current state (e.g. acknowledging a resolved alert)
-    INTERRUPTED = 130  # Ctrl-C
-
-
-class CliError(Exception):
-    """A user mistake or an unusable environment: printed as one line, exit ``code``."""
-
-    def __init__(self, message: str, code: int = ExitCode.USAGE) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def fail(message: str, code: int = ExitCode.USAGE) -> NoReturn:
-    raise CliError(message, code)
+from iot.cli.exits import CliError as CliError
+from iot.cli.exits import ExitCode as ExitCode
+from iot.cli.exits import fail as fail
 
 
 def settings(**overrides: Any) -> Settings:
@@ -117,3 +96,18 @@ def parse_every(every: str | None) -> int | None:
     if seconds < 1:
         fail(f"invalid --every {every!r}: at least 1s")
     return seconds
+
+
+def parse_time(text: str, option: str, now_ns: int) -> int:
+    """``1h`` (that long ago), or an ISO 8601 / RFC 3339 time → ns since the epoch."""
+    try:
+        return now_ns - int(parse_duration(text) * 1e9)
+    except CliError:
+        pass
+    try:
+        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"invalid {option} {text!r}: use a duration (30s, 5m, 1h, 7d) or an ISO time")
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return int(t.timestamp()) * 10**9 + t.microsecond * 1000

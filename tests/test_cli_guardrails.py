@@ -1,0 +1,91 @@
+"""Footguns a new operator meets on day one, each refused or named in one line (issue: first day)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ingest.http import PortInUse, serve_metrics
+from ingest.metrics import Metrics
+from iot.cli.acting import as_cli_error
+from iot.cli.toolkit import ExitCode
+from registry.db import RegistryConfigError, make_engine
+from tests.cli_runner import Result, run_iot
+
+Iot = Callable[..., Result]
+
+
+@pytest.fixture
+def iot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iot:
+    """`iot ARGS...` in-process on a fresh IOT_DATA_DIR with the embedded registry (no IOT_REGISTRY_URL)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IOT_DATA_DIR", str(tmp_path / "data"))
+    for var in ("IOT_API_KEY", "IOT_REGISTRY_URL", "IOT_TIMESERIES_URL", "IOT_DOCUMENTS_URL", "IOT_NOTIFY_SECRETS"):
+        monkeypatch.delenv(var, raising=False)
+
+    def run(*args: str, key: str | None = None) -> Result:
+        if key is None:
+            monkeypatch.delenv("IOT_API_KEY", raising=False)
+        else:
+            monkeypatch.setenv("IOT_API_KEY", key)
+        return run_iot(monkeypatch, capsys, *args)
+
+    return run
+
+
+def test_a_fresh_data_dir_needs_no_registry_migrate(iot: Iot) -> None:
+    """The README's promise: the embedded registry migrates itself, in the CLI as in the daemon."""
+    r = iot("registry", "keys", "add", "--name", "root", "--role", "admin")
+    assert r.code == 0, r.err
+    assert r.out.startswith("iotk_")
+    assert iot("alerts", "list", key=r.out.strip()).code == 0
+
+
+def test_the_first_key_must_be_an_unrestricted_admin(iot: Iot) -> None:
+    r = iot("registry", "keys", "add", "--name", "vic", "--role", "viewer")
+    assert r.code == ExitCode.USAGE
+    assert r.err.startswith("error: refusing to create viewer key 'vic' as the first API key")
+    assert "--role admin" in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    r = iot("registry", "keys", "add", "--name", "paris", "--role", "admin", "--site", "paris")
+    assert r.code == ExitCode.USAGE and "first API key" in r.err
+    admin = iot("registry", "keys", "add", "--name", "root", "--role", "admin")
+    assert admin.code == 0, admin.err
+    r = iot("registry", "keys", "add", "--name", "vic", "--role", "viewer", key=admin.out.strip())
+    assert r.code == 0, r.err
+
+
+@pytest.mark.parametrize("argv", [("devices", "list"), ("alerts", "list"), ("registry", "keys", "list")], ids=" ".join)
+def test_csv_of_an_empty_list_prints_its_header(iot: Iot, argv: tuple[str, ...]) -> None:
+    """A CSV reader needs the header even with no rows; and the header is the rows' keys."""
+    r = iot(*argv, "--format", "csv")
+    assert r.code == 0, r.err
+    header = r.out.splitlines()
+    assert len(header) == 1 and header[0].split(",")[0] in ("id", "name")
+    admin = iot("registry", "keys", "add", "--name", "root", "--role", "admin").out.strip()
+    assert iot("devices", "add", "d1", "--type", "thermostat", key=admin).code == 0
+    if argv[0] != "alerts":  # a row now: its keys are the header printed when there were none
+        rows = iot(*argv, "--json", key=admin).json()
+        assert rows and list(rows[0]) == header[0].split(",")
+        assert iot(*argv, "--format", "csv", key=admin).out.splitlines()[0] == header[0]
+
+
+def test_a_busy_metrics_port_is_named() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(PortInUse) as caught:
+            serve_metrics(Metrics(), "127.0.0.1", port)
+    err = as_cli_error(caught.value)
+    assert err is not None and err.code == ExitCode.FAILED
+    assert str(err).startswith(f"metrics port {port} is in use on 127.0.0.1") and "Errno" not in str(err)
+
+
+def test_a_postgres_scheme_suggests_the_driver_url() -> None:
+    with pytest.raises(RegistryConfigError, match=r"use postgresql\+psycopg://… .*not postgres://") as caught:
+        make_engine("postgres://u:hunter2@localhost/iot")
+    assert "hunter2" not in str(caught.value)

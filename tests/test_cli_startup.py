@@ -1,0 +1,61 @@
+"""What each command's import costs: ``iot --version`` loads Typer and nothing of ours beyond the
+entry point; read commands load no store client they do not use (bench/cli_startup_bench.py times it)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.cli_runner import run_iot
+
+STORE_CLIENTS = {"influxdb_client", "pymongo", "montydb", "paho", "amqtt", "matplotlib", "plotext"}
+HEAVY = STORE_CLIENTS | {"sqlalchemy", "alembic", "pydantic", "pydantic_settings", "rich"}
+
+
+def _loaded(code: str) -> set[str]:
+    """Top-level packages of ``HEAVY`` in ``sys.modules`` after running ``code`` in a fresh interpreter."""
+    probe = (
+        f"import sys, json\n{code}\n"
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r})))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def test_import_iot_cli_loads_no_store_client_nor_registry() -> None:
+    assert _loaded("import iot.cli") == set()
+
+
+def test_version_runs_on_typer_alone() -> None:
+    code = (
+        "sys.argv = ['iot', '--version']\nfrom iot.cli import main\ntry:\n    main()\nexcept SystemExit as e:\n"
+        "    assert e.code == 0, e.code"
+    )
+    assert _loaded(code) == set()
+
+
+@pytest.mark.parametrize(
+    ("module", "allowed"),
+    [
+        ("iot.cli.alerts", {"sqlalchemy", "pydantic", "pydantic_settings", "rich"}),  # alerts list, rules list
+        ("iot.cli.registry", {"sqlalchemy", "pydantic", "pydantic_settings", "rich"}),  # devices list/show, keys
+        ("iot.cli.notify", {"sqlalchemy", "pydantic", "pydantic_settings", "rich"}),  # alerts channels list
+        ("iot.cli.telemetry", {"sqlalchemy", "pydantic", "pydantic_settings", "rich"}),  # query (the store: on use)
+    ],
+)
+def test_read_commands_load_no_store_client_at_import(module: str, allowed: set[str]) -> None:
+    assert _loaded(f"import {module}") - allowed == set()
+
+
+def test_every_command_of_the_tree_resolves(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The lazy table loads each sub-app as the group it was: `iot ingest run --help`, not `iot ingest --help`."""
+    for argv in (["ingest", "run"], ["sim", "provision"], ["telemetry", "plot"], ["alerts", "channels", "list"],
+                 ["alerts", "notifier", "run"], ["registry", "keys", "add"], ["timeseries", "retention"],
+                 ["deadletters", "list"], ["devices", "show"], ["demo"], ["status"]):  # fmt: skip
+        r = run_iot(monkeypatch, capsys, *argv, "--help")
+        assert r.code == 0 and f"iot {' '.join(argv)} [OPTIONS]" in r.out, (argv, r.err)
