@@ -34,7 +34,7 @@ from simulators.profiles import PROFILES
 OPEN_ALERTS_SHOWN = 50  # `devices show` lists at most this many unresolved alerts
 # the keys of each list's rows, so that a CSV of none still has its header
 DEVICE_COLUMNS = ("id", "type", "site", "labels", "status", "online", "created_at", "last_seen_at",
-                  "firmware_version", "has_secret")  # fmt: skip
+                  "firmware_version", "has_secret", "gateway")  # fmt: skip
 KEY_COLUMNS = ("name", "role", "sites", "prefix", "created_at", "disabled")
 
 devices_app = typer.Typer(no_args_is_help=True)
