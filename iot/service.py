@@ -40,6 +40,7 @@ from registry.alerts.observer import AlertObserver
 from registry.db import check_migrated, make_engine, migrate
 from registry.deadletters import DeadLetterStore
 from registry.directory import RegistryStore
+from registry.notify.models import CHANNEL_KINDS
 from registry.notify.netguard import NetGuard
 from registry.notify.notifier import Notifier
 
@@ -109,7 +110,7 @@ def build_daemon(
     directory = DeviceDirectory(destinations.registry.devices)
     observers: list[StreamObserver] = list(res.observers)
     if with_alerts:
-        observer = AlertObserver(res.registry.engine, directory, clock=time.time)
+        observer = AlertObserver(res.registry.engine, directory, clock=time.time, counts=metrics)
         observer.load()
         observers.append(observer)
     counts: defaultdict[tuple[str, str], int] = defaultdict(int)
@@ -189,8 +190,12 @@ def build_evaluator(settings: Settings, res: Resources[RegistryStore]) -> Daemon
     return build_daemon(settings, res, with_alerts=True, broker=broker, options=options)
 
 
-def build_notifier(settings: Settings, engine: Engine) -> Notifier:
-    """The notifier as the settings say: attempt deadline, channels side by side, rate, damping."""
+def build_notifier(settings: Settings, engine: Engine, metrics: Metrics | None = None) -> Notifier:
+    """The notifier as the settings say: attempt deadline, channels side by side, rate, damping;
+    counting into ``metrics`` (its series declared per channel kind)."""
+    if metrics is not None:
+        for name in ("iot_notifications_sent_total", "iot_notifications_failed_total"):
+            metrics.declare(name, channel=CHANNEL_KINDS)
     return Notifier(
         engine,
         settings.notify_secrets,
@@ -200,6 +205,7 @@ def build_notifier(settings: Settings, engine: Engine) -> Notifier:
         per_channel_per_minute=settings.notify_rate_per_minute,
         damping_window_s=settings.notify_damping_window,
         guard=NetGuard(settings.notify_allowed_networks),
+        counts=metrics,
     )
 
 
@@ -240,7 +246,7 @@ def run_daemon(settings: Settings) -> int:
     install_signal_handlers(daemon)
     notifier = None
     if settings.notify:
-        notifier = build_notifier(settings, res.registry.engine).start()
+        notifier = build_notifier(settings, res.registry.engine, daemon.metrics).start()
     try:
         return daemon.run()
     finally:
