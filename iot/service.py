@@ -36,6 +36,7 @@ from ingest.writing.spool import Spool
 from ingest.writing.spool_records import HOLDS
 from ingest.writing.writer import ToDeadLetters, Writer
 from iot.alert_role import DirectoryOnly, Discard, evaluator_options
+from iot.logs import configure_logging
 from registry.alerts.observer import AlertObserver
 from registry.db import check_migrated, make_engine, migrate
 from registry.deadletters import DeadLetterStore
@@ -216,8 +217,7 @@ def _scheme(url: str) -> str:
 
 def run_daemon(settings: Settings) -> int:
     """`iot ingest run`: embedded broker if asked, metrics endpoint, daemon until SIGTERM/SIGINT."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings.log_format, settings.log_level, settings.log_repeat_interval)
     if settings.role == "alerts":  # the alert evaluator of --workers N (iot/alert_role.py)
         res = build_evaluator_resources(settings)
         daemon = build_evaluator(settings, res)

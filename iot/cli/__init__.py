@@ -20,6 +20,7 @@ from iot.cli.acting import as_cli_error
 from iot.cli.toolkit import ExitCode, emit_json, fail, print_table, settings
 from iot.demo import run_demo
 from iot.demo_view import LiveProgress, print_result
+from iot.logs import LogFormat
 from iot.service import run_daemon
 from iot.status import fetch_status, group
 from iot.workers import WorkersRefused, run_workers
@@ -67,6 +68,8 @@ def ingest_run(
     flush_interval: float | None = typer.Option(None, min=0.001, help="seconds before a partial batch is written"),
     metrics_port: int | None = typer.Option(None, min=0, max=65535, help="serve /metrics and /healthz here"),
     workers: int | None = typer.Option(None, min=1, max=64, help="processes sharing one MQTT shared subscription"),
+    log_format: LogFormat | None = typer.Option(None, help="text, or one JSON object a line (IOT_LOG_FORMAT)"),
+    log_level: str | None = typer.Option(None, help="DEBUG, INFO, WARNING or ERROR (IOT_LOG_LEVEL)"),
 ) -> None:
     """Run the ingestion daemon until SIGTERM/SIGINT, then flush, acknowledge and exit 0."""
     s = settings(
@@ -78,6 +81,8 @@ def ingest_run(
         flush_interval=flush_interval,
         metrics_port=metrics_port,
         workers=workers,
+        log_format=log_format.value if log_format else None,
+        log_level=log_level,
     )
     if s.workers > 1:
         try:
