@@ -30,6 +30,15 @@ def restore_root() -> Iterator[None]:
     root.setLevel(level)
 
 
+class Collect(logging.Handler):
+    def __init__(self, into: list[logging.LogRecord]) -> None:
+        super().__init__()
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record)
+
+
 def record(msg: str, *args: object, level: int = logging.WARNING, name: str = "iot.x") -> logging.LogRecord:
     return logging.LogRecord(name, level, __file__, 1, msg, args, None)
 
@@ -73,8 +82,7 @@ def test_a_registry_outage_logs_the_notifier_warning_once(restore_root: None) ->
     configure_logging("json", "INFO", repeat_interval=3600, stream=out)
     seen: list[logging.LogRecord] = []
     notifier_log = notifier_module.log
-    counter = logging.Handler()
-    counter.emit = seen.append  # type: ignore[method-assign]
+    counter = Collect(seen)
     notifier_log.addHandler(counter)
     engine = make_engine(f"postgresql+psycopg://iot@127.0.0.1:{free_port()}/gone?connect_timeout=2")
     n = Notifier(engine, {}, poll_s=0.01).start()
