@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     spool_max_bytes: int = Field(1 << 30, ge=1 << 20)
     metrics_port: int = Field(9108, ge=0, le=65535, description="/metrics and /healthz; 0: none")
     metrics_host: str = "127.0.0.1"
+    log_format: Literal["text", "json"] = Field("text", description="daemon logs: text, or JSON lines")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_repeat_interval: float = Field(
+        30.0, ge=0, description="a repeated warning is logged at most once per this many seconds (0: all)"
+    )
     offline_check_interval: float = Field(5.0, gt=0)
     # MongoDB write concern: acknowledged only once journaled (a standalone mongod acknowledges
     # w:1 from memory otherwise); "majority" for replica sets
@@ -88,6 +93,13 @@ class Settings(BaseSettings):
         default_factory=list,
         description="CIDRs notifications may reach besides public addresses (comma-separated), e.g. 10.0.0.0/8",
     )
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _case_insensitive(cls, v: object) -> object:
+        if not isinstance(v, str):
+            return v
+        return v.upper() if v.lower() in ("debug", "info", "warning", "error", "critical") else v.lower()
 
     @field_validator("notify_allowed_networks", mode="before")
     @classmethod

@@ -39,6 +39,7 @@ from ingest.writing.spool import Spool
 from ingest.writing.spool_records import HOLDS
 from ingest.writing.writer import ToDeadLetters, Writer
 from iot.alert_role import DirectoryOnly, Discard, evaluator_options
+from iot.logs import configure_logging
 from iot.notifying import build_notifier
 from registry.alerts.observer import AlertObserver
 from registry.db import check_migrated, make_engine, migrate
@@ -155,7 +156,7 @@ def build_daemon(
     directory = DeviceDirectory(destinations.registry.devices)
     observers: list[StreamObserver] = list(res.observers)
     if with_alerts:
-        observer = AlertObserver(res.registry.engine, directory, clock=time.time)
+        observer = AlertObserver(res.registry.engine, directory, clock=time.time, counts=metrics)
         observer.load()
         observers.append(observer)
     counts: defaultdict[tuple[str, str], int] = defaultdict(int)
@@ -250,8 +251,7 @@ def _scheme(url: str) -> str:
 
 def run_daemon(settings: Settings) -> int:
     """`iot ingest run`: embedded broker if asked, metrics endpoint, daemon until SIGTERM/SIGINT."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings.log_format, settings.log_level, settings.log_repeat_interval)
     host = None
     if settings.role == "alerts":  # the alert evaluator of --workers N (iot/alert_role.py)
         res = build_evaluator_resources(settings)
@@ -285,7 +285,7 @@ def run_daemon(settings: Settings) -> int:
         log.info("Sparkplug B host application: spBv1.0/STATE/%s", host.host_id)
     notifier = None
     if settings.notify:
-        notifier = build_notifier(settings, res.registry.engine).start()
+        notifier = build_notifier(settings, res.registry.engine, daemon.metrics).start()
     try:
         return daemon.run()
     finally:

@@ -36,6 +36,7 @@ from typing import Any
 
 from core.config import SECRET_FIELDS, Settings
 from iot import alert_role
+from iot.logs import configure_logging
 from iot.restarts import RestartPolicy, RestartSchedule
 from iot.service import build_resources
 
@@ -177,7 +178,7 @@ def prepare_stores(settings: Settings) -> None:
 
 def run_workers(settings: Settings, n: int) -> int:
     """Run ``n`` supervised workers until SIGTERM/SIGINT; the exit code is 0 if every worker drained cleanly."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_format, settings.log_level, settings.log_repeat_interval)
     check(settings, n)
     prepare_stores(settings)
     Path(settings.resolved_spool_dir()).mkdir(parents=True, exist_ok=True)

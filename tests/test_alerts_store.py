@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from core.directory import DeviceDirectory
 from core.model import Point
 from core.timefmt import utc
+from ingest.metrics import Metrics
 from registry.alerts import store
 from registry.alerts.engine import Transition
 from registry.alerts.observer import AlertObserver
@@ -254,7 +255,8 @@ def test_observer_end_to_end_restart_and_manual_resolve(db: Engine) -> None:
     [a] = alerts(db)
     assert (a.status, a.count, a.last_value) == ("open", 2, 92)
 
-    restarted = AlertObserver(db, DeviceDirectory.of(DIRECTORY), clock=lambda: T0 + 100)
+    metrics = Metrics()
+    restarted = AlertObserver(db, DeviceDirectory.of(DIRECTORY), clock=lambda: T0 + 100, counts=metrics)
     restarted.load()
     restarted.observe([pt(T0 + 101, temperature=95)], T0 + 101)  # same alert, no new hold
     [a] = alerts(db)
@@ -274,6 +276,9 @@ def test_observer_end_to_end_restart_and_manual_resolve(db: Engine) -> None:
     assert len(alerts(db)) == 2 and alerts(db)[1].count == 1  # hold starts over
     restarted.observe([pt(T0 + 241, temperature=90)], T0 + 241)
     assert [a.status for a in alerts(db)] == ["resolved", "resolved", "open"]
+    # counted as written: the first resolved by the engine, the second and third opened (the second
+    # resolved by a person, not counted as the engine's)
+    assert metrics.value("iot_alerts_opened_total") == 2 and metrics.value("iot_alerts_resolved_total") == 1
 
 
 def test_observer_picks_up_new_rules_on_tick_and_nodata(db: Engine) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,13 @@ import pytest
 import yaml
 from sqlalchemy import text
 
+from core.metricdefs import METRICS
 from ingest.metrics import parse_prometheus
 from iot.cli.toolkit import settings
 from iot.demo import run_demo
+from simulators.profiles import PROFILES
+from tests.faultkit import Pipeline, expected_letters, expected_readings
+from tests.servers import Influxd, Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = sorted((ROOT / "deploy/grafana/dashboards").glob("*.json"))
@@ -60,19 +65,22 @@ def _dashboards() -> list[tuple[str, dict[str, Any]]]:
     return [(p.name, json.loads(p.read_text())) for p in DASHBOARDS]
 
 
+TYPES = {"prometheus": "prometheus", "influx": "influxdb", "sql": "grafana-postgresql-datasource"}
+
+
 def _targets(kind: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    uid = {"prometheus": "prometheus", "influx": "influxdb", "sql": "postgres"}[kind]
     for name, d in _dashboards():
         for p in d["panels"]:
             for t in p["targets"]:
-                if t["datasource"]["uid"] == uid:
+                if t["datasource"]["type"] == TYPES[kind]:
                     yield name, p["title"], t
 
 
-def test_four_dashboards_on_provisioned_data_sources() -> None:
+def test_four_dashboards_importable_anywhere_on_provisioned_data_source_types() -> None:
+    """Every panel, query and variable reads its data source from a data-source variable, which an
+    import outside compose fills from ``__inputs``; compose's provisioned sources have those types."""
     assert [p.stem for p in DASHBOARDS] == ["alerts", "device", "fleet", "pipeline"]
-    sources = {d["uid"]: d for d in yaml.safe_load(DATASOURCES.read_text())["datasources"]}
-    assert set(sources) == {"prometheus", "influxdb", "postgres"}
+    provisioned = {d["type"] for d in yaml.safe_load(DATASOURCES.read_text())["datasources"]}
     uids: set[str] = set()
     for name, d in _dashboards():
         assert d["uid"] and d["title"] and d["panels"], name
@@ -80,43 +88,78 @@ def test_four_dashboards_on_provisioned_data_sources() -> None:
         uids.add(d["uid"])
         ids = [p["id"] for p in d["panels"]]
         assert len(ids) == len(set(ids)), name
-        for p in d["panels"]:
-            for ds in [p["datasource"], *(t["datasource"] for t in p["targets"])]:
-                assert ds["uid"] in sources, (name, p["title"])
-                assert ds["type"] == sources[ds["uid"]]["type"], (name, p["title"])
-            assert p["targets"], (name, p["title"])
-        for v in d["templating"]["list"]:
-            if "datasource" in v:
-                assert v["datasource"]["uid"] in sources
+        inputs = {i["name"]: i for i in d["__inputs"]}
+        ds_vars = {v["name"]: v for v in d["templating"]["list"] if v["type"] == "datasource"}
+        for v in ds_vars.values():
+            [(input_name, i)] = [(n, i) for n, i in inputs.items() if v["current"]["value"] == f"${{{n}}}"]
+            assert i["type"] == "datasource" and i["pluginId"] == v["query"], (name, input_name)
+            assert v["query"] in provisioned, (name, v["name"])
+        assert len(ds_vars) == len(inputs), name
+        refs = [
+            *(p["datasource"] for p in d["panels"]),
+            *(t["datasource"] for p in d["panels"] for t in p["targets"]),
+            *(v["datasource"] for v in d["templating"]["list"] if "datasource" in v),
+        ]
+        for ds in refs:
+            var = re.fullmatch(r"\$\{(\w+)\}", ds["uid"])
+            assert var and var[1] in ds_vars, (name, ds)
+            assert ds["type"] == ds_vars[var[1]]["query"], (name, ds)
+        assert all(p["targets"] for p in d["panels"]), name
+        assert "${DS_" not in json.dumps(d["panels"]), "panels name the variable, never the import input"
 
 
-def test_flux_queries_name_measurements_fields_and_tags_the_pipeline_writes(written: Written) -> None:
-    measurements = {m for m, _ in written.fields}
-    bucket = yaml.safe_load(COMPOSE.read_text())["services"]["influxdb"]["environment"]["DOCKER_INFLUXDB_INIT_BUCKET"]
-    device = json.loads((ROOT / "deploy/grafana/dashboards/device.json").read_text())
-    field_var = next(v for v in device["templating"]["list"] if v["name"] == "field")
-    chosen = set(field_var["query"].split(","))
-    assert chosen <= {f for m, f in written.fields if m == "sensor_readings"}, chosen - {f for _, f in written.fields}
-    n = 0
-    for name, title, t in _targets("influx"):
-        q = t["query"]
-        assert re.findall(r'from\(bucket: "([^"]+)"\)', q) == [bucket], (name, title)
-        ms = re.findall(r'r\._measurement == "([^"]+)"', q)
-        assert ms and set(ms) <= measurements, (name, title, ms)
-        for f in re.findall(r'r\._field == "([^"]+)"', q):
-            assert (ms[0], f) in written.fields, (name, title, f)
-        used_tags = set(re.findall(r"\br\.(\w+)\b", q)) - {"_measurement", "_field", "_value", "_time"}
-        for keys in re.findall(r"rowKey: \[([^\]]*)\]", q):
-            used_tags |= {k.strip().strip('"') for k in keys.split(",")} - {"_time"}
-        assert used_tags <= written.tags, (name, title, used_tags - written.tags)
-        n += 1
-    assert n >= 6
+def _influxql(q: str, device: str, fields: list[str]) -> str:
+    """Grafana's InfluxQL macros and variables, replaced as Grafana would before sending the query."""
+    q = q.replace("$timeFilter", "time > now() - 3650d")
+    q = q.replace("$__interval", "1m")
+    q = q.replace("${field:regex}", "(" + "|".join(re.escape(f) for f in fields) + ")")
+    q = q.replace("${device}", device)
+    assert not re.search(r"\$[\w{]", q), q  # every variable replaced ($ left: a regex anchor)
+    return q
+
+
+def _rows(result: dict[str, Any]) -> list[list[Any]]:
+    [r] = result["results"]
+    assert "error" not in r, r["error"]
+    return [row for series in r.get("series", []) for row in series["values"]]
+
+
+@pytest.mark.mosquitto
+@pytest.mark.postgres
+@pytest.mark.influxd
+def test_every_influxql_query_returns_data_a_simulator_run_wrote_to_influxd_1(
+    tmp_path: Path, mosquitto_server: Mosquitto, influxd_server: Influxd, postgres_url: str
+) -> None:
+    """The device dashboard's InfluxQL (panels and the field variable), run on a real influxd 1.x
+    after what a daemon stored from a simulated fleet of every profile: each query returns rows."""
+    db = "dash_" + uuid.uuid4().hex[:10]
+    pipe = Pipeline("dash", tmp_path, mosquitto_server.url, influxd_server.create_database(db), postgres_url)
+    daemon = pipe.daemon().start()
+    try:
+        config = pipe.fleet(devices=len(PROFILES), rate=0, count=40, seed=5)
+        manifest = pipe.publish(config)
+        pipe.wait_stored(expected_readings(manifest), expected_letters(config, manifest), 60, daemon)
+    finally:
+        assert daemon.terminate() == 0
+    device = next(
+        d
+        for [_, d] in _rows(influxd_server.query('SHOW TAG VALUES FROM "event_logs" WITH KEY = "device_id"', db))
+        if _rows(influxd_server.query(f'SELECT count(*) FROM "device_metrics" WHERE "device_id" = \'{d}\'', db))
+        and _rows(influxd_server.query(f'SELECT count(*) FROM "sensor_readings" WHERE "device_id" = \'{d}\'', db))
+    )
+    device_dash = json.loads((ROOT / "deploy/grafana/dashboards/device.json").read_text())
+    field_var = next(v for v in device_dash["templating"]["list"] if v["name"] == "field")
+    fields = [f for f, _ in _rows(influxd_server.query(field_var["query"], db))]
+    assert {"temperature", "humidity"} <= set(fields), fields
+    queries = list(_targets("influx"))
+    assert len(queries) >= 6
+    for name, title, t in queries:
+        rows = _rows(influxd_server.query(_influxql(t["query"], device, fields), db))
+        assert rows and any(v is not None for row in rows for v in row[1:]), (name, title, t["query"])
 
 
 def test_promql_names_metrics_and_labels_the_daemon_exports(written: Written) -> None:
-    declared = set()
-    for src in [*(ROOT / "ingest").rglob("*.py"), ROOT / "iot" / "service.py"]:  # the pipeline and its wiring
-        declared |= set(re.findall(r'"(iot_[a-z_]+)"', src.read_text()))
+    declared = set(METRICS)
     n = 0
     for name, title, t in _targets("prometheus"):
         expr = t["expr"]

@@ -16,15 +16,11 @@ from typing import Any
 import pytest
 
 from tests.daemon_proc import DaemonProcess
+from tests.exposition import flat, parse
 from tests.faultkit import Pipeline, expected_letters, expected_readings, metric, publish_raw
 from tests.servers import Mosquitto, free_port, wait_for
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.postgres, pytest.mark.influxd]
-
-NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-LABELS = rf'\{{{NAME}="(?:[^"\\\n]|\\.)*"(?:,{NAME}="(?:[^"\\\n]|\\.)*")*\}}'
-SAMPLE = re.compile(rf"^(?P<name>{NAME})(?:{LABELS})? (?P<value>[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|NaN|Inf))$")
-TYPE = re.compile(rf"^# TYPE (?P<name>{NAME}) (?P<kind>counter|gauge|histogram|summary|untyped)$")
 
 
 def get(url: str) -> tuple[int, str, str]:
@@ -36,24 +32,8 @@ def get(url: str) -> tuple[int, str, str]:
 
 
 def parse_exposition(text: str) -> dict[str, float]:
-    """Strict Prometheus text format 0.0.4: every line a TYPE comment or a sample of a typed family."""
-    typed: dict[str, str] = {}
-    out: dict[str, float] = {}
-    assert text.endswith("\n")
-    for line in text.splitlines():
-        if m := TYPE.match(line):
-            assert m["name"] not in typed, f"second TYPE line for {m['name']}"
-            typed[m["name"]] = m["kind"]
-            continue
-        m = SAMPLE.match(line)
-        assert m, f"not a Prometheus sample line: {line!r}"
-        assert m["name"] in typed, f"sample before its TYPE line: {line!r}"
-        if typed[m["name"]] == "counter":
-            assert m["name"].endswith("_total")
-        key = line.rsplit(" ", 1)[0]
-        assert key not in out, f"duplicate sample {key}"
-        out[key] = float(m["value"])
-    return out
+    """Strict Prometheus text format 0.0.4 (tests/exposition.py): every sample by its key."""
+    return flat(parse(text))
 
 
 def table_rows(text: str) -> dict[str, list[str]]:
@@ -84,6 +64,17 @@ def test_healthy_daemon(tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_u
     pipe = Pipeline("health", tmp_path, mosquitto_server.url, influxdb1_url, postgres_url)
     daemon = pipe.daemon().start()
     try:
+        first = parse(get(f"http://127.0.0.1:{daemon.port}/metrics")[2])  # before any message
+        for dest in ("timeseries", "documents", "registry", "deadletters"):
+            assert first["iot_items_written_total"].samples[f'iot_items_written_total{{dest="{dest}"}}'] == 0
+            assert first["iot_store_write_seconds"].samples[f'iot_store_write_seconds_count{{dest="{dest}"}}'] == 0
+        assert first["iot_messages_received_total"].samples['iot_messages_received_total{kind="event_logs"}'] == 0
+        assert (
+            first["iot_messages_dead_lettered_total"].samples['iot_messages_dead_lettered_total{reason="invalid_json"}']
+            == 0
+        )
+        assert first["iot_notifications_sent_total"].samples['iot_notifications_sent_total{channel="webhook"}'] == 0
+        assert first["process_open_fds"].samples["process_open_fds"] > 0
         config = pipe.fleet(devices=2, rate=0, count=100, seed=21, malformed=0.05, duplicates=0.05)
         manifest = pipe.publish(config)
         pipe.wait_stored(expected_readings(manifest), expected_letters(config, manifest), 60, daemon)
@@ -106,6 +97,11 @@ def test_healthy_daemon(tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_u
         )
         assert m["iot_broker_subscribed"] == 1 and m["iot_unacked_messages"] == 0
         assert m['iot_store_up{dest="timeseries"}'] == 1
+        batches = m['iot_batches_written_total{dest="timeseries"}']
+        assert batches > 0 and m['iot_store_write_seconds_count{dest="timeseries"}'] == batches
+        assert m['iot_publish_to_store_seconds_count{dest="timeseries"}'] == batches
+        assert m['iot_publish_to_store_seconds_bucket{dest="timeseries",le="+Inf"}'] == batches
+        assert 0 < m['iot_publish_to_store_seconds_sum{dest="timeseries"}'] < 60 * batches
         assert get(f"http://127.0.0.1:{daemon.port}/nope")[0] == 404
 
         table = status(daemon)

@@ -22,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from ingest.metrics import Metrics
 from registry.alerts import store
 from registry.alerts.engine import OPEN, RESOLVE, Transition
 from registry.alerts.rules import Rule, RuleKind
@@ -244,10 +245,13 @@ def test_http_errors_are_recorded_and_retried(db: Engine, http_receiver: HttpRec
     channel(db, ChannelSpec("ops", "webhook", http_receiver.url()))
     http_receiver.status = 503
     alert_id = open_alert(db)
-    n = notifier(db)
+    metrics = Metrics()
+    n = notifier(db, counts=metrics)
     n.run_once()
+    assert metrics.value("iot_notifications_failed_total", channel="webhook") == n.failed_attempts >= 1
     http_receiver.status = 200
     wait_for(lambda: n.run_once() >= 0 and outbox_rows(db)[0].status == "sent", 10, "the retry")
+    assert metrics.value("iot_notifications_sent_total", channel="webhook") == 1
     with Session(db) as s:
         rows = store.show_alert(s, BOOTSTRAP_ACTOR, alert_id).notifications
     assert rows[0].status_code == 503 and rows[0].ok is False and "HTTP 503" in (rows[0].error or "")
@@ -622,7 +626,8 @@ def test_a_flapping_device_is_damped_and_the_count_carried(db: Engine, http_rece
         _resolve_all(db)
     last = open_alert(db, "d1")
     open_alert(db, "d2")  # another device: its own group
-    n = notifier(db, damping_window_s=600, reminder_every_s=0)
+    metrics = Metrics()
+    n = notifier(db, damping_window_s=600, reminder_every_s=0, counts=metrics)
     assert n.run_once() == 6  # per channel: d1's first alert opened + resolved, d2 opened
     assert [(b["transition"], b["device"]["id"]) for b in http_receiver.bodies("/ops")] == [
         ("opened", "d1"),
@@ -640,6 +645,9 @@ def test_a_flapping_device_is_damped_and_the_count_carried(db: Engine, http_rece
         assert s.scalar(select(func.count()).select_from(Alert)) == 32  # the history is complete
         statuses = Counter(s.scalars(select(NotifyOutbox.status)))
     assert statuses == {"sent": 8, "suppressed": 2 * 58}  # alerts 2-30, opened and resolved, per channel
+    # held back: alerts 2-30 for good, and the last one per channel until the window ended
+    assert metrics.value("iot_notifications_suppressed_total") == 2 * 58 + 2 == n.suppressed
+    assert metrics.value("iot_notifications_sent_total", channel="slack") == 4
     with Session(db) as s:
         shown = store.show_alert(s, BOOTSTRAP_ACTOR, last - 1).notifications
     assert {r.status for r in shown} == {"suppressed"}  # held back, on record

@@ -184,10 +184,14 @@ class Writer:
     def _write(self, batch: Batch) -> list[DeadLetter]:
         started = time.perf_counter()
         rejected = self.destination.write(batch)
+        took = time.perf_counter() - started
         m = self.metrics
         m.inc("iot_batches_written_total", dest=self.dest)
         m.inc("iot_items_written_total", len(batch.items) - len(rejected), dest=self.dest)
-        m.inc("iot_write_seconds_total", time.perf_counter() - started, dest=self.dest)
+        m.inc("iot_write_seconds_total", took, dest=self.dest)
+        m.observe("iot_store_write_seconds", took, dest=self.dest)
+        if batch.origins:  # received at of its oldest message (origins are in arrival order)
+            m.observe("iot_publish_to_store_seconds", max(0.0, time.time() - batch.origins[0][2]), dest=self.dest)
         if not rejected:
             return []
         m.inc("iot_items_rejected_total", len(rejected), dest=self.dest)

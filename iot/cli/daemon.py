@@ -8,6 +8,7 @@ import typer
 
 from ingest.decoding.mappings import MappingError, load_mappings
 from iot.cli.toolkit import fail, settings
+from iot.logs import LogFormat
 from iot.service import run_daemon
 from iot.workers import WorkersRefused, run_workers
 
@@ -25,6 +26,8 @@ def ingest_run(
     metrics_port: int | None = typer.Option(None, min=0, max=65535, help="serve /metrics and /healthz here"),
     workers: int | None = typer.Option(None, min=1, max=64, help="processes sharing one MQTT shared subscription"),
     mappings: Path | None = typer.Option(None, help="TOML file of topic mappings / firmware presets (IOT_MAPPINGS)"),
+    log_format: LogFormat | None = typer.Option(None, help="text, or one JSON object a line (IOT_LOG_FORMAT)"),
+    log_level: str | None = typer.Option(None, help="DEBUG, INFO, WARNING or ERROR (IOT_LOG_LEVEL)"),
 ) -> None:
     """Run the ingestion daemon until SIGTERM/SIGINT, then flush, acknowledge and exit 0."""
     s = settings(
@@ -37,6 +40,8 @@ def ingest_run(
         metrics_port=metrics_port,
         workers=workers,
         mappings=mappings,
+        log_format=log_format.value if log_format else None,
+        log_level=log_level,
     )
     if s.mappings is not None:
         try:

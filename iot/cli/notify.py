@@ -9,6 +9,7 @@ import typer
 from iot.cli import output
 from iot.cli.acting import acting, ready
 from iot.cli.toolkit import fail, print_table, settings
+from iot.logs import configure_logging
 from iot.notifying import build_notifier
 from registry.auth import require_site
 from registry.db import make_engine
@@ -165,12 +166,11 @@ def test(name: Annotated[str, typer.Argument()], registry: RegistryOpt = None) -
 @notifier_app.command("run")
 def run(registry: RegistryOpt = None) -> None:
     """Run a notifier on its own until SIGTERM/SIGINT (the daemon runs one too unless IOT_NOTIFY=false)."""
-    import logging
     import signal
     import threading
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     s = settings(registry_url=registry)
+    configure_logging(s.log_format, s.log_level, s.log_repeat_interval)
     engine = make_engine(s.resolved_registry_url())
     ready(s, engine)
     stop = threading.Event()

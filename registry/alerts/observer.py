@@ -17,9 +17,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from core.directory import DeviceDirectory
+from core.metricdefs import Counts, NoCounts
 from core.model import Point, StatusChange
 from registry.alerts import store
 from registry.alerts.engine import Devices, RuleEngine, Transition
+from registry.alerts.rules import OPEN, RESOLVE
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,10 @@ class AlertObserver:
         directory: DeviceDirectory,
         clock: Callable[[], float] = time.time,
         reload_interval: float = 5.0,
+        counts: Counts | None = None,
     ) -> None:
         self.db = engine
+        self.counts = counts or NoCounts()  # alerts opened / resolved
         self.directory = directory
         self.clock = clock
         self.reload_interval = reload_interval
@@ -88,7 +92,13 @@ class AlertObserver:
                 str(e).splitlines()[0] if str(e) else type(e).__name__,
             )
             return
+        opened = sum(1 for t in self._pending if t.action == OPEN)
+        resolved = sum(1 for t in self._pending if t.action == RESOLVE)
         self._pending = []
+        if opened:
+            self.counts.inc("iot_alerts_opened_total", opened)
+        if resolved:
+            self.counts.inc("iot_alerts_resolved_total", resolved)
 
     def observe(self, points: Sequence[Point], now: float) -> None:
         with self._lock:

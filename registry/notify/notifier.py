@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from core.metricdefs import Counts, NoCounts
 from registry.notify import damping, outbox
 from registry.notify.email import EmailSender
 from registry.notify.netguard import NetGuard
@@ -89,8 +90,10 @@ class Notifier:
         damping_window_s: float = 300.0,
         per_channel_per_minute: int = 60,
         channels_at_once: int = 8,
+        counts: Counts | None = None,
     ) -> None:
         self.engine = engine
+        self.counts = counts or NoCounts()  # sent / failed / suppressed, for /metrics
         self.secrets = dict(secrets or {})
         self.policy = policy
         self.senders = dict(senders or default_senders(timeout, guard))
@@ -173,6 +176,8 @@ class Notifier:
             )
             with self._lock:
                 self.suppressed += claimed.suppressed
+            if claimed.suppressed:
+                self.counts.inc("iot_notifications_suppressed_total", claimed.suppressed)
             if not claimed.deliveries:
                 if claimed.suppressed:
                     continue
@@ -188,6 +193,9 @@ class Notifier:
                         self.sent += 1
                     else:
                         self.failed_attempts += 1
+                self.counts.inc(
+                    "iot_notifications_sent_total" if result.ok else "iot_notifications_failed_total", channel=d.kind
+                )
                 if not result.ok:
                     log.warning("notification %s attempt %d: %s (%s)", d.key, d.attempts + 1, result.error, status)
         return done
