@@ -221,7 +221,8 @@ class SparkplugCodec:
             ms = m.timestamp if m.HasField("timestamp") else default_ms
             values.append((field, value_of(m, m.datatype, field), ms, m.is_historical))
         points = self._points(source, values, now_ns, latest_ns)
-        self.state.born(self.node_id, self.device_key, BirthRecord(aliases, names, bd_seq), time.time())
+        at = default_ms / 1000 if default_ms else time.time()  # the node's clock orders its births
+        self.state.born(self.node_id, self.device_key, BirthRecord(aliases, names, bd_seq), at)
         return Bundle(points, [StatusChange(source.device_id, True, _at(msg, now_ns))])
 
     def _node_death(self, msg: Any, now_ns: int) -> Bundle:
