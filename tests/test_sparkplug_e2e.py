@@ -168,8 +168,12 @@ def test_three_workers_name_every_metric_from_births_another_worker_read(
     ts = open_timeseries(influxdb1_url)
     ts.connect()
     try:
-        for k in range(3):
-            wait_for(lambda k=k: worker_metrics(daemon, k).get("iot_broker_subscribed") == 1.0, 60, f"worker {k}")
+        for w in range(3):
+
+            def subscribed(w: int = w) -> bool:
+                return worker_metrics(daemon, w).get("iot_broker_subscribed") == 1.0
+
+            wait_for(subscribed, 60, f"worker {w} to subscribe")
         t0 = 1_764_000_000_000
         publish(
             edge, f"spBv1.0/{g}/NBIRTH/{E}", encode([MetricValue(T.INT64, 1, name="bdSeq")], seq=0, timestamp_ms=t0)
@@ -205,10 +209,10 @@ def test_three_workers_name_every_metric_from_births_another_worker_read(
             counts = {i: ts.count("sensor_readings", i) for i in ids}
             dl = [(x.reason, x.detail) for x in DeadLetterStore(engine).list()]
             raise AssertionError(f"{counts} {dl} {daemon.output()[-3000:]}") from None
-        for i in ids:
-            rows = ts.query(SeriesQuery("sensor_readings", i, 0, field="Sensors.level"))
+        for dev in ids:
+            rows = ts.query(SeriesQuery("sensor_readings", dev, 0, field="Sensors.level"))
             assert sorted(r.values["Sensors.level"] for r in rows) == sorted([0.0] + [-float(j) for j in range(n)])
-            rows = ts.query(SeriesQuery("sensor_readings", i, 0, field="Sensors.temp_C"))
+            rows = ts.query(SeriesQuery("sensor_readings", dev, 0, field="Sensors.temp_C"))
             assert sorted(r.values["Sensors.temp_C"] for r in rows) == [0.0] + [20.0 + j for j in range(n)]
         wait_for(lambda: sum(acked()) == 3 + 2 * n, 30, "the data acknowledged")
         data = [a - b for a, b in zip(acked(), acked_births, strict=True)]
