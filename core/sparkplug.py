@@ -38,7 +38,9 @@ class SparkplugState(Protocol):
     """Births by node and device (``device_id`` is None for the node's own). Thread-safe."""
 
     def born(self, node_id: str, device_id: str | None, record: BirthRecord, at: float) -> None:
-        """Remember ``record`` as the latest birth (a node birth forgets its devices' births)."""
+        """Remember ``record`` as the latest birth, born at ``at`` (epoch seconds: the payload's
+        timestamp, else the arrival time). A node birth forgets its devices' births made *before* it:
+        with ``--workers N`` a device's birth may be filed before its node's, by another worker."""
         ...
 
     def birth(self, node_id: str, device_id: str | None) -> BirthRecord | None:

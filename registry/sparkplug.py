@@ -56,14 +56,16 @@ class SqlSparkplugState:
         bd_seq = str(record.bd_seq) if record.bd_seq is not None else None
         with self.engine.begin() as conn:
             if device_id is None:  # a node birth starts a new session: its devices are born again
-                conn.execute(delete(_T).where(_T.c.node_id == node_id))
+                conn.execute(delete(_T).where(_T.c.node_id == node_id, _T.c.device_id == _NODE))
+                # ... but a device birth after it, filed first by another worker, is of the new session
+                conn.execute(delete(_T).where(_T.c.node_id == node_id, _T.c.born_at < at))
             else:
                 conn.execute(delete(_T).where(_T.c.node_id == node_id, _T.c.device_id == key[1]))
             conn.execute(
                 insert(_T).values(node_id=node_id, device_id=key[1], bd_seq=bd_seq, metrics=_rows(record), born_at=at)
             )
         with self._lock:
-            if device_id is None:
+            if device_id is None:  # re-read from the table on next use (module docstring)
                 for k in [k for k in self._cache if k[0] == node_id]:
                     del self._cache[k]
             self._cache[key] = (record, self.clock())

@@ -44,10 +44,18 @@ MIX = (
     ("firmware", 0.006),
     ("maintenance", 0.006),
 )
-Format = Literal["json", "senml", "contract", "tasmota", "zigbee2mqtt", "shelly_gen2", "esphome", "ttn_v3"]
+Format = Literal[
+    "json", "senml", "contract", "tasmota", "zigbee2mqtt", "shelly_gen2", "esphome", "ttn_v3", "sparkplug_b"
+]
 """The payload formats a fleet can send: the built-in contract (``json``, alias ``contract``, or
-``senml``) or an existing firmware's topics and payloads (:mod:`simulators.firmware`)."""
-FORMATS: tuple[str, ...] = ("json", "senml", "contract", "tasmota", "zigbee2mqtt", "shelly_gen2", "esphome", "ttn_v3")
+``senml``), an existing firmware's topics and payloads (:mod:`simulators.firmware`), or Sparkplug B
+edge nodes (:mod:`simulators.sparkplug`: each "device" of the fleet is an edge node with devices)."""
+FORMATS: tuple[str, ...] = (
+    "json", "senml", "contract", "tasmota", "zigbee2mqtt", "shelly_gen2", "esphome", "ttn_v3", "sparkplug_b"
+)  # fmt: skip
+SPARKPLUG = "sparkplug_b"
+SPARKPLUG_GROUP = "sim"
+"""The Sparkplug group of simulated edge nodes: node ``{group}:{id_prefix}NNNN`` (its stored id)."""
 DEVICE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
 
 
@@ -71,6 +79,8 @@ class FleetConfig:
     topic_root: str = "devices"
     device_ids: tuple[str, ...] = ()
     """Explicit ids, if not ``{id_prefix}0000``, ``{id_prefix}0001``…"""
+    node_devices: int = 2
+    """Sparkplug B: devices behind each edge node."""
 
     def validate(self) -> None:
         """Raise ``ValueError`` with a one-line message for a value that cannot work."""
@@ -85,8 +95,10 @@ class FleetConfig:
                 raise ValueError(f"unknown profile {p!r}: choose from {', '.join(PROFILES)}")
         if self.format not in FORMATS:
             raise ValueError(f"unknown format {self.format!r}: use one of {', '.join(FORMATS)}")
-        if self.format in FIRMWARES and (self.malformed or self.duplicates):
+        if (self.format in FIRMWARES or self.format == SPARKPLUG) and (self.malformed or self.duplicates):
             raise ValueError(f"--malformed and --duplicates apply to the built-in contract, not {self.format}")
+        if self.format == SPARKPLUG and not 1 <= self.node_devices <= 1000:
+            raise ValueError(f"--node-devices must be 1 to 1000, got {self.node_devices}")
         if self.pack < 1:
             raise ValueError(f"--pack must be at least 1, got {self.pack}")
         for name in ("malformed", "duplicates", "offline"):
@@ -110,6 +122,8 @@ class FleetConfig:
         """The id of device ``index``: ``{id_prefix}0000``… (the ids `iot sim provision` gives)."""
         if self.device_ids:
             return self.device_ids[index]
+        if self.format == SPARKPLUG:  # the edge node's stored id
+            return f"{SPARKPLUG_GROUP}:{self.id_prefix}{index:04d}"
         return f"{self.id_prefix}{index:04d}"
 
     @property
@@ -155,6 +169,7 @@ class Message:
     points: tuple[tuple[int, Fields], ...] = ()
     readings: int = 0
     metric_readings: int = 0  # metrics readings a telemetry message carries too (TTN's RSSI/SNR)
+    sparkplug: str = ""  # the Sparkplug B message type (NBIRTH…), counted apart in the manifest
 
     @property
     def counted(self) -> bool:
@@ -217,6 +232,8 @@ def device_stream(config: FleetConfig, spec: DeviceSpec, count: int | None = Non
     """The messages of one device: ``count`` slots (default ``config.slots``; None = endless),
     plus the duplicate copies that follow their originals."""
     count = config.slots if count is None else count
+    if config.format == SPARKPLUG:
+        raise ValueError("Sparkplug B edge nodes are streamed by simulators.sparkplug.SparkplugNode")
     if config.format in FIRMWARES:
         yield from firmware_stream(config, spec, count)
         return

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulators.fleet import KINDS, DeviceSpec, FleetConfig, Message, Tally
+from simulators.fleet import KINDS, SPARKPLUG, DeviceSpec, FleetConfig, Message, Tally
+from simulators.sparkplug import device_ids
 
 
 @dataclass
@@ -39,16 +40,16 @@ class Manifest:
     lost: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
     max_samples: int = 48
+    sparkplug: dict[str, int] = field(default_factory=dict)
+    """Sparkplug B messages acknowledged, by type (NBIRTH…)."""
 
     @classmethod
     def start(cls, config: FleetConfig, specs: list[DeviceSpec]) -> Manifest:
-        return cls(
-            config.seed,
-            config.format,
-            config.start_ms,
-            config.ts_unit,
-            {s.device_id: DeviceEntry(s.profile) for s in specs},
-        )
+        devices = {s.device_id: DeviceEntry(s.profile) for s in specs}
+        if config.format == SPARKPLUG:  # the devices behind each edge node
+            devices |= {d: DeviceEntry(s.profile) for s in specs for d in device_ids(config, s)}
+        ts_unit = "ms" if config.format == SPARKPLUG else config.ts_unit
+        return cls(config.seed, config.format, config.start_ms, ts_unit, devices)
 
     def acked(self, msg: Message) -> None:
         """Count one message the broker acknowledged."""
@@ -62,6 +63,8 @@ class Manifest:
             self.duplicates += 1
             self.duplicates_by_kind[msg.kind] = self.duplicates_by_kind.get(msg.kind, 0) + 1
             return
+        if msg.sparkplug:
+            self.sparkplug[msg.sparkplug] = self.sparkplug.get(msg.sparkplug, 0) + 1
         entry = self.devices[msg.device_id]
         entry.tally.add(msg)
         self.totals.add(msg)
@@ -97,4 +100,5 @@ class Manifest:
             "unacked": self.unacked,
             "lost": self.lost,
             "elapsed_s": round(self.elapsed_s, 3),
+            **({"sparkplug": dict(sorted(self.sparkplug.items()))} if self.format == SPARKPLUG else {}),
         }

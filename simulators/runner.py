@@ -31,10 +31,12 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from core.redact import redact_url
+from ingest.decoding.sparkplug.encode import requests_rebirth
 from ingest.mqtt import broker as ingest_broker
 from ingest.mqtt.broker import BrokerAddress
+from simulators import sparkplug
 from simulators.firmware import goodbye
-from simulators.fleet import DeviceSpec, FleetConfig, Message, device_stream, plan
+from simulators.fleet import SPARKPLUG, DeviceSpec, FleetConfig, Message, device_stream, plan
 from simulators.manifest import Manifest
 
 
@@ -87,6 +89,7 @@ class _Device:
     draining: bool = False  # no more sends; close once acks are in
     blocked: bool = False
     due: float = 0.0
+    node: sparkplug.SparkplugNode | None = None  # --format sparkplug_b: the edge node this client is
 
 
 def run_fleet(
@@ -152,12 +155,17 @@ class _Run:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=spec.device_id, clean_session=True, protocol=mqtt.MQTTv311
         )
-        dev = _Device(spec, client, device_stream(self.config, spec))
+        if self.config.format == SPARKPLUG:
+            node = sparkplug.SparkplugNode(self.config, spec)
+            dev = _Device(spec, client, node.stream(self.config.slots), node=node)
+            will = sparkplug.will(spec, node.bd_seq)
+        else:
+            dev = _Device(spec, client, device_stream(self.config, spec))
+            will = goodbye(self.config.format, spec.device_id) or (
+                f"{self.config.topic_root}/{spec.device_id}/status",
+                b"offline",
+            )
         client.user_data_set(dev)
-        will = goodbye(self.config.format, spec.device_id) or (
-            f"{self.config.topic_root}/{spec.device_id}/status",
-            b"offline",
-        )
         client.will_set(will[0], will[1], qos=1, retain=False)
         client.max_inflight_messages_set(self.window)
         client.max_queued_messages_set(0)
@@ -170,6 +178,7 @@ class _Run:
         client.on_connect = self._on_connect
         client.on_publish = self._on_publish
         client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
         return dev
 
     def _on_connect(self, client: mqtt.Client, dev: _Device, flags: Any, rc: Any, props: Any) -> None:
@@ -177,6 +186,12 @@ class _Run:
             dev.refused = str(rc)
         else:
             dev.connected = True
+            if dev.node is not None:  # the host application's rebirth requests
+                client.subscribe(sparkplug.rebirth_topic(dev.spec), qos=0)
+
+    def _on_message(self, client: mqtt.Client, dev: _Device, message: mqtt.MQTTMessage) -> None:
+        if dev.node is not None and requests_rebirth(bytes(message.payload)):
+            dev.node.request_rebirth()  # the next slot but one is the births again (one is generated ahead)
 
     def _on_publish(self, client: mqtt.Client, dev: _Device, mid: int, rc: Any, props: Any) -> None:
         entry = dev.pending.pop(mid, None)
@@ -301,7 +316,11 @@ class _Run:
             heapq.heappush(self.heap, (dev.due, dev.spec.index))
 
     def _drain(self, dev: _Device) -> None:
-        """No more sends for ``dev``: it leaves once its publishes are acknowledged."""
+        """No more sends for ``dev``: it leaves once its publishes are acknowledged (a Sparkplug
+        node that stops cleanly sends its deaths first; one that drops off leaves it to its will)."""
+        if dev.node is not None and not dev.spec.offline and not dev.closing:
+            for msg in dev.node.stop():
+                self._send(dev, msg)
         dev.draining = True
         self.draining.add(dev)
 

@@ -12,7 +12,7 @@ import pytest
 from tests.cli_runner import run_iot
 
 STORE_CLIENTS = {"influxdb_client", "pymongo", "montydb", "paho", "amqtt", "matplotlib", "plotext"}
-HEAVY = STORE_CLIENTS | {"sqlalchemy", "alembic", "pydantic", "pydantic_settings", "rich"}
+HEAVY = STORE_CLIENTS | {"sqlalchemy", "alembic", "pydantic", "pydantic_settings", "rich", "google"}
 
 
 def _loaded(code: str) -> set[str]:
@@ -27,6 +27,12 @@ def _loaded(code: str) -> set[str]:
 
 def test_import_iot_cli_loads_no_store_client_nor_registry() -> None:
     assert _loaded("import iot.cli") == set()
+
+
+def test_reading_mappings_builds_no_sparkplug_protobuf_classes() -> None:
+    """The Sparkplug payload class (google.protobuf, ~45 ms) is built on the first Sparkplug payload."""
+    assert _loaded("import ingest.decoding.mappings") == set()
+    assert _loaded("from ingest.decoding.sparkplug.proto import payload_class; payload_class()") == {"google"}
 
 
 def test_version_runs_on_typer_alone() -> None:

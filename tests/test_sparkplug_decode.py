@@ -10,7 +10,7 @@ from ingest.decoding.decode import Decoder
 from ingest.decoding.sparkplug import sparkplug_rules
 from ingest.decoding.sparkplug.encode import MetricValue, encode
 from ingest.decoding.sparkplug.proto import DataType as T
-from ingest.decoding.sparkplug.proto import Payload
+from ingest.decoding.sparkplug.proto import payload_class
 from ingest.decoding.sparkplug.state import MemoryState, NoRebirths
 from ingest.decoding.topics import ContractTopics, Topics
 
@@ -64,7 +64,7 @@ def test_every_scalar_datatype_through_birth_and_alias_only_data() -> None:
     expected = {f"Folder.m{i}_x": stored for i, (_, _, stored) in enumerate(SCALARS)}
     assert bp.fields == expected and bp.device_id == "plant1:edge1:pump"
     data = [MetricValue(t, v, alias=i + 1) for i, (t, v, _) in enumerate(SCALARS)]  # no names, no datatypes
-    payload = Payload.FromString(encode(data, seq=2, timestamp_ms=NOW_MS - 1000))
+    payload = payload_class().FromString(encode(data, seq=2, timestamp_ms=NOW_MS - 1000))
     for m in payload.metrics:
         m.ClearField("datatype")  # tahu #275: data messages may omit datatypes; the birth's hold
     got = decode(d, DD, payload.SerializeToString())
@@ -87,7 +87,7 @@ def test_every_scalar_datatype_through_birth_and_alias_only_data() -> None:
 def test_integer_reinterpretation(datatype: T, field: str, raw: int, stored: float) -> None:
     d, _, _ = make()
     decode(d, NB, encode([MetricValue(datatype, 0, name="v", alias=1)]))
-    p = Payload()
+    p = payload_class()()
     m = p.metrics.add()
     m.alias = 1
     setattr(m, field, raw)
@@ -98,7 +98,7 @@ def test_integer_reinterpretation(datatype: T, field: str, raw: int, stored: flo
 def test_out_of_range_unsigned_is_refused() -> None:
     d, _, _ = make()
     decode(d, NB, encode([MetricValue(T.UINT8, 0, name="v", alias=1)]))
-    p = Payload()
+    p = payload_class()()
     p.metrics.add(alias=1, int_value=256)
     with pytest.raises(Rejected) as e:
         decode(d, ND, p.SerializeToString())
@@ -165,12 +165,12 @@ def test_a_node_birth_forgets_the_devices_births() -> None:
 )
 def test_unstored_types_are_dead_lettered_in_data_and_skipped_in_births(datatype: T, reason: str) -> None:
     d, _, _ = make()
-    p = Payload()
+    p = payload_class()()
     p.metrics.add(name="blob", alias=1, datatype=int(datatype), bytes_value=b"\x01\x02")
     p.metrics.add(name="t", alias=2, datatype=int(T.DOUBLE), double_value=1.0)
     born = decode(d, NB, p.SerializeToString())
     assert isinstance(born, Bundle) and [pt.fields for pt in born.points] == [{"t": 1.0}]
-    q = Payload()
+    q = payload_class()()
     q.metrics.add(alias=1, bytes_value=b"\x01")
     with pytest.raises(Rejected) as e:
         decode(d, ND, q.SerializeToString())

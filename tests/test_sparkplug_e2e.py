@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.request
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -16,11 +17,13 @@ from sqlalchemy import func, select
 from core.stores import SeriesQuery
 from ingest.decoding.sparkplug.encode import MetricValue, encode, requests_rebirth
 from ingest.decoding.sparkplug.proto import DataType as T
+from ingest.metrics import parse_prometheus
 from ingest.stores import open_timeseries
 from registry.db import make_engine, migrate
 from registry.deadletters import DeadLetterStore
 from registry.models import Device, SparkplugBirth
 from tests.daemon_proc import DaemonProcess
+from tests.faultkit import metric
 from tests.servers import Mosquitto, wait_for
 
 G, E = "spe2e", "edge1"
@@ -126,5 +129,96 @@ def test_sparkplug_restart_unknown_alias_and_death(
     finally:
         edge.loop_stop()
         watcher.loop_stop()
+        daemon.kill()
+        engine.dispose()
+
+
+def worker_metrics(daemon: DaemonProcess, k: int) -> dict[str, float]:
+    """Worker ``k`` serves metrics on the daemon's port + k."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{daemon.port + k}/metrics", timeout=2) as r:
+            return parse_prometheus(r.read().decode())
+    except OSError:
+        return {}
+
+
+def test_three_workers_name_every_metric_from_births_another_worker_read(
+    tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_url: str, postgres_url: str
+) -> None:
+    """A shared subscription hands the births to some workers and the data to all three: the births
+    kept in the registry name the data on every worker (an in-process state would dead-letter it)."""
+    g = "spw3"
+    migrate(postgres_url)
+    engine = make_engine(postgres_url)
+    daemon = DaemonProcess(
+        tmp_path / "daemon",
+        {
+            "IOT_BROKER_URL": mosquitto_server.url,
+            "IOT_TIMESERIES_URL": influxdb1_url,
+            "IOT_REGISTRY_URL": postgres_url,
+            "IOT_DOCUMENTS_URL": "embedded",
+            "IOT_CLIENT_ID": "ingest-spw3",
+            "IOT_TOPIC_ROOT": "spw3-root",
+            "IOT_SPARKPLUG": "1",
+            "IOT_SPARKPLUG_HOST_ID": "spw3-host",
+            "IOT_WORKERS": "3",
+        },
+    ).start()
+    edge = client(mosquitto_server.url, "spw3-edge")
+    ts = open_timeseries(influxdb1_url)
+    ts.connect()
+    try:
+        for w in range(3):
+
+            def subscribed(w: int = w) -> bool:
+                return worker_metrics(daemon, w).get("iot_broker_subscribed") == 1.0
+
+            wait_for(subscribed, 60, f"worker {w} to subscribe")
+        t0 = 1_764_000_000_000
+        publish(
+            edge, f"spBv1.0/{g}/NBIRTH/{E}", encode([MetricValue(T.INT64, 1, name="bdSeq")], seq=0, timestamp_ms=t0)
+        )
+        for i, d in enumerate(DEVICES):  # the two devices declare the same names under swapped aliases
+            metrics = [
+                MetricValue(T.DOUBLE, 0.0, name="Sensors/temp C", alias=1 + i),
+                MetricValue(T.INT16, 0, name="Sensors/level", alias=2 - i),
+            ]
+            publish(edge, f"spBv1.0/{g}/DBIRTH/{E}/{d}", encode(metrics, seq=1 + i, timestamp_ms=t0 + 1))
+
+        def births() -> int:
+            with engine.connect() as conn:
+                q = select(func.count()).select_from(SparkplugBirth).where(SparkplugBirth.node_id == f"{g}:{E}")
+                return int(conn.execute(q).scalar_one())
+
+        wait_for(lambda: births() == 3, 30, "the births kept in the registry")
+
+        def acked() -> list[float]:
+            return [metric(worker_metrics(daemon, k), "iot_messages_acked_total") for k in range(3)]
+
+        wait_for(lambda: sum(acked()) == 3, 30, "the births acknowledged")
+        acked_births = acked()
+        n = 9
+        for j in range(n):
+            for i, d in enumerate(DEVICES):
+                values = [MetricValue(T.DOUBLE, 20.0 + j, alias=1 + i), MetricValue(T.INT16, -j, alias=2 - i)]
+                publish(edge, f"spBv1.0/{g}/DDATA/{E}/{d}", encode(values, seq=3 + j, timestamp_ms=t0 + 10 + j))
+        ids = [f"{g}:{E}:{d}" for d in DEVICES]
+        try:
+            wait_for(lambda: all(ts.count("sensor_readings", i) == 2 * (n + 1) for i in ids), 60, "the readings")
+        except TimeoutError:
+            counts = {i: ts.count("sensor_readings", i) for i in ids}
+            dl = [(x.reason, x.detail) for x in DeadLetterStore(engine).list()]
+            raise AssertionError(f"{counts} {dl} {daemon.output()[-3000:]}") from None
+        for dev in ids:
+            rows = ts.query(SeriesQuery("sensor_readings", dev, 0, field="Sensors.level"))
+            assert sorted(r.values["Sensors.level"] for r in rows) == sorted([0.0] + [-float(j) for j in range(n)])
+            rows = ts.query(SeriesQuery("sensor_readings", dev, 0, field="Sensors.temp_C"))
+            assert sorted(r.values["Sensors.temp_C"] for r in rows) == [0.0] + [20.0 + j for j in range(n)]
+        wait_for(lambda: sum(acked()) == 3 + 2 * n, 30, "the data acknowledged")
+        data = [a - b for a, b in zip(acked(), acked_births, strict=True)]
+        assert all(a > 0 for a in data), f"every worker decoded data: {data}"
+        assert DeadLetterStore(engine).list() == []
+    finally:
+        edge.loop_stop()
         daemon.kill()
         engine.dispose()

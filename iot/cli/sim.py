@@ -71,8 +71,12 @@ def run(
         None, "--profile", help="thermostat, vibration, energy, air_quality; repeat to mix (default: all)"
     ),
     fmt: str = typer.Option(
-        "json", "--format", help="json (= contract), senml, tasmota, zigbee2mqtt, shelly_gen2, esphome or ttn_v3"
+        "json",
+        "--format",
+        help="json (= contract), senml, tasmota, zigbee2mqtt, shelly_gen2, esphome, ttn_v3 or sparkplug_b "
+        "(each device an edge node)",
     ),
+    node_devices: int = typer.Option(2, "--node-devices", help="sparkplug_b: devices behind each edge node"),
     pack: int = typer.Option(1, "--pack", help="SenML: up to N records per pack (whole samples)"),
     malformed: float = typer.Option(0.0, "--malformed", help="fraction of malformed messages"),
     duplicates: float = typer.Option(0.0, "--duplicates", help="fraction re-sent identically"),
@@ -98,6 +102,7 @@ def run(
         duration=parse_duration(duration) if duration is not None else None,
         profiles=tuple(profile) if profile else FleetConfig.profiles,
         format=cast(Format, fmt),  # FleetConfig refuses any other value
+        node_devices=node_devices,
         pack=pack,
         malformed=malformed,
         duplicates=duplicates,

@@ -38,7 +38,7 @@ from core.model import Bundle, FieldValue, Point, Reason, Rejected, StatusChange
 from ingest.decoding.codecs import Source
 from ingest.decoding.names import check_field_key, check_string_value
 from ingest.decoding.senml import valid_unicode
-from ingest.decoding.sparkplug.proto import DataType, Payload
+from ingest.decoding.sparkplug.proto import DataType, payload_class
 from ingest.decoding.sparkplug.state import BirthRecord, MetricInfo, Rebirths, SparkplugState
 from ingest.decoding.sparkplug.topic import MessageType, SparkplugTopic
 
@@ -129,10 +129,11 @@ class SparkplugCodec:
         self.rebirths = rebirths
         self.node_id = topic.node_id
         self.device_key = None if topic.device is None else topic.device_id
+        self._parse = payload_class().FromString  # the first Sparkplug topic builds the class
 
     def decode(self, source: Source, payload: bytes, now_ns: int, latest_ns: int) -> list[Point] | Bundle:
         try:
-            msg = Payload.FromString(payload)
+            msg = self._parse(payload)
         except Exception as e:  # google.protobuf.message.DecodeError, and anything its parser raises
             raise Rejected(Reason.WRONG_TYPE, f"not a Sparkplug B payload ({type(e).__name__})") from None
         t = self.topic.type
@@ -220,7 +221,8 @@ class SparkplugCodec:
             ms = m.timestamp if m.HasField("timestamp") else default_ms
             values.append((field, value_of(m, m.datatype, field), ms, m.is_historical))
         points = self._points(source, values, now_ns, latest_ns)
-        self.state.born(self.node_id, self.device_key, BirthRecord(aliases, names, bd_seq), time.time())
+        at = default_ms / 1000 if default_ms else time.time()  # the node's clock orders its births
+        self.state.born(self.node_id, self.device_key, BirthRecord(aliases, names, bd_seq), at)
         return Bundle(points, [StatusChange(source.device_id, True, _at(msg, now_ns))])
 
     def _node_death(self, msg: Any, now_ns: int) -> Bundle:

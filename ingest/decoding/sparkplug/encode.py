@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.decoding.sparkplug.proto import DataType, Payload
+from ingest.decoding.sparkplug.proto import DataType, payload_class
 
 REBIRTH = "Node Control/Rebirth"
 _INT_FIELD = {DataType.INT8: 8, DataType.INT16: 16, DataType.INT32: 32, DataType.UINT8: 0, DataType.UINT16: 0}
@@ -57,7 +57,7 @@ def _fill(m: Any, mv: MetricValue) -> None:
 
 
 def encode(metrics: list[MetricValue], *, seq: int | None = None, timestamp_ms: int | None = None) -> bytes:
-    p = Payload()
+    p = payload_class()()
     if timestamp_ms is not None:
         p.timestamp = timestamp_ms
     if seq is not None:
@@ -75,7 +75,7 @@ def rebirth_command(timestamp_ms: int) -> bytes:
 def requests_rebirth(payload: bytes) -> bool:
     """Whether an ``NCMD`` payload asks for a rebirth (``Node Control/Rebirth`` = true)."""
     try:
-        p = Payload.FromString(payload)
+        p = payload_class().FromString(payload)
     except Exception:
         return False
     return any(m.name == REBIRTH and m.boolean_value for m in p.metrics)

@@ -5,15 +5,18 @@ the specification's ``sparkplug_b.proto`` (kept beside this module; the bytes be
 ``serialized_pb`` of ``python/core/sparkplug_b_pb2.py`` in eclipse/tahu at commit
 5736e404889d4b95910613040a99ba79589ffb13, which protoc generated from that file). A private
 descriptor pool keeps them from clashing with another copy of the same ``.proto`` in the process.
+
+The class is built on first use (:func:`payload_class`), not at import: ``google.protobuf`` and the
+descriptor cost ~45 ms, and every process that reads a mappings file (each CLI command) imports this
+module without ever decoding a Sparkplug payload.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 from enum import IntEnum
 from typing import Any
-
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 _DESCRIPTOR = base64.b64decode(
     "ChFzcGFya3BsdWdfYi5wcm90bxIZb3JnLmVjbGlwc2UudGFodS5wcm90b2J1ZiLuFQoHUGF5bG9hZBIRCgl0aW1lc3RhbXAYASAB"
@@ -58,14 +61,15 @@ _DESCRIPTOR = base64.b64decode(
 )
 
 
-def _payload_class() -> Any:
+@functools.cache
+def payload_class() -> Any:
+    """The ``Payload`` message class: ``payload_class().FromString(bytes)`` parses; ``payload_class()()``
+    builds one (``SerializeToString()``). Built once, on the first call."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # lazily: see module docstring
+
     pool = descriptor_pool.DescriptorPool()
     pool.Add(descriptor_pb2.FileDescriptorProto.FromString(_DESCRIPTOR))
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("org.eclipse.tahu.protobuf.Payload"))
-
-
-Payload: Any = _payload_class()
-"""``Payload.FromString(bytes)`` parses; ``Payload()`` builds one (``SerializeToString()``)."""
 
 
 class DataType(IntEnum):

@@ -16,15 +16,19 @@ class MemoryState:
         self._lock = threading.Lock()
         self._births: dict[tuple[str, str | None], BirthRecord] = {}
         self._devices: dict[str, set[str]] = {}
+        self._born_at: dict[tuple[str, str | None], float] = {}
 
     def born(self, node_id: str, device_id: str | None, record: BirthRecord, at: float) -> None:
         with self._lock:
             if device_id is None:
-                for d in self._devices.pop(node_id, set()):
+                devices = self._devices.get(node_id, set())
+                for d in [d for d in devices if self._born_at.get((node_id, d), 0.0) < at]:
+                    devices.discard(d)
                     self._births.pop((node_id, d), None)
             else:
                 self._devices.setdefault(node_id, set()).add(device_id)
             self._births[(node_id, device_id)] = record
+            self._born_at[(node_id, device_id)] = at
 
     def birth(self, node_id: str, device_id: str | None) -> BirthRecord | None:
         return self._births.get((node_id, device_id))
