@@ -38,7 +38,7 @@ ENERGY = {
     "Current": 0.085,
 }
 TASMOTA = json.dumps({"Time": "2025-11-25T03:00:00", "ENERGY": {"TotalStartTime": "2020-12-31T10:38:40", **ENERGY}})
-CONTRACT = json.dumps({"ts": 1764039600000, **{f"ENERGY.{k}": v for k, v in ENERGY.items()}})
+CONTRACT = json.dumps({"ts": 1764036000000, **{f"ENERGY.{k}": v for k, v in ENERGY.items()}})
 
 
 def rate(router: Router, topic: str, payload: bytes, seconds: float) -> float:
