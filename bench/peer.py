@@ -164,19 +164,30 @@ def install_nodered(prefix: Path) -> str:
     return node
 
 
-def nodered_flow(mqtt_port: int, influx_port: int, persistent: bool) -> list[dict[str, object]]:
+TASMOTA_TO_POINT = (  # one point of the nine ENERGY readings (no units), at the plug's Time read as UTC
+    "const p = msg.payload, e = p.ENERGY;\n"
+    "msg.payload = {measurement: 'tasmota', fields: {Total: e.Total, Yesterday: e.Yesterday, Today: e.Today,\n"
+    "    Power: e.Power, ApparentPower: e.ApparentPower, ReactivePower: e.ReactivePower, Factor: e.Factor,\n"
+    "    Voltage: e.Voltage, Current: e.Current},\n"
+    "    tags: {device: msg.topic.split('/')[1]}, timestamp: new Date(p.Time + 'Z')};\nreturn msg;"
+)
+
+
+def nodered_flow(mqtt_port: int, influx_port: int, persistent: bool, shape: str = "") -> list[dict[str, object]]:
     to_point = (
         "const p = msg.payload;\n"
         "msg.payload = {measurement: 'telemetry', fields: {temperature: p.temperature, humidity: p.humidity},\n"
         "    tags: {device: msg.topic.split('/')[1]}, timestamp: p.ts};\nreturn msg;"
     )
+    if shape == "tasmota":
+        to_point = TASMOTA_TO_POINT
     return [
         {"id": "peer-tab", "type": "tab", "label": "MQTT -> InfluxDB (batched)"},
         {
             "id": "peer-in",
             "type": "mqtt in",
             "z": "peer-tab",
-            "topic": "devices/+/telemetry",
+            "topic": "tele/+/SENSOR" if shape == "tasmota" else "devices/+/telemetry",
             "qos": "1",
             "datatype": "utf8",
             "broker": "peer-broker",
@@ -296,9 +307,14 @@ class Result:
 
 
 class Case:
-    def __init__(self, consumer: str, mode: str, n: int, args: argparse.Namespace, node: str, pack: int = 0) -> None:
-        """``pack`` 0: the peer payload (2 fields); 1: single-reading JSON; K > 1: SenML packs of K."""
+    def __init__(
+        self, consumer: str, mode: str, n: int, args: argparse.Namespace, node: str, pack: int = 0, shape: str = ""
+    ) -> None:
+        """``pack`` 0: the peer payload (2 fields); 1: single-reading JSON; K > 1: SenML packs of K.
+        ``shape``: ``tasmota`` (Tasmota SENSOR messages; the daemon reads them with the ``tasmota``
+        preset) or ``energy`` (the same nine readings as contract JSON)."""
         self.consumer, self.mode, self.n, self.args, self.node = consumer, mode, n, args, node
+        self.shape = shape
         self.readings = pack > 0  # count every reading, not messages
         self.pack = max(pack, 1)
         self.work = Path(tempfile.mkdtemp(prefix=f"{consumer}-{mode}-", dir=args.workdir))
@@ -385,7 +401,8 @@ class Case:
     def pub_args(self) -> list[str]:
         return [sys.executable, str(ROOT / "bench/mqtt_pub.py"), "--port", str(self.mqtt_port), "--n", str(self.n),
                 "--devices", str(self.args.devices), "--pack", str(self.pack),
-                "--fields", "1" if self.readings else "2", "--rate", str(self.rate)]  # fmt: skip
+                "--fields", "1" if self.readings else "2", "--rate", str(self.rate),
+                "--shape", self.shape]  # fmt: skip
 
     def publish(self) -> None:
         out = subprocess.run(self.pub_args(), check=True, capture_output=True, text=True).stdout
@@ -398,6 +415,8 @@ class Case:
         assert self.influx is not None
         meas = "telemetry" if self.consumer == "nodered" else "sensor_readings"
         what = "count(*)" if self.readings else "count(temperature)"
+        if self.shape:  # one ENERGY reading per message
+            meas, what = ("tasmota", "count(Power)") if self.consumer == "nodered" else (meas, 'count("ENERGY.Power")')
         q = urllib.parse.urlencode({"db": DB, "q": f"SELECT {what} FROM {meas}"})
         with urllib.request.urlopen(f"{self.influx.base()}/query?{q}", timeout=30) as r:
             series = json.loads(r.read())["results"][0].get("series")
@@ -426,7 +445,8 @@ class Case:
             (w / "nr").mkdir(exist_ok=True)
             (w / "settings.js").write_text(NODERED_SETTINGS)
             assert self.influx is not None
-            (w / "nr/flows.json").write_text(json.dumps(nodered_flow(self.mqtt_port, self.influx.port, persistent)))
+            flow = nodered_flow(self.mqtt_port, self.influx.port, persistent, self.shape)
+            (w / "nr/flows.json").write_text(json.dumps(flow))
             env = {**os.environ, "NODE_PATH": str(self.args.prefix / "node_modules")}
             env["PATH"] = f"{Path(self.node).parent}:{env['PATH']}"
             red = str(self.args.prefix / "node_modules/node-red/red.js")
@@ -448,6 +468,9 @@ class Case:
                 "IOT_MQTT_CLIENT": client,
                 "IOT_WORKERS": str(workers),
             }
+            if self.shape == "tasmota":
+                (w / "mappings.toml").write_text('[[mapping]]\npreset = "tasmota"\n')
+                env["IOT_MAPPINGS"] = str(w / "mappings.toml")
             if workers > 1:
                 self.client_ids = [f"{cid}-{k}" for k in range(workers)]
                 cid = f"{cid}-{workers - 1}"  # the last worker subscribes last
@@ -529,6 +552,12 @@ def main() -> None:
     )
     ap.add_argument("--no-nodered", action="store_true")
     ap.add_argument("--pack", type=int, default=0, help="also drain SenML packs of K records (daemon, native)")
+    ap.add_argument(
+        "--tasmota",
+        action="store_true",
+        help="also drain Tasmota SENSOR messages: the daemon with the tasmota preset, the same readings as "
+        "contract JSON, and Node-RED mapping them in its function node",
+    )
     ap.add_argument("--prefix", type=Path, default=Path(tempfile.gettempdir()) / "iot-peer")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--stall", type=float, default=30.0)
@@ -580,6 +609,8 @@ def main() -> None:
             ceiling = influxd_ceiling(args, args.pack)
             ceilings.append(ceiling)
             print(f"influxd ceiling  packs of {args.pack}: {ceiling:,.0f} readings/s written directly", flush=True)
+        if args.tasmota:
+            tasmota_cases(args, node, consumers, rep, results)
     if args.latency_rate:
         for c in [x for x in consumers if x in ("daemon-native", "nodered")]:
             case = Case(c, "live", args.messages, args, node)
@@ -594,6 +625,7 @@ def main() -> None:
                 print(f"{c:16} latency at {args.latency_rate:,.0f} msg/s: publish -> queryable "
                       f"p50 {percentile(lat, 0.5):.2f} s, p99 {percentile(lat, 0.99):.2f} s", flush=True)  # fmt: skip
     report(results, consumers, args)
+    tasmota_report(results)
     if ceilings and (many := [r.rate for r in results if r.consumer.endswith(f"-pack{args.pack}")]):
         top = statistics.median(ceilings)
         print(
@@ -602,6 +634,46 @@ def main() -> None:
         print(f"for the same points ({top:,.0f} readings/s)")
     if failures:
         print(f"  failed runs (not in the medians): {', '.join(failures)}")
+
+
+TASMOTA_CASES = (("daemon-native", "energy"), ("daemon-native", "tasmota"), ("nodered", "tasmota"))
+
+
+def tasmota_cases(args: argparse.Namespace, node: str, consumers: list[str], rep: int, results: list[Result]) -> None:
+    """Drains of Tasmota SENSOR messages (nine ENERGY readings) vs the same readings as contract JSON."""
+    for consumer, shape in TASMOTA_CASES:
+        if consumer not in consumers:
+            continue
+        try:
+            r = Case(consumer, "drain", args.messages, args, node, shape=shape).run()
+        except (OSError, RuntimeError, TimeoutError, subprocess.CalledProcessError) as e:
+            print(f"{consumer}-{shape} drain rep={rep + 1} FAILED: {e}", flush=True)
+            continue
+        r.consumer, r.rep = f"{consumer}-{shape}", rep
+        results.append(r)
+        print(f"{r.consumer:22} drain rep={rep + 1} landed={r.landed}/{r.n} seconds={r.seconds:.2f} "
+              f"rate={r.rate:,.0f}/s from-connect={r.rate_connected:,.0f}/s cpu/msg={r.cpu_us:.1f}us "
+              f"load={Path('/proc/loadavg').read_text().split()[0]}", flush=True)  # fmt: skip
+
+
+def tasmota_report(results: list[Result]) -> None:
+    for rep in sorted({r.rep for r in results}):
+        got = {r.consumer: r for r in results if r.rep == rep}
+        mine, same, red = got.get("daemon-native-tasmota"), got.get("daemon-native-energy"), got.get("nodered-tasmota")
+        if mine is None:
+            continue
+        for what in ("rate", "rate_connected"):
+            parts = [f"  tasmota rep {rep + 1} ({what}): {getattr(mine, what):,.0f} msg/s"]
+            if same is not None and getattr(same, what):
+                parts.append(
+                    f"{getattr(mine, what) / getattr(same, what):.2f}x the contract ({getattr(same, what):,.0f})"
+                )
+            if red is not None and getattr(red, what):
+                parts.append(f"{getattr(mine, what) / getattr(red, what):.2f}x Node-RED ({getattr(red, what):,.0f})")
+            print("; ".join(parts))
+        if same is not None and red is not None and mine.cpu_us:
+            print(f"    CPU per message: tasmota {mine.cpu_us:.1f} us, contract {same.cpu_us:.1f} us, "
+                  f"Node-RED {red.cpu_us:.1f} us")  # fmt: skip
 
 
 def report(results: list[Result], consumers: list[str], args: argparse.Namespace) -> None:

@@ -17,8 +17,8 @@ path absent from a message: the arrival time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
@@ -28,14 +28,15 @@ from core.model import FieldValue, Kind, Point, Reason, Rejected, StatusChange
 from ingest.decoding.codecs import Source, json_loads, parse_json
 from ingest.decoding.names import check_field_key, check_string_value, check_tag_value
 from ingest.decoding.senml import valid_unicode
+from ingest.decoding.shapes import MAX_DEPTH, Plan, Shape, UnitOf, shape_of
 from ingest.decoding.timestamps import MAX_NS, BadTimestamp, to_ns
 
 Path = tuple[str, ...]
 TimeFormat = Literal["auto", "rfc3339", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns", "local"]
 TIME_FORMATS: tuple[str, ...] = ("auto", "rfc3339", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns", "local")
 _EPOCH_NS = {"epoch_s": 1_000_000_000, "epoch_ms": 1_000_000, "epoch_us": 1_000, "epoch_ns": 1}
-MAX_DEPTH = 16  # nesting a flattened object may have; deeper leaves are not fields
-UnitOf = Callable[[str, str, dict[str, Any]], str | None]  # (field name, leaf key, whole object) -> unit
+MAX_PLANS = 256  # read plans kept per reader (payload shapes; then it starts over)
+MAX_PLANNED_BYTES = 8192  # a larger payload is read by the reference path only (bounds the plans' keys)
 
 
 def path_of(dotted: str) -> Path:
@@ -63,11 +64,19 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+_SIXTY = {f"{i:02d}": i for i in range(60)}
+_NO_FAST_HOUR = -1
+MAX_CACHED_HOURS = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class TimeSpec:
     path: Path
     format: TimeFormat = "auto"
     timezone: str = "UTC"
+    # local time ``YYYY-MM-DDTHH:MM:SS``: the hour's start (ns) by its first 13 characters, when the
+    # zone's offset is the same all through that hour (else _NO_FAST_HOUR): minutes and seconds add
+    _hours: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def ns(self, obj: Any, now_ns: int, latest_ns: int) -> int:
         raw = lookup(obj, self.path)
@@ -92,16 +101,15 @@ class TimeSpec:
         if fmt == "local":
             if type(raw) is not str:
                 raise BadTimestamp("a local time must be a string")
-            try:
-                t = datetime.fromisoformat(raw)
-            except ValueError:
-                raise BadTimestamp(f"not an ISO 8601 local time: {raw[:40]!r}") from None
-            if t.tzinfo is None:
-                t = t.replace(tzinfo=zone(self.timezone))
-            ns = round(t.timestamp() * 1e6) * 1_000
-            if not 0 <= ns <= MAX_NS:
-                raise BadTimestamp("time out of range")
-            return ns
+            if len(raw) == 19 and raw[13] == ":" and raw[16] == ":":  # Tasmota's form: whole seconds
+                minutes, seconds = _SIXTY.get(raw[14:16]), _SIXTY.get(raw[17:19])
+                if minutes is not None and seconds is not None:
+                    start = self._hours.get(raw[:13])
+                    if start is None:
+                        start = self._hour(raw[:13])
+                    if start != _NO_FAST_HOUR:
+                        return start + (minutes * 60 + seconds) * 1_000_000_000
+            return self._local(raw)
         if type(raw) is int:
             ns = raw * _EPOCH_NS[fmt]
         elif type(raw) is float and raw - raw == 0.0:
@@ -111,6 +119,32 @@ class TimeSpec:
         if not 0 <= ns <= MAX_NS:
             raise BadTimestamp("time out of range")
         return ns
+
+    def _local(self, raw: str) -> int:
+        """The reference reading of a local time (the fast path above must agree with it)."""
+        try:
+            t = datetime.fromisoformat(raw)
+        except ValueError:
+            raise BadTimestamp(f"not an ISO 8601 local time: {raw[:40]!r}") from None
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=zone(self.timezone))
+        ns = round(t.timestamp() * 1e6) * 1_000
+        if not 0 <= ns <= MAX_NS:
+            raise BadTimestamp("time out of range")
+        return ns
+
+    def _hour(self, hour: str) -> int:
+        """The start of ``hour`` (``YYYY-MM-DDTHH``) if the whole hour has one offset, else _NO_FAST_HOUR."""
+        try:
+            start, end = self._local(hour + ":00:00"), self._local(hour + ":59:59")
+        except BadTimestamp:
+            start = end = _NO_FAST_HOUR
+        if end - start != 3599 * 1_000_000_000:
+            start = _NO_FAST_HOUR
+        if len(self._hours) >= MAX_CACHED_HOURS:
+            self._hours.clear()
+        self._hours[hour] = start
+        return start
 
 
 def field_value(name: str, v: Any) -> FieldValue:
@@ -213,7 +247,9 @@ def units_by_name(units: Mapping[str, str]) -> UnitOf:
 
 class JsonReadings:
     """A JSON object -> readings: the ``fields`` paths by name, or (``fields`` None) every numeric
-    leaf flattened with ``separator``; time by ``time``; units by ``unit_of``."""
+    leaf flattened with ``separator``; time by ``time``; units by ``unit_of``, which may read the
+    whole object only at the top-level keys named in ``unit_context`` (flattened readings are
+    read by a plan per payload shape, ``ingest.decoding.shapes``, and those values key it)."""
 
     name = "mapped-json"
 
@@ -226,6 +262,7 @@ class JsonReadings:
         unit_of: UnitOf = no_units,
         skip: frozenset[str] = frozenset(),
         bools: bool = False,
+        unit_context: tuple[str, ...] = (),
     ) -> None:
         self.fields = dict(fields) if fields is not None else None
         self.bools = bools
@@ -234,13 +271,37 @@ class JsonReadings:
         self.unit_of = unit_of
         self.skip = skip | ({time.path[0]} if time is not None and len(time.path) == 1 else set())
         self._loads = json_loads()
+        self.unit_context = unit_context
+        # flattened readings of a known shape are read by a compiled plan (ingest.decoding.shapes);
+        # a subclass that adds readings of its own keeps the reference path
+        self._plans: dict[Shape, Plan] | None = (
+            {} if fields is None and type(self).readings is JsonReadings.readings else None
+        )
 
     def decode(self, source: Source, payload: bytes, now_ns: int, latest_ns: int) -> list[Point]:
         obj = parse_json(payload, self._loads, source.fast_json)
         if type(obj) is not dict:
             raise Rejected(Reason.WRONG_TYPE, "payload must be a JSON object")
         ts = self.time.ns(obj, now_ns, latest_ns) if self.time is not None else now_ns
-        return points_of(source, self.readings(obj), ts)
+        plans = self._plans
+        if plans is None:
+            return points_of(source, self.readings(obj), ts)
+        key = (shape_of(obj), tuple(map(obj.get, self.unit_context)))
+        try:
+            plan = plans.get(key)
+        except TypeError:  # a unit context value that is an object or array: no plan for it
+            return points_of(source, self.readings(obj), ts)
+        if plan is not None:
+            points = plan.points(source, obj, ts)
+            if points is not None:
+                return points
+            return points_of(source, self.readings(obj), ts)
+        points = points_of(source, self.readings(obj), ts)  # checks every name and unit, or refuses
+        if len(payload) <= MAX_PLANNED_BYTES:
+            if len(plans) >= MAX_PLANS:
+                plans.clear()
+            plans[key] = Plan(obj, self.separator, self.skip, self.bools, self.unit_of)
+        return points
 
     def readings(self, obj: dict[str, Any]) -> list[tuple[str, FieldValue, str | None]]:
         unit_of = self.unit_of

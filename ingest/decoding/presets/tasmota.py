@@ -42,6 +42,9 @@ UNITS = {
 """Units of Tasmota's sensor keys (the leaf key, whatever sensor it is under)."""
 
 
+UNIT_CONTEXT = ("TempUnit", "PressureUnit")  # what unit_of reads of the message besides the field
+
+
 def unit_of(name: str, leaf: str, obj: dict[str, Any]) -> str | None:
     if name == "Wifi.Signal":
         return "dBm"
@@ -73,8 +76,8 @@ def build(options: Mapping[str, Any]) -> list[MappingRule]:
         raise PresetError(f"timezone {str(tz)[:40]!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
     prefix = text_option(options, "prefix", "tele")
     time = TimeSpec(("Time",), "local", tz)
-    sensor = JsonReadings(time=time, unit_of=unit_of)
-    state = TasmotaState(time=time, unit_of=unit_of)
+    sensor = JsonReadings(time=time, unit_of=unit_of, unit_context=UNIT_CONTEXT)
+    state = TasmotaState(time=time, unit_of=unit_of, unit_context=UNIT_CONTEXT)
     status = StatusWords()
     return [
         MappingRule("tasmota SENSOR", f"{prefix}/{{device}}/SENSOR", Kind.TELEMETRY, lambda k, n: sensor),

@@ -4,8 +4,11 @@ flattened with ``.``; ``update`` and ``last_seen`` are not fields, ``last_seen``
 bridge sends it) and ``zigbee2mqtt/<friendly_name>/availability`` (``online``/``offline``, plain or
 ``{"state": "online"}``) as status. Friendly names become device ids (other characters -> ``_``);
 names holding ``/`` are not matched. The bridge is the gateway (its base topic). Units come from
-:data:`UNITS`, a static table of Zigbee2MQTT's common exposes (the bridge's retained device list is
-not read). Options: ``base_topic`` (``zigbee2mqtt``).
+:data:`UNITS`, a static table of Zigbee2MQTT's common exposes. The bridge's retained
+``bridge/devices`` list is not read: the daemon subscribes without retained messages (MQTT 5 retain
+handling 2), and under ``--workers`` only one worker would see a republished list, so a reading's
+unit (a series tag) would depend on which worker took it and on when the daemon last started.
+Options: ``base_topic`` (``zigbee2mqtt``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,135 @@
+"""Read plans for flattened JSON readings, by payload shape (pure, no I/O).
+
+A fleet sends the same shape over and over: a Tasmota plug's SENSOR message has the same keys, the
+same value types and the same units every time, only the numbers change. The reference reader
+(:meth:`ingest.decoding.mapped.JsonReadings.readings` + :func:`~ingest.decoding.mapped.points_of`)
+walks every leaf in Python, asks for its unit and checks its name on every message. A
+:class:`Plan` is what that walk found for one shape, compiled once: where the numeric leaves are
+(one ``itemgetter`` per object), their field names (already checked), and the points they make
+(one per unit, in the reference's order). A message of a known shape is then read with C-level
+gets and ``float`` conversions.
+
+The shape (:func:`shape_of`) is every object's keys and the types of their values, nested (as deep
+as the reference reads), plus the values of the top-level keys the unit function reads
+(``unit_context``): everything the reference's result depends on except the numbers themselves.
+A plan is only made after the reference path has read a message of that shape without refusing it,
+so every name and unit was checked by it; whatever the plan cannot vouch for on a later message
+(a non-finite or overflowing number, limits lower than when it was made) goes back to the
+reference path, which gives the reason. tests/test_mapped_plans.py holds the two paths equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from operator import itemgetter
+from typing import Any
+
+from core.model import FieldValue, Point
+from ingest.decoding.codecs import Source
+
+MAX_DEPTH = 16  # nesting a flattened object may have; deeper leaves are not fields
+Shape = tuple[Any, ...]
+UnitOf = Callable[[str, str, dict[str, Any]], str | None]  # (field name, leaf key, whole object) -> unit
+
+
+def shape_of(obj: dict[str, Any], depth: int = 1) -> Shape:
+    """Keys and value types of ``obj`` and of every object under it (to MAX_DEPTH)."""
+    types = tuple(map(type, obj.values()))
+    if dict not in types or depth >= MAX_DEPTH:
+        return (tuple(obj), types)
+    return (tuple(obj), types, tuple([shape_of(v, depth + 1) for v in obj.values() if type(v) is dict]))
+
+
+def _get_one(key: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    return lambda d: (d[key],)
+
+
+class Plan:
+    """How to read one shape: objects to visit, leaves to take from each, points to make."""
+
+    __slots__ = ("bools", "groups", "n_fields", "n_units", "nodes", "order")
+
+    def __init__(
+        self,
+        obj: dict[str, Any],
+        separator: str,
+        skip: frozenset[str],
+        bools: bool,
+        unit_of: UnitOf,
+    ) -> None:
+        leaves: list[tuple[int, int, str, bool, str | None]] = []  # (node, index in it, name, is bool, unit)
+        nodes: list[tuple[tuple[str, ...], list[str]]] = []
+
+        def walk(node: dict[str, Any], path: tuple[str, ...], prefix: str, depth: int) -> None:
+            keys: list[str] = []
+            at = len(nodes)
+            nodes.append((path, keys))
+            for k, v in node.items():
+                if depth == 1 and k in skip:
+                    continue
+                tv = type(v)
+                if tv is int or tv is float or (tv is bool and bools):
+                    name = prefix + k
+                    leaves.append((at, len(keys), name, tv is bool, unit_of(name, k, obj)))
+                    keys.append(k)
+                elif tv is dict and depth < MAX_DEPTH:
+                    walk(v, (*path, k), prefix + k + separator, depth + 1)
+
+        # the reference visits leaves depth-first in key order; values come out object by object
+        # (one itemgetter each), so `order` maps them back, grouped by unit (first-seen unit first)
+        walk(obj, (), "", 1)
+        offsets, total = [], 0
+        for _path, keys in nodes:
+            offsets.append(total)
+            total += len(keys)
+        self.nodes = [(path, itemgetter(*keys) if len(keys) > 1 else _get_one(keys[0])) for path, keys in nodes if keys]
+        units: dict[str | None, list[tuple[int, str, bool]]] = {}
+        for node_at, index, name, is_bool, unit in leaves:
+            units.setdefault(unit, []).append((offsets[node_at] + index, name, is_bool))
+        flat: list[int] = []
+        groups: list[tuple[dict[str, str], str | None, tuple[str, ...], int, int]] = []
+        bool_at: list[int] = []
+        for unit, members in units.items():
+            start = len(flat)
+            for index, _name, is_bool in members:
+                if is_bool:
+                    bool_at.append(len(flat))
+                flat.append(index)
+            names = tuple(n for _, n, _ in members)
+            tags = {"unit": unit} if unit is not None else {}
+            groups.append((tags, names[0] if len(names) == 1 else None, names, start, len(flat)))
+        self.order: Callable[[list[Any]], tuple[Any, ...]] = (
+            itemgetter(*flat) if len(flat) > 1 else (lambda values: (values[0],))
+        )
+        self.groups = groups
+        self.bools = tuple(bool_at)
+        self.n_fields = len(flat)
+        self.n_units = sum(1 for tags, *_ in groups if tags)
+
+    def points(self, source: Source, obj: dict[str, Any], ts: int) -> list[Point] | None:
+        """The points of ``obj`` (of this plan's shape), or None: the reference path must decide."""
+        if self.n_fields > source.max_fields or self.n_units > source.max_units:
+            return None
+        values: list[Any] = []
+        for path, get in self.nodes:
+            node = obj
+            for key in path:
+                node = node[key]
+            values += get(node)
+        ordered = self.order(values)
+        try:
+            if self.bools:
+                out: list[FieldValue] = [v if type(v) is bool else float(v) for v in ordered]
+                total = sum(v for v in out if type(v) is float)
+            else:
+                out = list(map(float, ordered))
+                total = sum(out)  # type: ignore[arg-type]
+        except OverflowError:
+            return None
+        if total - total != 0.0:  # a non-finite value (or a sum that overflowed): the reference decides
+            return None
+        m, device = source.measurement, source.device_id
+        return [
+            Point(m, device, {one: out[a]} if one is not None else dict(zip(names, out[a:b])), ts, dict(tags))  # noqa: B905
+            for tags, one, names, a, b in self.groups
+        ]
