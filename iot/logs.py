@@ -24,10 +24,15 @@ SUPPRESSED = "suppressed"  # the record attribute: similar records dropped since
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
 
+EVERY = "log_every"
+"""``extra={EVERY: True}``: this record is never rate-limited by :class:`RepeatFilter`."""
+
+
 class RepeatFilter(logging.Filter):
     """Lets the first record of a message template (logger, level, format string) through, then at
     most one per ``interval`` seconds; the one let through says how many were dropped before it
-    (``record.suppressed``). Records below ``level`` always pass."""
+    (``record.suppressed``). Records below ``level`` always pass, and so do records logged with
+    ``extra={EVERY: True}``: events each worth a line however often they come (a process that died)."""
 
     MAX_TEMPLATES = 10_000
 
@@ -41,7 +46,7 @@ class RepeatFilter(logging.Filter):
         self._last: dict[tuple[str, int, str], tuple[float, int]] = {}  # template -> (let through at, dropped)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < self.level or self.interval <= 0:
+        if record.levelno < self.level or self.interval <= 0 or getattr(record, EVERY, False):
             return True
         key = (record.name, record.levelno, str(record.msg))
         now = self.clock()

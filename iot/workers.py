@@ -36,7 +36,7 @@ from typing import Any
 
 from core.config import SECRET_FIELDS, Settings
 from iot import alert_role
-from iot.logs import configure_logging
+from iot.logs import EVERY, configure_logging
 from iot.restarts import RestartPolicy, RestartSchedule
 from iot.service import build_resources
 
@@ -142,7 +142,7 @@ class Supervisor:
                 continue
             delay = self.schedule.exited(k)
             what = "alert evaluator" if k == EVALUATOR else f"worker {k}"
-            log.error("%s exited with %s; restarting in %.1f s", what, rc, delay)
+            log.error("%s exited with %s; restarting in %.1f s", what, rc, delay, extra={EVERY: True})
         for k in self.schedule.due():
             self.restarts += 1
             self.start(k)

@@ -132,7 +132,7 @@ def replay(
 
         def done() -> bool:
             m = daemon.metrics()
-            counted = {k: v for k, v in m.items() if k.startswith("iot_spool_corrupt_records_total")}
+            counted = {k: v for k, v in m.items() if k.startswith("iot_spool_corrupt_records_total") and v}
             want = {
                 f'iot_spool_corrupt_records_total{{dest="{d}",reason="{r}"}}': n
                 for (d, r), n in (corrupt or {}).items()

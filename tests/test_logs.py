@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from iot.logs import DaemonHandler, JsonFormatter, RepeatFilter, configure_logging
+from iot.logs import EVERY, DaemonHandler, JsonFormatter, RepeatFilter, configure_logging
 from registry.db import make_engine
 from registry.notify import notifier as notifier_module
 from registry.notify.notifier import Notifier
@@ -59,6 +59,16 @@ def test_repeats_of_a_template_pass_once_per_interval_with_the_count_dropped() -
     now[0] += 31
     quiet = record("store %s down", "i")
     assert f.filter(quiet) and not hasattr(quiet, "suppressed")
+
+
+def test_a_record_marked_every_is_never_limited() -> None:
+    """A process that died is worth a line each time (the supervisor marks those records)."""
+    f = RepeatFilter(30, clock=lambda: 100.0)
+    exits = [record("%s exited with %s", f"worker {k}", -9, level=logging.ERROR) for k in range(3)]
+    for r in exits:
+        setattr(r, EVERY, True)
+    assert [f.filter(r) for r in exits] == [True, True, True]
+    assert [f.filter(record("%s exited with %s", "w", -9, level=logging.ERROR)) for _ in range(2)] == [True, False]
 
 
 def test_json_lines_carry_ts_level_logger_message_extras_and_traceback() -> None:

@@ -132,7 +132,12 @@ def test_degraded_daemon_answers_503_and_status_exits_1(
     daemon = pipe.daemon().start()
     try:
         publish_raw(pipe.broker_url, [(f"{pipe.topic_root}/{pipe.prefix}1/telemetry", b'{"t": 21.5}')])
-        wait_for(lambda: get(f"http://127.0.0.1:{daemon.port}/healthz")[0] == 503, 30, "/healthz to report 503")
+
+        def spooled_and_degraded() -> bool:  # the write fails first, the batch is spooled just after
+            code, _, text = get(f"http://127.0.0.1:{daemon.port}/healthz")
+            return code == 503 and json.loads(text)["stores"]["timeseries"]["spooled_batches"] >= 1
+
+        wait_for(spooled_and_degraded, 30, "/healthz to report 503 with the batch spooled")
         _, ctype, body = get(f"http://127.0.0.1:{daemon.port}/healthz")
         health = json.loads(body)
         assert ctype == "application/json" and health["status"] == "degraded"
