@@ -14,6 +14,7 @@ from iot.notifying import build_notifier
 from registry.auth import require_site
 from registry.db import make_engine
 from registry.notify.channels import (
+    COLUMNS,
     DEFAULT_EVENTS,
     ChannelSpec,
     add_channel,
@@ -98,7 +99,7 @@ def list_cmd(as_json: JsonOpt = False, fmt: output.FormatOpt = None, registry: R
     """Channels (targets redacted, secrets by name only)."""
     with acting(settings(registry_url=registry)) as (session, actor):
         rows = list_channels(session, actor)
-    if output.machine(fmt, as_json, rows):
+    if output.machine(fmt, as_json, rows, COLUMNS):
         return
     print_table(
         ["NAME", "KIND", "TARGET", "SECRET", "MIN SEVERITY", "SITE", "EVENTS", "RENOTIFY", "ENABLED"],

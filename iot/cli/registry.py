@@ -391,7 +391,7 @@ def audit_cmd(
             audit_mod.as_dict(e)
             for e in audit_mod.query_audit(session, actor, start, actor_name, action, target, limit)
         ]
-    if output.machine(fmt, as_json, rows):
+    if output.machine(fmt, as_json, rows, audit_mod.COLUMNS):
         return
     print_table(
         ("at", "actor", "action", "target", "detail"),
