@@ -14,6 +14,7 @@ from iot.cli.acting import as_cli_error
 from iot.cli.toolkit import ExitCode
 from registry.db import RegistryConfigError, make_engine
 from tests.cli_runner import Result, run_iot
+from tests.servers import free_port
 
 Iot = Callable[..., Result]
 
@@ -117,3 +118,26 @@ def test_a_postgres_scheme_suggests_the_driver_url() -> None:
     with pytest.raises(RegistryConfigError, match=r"use postgresql\+psycopg://… .*not postgres://") as caught:
         make_engine("postgres://u:hunter2@localhost/iot")
     assert "hunter2" not in str(caught.value)
+
+
+def test_sim_run_agrees_with_sim_provision_on_prefix_and_profiles(iot: Iot, tmp_path: Path) -> None:
+    """`--prefix th` means th-0000… in both; a different prefix or profile mix is named, before connecting."""
+    pw = str(tmp_path / "pw.json")
+    r = iot("sim", "provision", "-n", "2", "--prefix", "th", "--profile", "thermostat", "--profile", "vibration",
+            "--password-file", pw)  # fmt: skip
+    assert r.code == 0, r.err
+    run = ("sim", "run", "--broker", f"mqtt://127.0.0.1:{free_port()}", "--devices", "2", "--count", "1",
+           "--password-file", pw)  # fmt: skip
+    mix = ("--profile", "thermostat", "--profile", "vibration")
+    for prefix in (("--prefix", "th"), ("--id-prefix", "th"), ("--id-prefix", "th-")):
+        r = iot(*run, *prefix, *mix)
+        assert r.code == ExitCode.FAILED and r.err.startswith("error: cannot connect"), (prefix, r.err)
+    r = iot(*run, *mix)
+    assert r.code == ExitCode.USAGE and len(r.err.strip().splitlines()) == 1
+    assert r.err.startswith("error: no password for device sim-0000 in ") and "holds --prefix th devices" in r.err
+    r = iot(*run, "--prefix", "th", "--profile", "energy")
+    assert r.code == ExitCode.USAGE and len(r.err.strip().splitlines()) == 1
+    assert r.err == (
+        "error: device th-0000 has type thermostat in the registry but --profile gives it energy (and 1 more): "
+        "give the provisioned profiles, --profile thermostat --profile vibration\n"
+    )
