@@ -141,3 +141,12 @@ def test_sim_run_agrees_with_sim_provision_on_prefix_and_profiles(iot: Iot, tmp_
         "error: device th-0000 has type thermostat in the registry but --profile gives it energy (and 1 more): "
         "give the provisioned profiles, --profile thermostat --profile vibration\n"
     )
+
+
+def test_sim_run_on_a_host_without_a_registry_makes_none(iot: Iot, tmp_path: Path) -> None:
+    pw = tmp_path / "pw.json"
+    pw.write_text('{"th-0000": "s3cret"}')
+    r = iot("sim", "run", "--broker", f"mqtt://127.0.0.1:{free_port()}", "--count", "1", "--prefix", "th",
+            "--password-file", str(pw))  # fmt: skip
+    assert r.code == ExitCode.FAILED and r.err.startswith("error: cannot connect"), r.err
+    assert not (tmp_path / "data" / "registry.sqlite3").exists()
