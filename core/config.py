@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 PACKET_HEADER_ALLOWANCE = 128 * 1024  # bytes of an MQTT packet besides its payload (topic, id, properties)
 DEFAULT_MAX_PACKET_BYTES = DEFAULT_MAX_PAYLOAD_BYTES + PACKET_HEADER_ALLOWANCE
+EMBEDDED_REGISTRY_FILE = "registry.sqlite3"  # the registry under data_dir when IOT_REGISTRY_URL is empty
 
 
 class Settings(BaseSettings):
@@ -122,7 +123,7 @@ class Settings(BaseSettings):
         """The registry URL to connect with: ``IOT_REGISTRY_PASSWORD`` joins a URL that names a user
         but no password, percent-escaped (any character is safe in it). Never log the result."""
         if not self.registry_url:
-            return f"sqlite:///{(self.data_dir / 'registry.sqlite3').resolve()}"
+            return f"sqlite:///{(self.data_dir / EMBEDDED_REGISTRY_FILE).resolve()}"
         if self.registry_password is None:
             return self.registry_url
         from sqlalchemy.engine import make_url

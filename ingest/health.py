@@ -32,6 +32,8 @@ class Health:
         stores = {d: w.health() for d, w in self.writers.items()}
         steps = dict(self.steps.problems)
         reasons = [] if subscribed else ["broker: not subscribed (reconnecting)"]
+        if (problem := self.intake.problem) is not None:  # operator action needed, named
+            reasons.append(f"broker: {problem.message}")
         reasons += [f"{d}: {s['reason']}" for d, s in stores.items() if s["reason"]]
         reasons += [f"{name}: {p.describe()}" for name, p in steps.items()]
         return not reasons, {

@@ -9,10 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ingest.metrics import Metrics
+from ingest.ports import PortInUse
 
-
-class PortInUse(OSError):
-    """The metrics port is taken (another daemon, or another program): the message names it."""
+__all__ = ["PortInUse", "serve_metrics"]
 
 
 def serve_metrics(metrics: Metrics, host: str, port: int) -> ThreadingHTTPServer:

@@ -19,6 +19,7 @@ from core.model import Reason, Rejected
 from ingest.metrics import Metrics
 from ingest.mqtt.acks import AckTracker
 from ingest.mqtt.packets import Oversized, Publish
+from ingest.mqtt.session import BrokerProblem
 from ingest.mqtt.settle import Settler
 from ingest.routing import Batch, Router, Token
 from ingest.steps import Steps
@@ -54,6 +55,7 @@ class Intake:
         self.lock = threading.Lock()  # the router is not thread-safe: receive thread vs ticker
         self.accepting = True
         self.subscribed = threading.Event()
+        self.problem: BrokerProblem | None = None  # an operator must act on the broker connection (health)
 
     # -- the receiver's Handler (its thread) -----------------------------------------------------
     def on_connected(self, session_present: bool) -> None:
@@ -72,6 +74,9 @@ class Intake:
         self.settler.reset()
         if self.accepting:
             self.metrics.inc("iot_broker_disconnects_total")
+
+    def on_problem(self, problem: BrokerProblem | None) -> None:
+        self.problem = problem  # the session logged it (once per episode)
 
     def on_messages(self, messages: list[Publish | Oversized]) -> None:
         """Route one read's deliveries under one lock acquisition; submit the batches that filled."""

@@ -32,7 +32,7 @@ from ingest.decoding.sparkplug.rule import SUBSCRIPTIONS, SparkplugRule
 from ingest.mqtt.broker import BrokerAddress, parse_broker_url
 from ingest.mqtt.options import session_options
 from ingest.mqtt.packets import Oversized, Publish
-from ingest.mqtt.session import Options, Session
+from ingest.mqtt.session import BrokerProblem, Options, Session
 from registry.directory import RegistryStore
 
 log = logging.getLogger("iot.ingest")
@@ -125,6 +125,9 @@ class _Subscribed:
 
     def on_connection_lost(self, reason: str) -> None:
         pass
+
+    def on_problem(self, problem: BrokerProblem | None) -> None:
+        pass  # the session logs it; this attempt ends at its deadline and is retried
 
 
 def ensure_session(settings: Settings, stop: threading.Event, attempt_s: float = 10.0) -> bool:

@@ -7,6 +7,8 @@ import time
 from collections import defaultdict
 from typing import cast
 
+from sqlalchemy.exc import DBAPIError
+
 from core.config import Settings
 from core.directory import DeviceDirectory
 from core.sparkplug import Rebirths, SparkplugState
@@ -42,7 +44,7 @@ from iot.alert_role import DirectoryOnly, Discard, evaluator_options
 from iot.logs import configure_logging
 from iot.notifying import build_notifier
 from registry.alerts.observer import AlertObserver
-from registry.db import check_migrated, make_engine, migrate
+from registry.db import SchemaNotMigrated, check_migrated, make_engine, migrate, unreachable
 from registry.deadletters import DeadLetterStore
 from registry.directory import RegistryStore
 from registry.sparkplug import SqlSparkplugState
@@ -54,13 +56,24 @@ def build_resources(
     settings: Settings, metrics: Metrics | None = None, *, migrate_embedded: bool = True
 ) -> Resources[RegistryStore]:
     """Open (not connect) every store. The embedded SQLite registry is migrated automatically;
-    an explicit registry URL must already be migrated (``iot registry migrate``)."""
+    an explicit registry URL must already be migrated (``iot registry migrate``). A registry that
+    cannot be reached yet is no reason not to start: the daemon rides it out as it would mid-stream
+    (directory cache, spooled registry writes); one that refuses us or is not migrated is."""
     timeseries = timeseries_from(settings)
     documents = documents_from(settings)
     engine = make_engine(settings.resolved_registry_url())
     if not settings.registry_url and migrate_embedded:
         migrate(engine)
-    check_migrated(engine)
+    try:
+        check_migrated(engine)
+    except SchemaNotMigrated:
+        engine.dispose()
+        raise
+    except DBAPIError as e:
+        if (why := unreachable(e)) is None:
+            engine.dispose()
+            raise
+        log.warning("registry unreachable at start (%s): starting anyway, retrying as it goes", why)
     return Resources(timeseries, documents, RegistryStore(engine), DeadLetterStore(engine), [], metrics or Metrics())
 
 
@@ -157,7 +170,7 @@ def build_daemon(
     observers: list[StreamObserver] = list(res.observers)
     if with_alerts:
         observer = AlertObserver(res.registry.engine, directory, clock=time.time, counts=metrics)
-        observer.load()
+        observer.load_at_start()
         observers.append(observer)
     counts: defaultdict[tuple[str, str], int] = defaultdict(int)
     steps = Steps(metrics)

@@ -40,6 +40,10 @@ def query_audit(
     return list(session.scalars(q))
 
 
+COLUMNS = ("id", "at", "actor", "action", "target", "detail")
+"""The keys of :func:`as_dict`, in order (a CSV header with no rows)."""
+
+
 def as_dict(e: AuditEntry) -> dict[str, Any]:
     at = e.at.replace(tzinfo=UTC) if e.at.tzinfo is None else e.at
     return {"id": e.id, "at": at, "actor": e.actor, "action": e.action, "target": e.target, "detail": e.detail}

@@ -149,6 +149,14 @@ def _needs_operator(orig: BaseException | None) -> bool:
     return type(orig).__name__ == "OperationalError" and any(p in text for p in _OPERATOR_PHRASES)
 
 
+def unreachable(e: BaseException) -> str | None:
+    """One line saying the database could not be reached, if that is what ``e`` is (what waiting
+    may fix: not an unmigrated schema, refused credentials or a missing database); else None."""
+    if not isinstance(e, OperationalError | InterfaceError) or _needs_operator(e.orig):
+        return None
+    return str(e.orig or e).splitlines()[0] if str(e.orig or e) else type(e).__name__
+
+
 class EngineStore:
     """Base of the stores that live in the registry database: connection failures become
     :class:`ingest.stores.StoreUnavailable` so the daemon can spool and retry."""

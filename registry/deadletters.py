@@ -77,6 +77,12 @@ class DeadLetterRecord:
         }
 
 
+RECORD_COLUMNS = (
+    "id", "received_at", "reason", "device_id", "topic", "detail", "payload", "payload_encoding", "payload_bytes",
+    "original_bytes", "truncated", "payload_sha256", "replayed_at",
+)  # fmt: skip
+"""The keys of :meth:`DeadLetterRecord.as_dict`, in order (a CSV header with no rows)."""
+
 Records = list[DeadLetterRecord]
 Ids = list[int]
 

@@ -58,6 +58,10 @@ def filters_overlap(a: str, b: str) -> bool:
     return True
 
 
+COLUMNS = ("name", "prefix", "site", "status", "created_at", "has_secret")
+"""The keys of :func:`as_dict`, in order (a CSV header with no rows)."""
+
+
 def as_dict(g: Gateway) -> dict[str, Any]:
     """The registry row as plain data (never the secret hash)."""
     return {

@@ -53,12 +53,16 @@ class DaemonProcess:
         }
         return cls(workdir, env)
 
-    def start(self, timeout: float = 30) -> DaemonProcess:
+    def start(self, timeout: float = 30, subscribed: bool = True) -> DaemonProcess:
+        """Start it and (unless ``subscribed`` is False) wait until it has subscribed."""
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "iot", "ingest", "run"], env=self.env, stdout=out, stderr=subprocess.STDOUT
         )
         out.close()
+        if not subscribed:
+            wait_for(lambda: self._alive() and bool(self.metrics()), timeout, "the daemon's metrics endpoint")
+            return self
         wait_for(
             lambda: self._alive() and self.metrics().get("iot_broker_subscribed") == 1.0,
             timeout,

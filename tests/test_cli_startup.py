@@ -12,7 +12,8 @@ import pytest
 from tests.cli_runner import run_iot
 
 STORE_CLIENTS = {"influxdb_client", "pymongo", "montydb", "paho", "amqtt", "matplotlib", "plotext"}
-HEAVY = STORE_CLIENTS | {"sqlalchemy", "alembic", "pydantic", "pydantic_settings", "rich", "google"}
+DECODERS = {"google"}  # protobuf, for Sparkplug B: the daemon's and export-mosquitto's, no read command's
+HEAVY = STORE_CLIENTS | DECODERS | {"sqlalchemy", "alembic", "pydantic", "pydantic_settings", "rich"}
 
 
 def _loaded(code: str) -> set[str]:
@@ -62,6 +63,18 @@ def test_every_command_of_the_tree_resolves(
     """The lazy table loads each sub-app as the group it was: `iot ingest run --help`, not `iot ingest --help`."""
     for argv in (["ingest", "run"], ["sim", "provision"], ["telemetry", "plot"], ["alerts", "channels", "list"],
                  ["alerts", "notifier", "run"], ["registry", "keys", "add"], ["timeseries", "retention"],
-                 ["deadletters", "list"], ["devices", "show"], ["demo"], ["status"]):  # fmt: skip
+                 ["deadletters", "list"], ["devices", "show"], ["demo"], ["status"],
+                 ["registry", "export-mosquitto"]):  # fmt: skip
         r = run_iot(monkeypatch, capsys, *argv, "--help")
         assert r.code == 0 and f"iot {' '.join(argv)} [OPTIONS]" in r.out, (argv, r.err)
+
+
+def test_read_commands_load_neither_the_daemons_http_server_nor_its_metrics() -> None:
+    """The CLI's error mapping names a busy metrics port without loading the server (and the routing
+    and decoding its metrics import)."""
+    wanted = {"ingest.http", "ingest.metrics", "ingest.routing", "ingest.decoding.mappings"}
+    probe = (
+        f"import sys, iot.cli.acting, iot.cli.registry, iot.cli.alerts\nprint(sorted(set(sys.modules) & {wanted!r}))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"

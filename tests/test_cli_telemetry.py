@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from typer.testing import CliRunner
 from core.model import Point
 from ingest.stores import open_timeseries
 from iot.cli import app
+from tests.cli_runner import Result
+from tests.cli_runner import run_iot as cli_run
 from tests.servers import free_port
 
 S = 10**9
@@ -112,3 +115,41 @@ def test_unreachable_store_is_one_line_exit_1(tmp_path: Path) -> None:
     done = run_iot("-d", "x", "--timeseries", f"influxdb1://127.0.0.1:{free_port()}/db", tmp_path=tmp_path)
     assert done.returncode == 1
     assert "StoreUnavailable" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def query_iot(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """`iot telemetry query ARGS...` through the real entry point (errors as printed), with ``env`` set."""
+
+    def run(*args: str, env: dict[str, str]) -> Result:
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        return cli_run(monkeypatch, capsys, "telemetry", "query", *args)
+
+    return run
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv"])
+def test_an_unknown_device_or_field_is_one_line_exit_1(
+    store_url: str, tmp_path: Path, fmt: str, query_iot: Callable[..., Result]
+) -> None:
+    """Not an empty table with exit 0: the device has nothing stored, or the field is not one of its fields."""
+    env = {"IOT_DATA_DIR": str(tmp_path), "IOT_TIMESERIES_URL": store_url}
+    r = query_iot("-d", "dev-8", "--format", fmt, env=env)
+    assert r.code == 1 and r.err.startswith("error: no sensor_readings stored for device 'dev-8' in ")
+    assert len(r.err.strip().splitlines()) == 1
+    r = query_iot("-d", "dev-7", "--field", "temprature", "--format", fmt, env=env)
+    assert r.code == 1 and len(r.err.strip().splitlines()) == 1
+    assert "no field 'temprature' in the sensor_readings of device 'dev-7' (fields: door, temperature)" in r.err
+    r = query_iot("-d", "dev-7", "--since", "10d", "--until", "9d", "--format", fmt, env=env)
+    assert r.code == 0, r.err  # a known device and field with nothing in this range: an empty answer is the truth
+    if fmt == "csv":
+        assert r.out.splitlines() == ["time,ts_ns,door,temperature"]
+
+
+@pytest.mark.influxd
+def test_a_missing_database_is_named(influxdb1_url: str, tmp_path: Path, query_iot: Callable[..., Result]) -> None:
+    seed(influxdb1_url, tmp_path)
+    other = influxdb1_url.rsplit("/", 1)[0] + "/nosuchdb"
+    r = query_iot("-d", "dev-7", "--timeseries", other, env={"IOT_DATA_DIR": str(tmp_path)})
+    assert r.code == 1 and "no sensor_readings stored for device 'dev-7'" in r.err and "/nosuchdb)" in r.err

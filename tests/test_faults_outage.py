@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from core.config import Settings
+from iot.service import build_resources
+from registry.db import SchemaNotMigrated
 from tests.daemon_proc import DaemonProcess
 from tests.faultkit import (
     Background,
@@ -107,3 +110,41 @@ def test_postgres_down_long_soak(
     url = postgres.create_database("outage")
     pipe = Pipeline("pgoutsoak", tmp_path, mosquitto_server.url, influxdb1_url, url)
     outage(pipe, postgres, 120, ["registry", "deadletters"], ["timeseries", "documents"], rate=20)
+
+
+def test_postgres_down_at_start(
+    tmp_path: Path, mosquitto_server: Mosquitto, influxdb1_url: str, postgres: Postgres
+) -> None:
+    """The daemon starts with PostgreSQL stopped (it used to exit 1) and rides it out as it does
+    mid-stream: readings flow, registry writes and dead letters spool; once PostgreSQL starts, the
+    spool drains and everything is stored exactly."""
+    url = postgres.create_database("startdown")
+    pipe = Pipeline("pgstart", tmp_path, mosquitto_server.url, influxdb1_url, url)  # migrated, then stopped
+    postgres.stop()
+    daemon = pipe.daemon().start()
+    try:
+        assert "registry unreachable at start" in daemon.output()
+        config = pipe.fleet(devices=2, rate=0, count=40, seed=9, malformed=0.1)
+        manifest = pipe.publish(config)
+        wait_for(lambda: written(daemon, "timeseries") > 0, 30, "readings to flow without the registry")
+        wait_for(lambda: metric(daemon.metrics(), "iot_spool_batches", dest="registry") > 0, 30, "the registry spool")
+        postgres.start()
+        expected, letters = expected_readings(manifest), expected_letters(config, manifest)
+        pipe.wait_stored(expected, letters, 120, daemon)
+        wait_for(
+            lambda: all(
+                metric(daemon.metrics(), "iot_spool_batches", dest=d) == 0 for d in ("registry", "deadletters")
+            ),
+            60,
+            "the spool to drain",
+        )
+    finally:
+        rc = daemon.terminate()
+    assert rc == 0, daemon.output()[-3000:]
+    assert_stored_exactly(pipe, manifest, expected, letters)
+
+
+def test_an_unmigrated_registry_at_start_is_still_refused(tmp_path: Path, postgres: Postgres) -> None:
+    settings = Settings(registry_url=postgres.create_database("fresh"), data_dir=tmp_path)
+    with pytest.raises(SchemaNotMigrated, match="iot registry migrate"):
+        build_resources(settings)

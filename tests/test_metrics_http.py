@@ -167,3 +167,36 @@ def test_status_without_a_daemon_is_one_line() -> None:
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: no daemon answering at"), done.stderr
+
+
+def test_a_wrong_broker_password_is_named_in_healthz_and_logged_once(tmp_path: Path) -> None:
+    """CONNACK "not authorised" (Mosquitto 2.0's answer to a wrong password) is operator action
+    needed: /healthz names it (503), the log has one ERROR for the episode (not a WARNING per retry),
+    and the daemon keeps retrying."""
+    pwfile = tmp_path / "passwd"
+    pwfile.write_text("iot:right\n")
+    subprocess.run(["mosquitto_passwd", "-U", str(pwfile)], check=True)
+    broker = Mosquitto(tmp_path / "m", extra_conf=f"allow_anonymous false\npassword_file {pwfile}\n").start()
+    try:
+        wrong = broker.url.replace("mqtt://", "mqtt://iot:wrong@")
+        pipe = Pipeline("badpw", tmp_path, wrong, "embedded", f"sqlite:///{tmp_path / 'reg.sqlite3'}")
+        daemon = pipe.daemon(IOT_LOG_LEVEL="DEBUG").start(subscribed=False)
+        try:
+
+            def reasons() -> list[str]:
+                code, _, body = get(f"http://127.0.0.1:{daemon.port}/healthz")
+                return list(json.loads(body)["reasons"]) if code == 503 else []
+
+            wait_for(lambda: any("not authorised" in r for r in reasons()), 30, "/healthz to name it")
+            [reason] = [r for r in reasons() if "not authorised" in r]
+            assert reason.startswith("broker: ") and "refused client id 'ingest-badpw' (user 'iot')" in reason
+            assert "wrong" not in reason
+            wait_for(lambda: daemon.log.read_text().count("not authorised; check the broker user") >= 3, 30, "retries")
+            log = daemon.log.read_text()
+            errors = [line for line in log.splitlines() if "ERROR" in line and "not authorised" in line]
+            assert len(errors) == 1, log[-2000:]
+            assert "operator action needed" in errors[0] and "wrong" not in log
+        finally:
+            assert daemon.terminate() == 0
+    finally:
+        broker.stop()

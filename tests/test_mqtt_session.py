@@ -8,6 +8,7 @@ QoS 2 in, retained messages not sent on subscribe.
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -23,7 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ingest.mqtt import packets as pk
 from ingest.mqtt.broker import EmbeddedBroker, free_port
 from ingest.mqtt.packets import Oversized, Publish
-from ingest.mqtt.session import Options, Session
+from ingest.mqtt.session import BrokerProblem, Options, ProblemKind, Session
 from tests.servers import Mosquitto, wait_for
 
 
@@ -37,6 +38,7 @@ class Recorder:
         self.connects: list[bool] = []
         self.subacks: list[list[int]] = []
         self.lost: list[str] = []
+        self.problems: list[BrokerProblem | None] = []
 
     def on_connected(self, session_present: bool) -> None:
         with self.lock:
@@ -57,6 +59,10 @@ class Recorder:
     def on_connection_lost(self, reason: str) -> None:
         with self.lock:
             self.lost.append(reason)
+
+    def on_problem(self, problem: BrokerProblem | None) -> None:
+        with self.lock:
+            self.problems.append(problem)
 
     def payloads(self) -> list[bytes]:
         with self.lock:
@@ -540,3 +546,111 @@ def test_an_endless_pingresp_stream_is_a_protocol_error() -> None:
     assert "PINGRESP without a PINGREQ" in c.rec.lost[0]
     c.stop()
     broker.close()
+
+
+# -- failures only an operator can fix: named once per episode, retried meanwhile ------------------
+
+
+def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "iot.mqtt" and r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("v5", [True, False], ids=["mqtt5", "mqtt311"])
+def test_refused_credentials_are_an_error_once_and_retried(v5: bool, caplog: pytest.LogCaptureFixture) -> None:
+    """CONNACK "bad user name or password" every time: one ERROR naming it (not a WARNING per retry),
+    the problem handed over, retries go on; a CONNACK accepted ends the episode."""
+    accept = threading.Event()
+
+    def script(conn: socket.socket) -> None:
+        if accept.is_set():
+            handshake(conn, v5)
+            conn.recv(64)
+            return
+        conn.recv(4096)
+        conn.sendall(pk.encode_connack(False, 0x86 if v5 else 4, v5=v5))
+
+    broker = FakeBroker(script)
+    caplog.set_level(logging.DEBUG, "iot.mqtt")
+    rec = Recorder()
+    session = Session(Options("127.0.0.1", broker.port, "ingest-a", [("d/#", 1)], v5=v5, reconnect_min=0.02,
+                              reconnect_max=0.05, username="iot"), rec)  # fmt: skip
+    session.start()
+    try:
+        wait_for(lambda: broker.connects >= 4, 15, "retries after the refusals")
+        [error] = _errors(caplog)
+        assert "refused client id 'ingest-a' (user 'iot'): bad user name or password" in error
+        assert "operator action needed" in error
+        assert [p.kind if p else None for p in rec.problems] == [ProblemKind.CREDENTIALS]
+        assert session.problem is not None and "bad user name or password" in session.problem.message
+        accept.set()
+        wait_for(lambda: bool(rec.subacks), 15, "the session to subscribe once accepted")
+        assert rec.problems[-1] is None and session.problem is None
+    finally:
+        session.stop()
+        broker.close()
+
+
+@pytest.mark.mosquitto
+def test_a_second_client_with_the_same_id_is_named_once(
+    mosquitto_server: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two sessions with one client id on Mosquitto (MQTT 5; 2.0.11 closes without DISCONNECT 0x8E):
+    each is taken over by the other in turn; each logs one ERROR naming the takeover (not "closed by
+    the broker" every 0.4 s)."""
+    caplog.set_level(logging.DEBUG, "iot.mqtt")
+    cid, topic = ids()
+    a = Client(mosquitto_server.port, cid, topic)
+    b = Client(mosquitto_server.port, cid, topic)
+    try:
+        wait_for(lambda: len(a.rec.problems) >= 1 and len(b.rec.problems) >= 1, 30, "both to name the takeover")
+        errors = _errors(caplog)
+        assert len(errors) == 2, errors  # one per session, not one per takeover
+        assert all(f"another client with client id {cid!r} took over the session" in e for e in errors)
+        for c in (a, b):
+            assert [p.kind if p else None for p in c.rec.problems] == [ProblemKind.TAKEN_OVER]
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_mqtt311_closes_right_after_connack_in_a_row_are_a_takeover(caplog: pytest.LogCaptureFixture) -> None:
+    """3.1.1 has no reason code: a broker that closes each connection right after accepting it, three
+    times in a row, is named as a takeover; one such close (a broker restart) is not."""
+
+    def close(conn: socket.socket) -> None:
+        handshake(conn, v5=False)
+
+    caplog.set_level(logging.DEBUG, "iot.mqtt")
+    broker = FakeBroker(close)
+    rec = Recorder()
+    session = Session(Options("127.0.0.1", broker.port, "dup", [("d/#", 1)], v5=False, reconnect_min=0.02,
+                              reconnect_max=0.05), rec)  # fmt: skip
+    session.start()
+    try:
+        wait_for(lambda: len(rec.lost) >= 2, 15, "two closes")
+        assert not rec.problems or len(rec.lost) >= 3
+        wait_for(lambda: len(rec.lost) >= 6, 15, "more closes")
+        [error] = _errors(caplog)
+        assert "another client with client id 'dup' took over the session" in error
+        assert [p.kind if p else None for p in rec.problems] == [ProblemKind.TAKEN_OVER]
+    finally:
+        session.stop()
+        broker.close()
+
+
+def test_an_mqtt5_disconnect_0x8e_is_a_takeover_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    def taken(conn: socket.socket) -> None:
+        handshake(conn)
+        conn.sendall(b"\xe0\x02\x8e\x00")  # DISCONNECT, reason 0x8E: session taken over
+
+    caplog.set_level(logging.DEBUG, "iot.mqtt")
+    broker = FakeBroker(taken)
+    c = Client(broker.port, "dup5", "d/#")
+    try:
+        wait_for(lambda: len(c.rec.lost) >= 2, 15, "the takeovers")
+        [error] = _errors(caplog)
+        assert "another client with client id 'dup5' took over the session" in error and "0x8e" in error
+        assert [p.kind if p else None for p in c.rec.problems] == [ProblemKind.TAKEN_OVER]
+    finally:
+        c.stop()
+        broker.close()

@@ -111,7 +111,10 @@ def test_a_site_key_sees_tests_and_removes_only_its_sites_channels(
     assert [c["name"] for c in everything] == ["b-hook", "everywhere", "mine"]
 
 
-def test_a_site_key_names_only_its_sites_secrets(iot: Iot, keys: dict[str, str], registry_url: str) -> None:
+def test_a_site_key_names_only_its_sites_secrets(
+    iot: Iot, keys: dict[str, str], registry_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IOT_NOTIFY_SECRETS", json.dumps({"A/pw": "p", "A/slack": "https://s.example/", "smtp_pw": "q"}))
     a = keys["adminA"]
     at_a = ("--site", "A")
     smtp = ("--to", "x@evil.example", "--smtp-host", "mail.evil.example", "--smtp-user", "u", *at_a)
@@ -228,3 +231,27 @@ def test_channels_test_uses_the_allowed_networks_setting(
     monkeypatch.setenv("IOT_NOTIFY_ALLOWED_NETWORKS", "127.0.0.1/8")
     bad = iot("alerts", "channels", "test", "local", key=root)
     assert bad.code == 2 and bad.err.startswith("error: invalid setting IOT_NOTIFY_ALLOWED_NETWORKS")
+
+
+def test_a_secret_set_nowhere_is_refused_by_name(
+    iot: Iot, keys: dict[str, str], registry_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not accepted for the notifier to fail each attempt: one line naming it, nothing added; the
+    escape for a notifier with other settings warns. A key that may not name it learns nothing more."""
+    monkeypatch.setenv("IOT_NOTIFY_SECRETS", json.dumps({"hook": "k"}))
+    root = keys["root"]
+    for args, name in (
+        (("--url", "https://e.example/h", "--secret", "hmac"), "'hmac'"),
+        (("--url", "secret:slackurl", "--secret", "hook"), "'slackurl'"),
+    ):
+        r = iot("alerts", "channels", "add", "x", "--kind", "webhook", *args, key=root)
+        assert r.code == 2 and r.err.startswith(f"error: secret {name} is not set in IOT_NOTIFY_SECRETS"), r.err
+        assert "--allow-missing-secret" in r.err and len(r.err.strip().splitlines()) == 1
+    assert "x" not in _channels(registry_url)
+    r = iot("alerts", "channels", "add", "x", "--kind", "webhook", "--url", "https://e.example/h",
+            "--secret", "hmac", "--allow-missing-secret", key=root)  # fmt: skip
+    assert r.code == 0 and "warning: secret 'hmac' is not set here" in r.err
+    assert "x" in _channels(registry_url)
+    assert _hook(iot, root, "set", "--url", "https://e.example/h", "--secret", "hook") == (0, "")
+    denied(iot("alerts", "channels", "add", "y", "--kind", "webhook", "--url", "secret:B/unset", "--site", "A",
+               key=keys["adminA"]))  # fmt: skip

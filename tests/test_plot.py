@@ -11,7 +11,8 @@ import pytest
 
 from core.model import Point
 from ingest.stores import open_timeseries
-from iot.present.chart import SPARK
+from iot.present.chart import SPARK, ChartSpec, Series, line_chart
+from iot.present.chart_png import write_png
 from tests.cli_runner import run_iot
 
 S = 10**9
@@ -113,3 +114,52 @@ def test_devices_show_has_a_sparkline_per_field(
         assert len(spark) >= 8 and set(spark) <= set(SPARK)  # 20 minutes of data in 150 s buckets
     humidity = lines["humidity"].split("  ")[-1].split(" (last hour)")[0]
     assert humidity[0] == SPARK[0] and humidity[-1] == SPARK[-1]  # rising steadily: lowest to highest
+
+
+def test_a_series_without_data_is_warned_not_dropped_silently(
+    env: tuple[float, float], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    res = run_iot(monkeypatch, capsys, "telemetry", "plot", "-d", "d1", "-d", "d2", "-f", "temperature",
+                  "-f", "humidity")  # fmt: skip
+    assert res.code == 0, res.err
+    assert res.err == "warning: no numeric humidity of d2 since 1h: not drawn\n"  # d2 has no humidity
+    assert "d1 humidity" in res.out and "d2 temperature" in res.out
+
+
+GAPPED = [(i * 5 * S, 20.0) for i in range(12)] + [(900 * S + i * 5 * S, 20.0) for i in range(12)]
+
+
+@pytest.mark.parametrize(
+    ("series", "runs"),
+    [
+        (Series("t", GAPPED), [12, 12]),  # a 15-minute hole in 5 s data
+        (Series("t", [(i * 5 * S, 1.0) for i in range(30)]), [30]),  # regular: one line
+        (Series("t", [(0, 1.0), (60 * S, 1.0), (200 * S, 1.0)], step_ns=60 * S), [2, 1]),  # a missing bucket
+        (Series("t", [(0, 1.0), (60 * S, 1.0)]), [2]),  # too few points to call anything a gap
+    ],
+)
+def test_runs_cut_at_gaps(series: Series, runs: list[int]) -> None:
+    assert [len(r) for r in series.runs()] == runs
+
+
+def test_the_terminal_line_is_broken_at_a_gap() -> None:
+    """A flat series with a hole in the middle of the time axis: nothing drawn across the hole."""
+    text = line_chart([Series("t", GAPPED)], ChartSpec("gap", 80, 12))
+    [row] = [line for line in text.splitlines() if line.startswith("20┤")]
+    plot = row[3:-1]
+    assert plot[:4].strip("⣀") == "" and plot[-4:].strip("⣀") == ""  # the data either side
+    assert plot[len(plot) // 4 : 3 * len(plot) // 4].strip() == ""  # the hole
+
+
+def test_the_png_line_is_broken_at_a_gap(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="--png needs the [plot] extra")
+    import matplotlib.image as mpimg
+
+    out = write_png(tmp_path / "gap.png", [Series("t", GAPPED)], width_px=800, height_px=400)
+    rgb = mpimg.imread(str(out))[:, :, :3]
+    blue = rgb[:, :, 2] - rgb[:, :, 0] > 0.2  # matplotlib's first line colour (the rest is grey or white)
+    columns = blue.any(axis=0).nonzero()[0]
+    assert len(columns) > 0
+    left, right = columns.min(), columns.max()
+    middle = blue[:, left + (right - left) // 4 : right - (right - left) // 4]
+    assert not middle.any(), "a line drawn across the gap"

@@ -25,6 +25,15 @@ a PINGRESP without a PINGREQ outstanding is a protocol error. The limit is delib
 advertised as MQTT 5 Maximum Packet Size: a broker would then drop such a message for this client
 without trace (Mosquitto 2.0.11 PUBACKs the publisher and logs only at debug level), where the
 session reports it.
+
+Failures no retry fixes are a :class:`BrokerProblem` (operator action needed): a CONNACK refusing the
+credentials ("bad user name or password", "not authorised"), and another client with the same client
+id taking the session over (the broker's MQTT 5 DISCONNECT 0x8E; where it just closes, as 3.1.1 must
+and Mosquitto 2.0 does for MQTT 5 too: :data:`TAKEOVER_CLOSES` connections in a row closed by the
+broker before ``stable_after``).
+The session still retries with backoff, logs an ERROR once per episode (its repeats at DEBUG), and
+hands the problem to ``handler.on_problem`` as it starts and ``None`` as it ends (a CONNACK accepted;
+for a takeover, ``stable_after`` seconds subscribed).
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Protocol
 
 from core.backoff import Backoff
@@ -64,8 +74,34 @@ CONNACK_REASONS = {
 }
 
 
+CREDENTIAL_REFUSALS = frozenset({4, 5, 0x86, 0x87})  # bad user name or password, not authorised
+SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason: another connection with this client id
+TAKEOVER_CLOSES = 3  # closes right after CONNACK in a row that mean the same (no DISCONNECT 0x8E sent)
+
+
+class ProblemKind(Enum):
+    """Why the broker keeps refusing or ending the connection, where only an operator can help."""
+
+    CREDENTIALS = "credentials refused"
+    TAKEN_OVER = "session taken over"
+
+
+@dataclass(frozen=True)
+class BrokerProblem:
+    """A failure no retry will fix: ``message`` is one line for the log and /healthz."""
+
+    kind: ProblemKind
+    message: str
+
+
 class ConnectionLost(Exception):
-    """The current connection ended (closed, timed out, refused or protocol error)."""
+    """The current connection ended (closed, timed out, refused or protocol error); ``closed``: the
+    broker closed it; ``problem``: it is one an operator must fix."""
+
+    def __init__(self, message: str, problem: BrokerProblem | None = None, closed: bool = False) -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.closed = closed
 
 
 class Handler(Protocol):
@@ -80,6 +116,9 @@ class Handler(Protocol):
     def on_subscribed(self, reasons: list[int]) -> None: ...
     def on_messages(self, messages: list[Publish | Oversized]) -> None: ...
     def on_connection_lost(self, reason: str) -> None: ...
+    def on_problem(self, problem: BrokerProblem | None) -> None:
+        """An operator-action problem started (or, with None, ended); the session retries meanwhile."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -125,6 +164,9 @@ class Session:
         self.session_present = False
         self.backoff = Backoff(options.reconnect_min, options.reconnect_max)
         self._subscribed_at: float | None = None  # monotonic time of this connection's granted SUBACK
+        self._connected_at = 0.0  # monotonic time of this connection's CONNACK
+        self._quick_closes = 0  # connections in a row the broker closed before stable_after (a takeover)
+        self.problem: BrokerProblem | None = None  # the operator-action problem of this episode
 
     # -- public, any thread ----------------------------------------------------------------------
     def start(self) -> None:
@@ -166,7 +208,14 @@ class Session:
                 if self._stopping.is_set():
                     break
                 reason = str(e) or type(e).__name__
-                if up:
+                problem = self._problem_of(e, up)
+                if problem is not None:
+                    if self.problem is None or self.problem.kind is not problem.kind:
+                        log.error("%s; operator action needed (retrying with backoff)", problem.message)
+                        self._report(problem)
+                    else:
+                        log.debug("%s (again)", problem.message)
+                elif up:
                     log.warning("broker connection lost: %s; reconnecting", reason)
                 else:
                     log.warning("cannot connect to %s:%d: %s", o.host, o.port, reason)
@@ -186,6 +235,36 @@ class Session:
             if since is not None and time.monotonic() - since >= o.stable_after:
                 self.backoff.reset()  # it worked for a while: this is a new outage, start over
             self._stopping.wait(self.backoff.failed())
+
+    def _problem_of(self, e: Exception, up: bool) -> BrokerProblem | None:
+        """The operator-action problem ``e`` is (or the last of enough quick closes adds up to)."""
+        o = self.options
+        if up:  # count the broker's closes of connections that never lasted
+            quick = isinstance(e, ConnectionLost) and e.closed
+            quick = quick and time.monotonic() - self._connected_at < o.stable_after
+            self._quick_closes = self._quick_closes + 1 if quick else 0
+        if isinstance(e, ConnectionLost) and e.problem is not None:
+            return e.problem
+        if self._quick_closes >= TAKEOVER_CLOSES:
+            return BrokerProblem(
+                ProblemKind.TAKEN_OVER,
+                f"another client with client id {o.client_id!r} took over the session on {o.host}:{o.port} "
+                f"(the broker closed {self._quick_closes} connections in a row right after accepting them)",
+            )
+        return None
+
+    def _report(self, problem: BrokerProblem | None) -> None:
+        self.problem = problem
+        try:
+            self.handler.on_problem(problem)
+        except Exception:  # a handler bug must not end the receive thread
+            log.exception("mqtt session handler error")
+
+    def _over(self, kind: ProblemKind) -> None:
+        """The episode of ``kind`` has ended (the connection works again)."""
+        if self.problem is not None and self.problem.kind is kind:
+            log.warning("broker: %s no more", kind.value)
+            self._report(None)
 
     def _lost(self, reason: str) -> None:
         try:
@@ -231,13 +310,24 @@ class Session:
                 raise ProtocolError(f"expected CONNACK, got {type(connack).__name__}")
             if connack.reason:
                 why = CONNACK_REASONS.get(connack.reason, f"reason 0x{connack.reason:02x}")
-                raise ConnectionLost(f"broker refused the connection: {why}")
+                refused = f"broker refused the connection: {why}"
+                problem = None
+                if connack.reason in CREDENTIAL_REFUSALS:
+                    problem = BrokerProblem(
+                        ProblemKind.CREDENTIALS,
+                        f"{o.host}:{o.port} refused client id {o.client_id!r} (user {o.username or '(none)'!r}): "
+                        f"{why}; check the broker user and password (IOT_BROKER_URL, IOT_BROKER_PASSWORD) "
+                        "and the broker's password file / ACL",
+                    )
+                raise ConnectionLost(refused, problem)
         except BaseException:
             _close(sock)
             raise
         sock.settimeout(None)
         self._parser = parser
         self._early = first[1:]
+        self._connected_at = time.monotonic()
+        self._over(ProblemKind.CREDENTIALS)
         self.connects += 1
         self.session_present = connack.session_present
         if not connack.session_present:
@@ -280,7 +370,7 @@ class Session:
                 if sock in ready:
                     data = sock.recv(RECV_BYTES)
                     if not data:
-                        raise ConnectionLost("closed by the broker")
+                        raise ConnectionLost("closed by the broker", closed=True)
                     last_in = time.monotonic()
                     packets = parser.feed(data)
             if packets:
@@ -310,7 +400,7 @@ class Session:
                                 self._subscribed_at = time.monotonic()
                             handler.on_subscribed(p.reasons)
                     elif type(p) is Disconnect:
-                        raise ConnectionLost(f"broker sent DISCONNECT, reason 0x{p.reason:02x}")
+                        raise ConnectionLost(f"broker sent DISCONNECT, reason 0x{p.reason:02x}", self._taken(p))
                     elif type(p) is pk.Pingresp:
                         if not pings_owed:
                             raise ProtocolError("PINGRESP without a PINGREQ")
@@ -337,6 +427,9 @@ class Session:
                 out.append(pk.PINGREQ_PACKET)
                 ping_out = True
                 pings_owed += 1
+            since = self._subscribed_at
+            if self.problem is not None and since is not None and now - since >= o.stable_after:
+                self._over(ProblemKind.TAKEN_OVER)  # this connection has held: no one takes it over
             if now - last_in >= keepalive * 1.5 and not stopping and not paused:
                 raise ConnectionLost("broker silent for 1.5 keep-alive periods")
             if stopping:
@@ -348,6 +441,16 @@ class Session:
             if stopping:
                 _linger(sock)
                 return
+
+    def _taken(self, d: Disconnect) -> BrokerProblem | None:
+        o = self.options
+        if d.reason != SESSION_TAKEN_OVER:
+            return None
+        return BrokerProblem(
+            ProblemKind.TAKEN_OVER,
+            f"another client with client id {o.client_id!r} took over the session on {o.host}:{o.port} "
+            "(broker DISCONNECT 0x8e: session taken over); give each daemon its own IOT_CLIENT_ID",
+        )
 
     def _encode_acks(self, mids: list[int]) -> bytes:
         open2 = self._qos2_open

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.stores import StoreConfigError, StoreUnavailable
-from ingest.http import PortInUse
+from ingest.ports import PortInUse
 from iot.cli.toolkit import CliError, ExitCode
 from registry.actors import authorise
 from registry.alerts.store import InvalidTransition

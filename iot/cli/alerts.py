@@ -205,6 +205,12 @@ def stats(
 # --- rules -------------------------------------------------------------------------------------
 
 
+RULE_COLUMNS = (
+    "id", "name", "kind", "enabled", "severity", "scope", "scope_value", "definition", "measurement", "field", "op",
+    "value", "for_s", "hysteresis", "clear_after_s", "level", "absolute", "created_at",
+)  # fmt: skip
+
+
 def _rule_dict(r: Any) -> dict[str, Any]:
     return {
         "id": r.id,
@@ -233,7 +239,7 @@ def rules_list(json_: JsonOpt = False, fmt: output.FormatOpt = None, registry: R
     """Every rule, enabled or not."""
     with acting(settings(registry_url=registry)) as (s, actor):
         rows = [_rule_dict(r) for r in store.list_rules(s, actor)]
-    if output.machine(fmt, json_, rows):
+    if output.machine(fmt, json_, rows, RULE_COLUMNS):
         return
     print_table(
         ["ID", "NAME", "KIND", "ENABLED", "SEVERITY", "SCOPE", "DEFINITION"],

@@ -26,7 +26,7 @@ from iot.cli.toolkit import ExitCode, emit_json, fail, parse_duration, print_tab
 from iot.replay import publish_all
 from registry.auth import Actor, record_audit
 from registry.db import make_engine
-from registry.deadletters import DeadLetterRecord, DeadLetterStore
+from registry.deadletters import RECORD_COLUMNS, DeadLetterRecord, DeadLetterStore
 from registry.deadletters import replay as replay_letters
 
 app = typer.Typer(no_args_is_help=True)
@@ -64,6 +64,13 @@ def listed(letter: DeadLetterRecord, with_payload: bool = False) -> dict[str, An
     return record
 
 
+def listed_columns(with_payload: bool = False) -> tuple[str, ...]:
+    """The keys of :func:`listed`, in order."""
+    if with_payload:
+        return RECORD_COLUMNS
+    return (*(c for c in RECORD_COLUMNS if c not in ("payload", "payload_encoding")), "payload_preview")
+
+
 def _table(letters: Sequence[DeadLetterRecord]) -> None:
     print_table(
         ["id", "received", "reason", "device", "topic", "detail", "payload"],
@@ -99,7 +106,7 @@ def list_(
     actor = authorised(s, "viewer", "read dead letters")
     with _store(s) as store:
         letters = store.list(reason=reason, device_id=device, since=after, limit=limit, sites=actor.sites)
-    if output.machine(fmt, json, [listed(d, payload) for d in letters]):
+    if output.machine(fmt, json, [listed(d, payload) for d in letters], listed_columns(payload)):
         return
     if not letters:
         typer.echo("no dead letters")

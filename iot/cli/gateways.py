@@ -38,7 +38,7 @@ def list_(as_json: JsonOpt = False, fmt: output.FormatOpt = None, registry: Regi
     """Gateways (viewers; a site-limited key sees its sites' gateways)."""
     with acting(settings(registry_url=registry)) as (session, actor):
         rows = [gw.as_dict(g) for g in gw.list_gateways(session, actor)]
-    if output.machine(fmt, as_json, rows):
+    if output.machine(fmt, as_json, rows, gw.COLUMNS):
         return
     cols = ("name", "prefix", "site", "status", "created_at")
     print_table(cols, ([r[c] for c in cols] for r in rows), title=f"{len(rows)} gateways")

@@ -14,6 +14,7 @@ from iot.notifying import build_notifier
 from registry.auth import require_site
 from registry.db import make_engine
 from registry.notify.channels import (
+    COLUMNS,
     DEFAULT_EVENTS,
     ChannelSpec,
     add_channel,
@@ -62,9 +63,17 @@ def add(
     smtp_from: Annotated[str | None, typer.Option("--smtp-from")] = None,
     smtp_tls: Annotated[str, typer.Option("--smtp-tls", help="starttls | ssl | none")] = "starttls",
     smtp_ca_file: Annotated[str | None, typer.Option("--smtp-ca-file", help="trust this CA (private relays)")] = None,
+    allow_missing_secret: Annotated[
+        bool,
+        typer.Option(
+            "--allow-missing-secret",
+            help="add it although the secret is not set here (the notifier runs with other settings)",
+        ),
+    ] = False,
     registry: RegistryOpt = None,
 ) -> None:
-    """Add a channel (admins). Secrets are referenced by name, never given on the command line."""
+    """Add a channel (admins). Secrets are referenced by name, never given on the command line; a
+    secret set nowhere in this environment's settings is refused (--allow-missing-secret: warned)."""
     if kind not in CHANNEL_KINDS:
         fail(f"unknown --kind {kind!r} (use {', '.join(CHANNEL_KINDS)})")
     if kind == "email":
@@ -88,8 +97,18 @@ def add(
         renotify_minutes,
         options,
     )
-    with acting(settings(registry_url=registry)) as (session, actor):
-        add_channel(session, actor, spec)
+    s = settings(registry_url=registry)
+    unset = [n for n in spec.secrets() if n not in s.notify_secrets]
+    with acting(s) as (session, actor):
+        add_channel(session, actor, spec)  # checks the key may name these secrets: only then say which are unset
+        if unset and not allow_missing_secret:  # leaving the block by an error rolls the channel back
+            fail(
+                f"secret {', '.join(map(repr, unset))} is not set in IOT_NOTIFY_SECRETS (nor iot_notify_secrets in "
+                "IOT_SECRETS_DIR): each notification would fail; set it, or give --allow-missing-secret if the "
+                "notifier runs with other settings"
+            )
+    for n in unset:
+        typer.echo(f"warning: secret {n!r} is not set here: the notifier must have it in IOT_NOTIFY_SECRETS", err=True)
     typer.echo(f"channel {name} added ({kind}, {min_severity} and above, site {site or 'all'})")
 
 
@@ -98,7 +117,7 @@ def list_cmd(as_json: JsonOpt = False, fmt: output.FormatOpt = None, registry: R
     """Channels (targets redacted, secrets by name only)."""
     with acting(settings(registry_url=registry)) as (session, actor):
         rows = list_channels(session, actor)
-    if output.machine(fmt, as_json, rows):
+    if output.machine(fmt, as_json, rows, COLUMNS):
         return
     print_table(
         ["NAME", "KIND", "TARGET", "SECRET", "MIN SEVERITY", "SITE", "EVENTS", "RENOTIFY", "ENABLED"],

@@ -147,10 +147,9 @@ def emit(
     out.flush()
 
 
-def machine(
-    fmt: str | None, as_json: bool, records: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None
-) -> bool:
-    """For commands: print ``records`` unless the format is ``table``; True when printed."""
+def machine(fmt: str | None, as_json: bool, records: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> bool:
+    """For commands: print ``records`` unless the format is ``table``; True when printed. ``columns``
+    are the records' keys in order: a list command names them so its CSV has a header with no rows."""
     chosen = resolve(fmt, as_json)
     if chosen == "table":
         return False

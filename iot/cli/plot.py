@@ -48,6 +48,7 @@ def plot(
     store = timeseries_from(s)
     store.connect()
     series: list[Series] = []
+    empty: list[str] = []  # "field of device" with no numeric value in range
     try:
         for d in device:
             for f in field:
@@ -59,11 +60,15 @@ def plot(
                     fail(str(e).splitlines()[0])
                 pts = [(r.ts_ns, float(v)) for r in rows if isinstance(v := r.values.get(f), int | float)]
                 label = f if len(device) == 1 else f"{d} {f}" if len(field) > 1 else d
-                series.append(Series(label, pts))
+                series.append(Series(label, pts, int(every_s * 10**9) if every_s else None))
+                if not pts:
+                    empty.append(f"{f} of {d}")
     finally:
         store.close()
-    if not any(x.points for x in series):
+    if len(empty) == len(series):
         fail(f"no numeric {', '.join(field)} for {', '.join(device)} since {since}", 1)
+    for what in empty:  # drawn without it: say so, or the reader takes the chart for all of them
+        typer.echo(f"warning: no numeric {what} since {since}: not drawn", err=True)
     title = f"{', '.join(field)} of {', '.join(device)}" + (f" ({agg} per {every})" if every else "")
     if png is not None:
         try:

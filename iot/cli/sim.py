@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from datetime import datetime
@@ -11,8 +12,12 @@ from typing import Any, cast
 
 import typer
 
+from core.config import EMBEDDED_REGISTRY_FILE
+from iot.cli.acting import acting
+from iot.cli.exits import CliError
 from iot.cli.registry import provision
 from iot.cli.toolkit import ExitCode, emit_json, fail, parse_duration, settings
+from registry import devices as dev
 from simulators.fleet import FleetConfig, Format
 from simulators.runner import SimError, run_fleet
 
@@ -57,6 +62,48 @@ def _show(p: Any) -> None:
     sys.stderr.flush()
 
 
+def _check_provisioned(config: FleetConfig, passwords: dict[str, str], path: Path) -> None:
+    """Every simulated id has a password; if not, name the prefix the file was provisioned with."""
+    ids = [config.device_id(i) for i in range(config.devices)]
+    missing = [d for d in ids if d not in passwords]
+    if not missing:
+        return
+    theirs = sorted({m.group(1) for d in passwords if (m := _PROVISIONED.fullmatch(d))})
+    if theirs and config.id_prefix.removesuffix("-") not in theirs:
+        fail(
+            f"no password for device {missing[0]} in {path}: it holds --prefix {', '.join(theirs)} devices; "
+            f"`iot sim run --prefix` must be the `iot sim provision --prefix` (e.g. --prefix {theirs[0]})"
+        )
+    fail(f"no password for device {missing[0]} in {path} (provision {len(ids)} devices, or give fewer --devices)")
+
+
+_PROVISIONED = re.compile(r"(.+)-\d{4,}")  # an id `iot sim provision --prefix P` gives
+
+
+def _check_types(config: FleetConfig, broker: str | None) -> None:
+    """The registry's type for each simulated device is the profile the simulator gives it: a fleet
+    provisioned with some profiles and run with others would store wrong ``device_type`` tags."""
+    ids = {config.device_id(i): config.profiles[i % len(config.profiles)] for i in range(config.devices)}
+    s = settings(broker_url=broker)
+    if not s.registry_url and not (s.data_dir / EMBEDDED_REGISTRY_FILE).exists():
+        return  # no registry here (a simulator host): do not make an empty embedded one to ask
+    try:
+        with acting(s) as (session, actor):
+            registered = {d.id: d.type for d in dev.list_devices(session, actor) if d.id in ids}
+    except CliError as e:  # a simulator run need not reach the registry: say what went unchecked
+        typer.echo(f"warning: device types not checked against the registry: {e}", err=True)
+        return
+    wrong = [(d, registered[d], p) for d, p in ids.items() if d in registered and registered[d] != p]
+    if wrong:
+        d, registry_type, profile = wrong[0]
+        order = list(dict.fromkeys(registered[d] for d in ids if d in registered))
+        fail(
+            f"device {d} has type {registry_type} in the registry but --profile gives it {profile}"
+            + (f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else "")
+            + f": give the provisioned profiles, {' '.join(f'--profile {p}' for p in order)}"
+        )
+
+
 @app.command("run")
 def run(
     broker: str = typer.Option(
@@ -82,7 +129,9 @@ def run(
     duplicates: float = typer.Option(0.0, "--duplicates", help="fraction re-sent identically"),
     offline: float = typer.Option(0.0, "--offline", help="fraction of devices that drop offline"),
     start: str = typer.Option("now", "--start", help="simulated clock start: now, epoch, ISO"),
-    id_prefix: str = typer.Option("sim-", "--id-prefix", help="device ids are PREFIX0000…"),
+    prefix: str = typer.Option(
+        "sim", "--prefix", "--id-prefix", help="device ids are PREFIX-0000… (as `iot sim provision --prefix`)"
+    ),
     manifest: Path = typer.Option(None, "--manifest", help="write exact acknowledged counts here"),
     password_file: Path = typer.Option(
         None, "--password-file", help="JSON {device_id: secret} from `iot sim provision`"
@@ -94,6 +143,7 @@ def run(
     if duration is None and count is None:
         fail("give --duration (e.g. 30s) or --count")
     passwords = _passwords(password_file) if password_file else None
+    prefix = prefix.removesuffix("-")  # the ids `iot sim provision --prefix P` gives: P-0000…
     config = FleetConfig(
         devices=devices,
         rate=rate,
@@ -108,12 +158,16 @@ def run(
         duplicates=duplicates,
         offline=offline,
         start_ms=_start_ms(start),
-        id_prefix=id_prefix,
+        id_prefix=f"{prefix}-",
     )
     try:
         config.validate()
     except ValueError as e:
         fail(str(e))
+    if passwords is not None:
+        assert password_file is not None
+        _check_provisioned(config, passwords, password_file)
+        _check_types(config, broker)
     url = settings(broker_url=broker).broker_url
     progress = _show if not quiet and sys.stderr.isatty() else None
     try:

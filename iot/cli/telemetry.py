@@ -13,7 +13,7 @@ import typer
 
 from core.config import Settings
 from core.model import MEASUREMENTS, Kind
-from core.stores import AGGREGATES, Row, SeriesQuery
+from core.stores import AGGREGATES, Row, SeriesQuery, TimeSeriesStore
 from core.timefmt import iso_ns
 from ingest.stores import timeseries_from
 from ingest.stores.export import series_columns, series_records, stream_rows
@@ -136,18 +136,22 @@ def query(
         results = run_queries(s, queries)
     except ValueError as e:  # the query itself is unusable (e.g. too many buckets)
         fail(str(e).splitlines()[0])
+    if isinstance(results, Missing):
+        fail(results.why, ExitCode.FAILED)
     records = [
         {"time": iso_ns(r.ts_ns), "ts_ns": r.ts_ns, **({DEVICE_COLUMN: q.device_id} if per_device else {}), **r.values}
         for q, rows in zip(queries, results, strict=True)
         for r in rows
     ]
-    if output.machine(chosen, False, records):
-        return
     columns: dict[str, None] = {}
     for q_rows in results:
         for r in q_rows:
             columns.update(dict.fromkeys(sorted(r.values)))
+    if field is not None:
+        columns = {field: None}
     head = ["time", *([DEVICE_COLUMN] if per_device else []), *columns]
+    if output.machine(chosen, False, records, ["time", "ts_ns", *head[1:]]):
+        return
     print_table(
         head,
         ([rec["time"], *(rec.get(c) for c in head[1:])] for rec in records),
@@ -155,11 +159,36 @@ def query(
     )
 
 
-def run_queries(s: Settings, queries: list[SeriesQuery]) -> list[list[Row]]:
+@dataclass(frozen=True)
+class Missing:
+    """Why a query has no rows whatever its range: nothing stored for its devices, or no such field."""
+
+    why: str
+
+
+def missing(store: TimeSeriesStore, queries: list[SeriesQuery]) -> Missing | None:
+    """A :class:`Missing` when no device of ``queries`` has anything in their measurement (an
+    unknown device, a wrong store or database) or none has the field asked for; else None."""
+    devices = [d for q in queries for d in q.devices]
+    measurement, field = queries[0].measurement, queries[0].field
+    stored = {d: store.latest(measurement, d) for d in devices}
+    who = f"device {devices[0]!r}" if len(devices) == 1 else f"any of the {len(devices)} devices"
+    if not any(stored.values()):
+        return Missing(f"no {measurement} stored for {who} in {store!r}")
+    fields = sorted({f for known in stored.values() for f in known})
+    if field is not None and field not in fields:
+        shown = ", ".join(fields[:20]) + (", ..." if len(fields) > 20 else "")
+        return Missing(f"no field {field!r} in the {measurement} of {who} (fields: {shown})")
+    return None
+
+
+def run_queries(s: Settings, queries: list[SeriesQuery]) -> list[list[Row]] | Missing:
+    """Each query's rows; when all are empty, :func:`missing` says whether that hides a mistake."""
     store = timeseries_from(s)
     store.connect()
     try:
-        return [store.query(q) for q in queries]
+        results = [store.query(q) for q in queries]
+        return (missing(store, queries) or results) if not any(results) else results
     finally:
         store.close()
 
@@ -170,6 +199,8 @@ def stream_query(s: Settings, queries: list[SeriesQuery], fmt: str, per_device: 
     store = timeseries_from(s)
     store.connect()
     try:
+        if (why := missing(store, queries)) is not None:
+            fail(why.why, ExitCode.FAILED)
         columns = None
         if fmt == "csv":
             fields = sorted({c for q in queries for c in series_columns(store, q)[2:]})

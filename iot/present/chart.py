@@ -2,7 +2,9 @@
 
 Both take typed :class:`Series` (time in ns, numeric values) and return text, so the CLI prints it
 and tests read it. The chart's y axis is labelled with the data's own minimum and maximum, so the
-range a reader sees is the range the data has.
+range a reader sees is the range the data has. A line is broken where data is missing (a step over
+1.5 buckets with ``--every``, else over :data:`GAP_FACTOR` times the series' median step), never
+drawn straight across the gap.
 """
 
 from __future__ import annotations
@@ -10,20 +12,46 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import pairwise
+from statistics import median
 
 SPARK = "▁▂▃▄▅▆▇█"
+GAP_FACTOR = 3  # without a bucket width: a step this many times the median step is a gap
+COLORS = ("blue", "orange", "green", "red", "magenta", "cyan")
+
+Points = Sequence[tuple[int, float]]
 
 
 @dataclass(frozen=True)
 class Series:
-    """One line: ``label`` and points ``(ts_ns, value)``, oldest first."""
+    """One line: ``label`` and points ``(ts_ns, value)``, oldest first; ``step_ns`` the spacing
+    expected (the bucket width of an aggregated query), else inferred from the points."""
 
     label: str
-    points: Sequence[tuple[int, float]]
+    points: Points
+    step_ns: int | None = None
 
     @property
     def values(self) -> list[float]:
         return [v for _, v in self.points]
+
+    def runs(self) -> list[Points]:
+        """The points cut where data is missing, so no line is drawn across a gap."""
+        pts = self.points
+        if len(pts) < 2:
+            return [pts] if pts else []
+        if self.step_ns:
+            limit = 1.5 * self.step_ns
+        elif len(pts) >= 3:
+            limit = GAP_FACTOR * median(b[0] - a[0] for a, b in pairwise(pts))
+        else:
+            return [pts]
+        out: list[list[tuple[int, float]]] = [[pts[0]]]
+        for prev, p in pairwise(pts):
+            if p[0] - prev[0] > limit:
+                out.append([])
+            out[-1].append(p)
+        return list(out)
 
 
 @dataclass(frozen=True)
@@ -68,8 +96,11 @@ def line_chart(series: Sequence[Series], spec: ChartSpec = ChartSpec()) -> str:
     plt.clear_figure()
     plt.plotsize(spec.width, spec.height)
     plt.theme("pro" if spec.color else "clear")
-    for s in drawn:
-        plt.plot([(t - t_min) / 1e9 for t, _ in s.points], s.values, label=s.label, marker="braille")
+    for i, s in enumerate(drawn):
+        color = COLORS[i % len(COLORS)]
+        for n, run in enumerate(s.runs()):  # one line per run of data: none across a gap
+            at, vs = [(t - t_min) / 1e9 for t, _ in run], [v for _, v in run]
+            plt.plot(at, vs, label=s.label if n == 0 else None, marker="braille", color=color)
     xs = [t_min + span * i // 4 for i in range(5)]
     plt.xticks([(t - t_min) / 1e9 for t in xs], [_clock(t, with_date, span) for t in xs])
     lo = min(min(s.values) for s in drawn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC
 from pathlib import Path
@@ -41,8 +42,15 @@ def write_png(
     try:
         for s in series:
             if s.points:
-                xs = [_days(t) for t, _ in s.points]
-                ax.plot(xs, s.values, label=s.label, linewidth=1.2)
+                xs: list[float] = []
+                ys: list[float] = []
+                for run in s.runs():  # NaN between runs: matplotlib breaks the line there
+                    if xs:
+                        xs.append(math.nan)
+                        ys.append(math.nan)
+                    xs += [_days(t) for t, _ in run]
+                    ys += [v for _, v in run]
+                ax.plot(xs, ys, label=s.label, linewidth=1.2)
         for m in marks:
             at = _days(m.ts_ns)
             ax.axvline(at, color="red", linestyle="--", linewidth=1)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from core.directory import DeviceDirectory
@@ -22,6 +23,7 @@ from core.model import Point, StatusChange
 from registry.alerts import store
 from registry.alerts.engine import Devices, RuleEngine, Transition
 from registry.alerts.rules import OPEN, RESOLVE
+from registry.db import unreachable
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,16 @@ class AlertObserver:
         """Read the enabled rules and the open alerts; raises if the database is unusable."""
         with self._lock:
             self._reload(self.clock())
+
+    def load_at_start(self) -> None:
+        """:meth:`load`, where an unreachable registry is no reason not to start: the rules and open
+        alerts load at the first :meth:`tick` it answers (an unusable schema still raises)."""
+        try:
+            self.load()
+        except DBAPIError as e:
+            if (why := unreachable(e)) is None:
+                raise
+            log.warning("alerts: registry unreachable at start (%s): rules load once it answers", why)
 
     def _reload(self, now: float) -> None:
         with Session(self.db) as s:

@@ -161,6 +161,13 @@ def remove_channel(session: Session, actor: Actor, name: str) -> None:
     record_audit(session, actor, "channel.remove", f"channel:{name}")
 
 
+COLUMNS = (
+    "name", "kind", "target", "secret", "min_severity", "site", "events", "renotify_minutes", "options", "enabled",
+    "created_at",
+)  # fmt: skip
+"""The keys of :func:`describe`, in order (a CSV header with no rows)."""
+
+
 def describe(row: NotifyChannel) -> dict[str, Any]:
     """A channel for display: the target redacted, the secret by name only."""
     target = _redact(row.target) if row.kind != "email" else row.target
