@@ -12,6 +12,8 @@ import hmac
 import secrets
 from collections.abc import Sequence
 
+from registry.sparkplug_acl import HOST_READS, HOST_WRITES, node_of
+
 ITERATIONS = 1000
 SALT_BYTES = 12
 HASH_BYTES = 64
@@ -64,19 +66,32 @@ def acl_file(
     replay``) writes the built-in contract's topics and reads nothing.
 
     ``device_topics`` are filters in which ``{device}`` stands for a device's id (default: the
-    built-in contract's ``{topic_root}/{device}/#``); ``gateways`` are (account, prefix) pairs.
+    built-in contract's ``{topic_root}/{device}/#``); ``gateways`` are (account, prefix) pairs. A
+    Sparkplug edge node's prefix (``registry.sparkplug_acl``) gives its account exactly the node's
+    own topics and commands, and the ingest account (the host application) ``spBv1.0/#`` to read
+    plus ``NCMD`` and ``STATE`` to write.
     Meant for a listener with ``use_username_as_clientid true`` (see :func:`listener_conf`), so a
     client id always names the account that authenticated."""
     templates = list(dict.fromkeys(device_topics or [f"{topic_root}/{{device}}/#"]))
     reads = dict.fromkeys([f"{topic_root}/#", *(t.replace("{device}", "+") for t in templates)])
-    reads.update(dict.fromkeys(prefix for _, prefix in gateways))
-    lines = [f"user {ingest_user}", *(f"topic read {r}" for r in reads), ""]
+    nodes = {name: node_of(prefix) for name, prefix in gateways}
+    reads.update(dict.fromkeys(prefix for name, prefix in gateways if nodes[name] is None))
+    writes: list[str] = []
+    if any(nodes.values()):
+        reads.update(dict.fromkeys(HOST_READS))
+        writes = list(HOST_WRITES)
+    lines = [f"user {ingest_user}", *(f"topic read {r}" for r in reads), *(f"topic write {w}" for w in writes), ""]
     if replay_user is not None:
         lines += [f"user {replay_user}", f"topic write {topic_root}/#", ""]
     for device_id in devices:
         lines += [f"user {device_id}", *(f"topic write {t.replace('{device}', device_id)}" for t in templates), ""]
     for name, prefix in gateways:
-        lines += [f"user {name}", f"topic write {prefix}", ""]
+        node = nodes[name]
+        if node is None:
+            lines += [f"user {name}", f"topic write {prefix}", ""]
+        else:
+            lines += [f"user {name}", *(f"topic write {w}" for w in node.writes())]
+            lines += [*(f"topic read {r}" for r in node.reads()), ""]
     return "\n".join(lines)
 
 

@@ -19,6 +19,7 @@ from registry import credentials
 from registry.auth import Actor, record_audit, require, require_site
 from registry.identifiers import check_name
 from registry.models import Device, Gateway
+from registry.sparkplug_acl import parse_node
 
 _LEVEL = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
 PREFIX_RULE = "an MQTT filter of levels of [A-Za-z0-9_.:@-] (or + alone), optionally ending in /#, up to 256 characters"
@@ -101,6 +102,19 @@ def add_gateway(
     )
     record_audit(session, actor, "gateway.add", f"gateway:{name}", prefix=prefix, site=site)
     return secret
+
+
+def add_sparkplug_gateway(
+    session: Session, actor: Actor, name: str, node: str, site: str | None = None, topic_root: str = "devices"
+) -> str:
+    """Register the credential of Sparkplug edge node ``node`` (``GROUP/EDGE``): the exported ACL lets
+    it publish only that node's births, data and deaths and read its commands and ``STATE``
+    (``registry.sparkplug_acl``). ``name`` is its broker username: no ``:`` (the password file's
+    separator), so never the node's device id ``{group}:{edge}``. Returns its secret (shown once)."""
+    edge_node = parse_node(node)
+    if ":" in name:
+        raise ValueError(f"invalid gateway name {name!r}: a broker username cannot contain ':'")
+    return add_gateway(session, actor, name, edge_node.prefix, site, topic_root)
 
 
 def check_prefix_free(session: Session, prefix: str, topic_root: str, exclude: str | None = None) -> None:

@@ -26,8 +26,9 @@ from registry.auth import BOOTSTRAP_ACTOR, Actor, PermissionDenied
 from registry.db import make_engine, migrate
 from registry.devices import add_device, as_dict, export_mosquitto, get_device
 from registry.directory import RegistryStore
-from registry.gateways import add_gateway, check_prefix, filters_overlap, retire_gateway
+from registry.gateways import add_gateway, add_sparkplug_gateway, check_prefix, filters_overlap, retire_gateway
 from registry.models import AuditEntry
+from registry.sparkplug_acl import node_of, parse_node
 from tests.cli_runner import run_iot
 from tests.servers import Mosquitto, wait_for
 from tests.test_mosquitto_acl import NOT_AUTHORIZED
@@ -294,3 +295,83 @@ def test_gateway_credentials_write_only_under_their_prefix(broker_fleet: dict[st
     wait_for(lambda: ("plant/hall/d1/env", b"{}") in ingest.messages, 10, "the direct device's mapped message")
     refused = {b'{"temperature": 99}', b'{"t": 1}'}
     assert not any(payload in refused for _, payload in ingest.messages)
+
+
+def test_sparkplug_gateway_registration() -> None:
+    with pytest.raises(ValueError, match="invalid Sparkplug edge node"):
+        parse_node("plant1")
+    with pytest.raises(ValueError, match="invalid Sparkplug edge node"):
+        parse_node("plant1/+")
+    assert parse_node("plant1/edge-7").prefix == "spBv1.0/plant1/+/edge-7/#"
+    assert node_of("spBv1.0/plant1/+/edge-7/#") == parse_node("plant1/edge-7")
+    assert node_of("zigbee2mqtt/#") is None
+
+
+def test_cli_sparkplug_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    monkeypatch.setenv("IOT_REGISTRY_URL", f"sqlite:///{tmp_path}/r.db")
+    assert run_iot(monkeypatch, capsys, "registry", "migrate").code == 0
+    r = run_iot(monkeypatch, capsys, "gateways", "add", "edge-1", "--sparkplug", "plant1/edge1")
+    assert r.code == 0 and "plant1/edge1" in r.out and "secret (shown once" in r.out
+    for bad in (("plant1:edge2", "--sparkplug", "plant1/edge2"), ("e2", "--sparkplug", "plant1/edge1")):
+        refused = run_iot(monkeypatch, capsys, "gateways", "add", *bad)  # ':' in a username; a taken node
+        assert refused.code != 0 and refused.err.count("\n") == 1
+    neither = run_iot(monkeypatch, capsys, "gateways", "add", "e3")
+    assert neither.code != 0 and "--sparkplug" in neither.err
+
+
+@pytest.fixture
+def sparkplug_fleet(tmp_path: Path, mosquitto: Mosquitto) -> dict[str, str]:
+    """Two Sparkplug edge-node credentials of one group, exported to the broker."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'registry.sqlite3'}")
+    migrate(engine)
+    with Session(engine) as s:
+        secrets = {e: add_sparkplug_gateway(s, BOOTSTRAP_ACTOR, f"{e}-gw", f"plant1/{e}") for e in ("e1", "e2")}
+        passwd, _, _ = export_mosquitto(s, BOOTSTRAP_ACTOR, tmp_path / "broker", "iot-ingest", "ingest-pw")
+        s.commit()
+    engine.dispose()
+    mosquitto.stop()
+    mosquitto.extra_conf = (passwd.parent / "listener.conf").read_text()
+    mosquitto.start()
+    return secrets
+
+
+@pytest.mark.mosquitto
+def test_sparkplug_edge_node_publishes_only_its_own_namespace(sparkplug_fleet: dict[str, str], connect: Any) -> None:
+    host = connect("iot-ingest", "ingest-pw")
+    host.client.subscribe([("spBv1.0/#", 0)])
+    edge = connect("e1-gw", sparkplug_fleet["e1"])
+    edge.client.subscribe([("spBv1.0/plant1/NCMD/e1", 1), ("spBv1.0/STATE/+", 1)])
+    assert edge.connack.value == 0
+    wait_for(
+        lambda: (
+            edge.publish("spBv1.0/plant1/NDATA/e1", b"n").value == 0
+            and ("spBv1.0/plant1/NDATA/e1", b"n") in host.messages
+        ),
+        10,
+        "the host to receive the edge node's NDATA",
+    )
+    assert edge.publish("spBv1.0/plant1/DDATA/e1/d1", b"d").value == 0
+    assert edge.publish("spBv1.0/plant1/NBIRTH/e1", b"b").value == 0
+    assert host.publish("spBv1.0/plant1/NCMD/e1", b"rebirth").value == 0  # the host may command it
+    assert host.publish("spBv1.0/STATE/iot-host", b"{}").value == 0
+    wait_for(
+        lambda: {("spBv1.0/plant1/NCMD/e1", b"rebirth"), ("spBv1.0/STATE/iot-host", b"{}")} <= set(edge.messages),
+        10,
+        "the edge node to read its command and the host's STATE",
+    )
+    wait_for(lambda: ("spBv1.0/plant1/DDATA/e1/d1", b"d") in host.messages, 10, "the host to receive DDATA")
+    forged = [
+        "spBv1.0/plant1/NDATA/e2",  # another edge node of its group
+        "spBv1.0/plant1/DDATA/e2/d1",
+        "spBv1.0/plant2/NDATA/e1",  # its edge name in another group
+        "spBv1.0/STATE/iot-host",  # the host's STATE
+        "spBv1.0/plant1/NCMD/e1",  # commands are the host's
+        "spBv1.0/plant1/DCMD/e1/d1",
+        "spBv1.0/plant1/DDATA/e1/d1/x",
+    ]
+    for topic in forged:
+        assert edge.publish(topic, b"forged").value == NOT_AUTHORIZED, topic
+    assert not any(payload == b"forged" for _, payload in host.messages)
+    other = connect("e2-gw", sparkplug_fleet["e2"])
+    assert other.publish("spBv1.0/plant1/NDATA/e1", b"forged").value == NOT_AUTHORIZED
+    assert other.publish("spBv1.0/plant1/NDATA/e2", b"n2").value == 0

@@ -9,7 +9,7 @@ import typer
 
 from iot.cli import output
 from iot.cli.acting import acting
-from iot.cli.toolkit import print_table, settings
+from iot.cli.toolkit import fail, print_table, settings
 from registry import gateways as gw
 
 app = typer.Typer(no_args_is_help=True)
@@ -21,15 +21,28 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 @app.command("add")
 def add(
     name: Annotated[str, typer.Argument(metavar="NAME", help="Its broker account, as its topics name it.")],
-    prefix: Annotated[str, typer.Option("--prefix", help="Topic filter it may write, e.g. 'zigbee2mqtt/#'.")],
+    prefix: Annotated[
+        str | None, typer.Option("--prefix", help="Topic filter it may write, e.g. 'zigbee2mqtt/#'.")
+    ] = None,
+    sparkplug: Annotated[
+        str | None,
+        typer.Option("--sparkplug", metavar="GROUP/EDGE", help="A Sparkplug B edge node: its own namespace only."),
+    ] = None,
     site: Annotated[str | None, typer.Option("--site")] = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Register a gateway credential; its secret is printed once (admins)."""
+    if (prefix is None) == (sparkplug is None):
+        fail("give one of --prefix or --sparkplug GROUP/EDGE")
     s = settings(registry_url=registry)
     with acting(s) as (session, actor):
-        secret = gw.add_gateway(session, actor, name, prefix, site, s.topic_root)
-    typer.echo(f"added gateway {name}: writes under {prefix} after the next `iot registry export-mosquitto`")
+        if sparkplug is not None:
+            secret = gw.add_sparkplug_gateway(session, actor, name, sparkplug, site, s.topic_root)
+            where = f"Sparkplug edge node {sparkplug}'s topics"
+        else:
+            secret = gw.add_gateway(session, actor, name, prefix or "", site, s.topic_root)
+            where = f"under {prefix}"
+    typer.echo(f"added gateway {name}: writes {where} after the next `iot registry export-mosquitto`")
     typer.echo(f"secret (shown once, store it now): {secret}")
 
 
