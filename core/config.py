@@ -85,6 +85,9 @@ class Settings(BaseSettings):
         "iot-ingest", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="this host application's id: spBv1.0/STATE/<id>"
     )
     sparkplug_rebirth_interval: float = Field(30.0, gt=0, description="seconds between rebirth requests to one node")
+    sparkplug_reorder_wait: float = Field(
+        2.0, gt=0, description="seconds a skipped Sparkplug seq is awaited before it counts as lost (one process)"
+    )
     sparkplug_revalidate: float = Field(
         1.0, gt=0, description="seconds a worker trusts its cached birth before re-reading the shared table"
     )

@@ -51,6 +51,11 @@ _DEFS = (
     ),
     MetricDef("iot_messages_dead_lettered_total", C, "Messages dead-lettered, by reason", ("reason",)),
     MetricDef("iot_messages_acked_total", C, "Deliveries acknowledged to the broker (PUBACK) once stored or spooled"),
+    MetricDef(
+        "iot_sparkplug_seq_lost_total",
+        C,
+        "Sparkplug messages lost before the daemon (seq gaps past the reorder wait; single-process daemon only)",
+    ),
     MetricDef("iot_retained_ignored_total", C, "Retained messages replayed by the broker and ignored"),
     MetricDef("iot_unacked_messages", G, "Deliveries received and not yet acknowledged"),
     # broker

@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from core.config import Settings
 from core.directory import DeviceDirectory
+from core.metricdefs import Counts
 from core.sparkplug import Rebirths, SparkplugState
 from core.stores import DocumentStore, TimeSeriesStore
 from ingest.daemon import Daemon, Pipeline, Resources, install_signal_handlers
@@ -19,6 +20,8 @@ from ingest.decoding.decode import Decoder
 from ingest.decoding.mappings import load_mappings
 from ingest.decoding.sparkplug import sparkplug_rules
 from ingest.decoding.sparkplug.rule import SparkplugRule
+from ingest.decoding.sparkplug.seq import SeqTracker
+from ingest.decoding.sparkplug.state import NoRebirths
 from ingest.decoding.topics import ContractTopics, Limits, TopicRule, Topics
 from ingest.health import Health
 from ingest.http import serve_metrics
@@ -86,14 +89,21 @@ def broker_address(settings: Settings) -> BrokerAddress:
 
 
 def build_topics(
-    settings: Settings, sparkplug_state: SparkplugState | None = None, rebirths: Rebirths | None = None
+    settings: Settings,
+    sparkplug_state: SparkplugState | None = None,
+    rebirths: Rebirths | None = None,
+    counts: Counts | None = None,
 ) -> Topics:
     """The topic rules: the mappings file's (``IOT_MAPPINGS``; MappingError if it is unusable), else
     the built-in contract alone; with ``IOT_SPARKPLUG`` the Sparkplug B rules follow, deciding by
-    ``sparkplug_state`` (in memory if None). With the settings' limits."""
+    ``sparkplug_state`` (in memory if None). With the settings' limits. ``counts`` given and no shared
+    subscription (one process sees every message): Sparkplug ``seq`` gaps are tracked, counted there."""
     limits = Limits(settings.max_fields_per_message, settings.max_units_per_message)
     rules = _file_rules(settings)
-    bound = sparkplug_rules(sparkplug_state, rebirths)  # preset sparkplug_b: where the file puts it
+    seqs = None
+    if counts is not None and not settings.share_group:  # one process sees every node's whole stream
+        seqs = SeqTracker(rebirths or NoRebirths(), counts, settings.sparkplug_reorder_wait)
+    bound = sparkplug_rules(sparkplug_state, rebirths, seqs)  # preset sparkplug_b: where the file puts it
     out: list[TopicRule] = []
     for rule in rules:
         if not isinstance(rule, SparkplugRule):
@@ -181,7 +191,7 @@ def build_daemon(
         if sparkplug_enabled(settings)
         else None
     )  # Sparkplug births kept in the registry: across restarts and workers
-    topics = build_topics(settings, sparkplug_state, rebirths)
+    topics = build_topics(settings, sparkplug_state, rebirths, metrics)
     receiver = build_receiver(settings, broker, options or session_options(broker, settings, topics.filters()))
     # 2. the settler acknowledges settled deliveries on the receiver, in receive order
     settler = Settler(acks, receiver, metrics)

@@ -39,6 +39,7 @@ from ingest.decoding.codecs import Source
 from ingest.decoding.names import check_field_key, check_string_value
 from ingest.decoding.senml import valid_unicode
 from ingest.decoding.sparkplug.proto import DataType, payload_class
+from ingest.decoding.sparkplug.seq import SeqTracker
 from ingest.decoding.sparkplug.state import BirthRecord, MetricInfo, Rebirths, SparkplugState
 from ingest.decoding.sparkplug.topic import MessageType, SparkplugTopic
 
@@ -123,10 +124,13 @@ class SparkplugCodec:
     kinds: frozenset[Any] = frozenset()  # not claimed by first byte: set on the topic's Source
     first_bytes: frozenset[int] = frozenset()
 
-    def __init__(self, topic: SparkplugTopic, state: SparkplugState, rebirths: Rebirths) -> None:
+    def __init__(
+        self, topic: SparkplugTopic, state: SparkplugState, rebirths: Rebirths, seqs: SeqTracker | None = None
+    ) -> None:
         self.topic = topic
         self.state = state
         self.rebirths = rebirths
+        self.seqs = seqs  # None: this process does not see the node's whole stream (--workers N)
         self.node_id = topic.node_id
         self.device_key = None if topic.device is None else topic.device_id
         self._parse = payload_class().FromString  # the first Sparkplug topic builds the class
@@ -137,6 +141,11 @@ class SparkplugCodec:
         except Exception as e:  # google.protobuf.message.DecodeError, and anything its parser raises
             raise Rejected(Reason.WRONG_TYPE, f"not a Sparkplug B payload ({type(e).__name__})") from None
         t = self.topic.type
+        if self.seqs is not None and t is not MessageType.NDEATH and msg.HasField("seq"):
+            if t is MessageType.NBIRTH:
+                self.seqs.born(self.topic.group, self.topic.edge, msg.seq)
+            else:
+                self.seqs.seen(self.topic.group, self.topic.edge, msg.seq)
         if t is MessageType.NDATA or t is MessageType.DDATA:
             return self._data(source, msg, now_ns, latest_ns)
         if t is MessageType.NBIRTH or t is MessageType.DBIRTH:

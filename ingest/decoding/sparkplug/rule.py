@@ -13,6 +13,7 @@ from core.model import MEASUREMENTS, Kind, Reason, Rejected
 from ingest.decoding.codecs import Source
 from ingest.decoding.sparkplug import topic as sp
 from ingest.decoding.sparkplug.codec import SparkplugCodec
+from ingest.decoding.sparkplug.seq import SeqTracker
 from ingest.decoding.sparkplug.state import MemoryState, NoRebirths, Rebirths, SparkplugState
 from ingest.decoding.topics import Limits, TopicRule
 
@@ -30,7 +31,9 @@ class SparkplugRule:
     ``DDATA``…), with the state it decodes by: one rule per type, so each has its own subscription
     filter and the host's own ``NCMD`` and ``STATE`` publishes are never delivered back."""
 
-    def __init__(self, message_type: str, state: SparkplugState, rebirths: Rebirths) -> None:
+    def __init__(
+        self, message_type: str, state: SparkplugState, rebirths: Rebirths, seqs: SeqTracker | None = None
+    ) -> None:
         if message_type not in sp.INGESTED:
             raise ValueError(f"{message_type} is not a message type a host application ingests")
         self.message_type = message_type
@@ -38,6 +41,7 @@ class SparkplugRule:
         self.gateway: str | None = None  # per topic: the edge node (gateway_of)
         self.state = state
         self.rebirths = rebirths
+        self.seqs = seqs
 
     def source(self, topic: str, limits: Limits) -> Source | None:
         found = sp.parse(topic)
@@ -47,7 +51,7 @@ class SparkplugRule:
             raise Rejected(Reason.UNKNOWN_KIND, f"{found.type} is a command, not ingested")
         if found.type != self.message_type:
             return None
-        codec = SparkplugCodec(found, self.state, self.rebirths)
+        codec = SparkplugCodec(found, self.state, self.rebirths, self.seqs)
         return Source(
             found.device_id,
             Kind.TELEMETRY,
@@ -73,11 +77,14 @@ class SparkplugRule:
         return None if found is None or found.type != self.message_type else found.node_id
 
 
-def sparkplug_rules(state: SparkplugState | None = None, rebirths: Rebirths | None = None) -> list[TopicRule]:
+def sparkplug_rules(
+    state: SparkplugState | None = None, rebirths: Rebirths | None = None, seqs: SeqTracker | None = None
+) -> list[TopicRule]:
     """The rules the ``sparkplug_b`` preset adds (in-memory state and no rebirth publisher unless
-    handed the daemon's: ``iot.service`` builds them with the registry database and the host)."""
+    handed the daemon's: ``iot.service`` builds them with the registry database and the host).
+    ``seqs``: the ``seq`` gap tracker, only where this process sees every node's whole stream."""
     state, rebirths = state or MemoryState(), rebirths or NoRebirths()
-    return [SparkplugRule(t, state, rebirths) for t in sorted(sp.INGESTED)]
+    return [SparkplugRule(t, state, rebirths, seqs) for t in sorted(sp.INGESTED)]
 
 
 SPARKPLUG_RULE_FACTORY = sparkplug_rules
