@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 from typing import cast
 
-from sqlalchemy import Engine, Table, delete, insert, select
+from sqlalchemy import Engine, Table, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from core.sparkplug import BirthRecord, MetricInfo
 from registry.models import SparkplugBirth
@@ -54,16 +55,27 @@ class SqlSparkplugState:
     def born(self, node_id: str, device_id: str | None, record: BirthRecord, at: float) -> None:
         key = (node_id, device_id or _NODE)
         bd_seq = str(record.bd_seq) if record.bd_seq is not None else None
-        with self.engine.begin() as conn:
-            if device_id is None:  # a node birth starts a new session: its devices are born again
-                conn.execute(delete(_T).where(_T.c.node_id == node_id, _T.c.device_id == _NODE))
-                # ... but a device birth after it, filed first by another worker, is of the new session
-                conn.execute(delete(_T).where(_T.c.node_id == node_id, _T.c.born_at < at))
-            else:
-                conn.execute(delete(_T).where(_T.c.node_id == node_id, _T.c.device_id == key[1]))
-            conn.execute(
-                insert(_T).values(node_id=node_id, device_id=key[1], bd_seq=bd_seq, metrics=_rows(record), born_at=at)
-            )
+        try:
+            with self.engine.begin() as conn:
+                if device_id is None:  # a node birth starts a new session: its devices are born again
+                    conn.execute(delete(_T).where(_T.c.node_id == node_id, _T.c.device_id == _NODE))
+                    # ... but a device birth after it, filed first by another worker, is of the new session
+                    conn.execute(delete(_T).where(_T.c.node_id == node_id, _T.c.born_at < at))
+                else:
+                    conn.execute(delete(_T).where(_T.c.node_id == node_id, _T.c.device_id == key[1]))
+                conn.execute(
+                    insert(_T).values(
+                        node_id=node_id, device_id=key[1], bd_seq=bd_seq, metrics=_rows(record), born_at=at
+                    )
+                )
+        except IntegrityError:  # the same birth filed at the same moment by another process (a worker
+            # and the alert evaluator both decode it): the newer one stays
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(_T)
+                    .where(_T.c.node_id == node_id, _T.c.device_id == key[1], _T.c.born_at <= at)
+                    .values(bd_seq=bd_seq, metrics=_rows(record), born_at=at)
+                )
         with self._lock:
             if device_id is None:  # re-read from the table on next use (module docstring)
                 for k in [k for k in self._cache if k[0] == node_id]:

@@ -4,6 +4,7 @@ filed before its node's by another worker."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,3 +47,37 @@ def test_a_node_birth_filed_after_its_devices_birth_keeps_it(state: SparkplugSta
     assert state.devices(NODE) == []
     node = state.birth(NODE, None)
     assert node is not None and node.bd_seq == 4
+
+
+@pytest.mark.postgres
+def test_the_same_birth_filed_by_several_processes_at_once_is_kept_once(postgres_url: str) -> None:
+    """A worker and the alert evaluator both decode a birth and file it at the same moment: each
+    filing succeeds (no IntegrityError turning the birth into a dead letter) and one row stays."""
+
+    migrate(postgres_url)
+    engines = [make_engine(postgres_url) for _ in range(6)]
+    try:
+        states = [SqlSparkplugState(e) for e in engines]
+        errors: list[BaseException] = []
+        for round_ in range(20):
+            barrier = threading.Barrier(len(states))
+
+            def file(s: SqlSparkplugState, k: int, r: int = round_, b: threading.Barrier = barrier) -> None:
+                b.wait()
+                try:
+                    s.born("g:e", "g:e:d", record(7 + k), 1000.0 + r)
+                except BaseException as e:  # what a decode would turn into a dead letter
+                    errors.append(e)
+
+            threads = [threading.Thread(target=file, args=(s, k)) for k, s in enumerate(states)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+        assert errors == []
+        fresh = SqlSparkplugState(engines[0])
+        born = fresh.birth("g:e", "g:e:d")
+        assert born is not None and len(born.aliases) == 1
+    finally:
+        for e in engines:
+            e.dispose()
