@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     sparkplug_host_id: str = Field(
         "iot-ingest", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="this host application's id: spBv1.0/STATE/<id>"
     )
+    sparkplug_broker_url: str | None = Field(
+        None,
+        description="the Sparkplug host's own broker account (STATE, rebirth requests), e.g. mqtt://iot-host@broker:1883;"
+        " default the daemon's IOT_BROKER_URL. Needed where the broker sets use_username_as_clientid (the exported"
+        " listener config): on the daemon's account the host would take over the daemon's session",
+    )
+    sparkplug_broker_password: SecretStr | None = Field(None, description="its password (a secret)")
     sparkplug_rebirth_interval: float = Field(30.0, gt=0, description="seconds between rebirth requests to one node")
     sparkplug_reorder_wait: float = Field(
         2.0, gt=0, description="seconds a skipped Sparkplug seq is awaited before it counts as lost (one process)"

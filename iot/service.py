@@ -146,8 +146,11 @@ def build_sparkplug_host(settings: Settings) -> SparkplugHost | None:
     """The Sparkplug B host application's publisher (STATE, rebirth requests), with ``IOT_SPARKPLUG``."""
     if not sparkplug_enabled(settings):
         return None
+    own = settings.sparkplug_broker_url
+    pw = settings.sparkplug_broker_password
+    broker = parse_broker_url(own, password=pw.get_secret_value() if pw else None) if own else broker_address(settings)
     return SparkplugHost(
-        broker_address(settings),
+        broker,
         settings.sparkplug_host_id,
         client_id=f"{settings.client_id}-spb",
         min_interval_s=settings.sparkplug_rebirth_interval,

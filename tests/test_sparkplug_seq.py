@@ -87,3 +87,22 @@ def test_only_a_process_that_sees_the_whole_stream_tracks_seq() -> None:
     assert all(isinstance(s, SeqTracker) for s in _seqs(single)) and _seqs(single)
     worker = build_topics(Settings(sparkplug=True, share_group="iot", workers=3), counts=Counted())
     assert _seqs(worker) and all(s is None for s in _seqs(worker))
+
+
+def test_the_sparkplug_host_can_have_its_own_broker_account() -> None:
+    """Where the broker sets use_username_as_clientid, the host on the daemon's account would take
+    the daemon's session over: IOT_SPARKPLUG_BROKER_URL gives it an account of its own."""
+    from core.config import Settings
+    from iot.service import build_sparkplug_host
+
+    own = Settings(
+        _env_file=None,
+        sparkplug=True,
+        broker_url="mqtt://iot-ingest@127.0.0.1:1883",
+        sparkplug_broker_url="mqtt://iot-host@127.0.0.1:1883",
+        sparkplug_broker_password="host-pw",
+    )
+    host = build_sparkplug_host(own)
+    assert host is not None and (host.broker.username, host.broker.password) == ("iot-host", "host-pw")
+    shared = build_sparkplug_host(Settings(_env_file=None, sparkplug=True, broker_url="mqtt://iot-ingest@127.0.0.1:1"))
+    assert shared is not None and shared.broker.username == "iot-ingest"
