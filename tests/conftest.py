@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.notify_servers import HttpReceiver, SmtpServer, smtp_server
 from tests.servers import Influxd, Mosquitto, Postgres, find_binary
 
 
@@ -108,3 +109,17 @@ def postgres(tmp_path: Path) -> Iterator[Postgres]:
     server = Postgres(tmp_path / "postgres").start()
     yield server
     server.stop()
+
+
+# -- notification receivers (tests of the notifier's transports) ------------------------------------
+@pytest.fixture
+def http_receiver() -> Iterator[HttpReceiver]:
+    r = HttpReceiver().start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
+    with smtp_server(tmp_path) as server:
+        yield server

@@ -30,7 +30,7 @@ from registry.notify.models import NotifyOutbox
 from registry.notify.netguard import NetGuard
 from registry.notify.notifier import Notifier
 from registry.notify.outbox import RetryPolicy
-from tests.notify_servers import HttpReceiver, SmtpServer, smtp_server
+from tests.notify_servers import HttpReceiver, SmtpServer
 
 LOOPBACK = NetGuard([ipaddress.ip_network("127.0.0.0/8")])  # the receivers listen on loopback
 
@@ -50,19 +50,6 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
         store.add_rule(s, BOOTSTRAP_ACTOR, Rule(0, "pump-errors", RuleKind.EVENT, "critical", level="error"))
     yield eng
     eng.dispose()
-
-
-@pytest.fixture
-def http_receiver() -> Iterator[HttpReceiver]:
-    r = HttpReceiver().start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
-    with smtp_server(tmp_path) as server:
-        yield server
 
 
 def _open_alert(engine: Engine, message: str) -> int:

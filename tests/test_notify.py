@@ -39,7 +39,7 @@ from registry.notify.outbox import RetryPolicy
 from registry.notify.render import SIGNATURE_HEADER, Route
 from tests.daemon_proc import DaemonProcess
 from tests.keyed_cli import migrated_registry_url
-from tests.notify_servers import HttpReceiver, SmtpServer, dead_receiver, smtp_server, trickling_http, trickling_smtp
+from tests.notify_servers import HttpReceiver, SmtpServer, dead_receiver, trickling_http, trickling_smtp
 from tests.servers import Mosquitto, wait_for
 
 OPERATOR = Actor("olga", "operator", None)
@@ -64,19 +64,6 @@ def pg(postgres_url: str) -> Iterator[Engine]:
     _seed(engine)
     yield engine
     engine.dispose()
-
-
-@pytest.fixture
-def http_receiver() -> Iterator[HttpReceiver]:
-    r = HttpReceiver().start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
-    with smtp_server(tmp_path) as server:
-        yield server
 
 
 def _seed(engine: Engine) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from registry.notify.outbox import AttemptResult, Delivery
 from registry.notify.render import payload
 from registry.notify.webhook import WebhookSender
 from tests.keyed_cli import Iot, add_key, denied, make_iot, registry_url_for
-from tests.notify_servers import BannerServer, HttpReceiver, SmtpServer, smtp_server
+from tests.notify_servers import BannerServer, HttpReceiver, SmtpServer
 from tests.servers import free_port
 
 LOOPBACK = NetGuard([ipaddress.ip_network("127.0.0.0/8")])
@@ -40,16 +39,8 @@ def iot(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp
 
 
 @pytest.fixture
-def receiver() -> Iterator[HttpReceiver]:
-    r = HttpReceiver().start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
-    with smtp_server(tmp_path) as server:
-        yield server
+def receiver(http_receiver: HttpReceiver) -> HttpReceiver:
+    return http_receiver
 
 
 @pytest.fixture
