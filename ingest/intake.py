@@ -97,12 +97,11 @@ class Intake:
                     if token is not None:
                         retained.append(token)
                     continue
-                if type(m) is Oversized:  # discarded unread by the session: dead-letter it
+                if isinstance(m, Oversized):  # discarded unread by the session: dead-letter it
                     b = self.router.oversized(m, token, time.time())
                     if b is not None:
                         full.append(b)
                     continue
-                assert type(m) is Publish
                 try:
                     b = handle(m.topic, m.payload, token, time.time_ns())
                 except Exception as e:  # a bug past the decoder's own guard must not end the receiver
