@@ -4,6 +4,17 @@ worker supervisor."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+
+
+def jittered(ceiling: float, rand: Callable[[], float]) -> float:
+    """A delay uniform in [ceiling/2, ceiling]: retries of many clients never move in lockstep."""
+    return ceiling * (0.5 + rand() / 2)
+
+
+def ceiling(attempt: int, minimum: float, maximum: float) -> float:
+    """The upper bound of the ``attempt``-th (1-based) delay: ``min(maximum, minimum * 2**(attempt-1))``."""
+    return float(min(maximum, minimum * 2 ** max(0, attempt - 1)))
 
 
 class Backoff:
@@ -16,7 +27,7 @@ class Backoff:
         self._rng = rng or random.Random()
 
     def failed(self, retry_after: float | None = None) -> float:
-        delay = self._rng.uniform(self._current / 2, self._current)
+        delay = jittered(self._current, self._rng.random)
         self._current = min(self.maximum, self._current * 2)
         if retry_after is not None:
             delay = max(delay, min(retry_after, 3600.0))

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from core.backoff import ceiling, jittered
 from core.timefmt import iso
 from core.timefmt import utc as _utc
 from registry.models import Alert, AlertRule, Device
@@ -44,7 +45,7 @@ class RetryPolicy:
     lease_s: float = 60.0
 
     def delay(self, attempt: int, rand: Callable[[], float] = _rng.random) -> float:
-        return float(min(self.cap_s, self.base_s * 2 ** max(0, attempt - 1)) * (0.5 + rand() / 2))
+        return jittered(ceiling(attempt, self.base_s, self.cap_s), rand)
 
 
 @dataclass(frozen=True)
