@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     receive_maximum: int = Field(20000, ge=1, le=65535)
     keepalive: int = Field(30, ge=5)
     workers: int = Field(1, ge=1, le=64, description="daemon processes joined by an MQTT shared subscription")
+    broker_accounts: Literal["own", "shared"] = Field(
+        "own",
+        description="--workers N: own: worker k and the alert evaluator connect as accounts of their own,"
+        " {user}-k and {user}-alerts of IOT_BROKER_URL's user, passwords derived from IOT_BROKER_PASSWORD (what"
+        " `iot registry export-mosquitto --workers N` writes; needed where the broker binds client ids to"
+        " usernames); shared: all on IOT_BROKER_URL's account",
+    )
+    broker_account: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9_-]{0,16}$",
+        description="this process connects as {user}-<this> of IOT_BROKER_URL's user (set per worker by --workers)",
+    )
     share_group: str = Field("", description="MQTT 5 shared subscription group ($share/<group>/...); set per worker")
     role: Literal["all", "ingest", "alerts"] = Field(
         "all",

@@ -3,7 +3,8 @@
 Workers share the stream (``$share/...``), so with rules evaluated per worker no worker sees all of
 a device's messages and holds, rates of change and no-data checks break. The supervisor therefore
 runs workers with ``IOT_ROLE=ingest`` (store, no alert observer) and one evaluator with
-``IOT_ROLE=alerts``: its own client id ``{client_id}-alerts``, its own persistent session and a
+``IOT_ROLE=alerts``: its own client id ``{client_id}-alerts`` (broker account ``{user}-alerts``
+with ``IOT_BROKER_ACCOUNTS=own``), its own persistent session and a
 NON-shared subscription to the kinds alerts read (``{root}/+/telemetry|metrics|events|status``).
 It decodes and routes with the same decoder and router as a worker, but its stores discard
 (:class:`Discard`) and its registry only reads the directory (:class:`DirectoryOnly`), so it only
@@ -25,11 +26,12 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from core.broker_accounts import EVALUATOR
 from core.config import Settings
 from core.model import GatewayClaim, Kind, StatusChange
 from ingest.decoding.mappings import load_mappings
 from ingest.decoding.sparkplug.rule import SUBSCRIPTIONS, SparkplugRule
-from ingest.mqtt.broker import BrokerAddress, parse_broker_url
+from ingest.mqtt.broker import BrokerAddress, own_account, parse_broker_url
 from ingest.mqtt.options import session_options
 from ingest.mqtt.packets import Oversized, Publish
 from ingest.mqtt.session import BrokerProblem, Options, Session
@@ -39,7 +41,7 @@ log = logging.getLogger("iot.ingest")
 
 ALERT_KINDS = (Kind.TELEMETRY, Kind.METRICS, Kind.EVENTS, Kind.STATUS)
 """What alert rules read: points (telemetry, metrics, events) and online announcements (no-data)."""
-SUFFIX = "alerts"
+SUFFIX = EVALUATOR
 
 
 def client_id(settings: Settings) -> str:
@@ -59,6 +61,7 @@ def evaluator_env(settings: Settings, base: Mapping[str, str], n: int) -> dict[s
     env = dict(base)
     env["IOT_ROLE"] = SUFFIX
     env["IOT_CLIENT_ID"] = client_id(settings)
+    env["IOT_BROKER_ACCOUNT"] = SUFFIX if settings.broker_accounts == "own" else ""
     env["IOT_SHARE_GROUP"] = ""
     env["IOT_SPOOL_DIR"] = str(settings.resolved_spool_dir() / SUFFIX)
     env["IOT_METRICS_PORT"] = str(settings.metrics_port + n if settings.metrics_port else 0)
@@ -139,6 +142,8 @@ def ensure_session(settings: Settings, stop: threading.Event, attempt_s: float =
         password=settings.broker_password.get_secret_value() if settings.broker_password else None,
         embedded_port=settings.embedded_broker_port,
     )
+    if settings.broker_accounts == "own":  # the evaluator's own account, as it will connect
+        broker = own_account(broker, SUFFIX)
     opts = evaluator_options(broker, settings, client_id(settings))
     while not stop.is_set():
         handler = _Subscribed()

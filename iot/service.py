@@ -28,7 +28,7 @@ from ingest.http import serve_metrics
 from ingest.intake import Intake
 from ingest.metrics import MessageCounts, Metrics
 from ingest.mqtt.acks import AckTracker
-from ingest.mqtt.broker import BrokerAddress, EmbeddedBroker, parse_broker_url
+from ingest.mqtt.broker import BrokerAddress, EmbeddedBroker, own_account, parse_broker_url
 from ingest.mqtt.options import session_options
 from ingest.mqtt.paho import PahoReceiver
 from ingest.mqtt.receiver import NativeReceiver, Receiver
@@ -81,6 +81,13 @@ def build_resources(
 
 
 def broker_address(settings: Settings) -> BrokerAddress:
+    """This process's broker account: IOT_BROKER_URL's, or (a worker of several) its own
+    ``{user}-{IOT_BROKER_ACCOUNT}`` (:func:`ingest.mqtt.broker.own_account`)."""
+    return own_account(shared_broker_address(settings), settings.broker_account)
+
+
+def shared_broker_address(settings: Settings) -> BrokerAddress:
+    """IOT_BROKER_URL's account, with IOT_BROKER_PASSWORD."""
     return parse_broker_url(
         settings.broker_url,
         password=settings.broker_password.get_secret_value() if settings.broker_password else None,
@@ -148,7 +155,10 @@ def build_sparkplug_host(settings: Settings) -> SparkplugHost | None:
         return None
     own = settings.sparkplug_broker_url
     pw = settings.sparkplug_broker_password
-    broker = parse_broker_url(own, password=pw.get_secret_value() if pw else None) if own else broker_address(settings)
+    if own:
+        broker = parse_broker_url(own, password=pw.get_secret_value() if pw else None)
+    else:  # the daemon's URL account (not a worker's own: that would take the worker's session over)
+        broker = shared_broker_address(settings)
     return SparkplugHost(
         broker,
         settings.sparkplug_host_id,

@@ -1,7 +1,8 @@
 """`iot ingest run --workers N`: N daemon processes joined by one MQTT shared subscription, supervised.
 
 Lifecycle: ``run_workers(settings, n)`` starts worker k (0..n-1) as its own ``iot ingest run`` process
-with client id ``{client_id}-{k}``, its own persistent session and spool (``{spool}/worker-{k}``),
+with client id ``{client_id}-{k}`` (and, with ``IOT_BROKER_ACCOUNTS=own``, the default, broker
+account ``{user}-{k}``: :mod:`core.broker_accounts`), its own persistent session and spool (``{spool}/worker-{k}``),
 metrics on ``metrics_port + k``, all subscribed to ``$share/{client_id}/{topic_root}/#`` so the broker
 spreads messages over them. A worker that exits unexpectedly is started again (same client id, so
 its persistent session and anything the broker kept for it come back) on its own schedule
@@ -88,6 +89,7 @@ def worker_env(settings: Settings, k: int) -> dict[str, str]:
             value = ",".join(str(x) for x in value)
         env[f"IOT_{name.upper()}"] = str(value)
     env["IOT_CLIENT_ID"] = f"{settings.client_id}-{k}"
+    env["IOT_BROKER_ACCOUNT"] = str(k) if settings.broker_accounts == "own" else ""
     env["IOT_SHARE_GROUP"] = settings.client_id
     env["IOT_SPOOL_DIR"] = str(settings.resolved_spool_dir() / f"worker-{k}")
     env["IOT_METRICS_PORT"] = str(settings.metrics_port + k if settings.metrics_port else 0)

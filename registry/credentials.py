@@ -60,6 +60,7 @@ def acl_file(
     replay_user: str | None = None,
     gateways: Sequence[tuple[str, str]] = (),
     device_topics: Sequence[str] = (),
+    ingest_accounts: Sequence[str] = (),
 ) -> str:
     """A mosquitto ACL file: each (direct) device writes only its own topics, each gateway only
     under its prefix, ingest reads all of them, the optional replay account (``iot deadletters
@@ -70,6 +71,8 @@ def acl_file(
     Sparkplug edge node's prefix (``registry.sparkplug_acl``) gives its account exactly the node's
     own topics and commands, and the ingest account (the host application) ``spBv1.0/#`` to read
     plus ``NCMD`` and ``STATE`` to write.
+    ``ingest_accounts`` get the ingest account's rules: the accounts of ``--workers N``
+    (:mod:`core.broker_accounts`), one per connection so none shares another's client id.
     Meant for a listener with ``use_username_as_clientid true`` (see :func:`listener_conf`), so a
     client id always names the account that authenticated."""
     templates = list(dict.fromkeys(device_topics or [f"{topic_root}/{{device}}/#"]))
@@ -80,7 +83,8 @@ def acl_file(
     if any(nodes.values()):
         reads.update(dict.fromkeys(HOST_READS))
         writes = list(HOST_WRITES)
-    lines = [f"user {ingest_user}", *(f"topic read {r}" for r in reads), *(f"topic write {w}" for w in writes), ""]
+    rules = [*(f"topic read {r}" for r in reads), *(f"topic write {w}" for w in writes), ""]
+    lines = [line for user in (ingest_user, *ingest_accounts) for line in (f"user {user}", *rules)]
     if replay_user is not None:
         lines += [f"user {replay_user}", f"topic write {topic_root}/#", ""]
     for device_id in devices:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.broker_accounts import account_name, account_password, suffixes
 from core.config import DEFAULT_MAX_PACKET_BYTES
 from core.timefmt import utc as _utc
 from registry import credentials
@@ -320,6 +321,7 @@ def export_mosquitto(
     max_packet_size: int = DEFAULT_MAX_PACKET_BYTES,
     device_topics: Sequence[str] = (),
     owner: FileOwner | None = None,
+    workers: int = 1,
 ) -> tuple[Path, Path, int]:
     """Write ``passwd``, ``acl`` and ``listener.conf`` (the listener options that bind client ids to
     usernames and cap the packet size at ``max_packet_size``, see
@@ -332,15 +334,24 @@ def export_mosquitto(
     ``device_topics``: filters in which ``{device}`` stands for its id (from the topic mappings).
     Each active gateway credential may write under its prefix and nowhere else.
     ``owner``: the files belong to that account (still 0600), e.g. the ``mosquitto`` user a broker
-    started as root drops to before it reads them."""
+    started as root drops to before it reads them.
+    ``workers`` > 1 (``iot ingest run --workers N``) adds an account per worker and one for the alert
+    evaluator, ``{ingest_user}-{k}`` and ``{ingest_user}-alerts``, with the ingest account's ACL and
+    passwords derived from ``ingest_password`` (:mod:`core.broker_accounts`): with client ids bound
+    to usernames, one account per connection is what keeps the processes' sessions apart."""
     require_unrestricted(actor, "admin", "export broker credentials")
     check_name("ingest user", ingest_user)
     check_name("topic root", topic_root)
     if not ingest_password:
         raise ValueError("no ingest password: use --ingest-password-file or IOT_BROKER_PASSWORD")
+    if not 1 <= workers <= 64:
+        raise ValueError(f"workers must be 1 to 64, not {workers}")
+    extra = [account_name(ingest_user, suffix) for suffix in suffixes(workers)]
+    for account in extra:
+        check_name("ingest user (with its worker suffix)", account)
     if replay_user is not None:
         check_name("replay user", replay_user)
-        if replay_user == ingest_user:
+        if replay_user in (ingest_user, *extra):
             raise ValueError("the replay account must differ from the ingest account")
         if not replay_password:
             raise ValueError("no replay password: use --replay-password-file")
@@ -366,13 +377,14 @@ def export_mosquitto(
         check_name("gateway name", g.name)
         check_prefix(g.prefix)
         check_prefix_free(session, g.prefix, topic_root, exclude=g.name)
-    for account in (ingest_user, replay_user):
+    for account in (ingest_user, *extra, *([replay_user] if replay_user else [])):
         if any(d.id == account for d in allowed) or any(g.name == account for g in gateways):
             raise ValueError(f"a device or gateway is named like the service account {account!r}")
     clash = {d.id for d in allowed} & {g.name for g in gateways}
     if clash:
         raise ValueError(f"a device and a gateway are both named {sorted(clash)[0]!r}: retire one, then export again")
     entries = {ingest_user: credentials.hash_mosquitto(ingest_password)}
+    entries.update({a: credentials.hash_mosquitto(account_password(ingest_password, a)) for a in extra})
     if replay_user is not None:
         entries[replay_user] = credentials.hash_mosquitto(replay_password)
     entries.update({d.id: d.secret_hash for d in allowed if d.secret_hash})
@@ -381,7 +393,7 @@ def export_mosquitto(
     write_private(passwd, credentials.password_file(entries), owner)
     direct = [d.id for d in allowed if d.gateway is None]
     acl_text = credentials.acl_file(
-        direct, ingest_user, topic_root, replay_user, [(g.name, g.prefix) for g in gateways], templates
+        direct, ingest_user, topic_root, replay_user, [(g.name, g.prefix) for g in gateways], templates, extra
     )
     write_private(acl, acl_text, owner)
     conf = credentials.listener_conf(str(passwd.resolve()), str(acl.resolve()), max_packet_size)
@@ -394,6 +406,7 @@ def export_mosquitto(
         devices=len(allowed),
         gateways=[g.name for g in gateways],
         ingest_user=ingest_user,
+        workers=workers,
         replay_user=replay_user,
         owner=owner.name if owner else None,
     )

@@ -7,7 +7,7 @@ import logging
 import os
 import ssl
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -16,6 +16,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from core.broker_accounts import account_name, account_password
 
 log = logging.getLogger("iot.broker")
 
@@ -66,6 +68,16 @@ def parse_broker_url(url: str, *, password: str | None = None, embedded_port: in
     user = unquote(parts.username) if parts.username else None
     pw = unquote(parts.password) if parts.password else (password or os.environ.get("IOT_BROKER_PASSWORD"))
     return BrokerAddress(parts.hostname, port, tls, user, pw if user else None)
+
+
+def own_account(addr: BrokerAddress, suffix: str) -> BrokerAddress:
+    """``addr`` as the account ``{user}-{suffix}`` of its user, password derived from the user's
+    (:mod:`core.broker_accounts`); unchanged without a suffix or a user (nothing to tell apart)."""
+    if not suffix or addr.username is None:
+        return addr
+    name = account_name(addr.username, suffix)
+    password = account_password(addr.password, name) if addr.password else None
+    return replace(addr, username=name, password=password)
 
 
 def make_client(

@@ -246,10 +246,8 @@ class Session:
         if isinstance(e, ConnectionLost) and e.problem is not None:
             return e.problem
         if self._quick_closes >= TAKEOVER_CLOSES:
-            return BrokerProblem(
-                ProblemKind.TAKEN_OVER,
-                f"another client with client id {o.client_id!r} took over the session on {o.host}:{o.port} "
-                f"(the broker closed {self._quick_closes} connections in a row right after accepting them)",
+            return self._takeover(
+                f"the broker closed {self._quick_closes} connections in a row right after accepting them"
             )
         return None
 
@@ -443,13 +441,20 @@ class Session:
                 return
 
     def _taken(self, d: Disconnect) -> BrokerProblem | None:
-        o = self.options
         if d.reason != SESSION_TAKEN_OVER:
             return None
+        return self._takeover("broker DISCONNECT 0x8e: session taken over")
+
+    def _takeover(self, how: str) -> BrokerProblem:
+        """A takeover, named as such: by the client id, and by the user too, since a broker that
+        uses usernames as client ids (Mosquitto's ``use_username_as_clientid``) makes any other
+        connection of the same user take this session over whatever its client id."""
+        o = self.options
+        user = f" (or, where the broker uses usernames as client ids, as user {o.username!r})" if o.username else ""
         return BrokerProblem(
             ProblemKind.TAKEN_OVER,
-            f"another client with client id {o.client_id!r} took over the session on {o.host}:{o.port} "
-            "(broker DISCONNECT 0x8e: session taken over); give each daemon its own IOT_CLIENT_ID",
+            f"another client with client id {o.client_id!r}{user} took over the session on {o.host}:{o.port} "
+            f"({how}); give each daemon its own IOT_CLIENT_ID" + (" and broker account" if o.username else ""),
         )
 
     def _encode_acks(self, mids: list[int]) -> bytes:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from core.broker_accounts import suffixes
 from ingest.decoding.acl_topics import device_topics
 from ingest.decoding.mappings import MappingError, load_mappings
 from iot.cli.acting import acting
@@ -26,6 +27,15 @@ def export_mosquitto(
     ingest_password_file: Annotated[
         Path | None,
         typer.Option("--ingest-password-file", help="Else env IOT_BROKER_PASSWORD."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Accounts for `iot ingest run --workers N`: {ingest-user}-k, {ingest-user}-alerts (else IOT_WORKERS).",
+        ),
     ] = None,
     replay_user: Annotated[
         str | None, typer.Option("--replay-user", help="Add the account `iot deadletters replay` publishes with.")
@@ -49,6 +59,7 @@ def export_mosquitto(
 ) -> None:
     """Write a mosquitto password file, ACL and listener options from the registry (unrestricted admins)."""
     s = settings(registry_url=registry)
+    n_workers = s.workers if workers is None else workers
     mapped: list[str] = []
     if mappings is not None or s.mappings is not None:
         try:
@@ -78,8 +89,11 @@ def export_mosquitto(
             s.max_packet_bytes,
             [*(device_topic or ()), *mapped],
             file_owner,
+            n_workers,
         )
-    accounts = ingest_user + (f" + {replay_user}" if replay_user else "")
+    extra = suffixes(n_workers)
+    accounts = ingest_user + (f" + {len(extra)} worker/evaluator accounts" if extra else "")
+    accounts += f" + {replay_user}" if replay_user else ""
     typer.echo(
         f"wrote {passwd}, {acl} and {passwd.parent / 'listener.conf'}: {n} devices + {accounts}"
         + (f" (owner {owner})" if owner else "")
