@@ -3,6 +3,7 @@ their own id, the ingest account reads everything, wrong/disabled/retired creden
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.model import DeadLetter
+from ingest.mqtt.session import Options, ProblemKind
+from ingest.mqtt.session import Session as MqttSession
 from registry.auth import BOOTSTRAP_ACTOR
 from registry.db import make_engine, migrate
 from registry.deadletters import DeadLetterStore
@@ -27,6 +30,8 @@ from registry.devices import export_mosquitto, provision_fleet, set_status
 from tests.cli_runner import run_iot
 from tests.daemon_proc import DaemonProcess
 from tests.servers import Mosquitto, wait_for
+from tests.test_mqtt_session import Recorder
+from tests.test_workers import worker_metrics
 
 pytestmark = pytest.mark.mosquitto
 
@@ -365,3 +370,102 @@ def test_the_broker_disconnects_a_device_that_publishes_over_the_packet_limit(
     wait_for(lambda: ("devices/acl-0000/telemetry", fits) in ingest.messages, 10, "a message within the limit")
     assert [t for t, p in ingest.messages if len(p) > limit] == []
     assert ingest.disconnects == [] and ingest.client.is_connected()
+
+
+def _export_for_workers(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, mosquitto: Mosquitto
+) -> str:
+    """``iot registry export-mosquitto --workers 2`` over the fleet's registry; the broker restarted on it."""
+    monkeypatch.setenv("IOT_REGISTRY_URL", f"sqlite:///{tmp_path / 'registry.sqlite3'}")
+    monkeypatch.setenv("IOT_BROKER_PASSWORD", "ingest-pw")
+    monkeypatch.delenv("IOT_API_KEY", raising=False)
+    r = run_iot(
+        monkeypatch, capsys, "registry", "export-mosquitto", "--dir", str(tmp_path / "broker"), "--workers", "2"
+    )
+    assert r.code == 0, r.err
+    assert "ingest-pw" not in r.out + r.err
+    mosquitto.stop()
+    mosquitto.extra_conf = (tmp_path / "broker" / "listener.conf").read_text()
+    mosquitto.start()
+    return r.out
+
+
+def test_workers_and_the_evaluator_keep_their_sessions_on_the_exported_broker(
+    fleet: dict[str, str], connect: Any, tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """`iot ingest run --workers 2` on the broker files `export-mosquitto --workers 2` wrote: the two
+    workers and the alert evaluator each connect as an account of their own (client ids are bound to
+    usernames), so none takes another's session over; every reading reaches a worker and the evaluator.
+    (On the ingest account alone all three were client `iot-ingest`: each connection closed the
+    previous one, and the evaluator's session carried the workers' shared subscription too.)"""
+    out = _export_for_workers(monkeypatch, capsys, tmp_path, mosquitto)
+    assert "iot-ingest + 3 worker/evaluator accounts" in out
+    passwd = (tmp_path / "broker" / "passwd").read_text()
+    assert [line.split(":")[0] for line in passwd.splitlines()][:4] == [
+        "iot-ingest", "iot-ingest-0", "iot-ingest-1", "iot-ingest-alerts",
+    ]  # fmt: skip
+    daemon = DaemonProcess(
+        tmp_path / "daemon",
+        {
+            "IOT_BROKER_URL": f"mqtt://iot-ingest@127.0.0.1:{mosquitto.port}",
+            "IOT_BROKER_PASSWORD": "ingest-pw",
+            "IOT_REGISTRY_URL": f"sqlite:///{tmp_path / 'registry.sqlite3'}",
+            "IOT_UNKNOWN_DEVICES": "reject",
+            "IOT_WORKERS": "2",
+        },
+    )
+
+    def metrics(k: int) -> dict[str, float]:  # worker k on port + k, the evaluator on port + 2
+        return worker_metrics(daemon, k)
+
+    received = 'iot_messages_received_total{kind="sensor_readings"}'
+    try:
+        daemon.start()
+        wait_for(lambda: all(metrics(k).get("iot_broker_subscribed") == 1.0 for k in (1, 2)), 30, "all to subscribe")
+        dev = connect("acl-0000", fleet["acl-0000"])
+        for i in range(20):
+            payload = f'{{"ts": {1764038400000 + i}, "t": {i}}}'.encode()
+            assert dev.publish("devices/acl-0000/telemetry", payload).value == 0
+        wait_for(lambda: metrics(0).get(received, 0) + metrics(1).get(received, 0) == 20, 30, "the workers' 20")
+        wait_for(lambda: metrics(2).get(received, 0) == 20, 30, "the evaluator's 20")
+        for k in range(3):
+            assert metrics(k).get("iot_broker_disconnects_total", 0) == 0, k
+            assert metrics(k).get("iot_broker_subscribed") == 1.0, k
+        assert "took over" not in daemon.output()
+        assert "ingest-pw" not in daemon.output()
+        broker_log = mosquitto.log.read_text()
+        for account in ("iot-ingest-0", "iot-ingest-1", "iot-ingest-alerts"):
+            assert f"as {account} (p5, c0, k30, u'{account}')" in broker_log
+        assert "already connected, closing old connection" not in broker_log
+    finally:
+        rc = daemon.terminate()
+    assert rc == 0, daemon.output()[-3000:]
+
+
+def test_two_connections_on_one_account_name_the_takeover_and_the_user(
+    fleet: dict[str, str], mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On the exported listener config, two native sessions of the ingest account with different
+    client ids are one client to the broker: each logs one ERROR naming the takeover and the user."""
+    caplog.set_level(logging.DEBUG, "iot.mqtt")
+    sessions = []
+    for cid in ("iot-ingest-0", "iot-ingest-1"):
+        rec = Recorder()
+        opts = Options("127.0.0.1", mosquitto.port, cid, [("devices/#", 1)], reconnect_min=0.05,
+                       username="iot-ingest", password="ingest-pw")  # fmt: skip
+        sessions.append((MqttSession(opts, rec), rec))
+    try:
+        for session, _ in sessions:
+            session.start()
+        wait_for(lambda: all(rec.problems for _, rec in sessions), 30, "both sessions to name the takeover")
+        errors = [r.getMessage() for r in caplog.records if r.name == "iot.mqtt" and r.levelno >= logging.ERROR]
+        for cid in ("iot-ingest-0", "iot-ingest-1"):
+            [error] = [e for e in errors if f"client id {cid!r}" in e]
+            assert "took over the session" in error
+            assert "where the broker uses usernames as client ids, as user 'iot-ingest'" in error
+            assert "ingest-pw" not in error
+        assert all([p.kind if p else None for p in rec.problems] == [ProblemKind.TAKEN_OVER] for _, rec in sessions)
+    finally:
+        for session, _ in sessions:
+            session.stop()
