@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 
+from core.broker_accounts import account_name, account_password, suffixes
 from core.config import Settings
 from ingest.metrics import parse_prometheus
 from ingest.mqtt.broker import BrokerAddress
 from iot import alert_role
 from iot.cli.toolkit import settings as cli_settings
+from iot.service import broker_address
 from iot.workers import WorkersRefused, check, worker_env
 from tests.daemon_proc import DaemonProcess
 from tests.faultkit import Pipeline, assert_stored_exactly, expected_letters, expected_readings, metric
@@ -94,6 +96,37 @@ def test_evaluator_env_gives_it_its_own_unshared_session(tmp_path: Path, monkeyp
     assert [f for f, _ in opts.subscriptions] == ["r/+/telemetry", "r/+/metrics", "r/+/events", "r/+/status"]
 
 
+@pytest.mark.parametrize("mode", ["own", "shared"])
+def test_each_process_connects_as_an_account_the_export_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """Default (own): worker k as ``{user}-k``, the evaluator as ``{user}-alerts``, exactly the accounts
+    ``export-mosquitto --workers 3`` writes, with derived passwords (never the ingest one); shared:
+    every process on IOT_BROKER_URL's account. Read back from each process's environment."""
+    monkeypatch.chdir(tmp_path)  # no .env
+    (tmp_path / "iot_broker_password").write_text("ingest-pw")
+    monkeypatch.setenv("IOT_SECRETS_DIR", str(tmp_path))
+    s = cli_settings(broker_url="mqtt://iot-ingest@h:1", data_dir=tmp_path, workers=3, broker_accounts=mode)
+    envs = [worker_env(s, k) for k in range(3)] + [alert_role.evaluator_env(s, worker_env(s, 0), 3)]
+    addrs = []
+    for env in envs:
+        assert "ingest-pw" not in repr(env)
+        with monkeypatch.context() as m:
+            for key, value in env.items():
+                if key.startswith("IOT_"):
+                    m.setenv(key, value)
+            addrs.append(broker_address(cli_settings()))
+    if mode == "shared":
+        assert {(a.username, a.password) for a in addrs} == {("iot-ingest", "ingest-pw")}
+        return
+    users = [a.username for a in addrs]
+    assert users == [account_name("iot-ingest", x) for x in suffixes(3)]  # what the export writes
+    assert users == ["iot-ingest-0", "iot-ingest-1", "iot-ingest-2", "iot-ingest-alerts"]
+    assert [a.password for a in addrs] == [account_password("ingest-pw", str(u)) for u in users]
+    assert len({a.password for a in addrs} | {"ingest-pw"}) == 5  # each its own, none the ingest one
+    assert all("ingest-pw" not in repr(a) and str(a.password) not in repr(a) for a in addrs)
+
+
 def test_worker_env_copies_no_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Secrets reach a worker as the supervisor got them: a file stays a file (the directory's path
     is passed), a variable the operator set stays that variable; no value is added."""
@@ -159,11 +192,13 @@ def test_one_process_backing_off_holds_up_no_other(tmp_path: Path, mosquitto_ser
 
 @pytest.mark.mosquitto
 def test_workers_read_secrets_from_files_not_their_environment(tmp_path: Path) -> None:
-    """The broker needs a password, kept in IOT_SECRETS_DIR: every process subscribes with it, and
-    none has it (or any other secret) in its environment."""
+    """The broker needs a password, kept in IOT_SECRETS_DIR: every process subscribes with its own
+    account's password derived from it, and none has either (or any other secret) in its environment."""
     password = "br0ker-s3cret-9f2c"
     pwfile = tmp_path / "passwd"
-    pwfile.write_text(f"ingest:{password}\n")
+    accounts = ["ingest-0", "ingest-1", "ingest-alerts"]  # each process's own (IOT_BROKER_ACCOUNTS=own)
+    derived = [account_password(password, a) for a in accounts]
+    pwfile.write_text(f"ingest:{password}\n" + "".join(f"{a}:{p}\n" for a, p in zip(accounts, derived, strict=True)))
     subprocess.run(["mosquitto_passwd", "-U", str(pwfile)], check=True)
     broker = Mosquitto(tmp_path / "m", extra_conf=f"allow_anonymous false\npassword_file {pwfile}\n").start()
     secrets = tmp_path / "secrets"
@@ -184,7 +219,7 @@ def test_workers_read_secrets_from_files_not_their_environment(tmp_path: Path) -
         pids = [starts(daemon, what)[-1] for what in ("worker 0", "worker 1", "alert evaluator")]
         for pid in pids:
             environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            for secret in (password, "api-s3cret-71ab", "hook-s3cret-5d0e"):
+            for secret in (password, "api-s3cret-71ab", "hook-s3cret-5d0e", *derived):
                 assert not any(secret.encode() in var for var in environ), (pid, secret)
             assert f"IOT_SECRETS_DIR={secrets}".encode() in environ
     finally:
