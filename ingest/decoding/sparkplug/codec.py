@@ -38,6 +38,7 @@ from core.model import Bundle, FieldValue, Point, Reason, Rejected, StatusChange
 from ingest.decoding.codecs import Source
 from ingest.decoding.names import check_field_key, check_string_value
 from ingest.decoding.senml import valid_unicode
+from ingest.decoding.sparkplug.plan import DataPlan
 from ingest.decoding.sparkplug.proto import DataType, payload_class
 from ingest.decoding.sparkplug.seq import SeqTracker
 from ingest.decoding.sparkplug.state import BirthRecord, MetricInfo, Rebirths, SparkplugState
@@ -125,12 +126,20 @@ class SparkplugCodec:
     first_bytes: frozenset[int] = frozenset()
 
     def __init__(
-        self, topic: SparkplugTopic, state: SparkplugState, rebirths: Rebirths, seqs: SeqTracker | None = None
+        self,
+        topic: SparkplugTopic,
+        state: SparkplugState,
+        rebirths: Rebirths,
+        seqs: SeqTracker | None = None,
+        *,
+        fast_path: bool = True,
     ) -> None:
         self.topic = topic
         self.state = state
         self.rebirths = rebirths
         self.seqs = seqs  # None: this process does not see the node's whole stream (--workers N)
+        self.fast_path = fast_path  # False: every data message by the general path (the property test's)
+        self._plan: DataPlan | None = None  # of the latest birth a data message was decoded under
         self.node_id = topic.node_id
         self.device_key = None if topic.device is None else topic.device_id
         self._parse = payload_class().FromString  # the first Sparkplug topic builds the class
@@ -178,7 +187,20 @@ class SparkplugCodec:
 
     def _data(self, source: Source, msg: Any, now_ns: int, latest_ns: int) -> list[Point] | Bundle:
         record = self.state.birth(self.node_id, self.device_key)
-        default_ms = msg.timestamp if msg.HasField("timestamp") else 0
+        default_ms: int = msg.timestamp  # 0 when it has none
+        if record is not None and self.fast_path:
+            plan = self._plan
+            if plan is None or plan.record is not record:
+                plan = self._plan = DataPlan(record)
+            fields = plan.fields(msg.metrics, default_ms, source.max_fields)
+            if fields is not None:
+                ts = self._ts(default_ms, now_ns, latest_ns)
+                return [Point(source.measurement, source.device_id, fields, ts, {})]
+        return self._data_general(source, msg, record, default_ms, now_ns, latest_ns)
+
+    def _data_general(
+        self, source: Source, msg: Any, record: BirthRecord | None, default_ms: int, now_ns: int, latest_ns: int
+    ) -> list[Point] | Bundle:
         values: list[tuple[str, FieldValue, int, bool]] = []
         for m in msg.metrics:
             info = None
