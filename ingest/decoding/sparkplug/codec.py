@@ -17,7 +17,8 @@ field (tahu #71: a negative Int8 arrives as 255, or sign-extended as 4294967295)
 ``int_value`` or ``long_value`` (sparkplug #102); integers become floats (as every number the pipeline
 stores); DateTime is epoch milliseconds as a float; String, Text and UUID are strings; Boolean a bool.
 ``is_null`` metrics are absent from the reading. Per-metric timestamps (epoch ms) are kept: metrics
-are grouped into one point per timestamp; ``is_historical`` ones go to points tagged
+are grouped into one point per timestamp (a metric's timestamp of 0 is none: its message's applies;
+a message's of 0 is none: the arrival time); ``is_historical`` ones go to points tagged
 ``historical=true``. Bytes, File, DataSet, Template, PropertySet and arrays are not stored: a data
 message holding one is dead-lettered (``wrong_type``, naming the metric and type); in a birth such a
 metric is remembered (its alias is known) but its value is not stored.
@@ -217,7 +218,7 @@ class SparkplugCodec:
             if m.is_null:
                 continue
             value = value_of(m, info.datatype, info.field)
-            ms = m.timestamp if m.HasField("timestamp") else default_ms
+            ms = m.timestamp or default_ms
             values.append((info.field, value, ms, m.is_historical))
         if not values:
             return Bundle([], [])
@@ -228,7 +229,7 @@ class SparkplugCodec:
         names: dict[str, MetricInfo] = {}
         fields: set[str] = set()
         bd_seq: int | None = None
-        default_ms = msg.timestamp if msg.HasField("timestamp") else 0
+        default_ms = msg.timestamp
         values: list[tuple[str, FieldValue, int, bool]] = []
         for m in msg.metrics:
             if self.device_key is None and m.name == BD_SEQ:
@@ -249,7 +250,7 @@ class SparkplugCodec:
                 aliases[m.alias] = info
             if m.is_null or m.datatype not in STORED:
                 continue
-            ms = m.timestamp if m.HasField("timestamp") else default_ms
+            ms = m.timestamp or default_ms
             values.append((field, value_of(m, m.datatype, field), ms, m.is_historical))
         points = self._points(source, values, now_ns, latest_ns)
         at = default_ms / 1000 if default_ms else time.time()  # the node's clock orders its births

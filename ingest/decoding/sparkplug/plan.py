@@ -8,7 +8,7 @@ own other than the message's, each value in the field its datatype reads from, f
 one point's fields with little Python per metric.
 
 :meth:`DataPlan.fields` only answers for that case: anything else (an unknown alias, a null, a
-historical or differently timed metric, a value in a field its datatype does not read, a value out of
+historical metric or one timed other than its message, a value in a field its datatype does not read, a value out of
 range, a non-finite number, a string with a control character or lone surrogate, too many fields, no
 metrics) returns None and the codec decodes the message by its general path
 (:meth:`~ingest.decoding.sparkplug.codec.SparkplugCodec.decode`), which says what is wrong. The two
@@ -25,17 +25,19 @@ from core.sparkplug import BirthRecord, MetricInfo
 from ingest.decoding.senml import valid_unicode
 from ingest.decoding.sparkplug.proto import DataType
 
-# how a datatype's value is read (the second item of a plan entry; the third is its parameter)
-_REAL = 0  # Double, Float: the oneof read first (double_value / float_value), either is accepted
-_SIGNED = 1  # Int8…Int64: two's complement of the width (the parameter) from int_value or long_value
-_UNSIGNED = 2  # UInt8…UInt64: from int_value or long_value, within the width (the parameter)
-_BOOL = 3
-_STRING = 4  # String, Text, UUID
-_DATETIME = 5  # epoch ms from long_value
+# how a datatype's value is read (the second item of a plan entry; the third is its parameter),
+# ordered so that ranges of them share a branch
+_DOUBLE = 0  # Double: double_value (float_value accepted too)
+_FLOAT = 1  # Float: float_value (double_value accepted too)
+_SIGNED = 2  # Int8…Int64: two's complement of the width (the parameter) from int_value or long_value
+_UNSIGNED = 3  # UInt8…UInt64: from int_value or long_value, within the width (the parameter)
+_BOOL = 4
+_STRING = 5  # String, Text, UUID
+_DATETIME = 6  # epoch ms from long_value
 
 _KINDS: dict[int, tuple[int, Any]] = {
-    DataType.DOUBLE: (_REAL, "double_value"),
-    DataType.FLOAT: (_REAL, "float_value"),
+    DataType.DOUBLE: (_DOUBLE, None),
+    DataType.FLOAT: (_FLOAT, None),
     DataType.INT8: (_SIGNED, 8),
     DataType.INT16: (_SIGNED, 16),
     DataType.INT32: (_SIGNED, 32),
@@ -51,9 +53,8 @@ _KINDS: dict[int, tuple[int, Any]] = {
     DataType.DATETIME: (_DATETIME, None),
 }
 _INTS = ("int_value", "long_value")
-_REALS = ("double_value", "float_value")
 
-Entry = tuple[str, int, Any]  # field, how to read (_REAL…), its parameter
+Entry = tuple[str, int, Any]  # field, how to read (_DOUBLE…), its parameter
 
 
 def _entries(metrics: Iterable[tuple[Any, MetricInfo]]) -> dict[Any, Entry]:
@@ -92,21 +93,24 @@ class DataPlan:
                 e = by_name.get(m.name)
             if e is None or m.is_null or m.is_historical:
                 return None
-            if m.HasField("timestamp") and m.timestamp != default_ms:
+            t = m.timestamp
+            if t and t != default_ms:  # a point of its own
                 return None
             field, kind, p = e
-            if kind == _REAL:
-                f = getattr(m, p)
+            if kind <= _FLOAT:
+                f = m.double_value if kind == _DOUBLE else m.float_value
                 if not f:  # 0.0 (or -0.0) is also what an unset field reads as: which one is set?
                     w = m.WhichOneof("value")
-                    if w != p:
-                        if w not in _REALS:
-                            return None
-                        f = getattr(m, w)
+                    if w == "double_value":
+                        f = m.double_value
+                    elif w == "float_value":
+                        f = m.float_value
+                    else:
+                        return None
                 if f - f != 0.0:  # NaN, ±inf
                     return None
                 fields[field] = f
-            elif kind == _SIGNED or kind == _UNSIGNED:
+            elif kind <= _UNSIGNED:
                 raw = m.long_value or m.int_value
                 if not raw and m.WhichOneof("value") not in _INTS:
                     return None
