@@ -18,13 +18,20 @@ from ingest.decoding.sparkplug.plan import DataPlan
 from ingest.decoding.sparkplug.proto import DataType as T
 from ingest.decoding.sparkplug.proto import payload_class
 from ingest.decoding.sparkplug.state import MemoryState, NoRebirths
-from ingest.decoding.sparkplug.topic import parse
+from ingest.decoding.sparkplug.topic import SparkplugTopic, parse
 
 NOW_NS = 1_764_038_400_000_000_000
 NOW_MS = NOW_NS // 1_000_000
 LATEST_NS = NOW_NS + 300 * 1_000_000_000
-TOPIC = parse("spBv1.0/g/DDATA/e/d")
-assert TOPIC is not None
+
+
+def _ddata_topic() -> SparkplugTopic:
+    topic = parse("spBv1.0/g/DDATA/e/d")
+    assert topic is not None
+    return topic
+
+
+TOPIC = _ddata_topic()
 MAX_FIELDS = 5
 SOURCE = Source(TOPIC.device_id, Kind.TELEMETRY, MEASUREMENTS[Kind.TELEMETRY], MAX_FIELDS)
 ONEOFS = ("int_value", "long_value", "float_value", "double_value", "boolean_value", "string_value", "bytes_value")
