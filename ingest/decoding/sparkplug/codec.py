@@ -144,20 +144,23 @@ class SparkplugCodec:
         self.node_id = topic.node_id
         self.device_key = None if topic.device is None else topic.device_id
         self._parse = payload_class().FromString  # the first Sparkplug topic builds the class
+        self._is_data = topic.type is MessageType.NDATA or topic.type is MessageType.DDATA  # once, not per message
 
     def decode(self, source: Source, payload: bytes, now_ns: int, latest_ns: int) -> list[Point] | Bundle:
         try:
             msg = self._parse(payload)
         except Exception as e:  # google.protobuf.message.DecodeError, and anything its parser raises
             raise Rejected(Reason.WRONG_TYPE, f"not a Sparkplug B payload ({type(e).__name__})") from None
+        if self._is_data:
+            if self.seqs is not None and msg.HasField("seq"):
+                self.seqs.seen(self.topic.group, self.topic.edge, msg.seq)
+            return self._data(source, msg, now_ns, latest_ns)
         t = self.topic.type
         if self.seqs is not None and t is not MessageType.NDEATH and msg.HasField("seq"):
             if t is MessageType.NBIRTH:
                 self.seqs.born(self.topic.group, self.topic.edge, msg.seq)
             else:
                 self.seqs.seen(self.topic.group, self.topic.edge, msg.seq)
-        if t is MessageType.NDATA or t is MessageType.DDATA:
-            return self._data(source, msg, now_ns, latest_ns)
         if t is MessageType.NBIRTH or t is MessageType.DBIRTH:
             return self._birth(source, msg, now_ns, latest_ns)
         if t is MessageType.NDEATH:
