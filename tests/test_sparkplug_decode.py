@@ -244,3 +244,13 @@ def test_gateway_and_device_of() -> None:
     assert d.topics.device_of(DD) == "plant1:edge1:pump" and d.topics.gateway_of(DD) == "plant1:edge1"
     assert d.topics.device_of(ND) == "plant1:edge1" and d.topics.gateway_of(ND) == "plant1:edge1"
     assert d.topics.device_of("devices/d1/telemetry") == "d1" and d.topics.gateway_of("devices/d1/telemetry") is None
+
+
+def test_a_metric_timestamp_of_0_is_none_the_message_timestamp_applies() -> None:
+    d, _, _ = make()
+    decode(
+        d, NB, encode([MetricValue(T.DOUBLE, 0.0, name="a", alias=1), MetricValue(T.DOUBLE, 0.0, name="b", alias=2)])
+    )
+    sent = [MetricValue(T.DOUBLE, 1.0, alias=1, timestamp_ms=0), MetricValue(T.DOUBLE, 2.0, alias=2)]
+    got = decode(d, ND, encode(sent, timestamp_ms=NOW_MS - 1000))
+    assert got == [Point("sensor_readings", "plant1:edge1", {"a": 1.0, "b": 2.0}, NOW_NS - 1_000_000_000, {})]

@@ -17,7 +17,8 @@ field (tahu #71: a negative Int8 arrives as 255, or sign-extended as 4294967295)
 ``int_value`` or ``long_value`` (sparkplug #102); integers become floats (as every number the pipeline
 stores); DateTime is epoch milliseconds as a float; String, Text and UUID are strings; Boolean a bool.
 ``is_null`` metrics are absent from the reading. Per-metric timestamps (epoch ms) are kept: metrics
-are grouped into one point per timestamp; ``is_historical`` ones go to points tagged
+are grouped into one point per timestamp (a metric's timestamp of 0 is none: its message's applies;
+a message's of 0 is none: the arrival time); ``is_historical`` ones go to points tagged
 ``historical=true``. Bytes, File, DataSet, Template, PropertySet and arrays are not stored: a data
 message holding one is dead-lettered (``wrong_type``, naming the metric and type); in a birth such a
 metric is remembered (its alias is known) but its value is not stored.
@@ -38,6 +39,7 @@ from core.model import Bundle, FieldValue, Point, Reason, Rejected, StatusChange
 from ingest.decoding.codecs import Source
 from ingest.decoding.names import check_field_key, check_string_value
 from ingest.decoding.senml import valid_unicode
+from ingest.decoding.sparkplug.plan import DataPlan
 from ingest.decoding.sparkplug.proto import DataType, payload_class
 from ingest.decoding.sparkplug.seq import SeqTracker
 from ingest.decoding.sparkplug.state import BirthRecord, MetricInfo, Rebirths, SparkplugState
@@ -125,29 +127,40 @@ class SparkplugCodec:
     first_bytes: frozenset[int] = frozenset()
 
     def __init__(
-        self, topic: SparkplugTopic, state: SparkplugState, rebirths: Rebirths, seqs: SeqTracker | None = None
+        self,
+        topic: SparkplugTopic,
+        state: SparkplugState,
+        rebirths: Rebirths,
+        seqs: SeqTracker | None = None,
+        *,
+        fast_path: bool = True,
     ) -> None:
         self.topic = topic
         self.state = state
         self.rebirths = rebirths
         self.seqs = seqs  # None: this process does not see the node's whole stream (--workers N)
+        self.fast_path = fast_path  # False: every data message by the general path (the property test's)
+        self._plan: DataPlan | None = None  # of the latest birth a data message was decoded under
         self.node_id = topic.node_id
         self.device_key = None if topic.device is None else topic.device_id
         self._parse = payload_class().FromString  # the first Sparkplug topic builds the class
+        self._is_data = topic.type is MessageType.NDATA or topic.type is MessageType.DDATA  # once, not per message
 
     def decode(self, source: Source, payload: bytes, now_ns: int, latest_ns: int) -> list[Point] | Bundle:
         try:
             msg = self._parse(payload)
         except Exception as e:  # google.protobuf.message.DecodeError, and anything its parser raises
             raise Rejected(Reason.WRONG_TYPE, f"not a Sparkplug B payload ({type(e).__name__})") from None
+        if self._is_data:
+            if self.seqs is not None and msg.HasField("seq"):
+                self.seqs.seen(self.topic.group, self.topic.edge, msg.seq)
+            return self._data(source, msg, now_ns, latest_ns)
         t = self.topic.type
         if self.seqs is not None and t is not MessageType.NDEATH and msg.HasField("seq"):
             if t is MessageType.NBIRTH:
                 self.seqs.born(self.topic.group, self.topic.edge, msg.seq)
             else:
                 self.seqs.seen(self.topic.group, self.topic.edge, msg.seq)
-        if t is MessageType.NDATA or t is MessageType.DDATA:
-            return self._data(source, msg, now_ns, latest_ns)
         if t is MessageType.NBIRTH or t is MessageType.DBIRTH:
             return self._birth(source, msg, now_ns, latest_ns)
         if t is MessageType.NDEATH:
@@ -178,7 +191,20 @@ class SparkplugCodec:
 
     def _data(self, source: Source, msg: Any, now_ns: int, latest_ns: int) -> list[Point] | Bundle:
         record = self.state.birth(self.node_id, self.device_key)
-        default_ms = msg.timestamp if msg.HasField("timestamp") else 0
+        default_ms: int = msg.timestamp  # 0 when it has none
+        if record is not None and self.fast_path:
+            plan = self._plan
+            if plan is None or plan.record is not record:
+                plan = self._plan = DataPlan(record)
+            fields = plan.fields(msg.metrics, default_ms, source.max_fields)
+            if fields is not None:
+                ts = self._ts(default_ms, now_ns, latest_ns)
+                return [Point(source.measurement, source.device_id, fields, ts, {})]
+        return self._data_general(source, msg, record, default_ms, now_ns, latest_ns)
+
+    def _data_general(
+        self, source: Source, msg: Any, record: BirthRecord | None, default_ms: int, now_ns: int, latest_ns: int
+    ) -> list[Point] | Bundle:
         values: list[tuple[str, FieldValue, int, bool]] = []
         for m in msg.metrics:
             info = None
@@ -195,7 +221,7 @@ class SparkplugCodec:
             if m.is_null:
                 continue
             value = value_of(m, info.datatype, info.field)
-            ms = m.timestamp if m.HasField("timestamp") else default_ms
+            ms = m.timestamp or default_ms
             values.append((info.field, value, ms, m.is_historical))
         if not values:
             return Bundle([], [])
@@ -206,7 +232,7 @@ class SparkplugCodec:
         names: dict[str, MetricInfo] = {}
         fields: set[str] = set()
         bd_seq: int | None = None
-        default_ms = msg.timestamp if msg.HasField("timestamp") else 0
+        default_ms = msg.timestamp
         values: list[tuple[str, FieldValue, int, bool]] = []
         for m in msg.metrics:
             if self.device_key is None and m.name == BD_SEQ:
@@ -227,7 +253,7 @@ class SparkplugCodec:
                 aliases[m.alias] = info
             if m.is_null or m.datatype not in STORED:
                 continue
-            ms = m.timestamp if m.HasField("timestamp") else default_ms
+            ms = m.timestamp or default_ms
             values.append((field, value_of(m, m.datatype, field), ms, m.is_historical))
         points = self._points(source, values, now_ns, latest_ns)
         at = default_ms / 1000 if default_ms else time.time()  # the node's clock orders its births

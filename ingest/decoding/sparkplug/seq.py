@@ -56,7 +56,6 @@ class SeqTracker:
     def seen(self, group: str, edge: str, seq: int) -> None:
         """A DBIRTH/NDATA/DDATA/DDEATH of the node with ``seq``. Never raises."""
         key = (group, edge)
-        now = self.clock()
         with self._lock:
             missing = self._missing.get(key)
             if missing and seq in missing:
@@ -74,12 +73,14 @@ class SeqTracker:
                     return
                 if ahead:
                     awaited = self._missing.setdefault(key, {})
+                    deadline = self.clock() + self.reorder_s
                     for k in range(ahead):
-                        awaited[(expected + k) % 256] = now + self.reorder_s
+                        awaited[(expected + k) % 256] = deadline
                     missing = awaited
                 self._next[key] = (seq + 1) % 256
-            if not missing:
+            if not missing:  # in order, nothing awaited: the clock is not read
                 return
+            now = self.clock()
             lost = [s for s, deadline in missing.items() if deadline <= now]
             for s in lost:
                 del missing[s]
