@@ -6,7 +6,8 @@ same value types and the same units every time, only the numbers change. The ref
 walks every leaf in Python, asks for its unit and checks its name on every message. A
 :class:`Plan` is what that walk found for one shape, compiled once: where the numeric leaves are
 (one ``itemgetter`` per object), their field names (already checked), and the points they make
-(one per unit, in the reference's order). A message of a known shape is then read with C-level
+(one for the declared-unit and unit-less fields, one per unit the payload sent; in the
+reference's order). A message of a known shape is then read with C-level
 gets and ``float`` conversions.
 
 The shape (:func:`shape_of`) is every object's keys and the types of their values, nested (as deep
@@ -24,12 +25,13 @@ from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
-from core.model import FieldValue, Point
+from core.model import DeclaredUnits, FieldValue, Point
 from ingest.decoding.codecs import Source
+from ingest.decoding.units import Unit
 
 MAX_DEPTH = 16  # nesting a flattened object may have; deeper leaves are not fields
 Shape = tuple[Any, ...]
-UnitOf = Callable[[str, str, dict[str, Any]], str | None]  # (field name, leaf key, whole object) -> unit
+UnitOf = Callable[[str, str, dict[str, Any]], Unit | None]  # (field name, leaf key, whole object) -> unit
 
 
 def shape_of(obj: dict[str, Any], depth: int = 1) -> Shape:
@@ -57,7 +59,7 @@ class Plan:
         bools: bool,
         unit_of: UnitOf,
     ) -> None:
-        leaves: list[tuple[int, int, str, bool, str | None]] = []  # (node, index in it, name, is bool, unit)
+        leaves: list[tuple[int, int, str, bool, Unit | None]] = []  # (node, index in it, name, is bool, unit)
         nodes: list[tuple[tuple[str, ...], list[str]]] = []
 
         def walk(node: dict[str, Any], path: tuple[str, ...], prefix: str, depth: int) -> None:
@@ -76,35 +78,46 @@ class Plan:
                     walk(v, (*path, k), prefix + k + separator, depth + 1)
 
         # the reference visits leaves depth-first in key order; values come out object by object
-        # (one itemgetter each), so `order` maps them back, grouped by unit (first-seen unit first)
+        # (one itemgetter each), so `order` maps them back, grouped by point (first seen first):
+        # one for the fields without a unit or with a declared one, one per unit the payload sent
         walk(obj, (), "", 1)
         offsets, total = [], 0
         for _path, keys in nodes:
             offsets.append(total)
             total += len(keys)
         self.nodes = [(path, itemgetter(*keys) if len(keys) > 1 else _get_one(keys[0])) for path, keys in nodes if keys]
-        units: dict[str | None, list[tuple[int, str, bool]]] = {}
+        by_tag: dict[str | None, list[tuple[int, str, bool]]] = {}
+        declared: dict[str, str] = {}
+        texts: set[str] = set()
         for node_at, index, name, is_bool, unit in leaves:
-            units.setdefault(unit, []).append((offsets[node_at] + index, name, is_bool))
+            tag = None
+            if unit is not None:
+                texts.add(unit.text)
+                if unit.declared:
+                    declared[name] = unit.text
+                else:
+                    tag = unit.text
+            by_tag.setdefault(tag, []).append((offsets[node_at] + index, name, is_bool))
+        units_of = DeclaredUnits(declared) if declared else None
         flat: list[int] = []
-        groups: list[tuple[dict[str, str], str | None, tuple[str, ...], int, int]] = []
+        groups: list[tuple[dict[str, str], DeclaredUnits | None, str | None, tuple[str, ...], int, int]] = []
         bool_at: list[int] = []
-        for unit, members in units.items():
+        for tag, members in by_tag.items():
             start = len(flat)
             for index, _name, is_bool in members:
                 if is_bool:
                     bool_at.append(len(flat))
                 flat.append(index)
             names = tuple(n for _, n, _ in members)
-            tags = {"unit": unit} if unit is not None else {}
-            groups.append((tags, names[0] if len(names) == 1 else None, names, start, len(flat)))
+            tags, units = ({"unit": tag}, None) if tag is not None else ({}, units_of)
+            groups.append((tags, units, names[0] if len(names) == 1 else None, names, start, len(flat)))
         self.order: Callable[[list[Any]], tuple[Any, ...]] = (
             itemgetter(*flat) if len(flat) > 1 else (lambda values: (values[0],))
         )
         self.groups = groups
         self.bools = tuple(bool_at)
         self.n_fields = len(flat)
-        self.n_units = sum(1 for tags, *_ in groups if tags)
+        self.n_units = len(texts)
 
     def points(self, source: Source, obj: dict[str, Any], ts: int) -> list[Point] | None:
         """The points of ``obj`` (of this plan's shape), or None: the reference path must decide."""
@@ -130,6 +143,6 @@ class Plan:
             return None
         m, device = source.measurement, source.device_id
         return [
-            Point(m, device, {one: out[a]} if one is not None else dict(zip(names, out[a:b])), ts, dict(tags))  # noqa: B905
-            for tags, one, names, a, b in self.groups
+            Point(m, device, {one: out[a]} if one is not None else dict(zip(names, out[a:b])), ts, dict(tags), units)  # noqa: B905
+            for tags, units, one, names, a, b in self.groups
         ]
