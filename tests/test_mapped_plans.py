@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.model import DeclaredUnits, Kind, Point, Reason, Rejected
+from core.model import DeclaredUnits, FieldValue, Kind, Point, Reason, Rejected
 from ingest.decoding.codecs import Source
 from ingest.decoding.mapped import JsonReadings, TimeSpec, points_of, units_by_name
 from ingest.decoding.presets import tasmota, zigbee2mqtt
@@ -108,7 +108,7 @@ def test_a_plan_is_made_and_used() -> None:
     plan = next(iter(reader._plans.values()))
     assert plan.points(SOURCE, json.loads(payload), 1) is not None
     assert decoded(reader, payload) == first
-    fields = {"ENERGY.Power": 12.0, "ENERGY.Voltage": 234.0, "ENERGY.Factor": 0.6}
+    fields: dict[str, FieldValue] = {"ENERGY.Power": 12.0, "ENERGY.Voltage": 234.0, "ENERGY.Factor": 0.6}
     declared = DeclaredUnits({"ENERGY.Power": "W", "ENERGY.Voltage": "V"})  # units the preset declares: no tag
     assert first == [Point("sensor_readings", "plug1", fields, 1_764_036_000_000_000_000, {}, declared)]
     fahrenheit = b'{"Time":"2025-11-25T03:00:00","TempUnit":"F","AM2301":{"Temperature":70,"Humidity":50}}'
