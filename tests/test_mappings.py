@@ -287,6 +287,16 @@ def test_cli_check_and_test(
     [reading] = out["readings"]
     assert reading["measurement"] == "sensor_readings" and reading["time"] == "2020-12-31T23:00:00.000Z"
     assert reading["fields"]["ENERGY.Power"] == 12.0 and reading["units"]["ENERGY.Power"] == "W"
+    assert reading["unit_as"]["ENERGY.Power"] == "declared" and "ENERGY.Factor" not in reading["unit_as"]
+
+    fahrenheit = '{"Time":"2021-01-01T00:00:00","AM2301":{"Temperature":70.9,"Humidity":53.4},"TempUnit":"F"}'
+    r = run_iot(
+        monkeypatch, capsys, "mappings", "test", str(f), "--topic", "tele/plug1/SENSOR", "--payload", fahrenheit
+    )
+    assert r.code == 0, r.err
+    [reading] = r.json()["readings"]
+    assert reading["units"] == {"AM2301.Temperature": "Far", "AM2301.Humidity": "%RH"}
+    assert reading["unit_as"] == {"AM2301.Temperature": "tag", "AM2301.Humidity": "declared"}
 
     r = run_iot(
         monkeypatch,
