@@ -29,7 +29,7 @@ from core.model import DeclaredUnits, FieldValue, Kind, Point, Reason, Rejected,
 from ingest.decoding.codecs import Source, json_loads, parse_json
 from ingest.decoding.names import check_field_key, check_string_value, check_tag_value
 from ingest.decoding.senml import valid_unicode
-from ingest.decoding.shapes import MAX_DEPTH, Plan, Shape, UnitOf, shape_of
+from ingest.decoding.shapes import MAX_DEPTH, Plan, Shape, UnitOf, interned, shape_of
 from ingest.decoding.timestamps import MAX_NS, BadTimestamp, to_ns
 from ingest.decoding.units import Unit, declared_table
 
@@ -248,7 +248,7 @@ def points_of(
             check_tag_value("unit", u)
             _remember(("unit", u))
     m = measurement or source.measurement
-    units_of = DeclaredUnits(declared) if declared else None
+    units_of = interned(DeclaredUnits(declared)) if declared else None
     return [
         Point(m, source.device_id, f, ts, {"unit": u})
         if u is not None

@@ -21,7 +21,7 @@ reference path, which gives the reason. tests/test_mapped_plans.py holds the two
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -42,6 +42,20 @@ def shape_of(obj: dict[str, Any], depth: int = 1) -> Shape:
     return (tuple(obj), types, tuple([shape_of(v, depth + 1) for v in obj.values() if type(v) is dict]))
 
 
+_interned: dict[DeclaredUnits, DeclaredUnits] = {}
+
+
+def interned(units: DeclaredUnits) -> DeclaredUnits:
+    """The one object for these declared units (plans and the reference path share it, so the
+    field_units log recognises them by identity)."""
+    found = _interned.get(units)
+    if found is None:
+        if len(_interned) >= 4096:
+            _interned.clear()
+        found = _interned[units] = units
+    return found
+
+
 def _get_one(key: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     return lambda d: (d[key],)
 
@@ -49,7 +63,7 @@ def _get_one(key: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
 class Plan:
     """How to read one shape: objects to visit, leaves to take from each, points to make."""
 
-    __slots__ = ("bools", "groups", "n_fields", "n_units", "nodes", "order")
+    __slots__ = ("bools", "groups", "n_fields", "n_units", "nodes", "one", "order")
 
     def __init__(
         self,
@@ -98,7 +112,7 @@ class Plan:
                 else:
                     tag = unit.text
             by_tag.setdefault(tag, []).append((offsets[node_at] + index, name, is_bool))
-        units_of = DeclaredUnits(declared) if declared else None
+        units_of = interned(DeclaredUnits(declared)) if declared else None
         flat: list[int] = []
         groups: list[tuple[dict[str, str], DeclaredUnits | None, str | None, tuple[str, ...], int, int]] = []
         bool_at: list[int] = []
@@ -111,8 +125,28 @@ class Plan:
             names = tuple(n for _, n, _ in members)
             tags, units = ({"unit": tag}, None) if tag is not None else ({}, units_of)
             groups.append((tags, units, names[0] if len(names) == 1 else None, names, start, len(flat)))
-        self.order: Callable[[list[Any]], tuple[Any, ...]] = (
-            itemgetter(*flat) if len(flat) > 1 else (lambda values: (values[0],))
+        self.order: Callable[[list[Any]], tuple[Any, ...]] | None = (
+            None  # the objects give their values in the points' order (a plug's ENERGY object)
+            if flat == list(range(len(flat)))
+            else itemgetter(*flat)
+            if len(flat) > 1
+            else (lambda values: (values[0],))
+        )
+        # one object holds every leaf and they make one point: (its path, its getter, the point's
+        # tags, declared units, field names); the common case, read without the general loop
+        self.one: (
+            tuple[
+                tuple[str, ...],
+                Callable[[dict[str, Any]], tuple[Any, ...]],
+                dict[str, str],
+                DeclaredUnits | None,
+                tuple[str, ...],
+            ]
+            | None
+        ) = (
+            (self.nodes[0][0], self.nodes[0][1], groups[0][0], groups[0][1], groups[0][3])
+            if len(self.nodes) == 1 and len(groups) == 1 and self.order is None
+            else None
         )
         self.groups = groups
         self.bools = tuple(bool_at)
@@ -123,13 +157,21 @@ class Plan:
         """The points of ``obj`` (of this plan's shape), or None: the reference path must decide."""
         if self.n_fields > source.max_fields or self.n_units > source.max_units:
             return None
-        values: list[Any] = []
-        for path, get in self.nodes:
+        one = self.one
+        ordered: Sequence[Any]
+        if one is not None:
             node = obj
-            for key in path:
+            for key in one[0]:
                 node = node[key]
-            values += get(node)
-        ordered = self.order(values)
+            ordered = one[1](node)
+        else:
+            values: list[Any] = []
+            for path, get in self.nodes:
+                node = obj
+                for key in path:
+                    node = node[key]
+                values += get(node)
+            ordered = values if self.order is None else self.order(values)
         try:
             if self.bools:
                 out: list[FieldValue] = [v if type(v) is bool else float(v) for v in ordered]
@@ -142,6 +184,8 @@ class Plan:
         if total - total != 0.0:  # a non-finite value (or a sum that overflowed): the reference decides
             return None
         m, device = source.measurement, source.device_id
+        if one is not None:
+            return [Point(m, device, dict(zip(one[4], out)), ts, dict(one[2]), one[3])]  # noqa: B905
         return [
             Point(m, device, {one: out[a]} if one is not None else dict(zip(names, out[a:b])), ts, dict(tags), units)  # noqa: B905
             for tags, units, one, names, a, b in self.groups
