@@ -196,7 +196,8 @@ class Router:
         self.last_seen[device_id] = now
         origin = (topic, payload, now)
         if points is not None:
-            points = self.field_units.add(points)  # an accepted message's declared units, when new
+            if len(points) > 1 or points[0].declared is not None:  # an accepted message's declared units
+                points = self.field_units.add(points)
             if info is not None:
                 site, dtype = info.site, info.type
                 for p in points:

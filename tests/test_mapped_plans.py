@@ -2,8 +2,9 @@
 
 - a flattened JSON reading of a known shape is read by a compiled plan (ingest.decoding.shapes):
   it must give exactly the points (or the refusal) the reference walk gives, for any object;
-- a local time ``YYYY-MM-DDTHH:MM:SS`` is read from a cached hour start: it must give exactly the
-  instant ``datetime.fromisoformat`` in the zone gives, across DST transitions of odd zones.
+- a local time ``YYYY-MM-DDTHH:MM:SS`` is read from a cached hour start (and, read again, from the
+  cache of times read): it must give exactly the instant ``datetime.fromisoformat`` in the zone
+  gives, across DST transitions of odd zones.
 """
 
 from __future__ import annotations

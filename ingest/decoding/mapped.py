@@ -69,6 +69,7 @@ def zone(name: str) -> ZoneInfo:
 _SIXTY = {f"{i:02d}": i for i in range(60)}
 _NO_FAST_HOUR = -1
 MAX_CACHED_HOURS = 1024
+MAX_CACHED_SECONDS = 4096  # local times read (a fleet's devices report the same seconds); then it starts over
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +80,12 @@ class TimeSpec:
     # local time ``YYYY-MM-DDTHH:MM:SS``: the hour's start (ns) by its first 13 characters, when the
     # zone's offset is the same all through that hour (else _NO_FAST_HOUR): minutes and seconds add
     _hours: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    # ... and each such time read from its hour's start, as read (a pure function of the text)
+    _seconds: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def ns(self, obj: Any, now_ns: int, latest_ns: int) -> int:
-        raw = lookup(obj, self.path)
+        path = self.path
+        raw = obj.get(path[0]) if len(path) == 1 and type(obj) is dict else lookup(obj, path)
         if raw is None:
             return now_ns
         try:
@@ -103,6 +107,9 @@ class TimeSpec:
         if fmt == "local":
             if type(raw) is not str:
                 raise BadTimestamp("a local time must be a string")
+            known = self._seconds.get(raw)
+            if known is not None:
+                return known
             if len(raw) == 19 and raw[13] == ":" and raw[16] == ":":  # Tasmota's form: whole seconds
                 minutes, seconds = _SIXTY.get(raw[14:16]), _SIXTY.get(raw[17:19])
                 if minutes is not None and seconds is not None:
@@ -110,7 +117,11 @@ class TimeSpec:
                     if start is None:
                         start = self._hour(raw[:13])
                     if start != _NO_FAST_HOUR:
-                        return start + (minutes * 60 + seconds) * 1_000_000_000
+                        ns = start + (minutes * 60 + seconds) * 1_000_000_000
+                        if len(self._seconds) >= MAX_CACHED_SECONDS:
+                            self._seconds.clear()
+                        self._seconds[raw] = ns
+                        return ns
             return self._local(raw)
         if type(raw) is int:
             ns = raw * _EPOCH_NS[fmt]

@@ -36,10 +36,11 @@ UnitOf = Callable[[str, str, dict[str, Any]], Unit | None]  # (field name, leaf 
 
 def shape_of(obj: dict[str, Any], depth: int = 1) -> Shape:
     """Keys and value types of ``obj`` and of every object under it (to MAX_DEPTH)."""
-    types = tuple(map(type, obj.values()))
+    values = obj.values()
+    types = tuple(map(type, values))
     if dict not in types or depth >= MAX_DEPTH:
         return (tuple(obj), types)
-    return (tuple(obj), types, tuple([shape_of(v, depth + 1) for v in obj.values() if type(v) is dict]))
+    return (tuple(obj), types, tuple([shape_of(v, depth + 1) for v in values if type(v) is dict]))
 
 
 _interned: dict[DeclaredUnits, DeclaredUnits] = {}
