@@ -21,6 +21,7 @@ from core.model import DeclaredUnits, FieldValue, Kind, Point, Reason, Rejected
 from ingest.decoding.codecs import Source
 from ingest.decoding.mapped import JsonReadings, TimeSpec, points_of, units_by_name
 from ingest.decoding.presets import tasmota, zigbee2mqtt
+from ingest.decoding.shapes import MAX_DEPTH, shape_of
 
 NOW_NS = 1_764_038_400_000_000_000
 LATEST_NS = NOW_NS + 300 * 10**9
@@ -98,6 +99,23 @@ def test_a_plan_reads_new_numbers_of_a_known_shape(values: list[float]) -> None:
     obj = {"Time": "2025-11-25T03:00:00", "ENERGY": dict(zip(keys, values, strict=True))}
     payload = json.dumps(obj).encode()
     assert decoded(reader, payload, wide) == reference(reader, json.loads(payload), wide)
+
+
+def reference_shape(obj: dict[str, Any], depth: int = 1) -> Any:
+    """shape_of's definition: each object's keys and value types, and its objects' shapes."""
+    types = tuple(type(v) for v in obj.values())
+    if dict not in types or depth >= MAX_DEPTH:
+        return (tuple(obj), types)
+    return (tuple(obj), types, tuple(reference_shape(v, depth + 1) for v in obj.values() if type(v) is dict))
+
+
+@settings(max_examples=500, deadline=None)
+@given(obj=OBJECTS, nesting=st.integers(0, MAX_DEPTH + 3))
+def test_shape_of_is_its_definition(obj: dict[str, Any], nesting: int) -> None:
+    deep = obj
+    for _ in range(nesting):  # as deep as MAX_DEPTH and past it
+        deep = {"a": deep, "b": 1}
+    assert shape_of(deep) == reference_shape(deep)
 
 
 def test_a_plan_is_made_and_used() -> None:

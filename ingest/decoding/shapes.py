@@ -40,7 +40,12 @@ def shape_of(obj: dict[str, Any], depth: int = 1) -> Shape:
     types = tuple(map(type, values))
     if dict not in types or depth >= MAX_DEPTH:
         return (tuple(obj), types)
-    return (tuple(obj), types, tuple([shape_of(v, depth + 1) for v in values if type(v) is dict]))
+    inner = []
+    for v in values:  # what shape_of(v, depth + 1) gives, without a call for an object of leaves
+        if type(v) is dict:
+            child = tuple(map(type, v.values()))
+            inner.append(shape_of(v, depth + 1) if dict in child and depth + 1 < MAX_DEPTH else (tuple(v), child))
+    return (tuple(obj), types, tuple(inner))
 
 
 _interned: dict[DeclaredUnits, DeclaredUnits] = {}
