@@ -95,6 +95,9 @@ class DeclaredUnits:
     def __repr__(self) -> str:
         return f"DeclaredUnits({dict(self.units)!r})"
 
+    def __reduce__(self) -> tuple[type[DeclaredUnits], tuple[dict[str, str]]]:
+        return (DeclaredUnits, (dict(self.units),))
+
 
 @dataclass(slots=True)
 class Point:
