@@ -148,3 +148,17 @@ def test_a_declared_unit_counts_against_the_unit_budget() -> None:
     with pytest.raises(Rejected) as e:  # Far (a tag) and %RH (declared): two more
         d.decode("tele/plug1/SENSOR", AM2301_F, NOW)
     assert e.value.reason is Reason.CARDINALITY_LIMIT
+
+
+def test_every_worker_and_restart_writes_the_identical_record() -> None:
+    """Two processes (workers, or one before and after a restart) that see a device at different
+    times of one day write the same field_units points: an idempotent overwrite, not a new row."""
+
+    def records(payload: bytes) -> list[tuple[str, str, tuple[tuple[str, str], ...], dict[str, object], int]]:
+        router = Router(decoder(), batch_size=1000, flush_interval=60.0)
+        router.handle("tele/plug1/SENSOR", payload, None, NOW)
+        units = [p for p in router.buffers[TIMESERIES].items if p.measurement == MEASUREMENT]
+        return sorted((p.measurement, p.device_id, tuple(sorted(p.tags.items())), p.fields, p.ts_ns) for p in units)
+
+    later = doc.TASMOTA_SENSOR.replace(b"2021-01-01T00:00:00", b"2021-01-01T17:42:09")
+    assert records(doc.TASMOTA_SENSOR) == records(later) != []
