@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, Protocol
 
 FieldValue = float | bool | str
@@ -69,15 +71,47 @@ class Rejected(Exception):
         self.detail = detail
 
 
+class DeclaredUnits:
+    """The units a mapping declares for fields of one point (field -> unit), read-only.
+
+    A declared unit comes from configuration (a mapping's ``units`` table, a preset's table), so it
+    is not a tag on every point: it is stored once per (device, measurement, field) in the
+    ``field_units`` measurement (``ingest.decoding.field_units``), and a point without a ``unit``
+    tag is in its fields' declared units. Equal by content (hash computed once)."""
+
+    __slots__ = ("_hash", "unit_set", "units")
+
+    def __init__(self, units: Mapping[str, str]) -> None:
+        self.units: Mapping[str, str] = MappingProxyType(dict(units))
+        self.unit_set = frozenset(self.units.values())
+        self._hash = hash(frozenset(self.units.items()))
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (isinstance(other, DeclaredUnits) and self.units == other.units)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"DeclaredUnits({dict(self.units)!r})"
+
+    def __reduce__(self) -> tuple[type[DeclaredUnits], tuple[dict[str, str]]]:
+        return (DeclaredUnits, (dict(self.units),))
+
+
 @dataclass(slots=True)
 class Point:
-    """One time-series point: measurement, series (device_id + tags), fields, time in ns."""
+    """One time-series point: measurement, series (device_id + tags), fields, time in ns.
+
+    ``declared``: the units a mapping declares for some of its fields (not stored with the point,
+    and not spooled: the decoder turns it into ``field_units`` points before the point is batched)."""
 
     measurement: str
     device_id: str
     fields: dict[str, FieldValue]
     ts_ns: int
     tags: dict[str, str] = field(default_factory=dict)
+    declared: DeclaredUnits | None = None
 
 
 class DeviceEntry(Protocol):

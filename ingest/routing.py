@@ -23,6 +23,7 @@ from core.model import (
     Rejected,
     StatusChange,
 )
+from ingest.decoding.field_units import FieldUnitsLog
 from ingest.decoding.names import check_tag_value
 from ingest.decoding.topics import Topics
 from ingest.mqtt.packets import Oversized
@@ -112,6 +113,7 @@ class Router:
         self._learnt: dict[str, str] = {}  # gateways of devices this router registered (until the directory has them)
         self._gateway_of: dict[str, str | None] = {}  # topic -> gateway (cached: topics.gateway_of per topic)
         self._activity_at = 0.0
+        self.field_units = FieldUnitsLog()  # declared units recorded once per device, field and day
 
     def _batch(self, dest: str, now: float) -> Batch:
         b = self.buffers.get(dest)
@@ -194,6 +196,8 @@ class Router:
         self.last_seen[device_id] = now
         origin = (topic, payload, now)
         if points is not None:
+            if len(points) > 1 or points[0].declared is not None:  # an accepted message's declared units
+                points = self.field_units.add(points)
             if info is not None:
                 site, dtype = info.site, info.type
                 for p in points:

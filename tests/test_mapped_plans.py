@@ -2,8 +2,9 @@
 
 - a flattened JSON reading of a known shape is read by a compiled plan (ingest.decoding.shapes):
   it must give exactly the points (or the refusal) the reference walk gives, for any object;
-- a local time ``YYYY-MM-DDTHH:MM:SS`` is read from a cached hour start: it must give exactly the
-  instant ``datetime.fromisoformat`` in the zone gives, across DST transitions of odd zones.
+- a local time ``YYYY-MM-DDTHH:MM:SS`` is read from a cached hour start (and, read again, from the
+  cache of times read): it must give exactly the instant ``datetime.fromisoformat`` in the zone
+  gives, across DST transitions of odd zones.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.model import Kind, Point, Reason, Rejected
+from core.model import DeclaredUnits, FieldValue, Kind, Point, Reason, Rejected
 from ingest.decoding.codecs import Source
 from ingest.decoding.mapped import JsonReadings, TimeSpec, points_of, units_by_name
 from ingest.decoding.presets import tasmota, zigbee2mqtt
+from ingest.decoding.shapes import MAX_DEPTH, shape_of
 
 NOW_NS = 1_764_038_400_000_000_000
 LATEST_NS = NOW_NS + 300 * 10**9
@@ -99,6 +101,23 @@ def test_a_plan_reads_new_numbers_of_a_known_shape(values: list[float]) -> None:
     assert decoded(reader, payload, wide) == reference(reader, json.loads(payload), wide)
 
 
+def reference_shape(obj: dict[str, Any], depth: int = 1) -> Any:
+    """shape_of's definition: each object's keys and value types, and its objects' shapes."""
+    types = tuple(type(v) for v in obj.values())
+    if dict not in types or depth >= MAX_DEPTH:
+        return (tuple(obj), types)
+    return (tuple(obj), types, tuple(reference_shape(v, depth + 1) for v in obj.values() if type(v) is dict))
+
+
+@settings(max_examples=500, deadline=None)
+@given(obj=OBJECTS, nesting=st.integers(0, MAX_DEPTH + 3))
+def test_shape_of_is_its_definition(obj: dict[str, Any], nesting: int) -> None:
+    deep = obj
+    for _ in range(nesting):  # as deep as MAX_DEPTH and past it
+        deep = {"a": deep, "b": 1}
+    assert shape_of(deep) == reference_shape(deep)
+
+
 def test_a_plan_is_made_and_used() -> None:
     """Without this the property above could hold with the fast path never taken."""
     reader = readers()[0]
@@ -108,11 +127,16 @@ def test_a_plan_is_made_and_used() -> None:
     plan = next(iter(reader._plans.values()))
     assert plan.points(SOURCE, json.loads(payload), 1) is not None
     assert decoded(reader, payload) == first
-    assert first == [
-        Point("sensor_readings", "plug1", {"ENERGY.Power": 12.0}, 1_764_036_000_000_000_000, {"unit": "W"}),
-        Point("sensor_readings", "plug1", {"ENERGY.Voltage": 234.0}, 1_764_036_000_000_000_000, {"unit": "V"}),
-        Point("sensor_readings", "plug1", {"ENERGY.Factor": 0.6}, 1_764_036_000_000_000_000, {}),
-    ]
+    fields: dict[str, FieldValue] = {"ENERGY.Power": 12.0, "ENERGY.Voltage": 234.0, "ENERGY.Factor": 0.6}
+    declared = DeclaredUnits({"ENERGY.Power": "W", "ENERGY.Voltage": "V"})  # units the preset declares: no tag
+    assert first == [Point("sensor_readings", "plug1", fields, 1_764_036_000_000_000_000, {}, declared)]
+    fahrenheit = b'{"Time":"2025-11-25T03:00:00","TempUnit":"F","AM2301":{"Temperature":70,"Humidity":50}}'
+    for _ in range(2):  # the reference, then the plan: the unit the payload sent stays a tag, on its own point
+        assert [(p.fields, p.tags, p.declared) for p in decoded(reader, fahrenheit)] == [  # type: ignore[union-attr]
+            ({"AM2301.Temperature": 70.0}, {"unit": "Far"}, None),
+            ({"AM2301.Humidity": 50.0}, {}, DeclaredUnits({"AM2301.Humidity": "%RH"})),
+        ]
+    assert len(reader._plans) == 2
 
 
 def test_a_plan_respects_lower_limits() -> None:

@@ -27,8 +27,14 @@ def decoder(text: str = doc.ALL_PRESETS) -> Decoder:
 
 
 def fields(points: Any) -> dict[str, tuple[Any, str | None]]:
+    """Each field's value and unit, however the unit is stored (a tag, or declared: field_units)."""
     assert isinstance(points, list)
-    return {k: (v, p.tags.get("unit")) for p in points for k, v in p.fields.items()}
+    out: dict[str, tuple[Any, str | None]] = {}
+    for p in points:
+        declared = p.declared.units if p.declared is not None else {}
+        assert not (declared and "unit" in p.tags)  # a point is in declared units or in its tag's
+        out |= {k: (v, p.tags.get("unit") or declared.get(k)) for k, v in p.fields.items()}
+    return out
 
 
 def test_the_issue_file_works_verbatim(tmp_path: Path) -> None:
@@ -162,10 +168,10 @@ def test_ttn_v3_uplink_readings_and_best_gateway() -> None:
     assert isinstance(points, list)
     ts = 1581520507_513712812
     assert sorted((p.measurement, tuple(p.fields.items()), p.tags.get("unit"), p.ts_ns) for p in points) == [
-        ("device_metrics", (("rssi", -35.0),), "dBm", ts),  # gtw1 heard it best
-        ("device_metrics", (("snr", 5.2),), "dB", ts),
+        ("device_metrics", (("rssi", -35.0), ("snr", 5.2)), None, ts),  # gtw1 heard it best
         ("sensor_readings", (("temperature", 21.5), ("battery.voltage", 3.6)), None, ts),
     ]
+    assert fields(points)["rssi"] == (-35.0, "dBm") and fields(points)["snr"] == (5.2, "dB")  # declared
     assert {p.device_id for p in points} == {"dev1"}
     assert d.topics.gateway_of(topic) == "app1_ttn"
     with pytest.raises(Rejected) as e:
@@ -281,6 +287,16 @@ def test_cli_check_and_test(
     [reading] = out["readings"]
     assert reading["measurement"] == "sensor_readings" and reading["time"] == "2020-12-31T23:00:00.000Z"
     assert reading["fields"]["ENERGY.Power"] == 12.0 and reading["units"]["ENERGY.Power"] == "W"
+    assert reading["unit_as"]["ENERGY.Power"] == "declared" and "ENERGY.Factor" not in reading["unit_as"]
+
+    fahrenheit = '{"Time":"2021-01-01T00:00:00","AM2301":{"Temperature":70.9,"Humidity":53.4},"TempUnit":"F"}'
+    r = run_iot(
+        monkeypatch, capsys, "mappings", "test", str(f), "--topic", "tele/plug1/SENSOR", "--payload", fahrenheit
+    )
+    assert r.code == 0, r.err
+    [reading] = r.json()["readings"]
+    assert reading["units"] == {"AM2301.Temperature": "Far", "AM2301.Humidity": "%RH"}
+    assert reading["unit_as"] == {"AM2301.Temperature": "tag", "AM2301.Humidity": "declared"}
 
     r = run_iot(
         monkeypatch,

@@ -63,7 +63,9 @@ def test_presets_are_stored_exactly(
             ("e2ehome/sensor/temperature/state", doc.ESPHOME_SENSOR),
             ("v3/app1@ttn/devices/e2e-dev1/up", doc.TTN_UPLINK.replace(b"07.513712812Z", f"0{i}.5Z".encode())),
         ]
+    fahrenheit = b'{"Time":"2021-01-01T00:00:05","AM2301":{"Temperature":70.9,"Humidity":53.4,"DewPoint":52.9},'
     messages += [
+        ("tele/tasmota_E2E/SENSOR", fahrenheit + b'"TempUnit":"F"}'),  # a unit the payload sends: a tag
         ("tele/tasmota_E2E/LWT", b"Online"),
         ("zigbee2mqtt/E2E Sensor/availability", doc.Z2M_AVAILABILITY_JSON),
         ("e2ehome/status", b"offline"),
@@ -74,7 +76,7 @@ def test_presets_are_stored_exactly(
         ("e2ehome/sensor/temperature/state", b"nan"),
     ]
     expected = {  # field values stored (count(*) over the device's rows)
-        ("tasmota_E2E", TELEMETRY): 3 * 9,
+        ("tasmota_E2E", TELEMETRY): 3 * 9 + 3,
         ("E2E_Sensor", TELEMETRY): 3 * 6,
         ("shellypro4pm-e2e", TELEMETRY): 3 * 2,
         ("e2ehome", TELEMETRY): 3 * 1,
@@ -104,3 +106,27 @@ def test_presets_are_stored_exactly(
     engine.dispose()
     ts.close()
     assert online["tasmota_E2E"] is True and online["E2E_Sensor"] is True and online["e2ehome"] is False
+
+    # declared units are not tags: each ENERGY message is one point (nine readings, six units), the
+    # Fahrenheit readings keep their unit tag on their own point, and field_units holds the declared
+    db = influxdb1_url.rsplit("/", 1)[1]
+    result = influxd_server.query(f"SELECT * FROM {TELEMETRY} WHERE device_id = 'tasmota_E2E' GROUP BY *", db)
+    series = {s["tags"].get("unit", ""): s for s in result["results"][0]["series"]}
+    assert sorted(series) == ["", "Far"]
+    plain, far = series[""], series["Far"]
+    assert len(plain["values"]) == 4  # three ENERGY messages, the Fahrenheit message's humidity
+    columns = far["columns"]
+    [row] = [dict(zip(columns, v, strict=True)) for v in far["values"]]
+    assert row["AM2301.Temperature"] == 70.9 and row["AM2301.DewPoint"] == 52.9 and row["AM2301.Humidity"] is None
+    result = influxd_server.query(
+        'SELECT last("unit") FROM field_units WHERE device_id = \'tasmota_E2E\' GROUP BY "measurement", "field"', db
+    )
+    units = {(s["tags"]["measurement"], s["tags"]["field"]): s["values"][0][1] for s in result["results"][0]["series"]}
+    assert units == {
+        **{(TELEMETRY, f"ENERGY.{k}"): u for k, u in (("Total", "kWh"), ("Yesterday", "kWh"), ("Today", "kWh"))},
+        **{(TELEMETRY, f"ENERGY.{k}"): u for k, u in (("Power", "W"), ("ApparentPower", "VA"))},
+        **{(TELEMETRY, f"ENERGY.{k}"): u for k, u in (("ReactivePower", "var"), ("Voltage", "V"), ("Current", "A"))},
+        (TELEMETRY, "AM2301.Humidity"): "%RH",
+    }
+    result = influxd_server.query("SELECT count(\"unit\") FROM field_units WHERE device_id = 'e2e-dev1' GROUP BY *", db)
+    assert {s["tags"]["field"] for s in result["results"][0]["series"]} == {"rssi", "snr"}  # The Things Stack's

@@ -1,7 +1,8 @@
 """Per-device budget for new field keys and unit tag values. Pure state, no I/O.
 
 Every field key widens its measurement's schema for every reader, and every unit is a tag value
-(InfluxDB caps values per tag, 100,000 by default, then refuses *everyone's* writes). So a
+(InfluxDB caps values per tag, 100,000 by default, then refuses *everyone's* writes) or, declared
+by a mapping, a ``field_units`` record (``Point.declared``): both count as units. So a
 device may introduce at most ``max_new_fields`` field keys and ``max_new_units`` units per
 ``window_s``; a message that would exceed its budget is refused whole (CARDINALITY_LIMIT) and
 teaches the guard nothing. Keys and units a device has used before are free. Memory is bounded:
@@ -59,7 +60,7 @@ class CardinalityGuard:
             known = d.fields.get(p.measurement)
             if known is not None and known.keys() >= p.fields.keys():
                 unit = p.tags.get("unit") if p.tags else None
-                if unit is None or unit in d.units:
+                if (unit is None or unit in d.units) and (p.declared is None or d.units.keys() >= p.declared.unit_set):
                     return
         if d is None:
             if len(self._devices) >= self.max_devices:
@@ -79,6 +80,10 @@ class CardinalityGuard:
             unit = p.tags.get("unit")
             if unit is not None and unit not in known_units:
                 new_units[unit] = None
+            if p.declared is not None:  # a declared unit (no tag: field_units) is a unit all the same
+                for unit in p.declared.unit_set:
+                    if unit not in known_units:
+                        new_units[unit] = None
         if not new_fields and not new_units:
             return
         per = f"per {self.window_ns / 1e9:g} s"

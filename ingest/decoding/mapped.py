@@ -4,9 +4,10 @@ status words. Pure, no I/O. The rules that pick them are in ``ingest.decoding.ma
 Every reader ends in the same checks as the built-in contract: field names through
 ``ingest.decoding.names`` (allow-list, reserved names), numbers as finite floats, string values
 without control characters, at most ``max_fields`` fields and ``max_units`` units per message,
-units as tag values; a timestamp after ``latest_ns`` is FUTURE_TIMESTAMP. A message that yields
-no field is NO_FIELDS with the reason, so it is dead-lettered (and acknowledged), never left
-unacknowledged.
+units as tag values (a declared unit goes with its point as ``Point.declared``, one the payload sent
+is the point's ``unit`` tag: ``ingest.decoding.units``); a timestamp after ``latest_ns`` is
+FUTURE_TIMESTAMP. A message that yields no field is NO_FIELDS with the reason, so it is
+dead-lettered (and acknowledged), never left unacknowledged.
 
 Time (:class:`TimeSpec`): a path into the object and a format: ``auto`` (a number read by magnitude
 as epoch s/ms/µs/ns, or RFC 3339), ``epoch_s``/``epoch_ms``/``epoch_us``/``epoch_ns``, ``rfc3339``
@@ -24,12 +25,13 @@ from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from core.model import FieldValue, Kind, Point, Reason, Rejected, StatusChange
+from core.model import DeclaredUnits, FieldValue, Kind, Point, Reason, Rejected, StatusChange
 from ingest.decoding.codecs import Source, json_loads, parse_json
 from ingest.decoding.names import check_field_key, check_string_value, check_tag_value
 from ingest.decoding.senml import valid_unicode
-from ingest.decoding.shapes import MAX_DEPTH, Plan, Shape, UnitOf, shape_of
+from ingest.decoding.shapes import MAX_DEPTH, Plan, Shape, UnitOf, interned, shape_of
 from ingest.decoding.timestamps import MAX_NS, BadTimestamp, to_ns
+from ingest.decoding.units import Unit, declared_table
 
 Path = tuple[str, ...]
 TimeFormat = Literal["auto", "rfc3339", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns", "local"]
@@ -67,6 +69,7 @@ def zone(name: str) -> ZoneInfo:
 _SIXTY = {f"{i:02d}": i for i in range(60)}
 _NO_FAST_HOUR = -1
 MAX_CACHED_HOURS = 1024
+MAX_CACHED_SECONDS = 4096  # local times read (a fleet's devices report the same seconds); then it starts over
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +80,12 @@ class TimeSpec:
     # local time ``YYYY-MM-DDTHH:MM:SS``: the hour's start (ns) by its first 13 characters, when the
     # zone's offset is the same all through that hour (else _NO_FAST_HOUR): minutes and seconds add
     _hours: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    # ... and each such time read from its hour's start, as read (a pure function of the text)
+    _seconds: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def ns(self, obj: Any, now_ns: int, latest_ns: int) -> int:
-        raw = lookup(obj, self.path)
+        path = self.path
+        raw = obj.get(path[0]) if len(path) == 1 and type(obj) is dict else lookup(obj, path)
         if raw is None:
             return now_ns
         try:
@@ -101,6 +107,9 @@ class TimeSpec:
         if fmt == "local":
             if type(raw) is not str:
                 raise BadTimestamp("a local time must be a string")
+            known = self._seconds.get(raw)
+            if known is not None:
+                return known
             if len(raw) == 19 and raw[13] == ":" and raw[16] == ":":  # Tasmota's form: whole seconds
                 minutes, seconds = _SIXTY.get(raw[14:16]), _SIXTY.get(raw[17:19])
                 if minutes is not None and seconds is not None:
@@ -108,7 +117,11 @@ class TimeSpec:
                     if start is None:
                         start = self._hour(raw[:13])
                     if start != _NO_FAST_HOUR:
-                        return start + (minutes * 60 + seconds) * 1_000_000_000
+                        ns = start + (minutes * 60 + seconds) * 1_000_000_000
+                        if len(self._seconds) >= MAX_CACHED_SECONDS:
+                            self._seconds.clear()
+                        self._seconds[raw] = ns
+                        return ns
             return self._local(raw)
         if type(raw) is int:
             ns = raw * _EPOCH_NS[fmt]
@@ -213,19 +226,32 @@ def _remember(name: str | tuple[str, str]) -> None:
 
 
 def points_of(
-    source: Source, fields: list[tuple[str, FieldValue, str | None]], ts: int, measurement: str | None = None
+    source: Source, fields: list[tuple[str, FieldValue, Unit | None]], ts: int, measurement: str | None = None
 ) -> list[Point]:
-    """(name, value, unit) triples -> one point per unit, names and units checked, limits applied."""
+    """(name, value, unit) triples -> points, names and units checked, limits applied: one point
+    for the fields without a unit or with a declared one (those units go with it as
+    ``Point.declared``), one per unit a payload sent (the ``unit`` tag); in first-seen order."""
     if len(fields) > source.max_fields:
         raise Rejected(Reason.TOO_MANY_FIELDS, f"{len(fields)} fields in one message (limit {source.max_fields})")
     groups: dict[str | None, dict[str, FieldValue]] = {}
+    declared: dict[str, str] = {}
+    units: set[str] = set()
     good = _good_names
     for name, value, unit in fields:
         if name not in good:
             check_field_key(name)
             _remember(name)
-        groups.setdefault(unit, {})[name] = value
-    units = [u for u in groups if u is not None]
+        if unit is None:
+            tag = None
+        else:
+            text = unit.text
+            units.add(text)
+            if unit.declared:
+                declared[name] = text
+                tag = None
+            else:
+                tag = text
+        groups.setdefault(tag, {})[name] = value
     if len(units) > source.max_units:
         raise Rejected(Reason.TOO_MANY_FIELDS, f"{len(units)} distinct units in one message (limit {source.max_units})")
     for u in units:
@@ -233,15 +259,22 @@ def points_of(
             check_tag_value("unit", u)
             _remember(("unit", u))
     m = measurement or source.measurement
-    return [Point(m, source.device_id, f, ts, {"unit": u} if u is not None else {}) for u, f in groups.items()]
+    units_of = interned(DeclaredUnits(declared)) if declared else None
+    return [
+        Point(m, source.device_id, f, ts, {"unit": u})
+        if u is not None
+        else Point(m, source.device_id, f, ts, {}, units_of)
+        for u, f in groups.items()
+    ]
 
 
-def no_units(name: str, leaf: str, obj: dict[str, Any]) -> str | None:
+def no_units(name: str, leaf: str, obj: dict[str, Any]) -> Unit | None:
     return None
 
 
 def units_by_name(units: Mapping[str, str]) -> UnitOf:
-    table = dict(units)
+    """A mapping's ``units`` table (field name -> unit): declared units."""
+    table = declared_table(units)
     return lambda name, leaf, obj: table.get(name)
 
 
@@ -303,14 +336,14 @@ class JsonReadings:
             plans[key] = Plan(obj, self.separator, self.skip, self.bools, self.unit_of)
         return points
 
-    def readings(self, obj: dict[str, Any]) -> list[tuple[str, FieldValue, str | None]]:
+    def readings(self, obj: dict[str, Any]) -> list[tuple[str, FieldValue, Unit | None]]:
         unit_of = self.unit_of
         if self.fields is None:
             leaves = numeric_leaves(obj, self.separator, self.skip, self.bools)
             if not leaves:
                 raise Rejected(Reason.NO_FIELDS, "no numeric value in the payload")
             return [(name, v, unit_of(name, leaf, obj)) for name, leaf, v in leaves]
-        out: list[tuple[str, FieldValue, str | None]] = []
+        out: list[tuple[str, FieldValue, Unit | None]] = []
         for name, path in self.fields.items():
             raw = lookup(obj, path)
             if raw is not None:
@@ -332,7 +365,7 @@ class BareValue:
 
     def __init__(self, field: str, unit: str | None = None) -> None:
         self.field = field
-        self.unit = unit
+        self.unit = Unit(unit) if unit is not None else None  # the mapping's: declared
 
     def decode(self, source: Source, payload: bytes, now_ns: int, latest_ns: int) -> list[Point]:
         try:

@@ -6,7 +6,8 @@ same value types and the same units every time, only the numbers change. The ref
 walks every leaf in Python, asks for its unit and checks its name on every message. A
 :class:`Plan` is what that walk found for one shape, compiled once: where the numeric leaves are
 (one ``itemgetter`` per object), their field names (already checked), and the points they make
-(one per unit, in the reference's order). A message of a known shape is then read with C-level
+(one for the declared-unit and unit-less fields, one per unit the payload sent; in the
+reference's order). A message of a known shape is then read with C-level
 gets and ``float`` conversions.
 
 The shape (:func:`shape_of`) is every object's keys and the types of their values, nested (as deep
@@ -20,24 +21,45 @@ reference path, which gives the reason. tests/test_mapped_plans.py holds the two
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
-from core.model import FieldValue, Point
+from core.model import DeclaredUnits, FieldValue, Point
 from ingest.decoding.codecs import Source
+from ingest.decoding.units import Unit
 
 MAX_DEPTH = 16  # nesting a flattened object may have; deeper leaves are not fields
 Shape = tuple[Any, ...]
-UnitOf = Callable[[str, str, dict[str, Any]], str | None]  # (field name, leaf key, whole object) -> unit
+UnitOf = Callable[[str, str, dict[str, Any]], Unit | None]  # (field name, leaf key, whole object) -> unit
 
 
 def shape_of(obj: dict[str, Any], depth: int = 1) -> Shape:
     """Keys and value types of ``obj`` and of every object under it (to MAX_DEPTH)."""
-    types = tuple(map(type, obj.values()))
+    values = obj.values()
+    types = tuple(map(type, values))
     if dict not in types or depth >= MAX_DEPTH:
         return (tuple(obj), types)
-    return (tuple(obj), types, tuple([shape_of(v, depth + 1) for v in obj.values() if type(v) is dict]))
+    inner = []
+    for v in values:  # what shape_of(v, depth + 1) gives, without a call for an object of leaves
+        if type(v) is dict:
+            child = tuple(map(type, v.values()))
+            inner.append(shape_of(v, depth + 1) if dict in child and depth + 1 < MAX_DEPTH else (tuple(v), child))
+    return (tuple(obj), types, tuple(inner))
+
+
+_interned: dict[DeclaredUnits, DeclaredUnits] = {}
+
+
+def interned(units: DeclaredUnits) -> DeclaredUnits:
+    """The one object for these declared units (plans and the reference path share it, so the
+    field_units log recognises them by identity)."""
+    found = _interned.get(units)
+    if found is None:
+        if len(_interned) >= 4096:
+            _interned.clear()
+        found = _interned[units] = units
+    return found
 
 
 def _get_one(key: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
@@ -47,7 +69,7 @@ def _get_one(key: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
 class Plan:
     """How to read one shape: objects to visit, leaves to take from each, points to make."""
 
-    __slots__ = ("bools", "groups", "n_fields", "n_units", "nodes", "order")
+    __slots__ = ("bools", "groups", "n_fields", "n_units", "nodes", "one", "order")
 
     def __init__(
         self,
@@ -57,7 +79,7 @@ class Plan:
         bools: bool,
         unit_of: UnitOf,
     ) -> None:
-        leaves: list[tuple[int, int, str, bool, str | None]] = []  # (node, index in it, name, is bool, unit)
+        leaves: list[tuple[int, int, str, bool, Unit | None]] = []  # (node, index in it, name, is bool, unit)
         nodes: list[tuple[tuple[str, ...], list[str]]] = []
 
         def walk(node: dict[str, Any], path: tuple[str, ...], prefix: str, depth: int) -> None:
@@ -76,47 +98,86 @@ class Plan:
                     walk(v, (*path, k), prefix + k + separator, depth + 1)
 
         # the reference visits leaves depth-first in key order; values come out object by object
-        # (one itemgetter each), so `order` maps them back, grouped by unit (first-seen unit first)
+        # (one itemgetter each), so `order` maps them back, grouped by point (first seen first):
+        # one for the fields without a unit or with a declared one, one per unit the payload sent
         walk(obj, (), "", 1)
         offsets, total = [], 0
         for _path, keys in nodes:
             offsets.append(total)
             total += len(keys)
         self.nodes = [(path, itemgetter(*keys) if len(keys) > 1 else _get_one(keys[0])) for path, keys in nodes if keys]
-        units: dict[str | None, list[tuple[int, str, bool]]] = {}
+        by_tag: dict[str | None, list[tuple[int, str, bool]]] = {}
+        declared: dict[str, str] = {}
+        texts: set[str] = set()
         for node_at, index, name, is_bool, unit in leaves:
-            units.setdefault(unit, []).append((offsets[node_at] + index, name, is_bool))
+            tag = None
+            if unit is not None:
+                texts.add(unit.text)
+                if unit.declared:
+                    declared[name] = unit.text
+                else:
+                    tag = unit.text
+            by_tag.setdefault(tag, []).append((offsets[node_at] + index, name, is_bool))
+        units_of = interned(DeclaredUnits(declared)) if declared else None
         flat: list[int] = []
-        groups: list[tuple[dict[str, str], str | None, tuple[str, ...], int, int]] = []
+        groups: list[tuple[dict[str, str], DeclaredUnits | None, str | None, tuple[str, ...], int, int]] = []
         bool_at: list[int] = []
-        for unit, members in units.items():
+        for tag, members in by_tag.items():
             start = len(flat)
             for index, _name, is_bool in members:
                 if is_bool:
                     bool_at.append(len(flat))
                 flat.append(index)
             names = tuple(n for _, n, _ in members)
-            tags = {"unit": unit} if unit is not None else {}
-            groups.append((tags, names[0] if len(names) == 1 else None, names, start, len(flat)))
-        self.order: Callable[[list[Any]], tuple[Any, ...]] = (
-            itemgetter(*flat) if len(flat) > 1 else (lambda values: (values[0],))
+            tags, units = ({"unit": tag}, None) if tag is not None else ({}, units_of)
+            groups.append((tags, units, names[0] if len(names) == 1 else None, names, start, len(flat)))
+        self.order: Callable[[list[Any]], tuple[Any, ...]] | None = (
+            None  # the objects give their values in the points' order (a plug's ENERGY object)
+            if flat == list(range(len(flat)))
+            else itemgetter(*flat)
+            if len(flat) > 1
+            else (lambda values: (values[0],))
+        )
+        # one object holds every leaf and they make one point: (its path, its getter, the point's
+        # tags, declared units, field names); the common case, read without the general loop
+        self.one: (
+            tuple[
+                tuple[str, ...],
+                Callable[[dict[str, Any]], tuple[Any, ...]],
+                dict[str, str],
+                DeclaredUnits | None,
+                tuple[str, ...],
+            ]
+            | None
+        ) = (
+            (self.nodes[0][0], self.nodes[0][1], groups[0][0], groups[0][1], groups[0][3])
+            if len(self.nodes) == 1 and len(groups) == 1 and self.order is None
+            else None
         )
         self.groups = groups
         self.bools = tuple(bool_at)
         self.n_fields = len(flat)
-        self.n_units = sum(1 for tags, *_ in groups if tags)
+        self.n_units = len(texts)
 
     def points(self, source: Source, obj: dict[str, Any], ts: int) -> list[Point] | None:
         """The points of ``obj`` (of this plan's shape), or None: the reference path must decide."""
         if self.n_fields > source.max_fields or self.n_units > source.max_units:
             return None
-        values: list[Any] = []
-        for path, get in self.nodes:
+        one = self.one
+        ordered: Sequence[Any]
+        if one is not None:
             node = obj
-            for key in path:
+            for key in one[0]:
                 node = node[key]
-            values += get(node)
-        ordered = self.order(values)
+            ordered = one[1](node)
+        else:
+            values: list[Any] = []
+            for path, get in self.nodes:
+                node = obj
+                for key in path:
+                    node = node[key]
+                values += get(node)
+            ordered = values if self.order is None else self.order(values)
         try:
             if self.bools:
                 out: list[FieldValue] = [v if type(v) is bool else float(v) for v in ordered]
@@ -129,7 +190,9 @@ class Plan:
         if total - total != 0.0:  # a non-finite value (or a sum that overflowed): the reference decides
             return None
         m, device = source.measurement, source.device_id
+        if one is not None:
+            return [Point(m, device, dict(zip(one[4], out)), ts, dict(one[2]), one[3])]  # noqa: B905
         return [
-            Point(m, device, {one: out[a]} if one is not None else dict(zip(names, out[a:b])), ts, dict(tags))  # noqa: B905
-            for tags, one, names, a, b in self.groups
+            Point(m, device, {one: out[a]} if one is not None else dict(zip(names, out[a:b])), ts, dict(tags), units)  # noqa: B905
+            for tags, units, one, names, a, b in self.groups
         ]

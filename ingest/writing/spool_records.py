@@ -45,7 +45,10 @@ _TYPES: dict[str, type[Item]] = {
     "dead_letter": DeadLetter,
 }
 _NAMES: dict[type[Item], str] = {cls: name for name, cls in _TYPES.items()}
-_FIELDS: dict[type[Item], tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls)) for cls in _NAMES}
+_UNSPOOLED = frozenset({"declared"})  # Point.declared: already turned into field_units points when batched
+_FIELDS: dict[type[Item], tuple[str, ...]] = {
+    cls: tuple(f.name for f in fields(cls) if f.name not in _UNSPOOLED) for cls in _NAMES
+}
 
 
 class RecordError(ValueError):

@@ -3,8 +3,9 @@
 ``check FILE`` loads it (unknown keys, a filter with no ``{device}``, a bad unit or time zone are
 one-line errors, exit 2) and lists its rules, their MQTT filters and the pairs of rules that can
 take the same topic (the earlier in the file wins). ``test FILE --topic T --payload P`` prints as
-JSON what would be stored (device, kind, gateway, then per measurement and time: fields and
-units) or the dead letter's reason (exit 1).
+JSON what would be stored (device, kind, gateway, then per measurement and time: fields, units
+and how each unit is stored: ``declared``, once in ``field_units``, or ``tag``, the point's ``unit``
+tag) or the dead letter's reason (exit 1).
 """
 
 from __future__ import annotations
@@ -60,11 +61,15 @@ def _result(decoded: Decoded, topics: Topics, topic: str) -> dict[str, Any]:
         at = timefmt.iso_ns(p.ts_ns)
         r = readings.setdefault(
             (p.measurement, p.ts_ns),
-            {"measurement": p.measurement, "time": at, "time_ns": p.ts_ns, "fields": {}, "units": {}},
+            {"measurement": p.measurement, "time": at, "time_ns": p.ts_ns, "fields": {}, "units": {}, "unit_as": {}},
         )
         r["fields"] |= p.fields
         if "unit" in p.tags:
             r["units"] |= dict.fromkeys(p.fields, p.tags["unit"])
+            r["unit_as"] |= dict.fromkeys(p.fields, "tag")
+        if p.declared is not None:
+            r["units"] |= p.declared.units
+            r["unit_as"] |= dict.fromkeys(p.declared.units, "declared")
         r |= {k: v for k, v in p.tags.items() if k != "unit"}
     return out | {"device": source.device_id, "kind": source.kind.value, "readings": list(readings.values())}
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ingest.decoding.mapping_rule import MappingRule
-from ingest.decoding.names import TAG_VALUE
 
 
 class PresetError(ValueError):
@@ -26,8 +25,3 @@ def text_option(options: Mapping[str, Any], key: str, default: str) -> str:
     if type(value) is not str or not value or "/" in value or "+" in value or "#" in value or "{" in value:
         raise PresetError(f"{key} must be one topic level (no '/', '+', '#' or braces)")
     return value
-
-
-def unit_ok(unit: object) -> str | None:
-    """A unit a device sent, if it may be a tag value."""
-    return unit if type(unit) is str and TAG_VALUE.fullmatch(unit) is not None else None

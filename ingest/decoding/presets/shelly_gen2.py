@@ -17,19 +17,22 @@ from ingest.decoding.codecs import Source, json_loads, parse_json
 from ingest.decoding.mapped import TimeSpec, numeric_leaves, points_of
 from ingest.decoding.mapping_rule import MappingRule
 from ingest.decoding.presets.base import Preset
+from ingest.decoding.units import declared_table
 
-UNITS = {
-    "apower": "W",
-    "voltage": "V",
-    "current": "A",
-    "freq": "Hz",
-    "total": "Wh",
-    "tC": "Cel",
-    "tF": "Far",
-    "rssi": "dBm",
-    "uptime": "s",
-    "rh": "%RH",
-}
+UNITS = declared_table(
+    {
+        "apower": "W",
+        "voltage": "V",
+        "current": "A",
+        "freq": "Hz",
+        "total": "Wh",
+        "tC": "Cel",
+        "tF": "Far",
+        "rssi": "dBm",
+        "uptime": "s",
+        "rh": "%RH",
+    }
+)  # declared: stored in field_units, not as tags
 METHODS = frozenset({"NotifyStatus", "NotifyFullStatus"})
 
 

@@ -2,8 +2,11 @@
 (telemetry and metrics, nested sensor objects flattened with ``.``: ``ENERGY.Power``,
 ``AM2301.Temperature``; ``POWER``/``POWER1``… ``ON``/``OFF`` in STATE as bools) and
 ``tele/<topic>/LWT`` ``Online``/``Offline`` (status). ``Time`` is local time without an offset:
-read in the option ``timezone`` (an IANA name, default UTC). Units by sensor key (``TempUnit``
-and ``PressureUnit`` in the payload are honoured). Options: ``timezone``, ``prefix`` (``tele``).
+read in the option ``timezone`` (an IANA name, default UTC). Units by sensor key are declared
+(``field_units``, no tag); ``TempUnit: "F"`` and a ``PressureUnit`` other than ``hPa`` in the
+payload are honoured as the ``unit`` tag of those readings' own point (a ``PressureUnit`` that is
+not a string is WRONG_TYPE; one that cannot be a tag value, INVALID_NAME). Options: ``timezone``,
+``prefix`` (``tele``).
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from core.model import FieldValue, Kind
+from core.model import FieldValue, Kind, Reason, Rejected
 from ingest.decoding.mapped import JsonReadings, StatusWords, TimeSpec, zone
 from ingest.decoding.mapping_rule import MappingRule
-from ingest.decoding.presets.base import Preset, PresetError, text_option, unit_ok
+from ingest.decoding.presets.base import Preset, PresetError, text_option
+from ingest.decoding.units import Unit, declared_table, sent
 
-UNITS = {
+UNITS_TEXT = {
     "Temperature": "Cel",
     "DewPoint": "Cel",
     "Humidity": "%RH",
@@ -40,27 +44,32 @@ UNITS = {
     "Heap": "kB",
 }
 """Units of Tasmota's sensor keys (the leaf key, whatever sensor it is under)."""
-
+UNITS = declared_table(UNITS_TEXT)
+WIFI = declared_table({"Wifi.Signal": "dBm", "Wifi.RSSI": "%"})  # Tasmota's RSSI is a 0-100 quality
+FAHRENHEIT = sent("Far")
 
 UNIT_CONTEXT = ("TempUnit", "PressureUnit")  # what unit_of reads of the message besides the field
 
 
-def unit_of(name: str, leaf: str, obj: dict[str, Any]) -> str | None:
-    if name == "Wifi.Signal":
-        return "dBm"
-    if name == "Wifi.RSSI":
-        return "%"  # Tasmota's RSSI is a 0-100 quality
+def unit_of(name: str, leaf: str, obj: dict[str, Any]) -> Unit | None:
+    wifi = WIFI.get(name)
+    if wifi is not None:
+        return wifi
     if leaf in ("Temperature", "DewPoint") and obj.get("TempUnit") == "F":
-        return "Far"
+        return FAHRENHEIT
     if leaf in ("Pressure", "SeaPressure") and "PressureUnit" in obj:
-        return unit_ok(obj["PressureUnit"])
+        unit = obj["PressureUnit"]
+        if type(unit) is not str:
+            raise Rejected(Reason.WRONG_TYPE, "PressureUnit must be a string")
+        if unit != UNITS_TEXT[leaf]:
+            return sent(unit)  # checked as a tag value with the other units
     return UNITS.get(leaf)
 
 
 class TasmotaState(JsonReadings):
     """STATE: the numeric leaves plus each relay's ``POWER``/``POWERn`` as a bool."""
 
-    def readings(self, obj: dict[str, Any]) -> list[tuple[str, FieldValue, str | None]]:
+    def readings(self, obj: dict[str, Any]) -> list[tuple[str, FieldValue, Unit | None]]:
         out = super().readings(obj)
         for k, v in obj.items():
             if (k == "POWER" or (k.startswith("POWER") and k[5:].isdigit())) and v in ("ON", "OFF"):

@@ -17,6 +17,9 @@ from ingest.decoding.codecs import Source, json_loads, parse_json
 from ingest.decoding.mapped import TimeSpec, field_value, numeric_leaves, points_of
 from ingest.decoding.mapping_rule import MappingRule
 from ingest.decoding.presets.base import Preset
+from ingest.decoding.units import Unit
+
+DBM, DB = Unit("dBm"), Unit("dB")  # declared (the preset's): stored in field_units, not as tags
 
 
 def _best(rx: object) -> dict[str, Any] | None:
@@ -52,9 +55,9 @@ class TtnUplink:
                 points += points_of(source, [(name, v, None) for name, _, v in leaves], ts)
         best = _best(up.get("rx_metadata"))
         if best is not None:
-            radio: list[tuple[str, FieldValue, str | None]] = [("rssi", field_value("rssi", best["rssi"]), "dBm")]
+            radio: list[tuple[str, FieldValue, Unit | None]] = [("rssi", field_value("rssi", best["rssi"]), DBM)]
             if type(best.get("snr")) in (int, float):
-                radio.append(("snr", field_value("snr", best["snr"]), "dB"))
+                radio.append(("snr", field_value("snr", best["snr"]), DB))
             points += points_of(source, radio, ts, MEASUREMENTS[Kind.METRICS])
         if not points:
             raise Rejected(Reason.NO_FIELDS, "no decoded_payload number and no gateway metadata")

@@ -7,7 +7,8 @@ names holding ``/`` are not matched. The bridge is the gateway (its base topic).
 :data:`UNITS`, a static table of Zigbee2MQTT's common exposes. The bridge's retained
 ``bridge/devices`` list is not read: the daemon subscribes without retained messages (MQTT 5 retain
 handling 2), and under ``--workers`` only one worker would see a republished list, so a reading's
-unit (a series tag) would depend on which worker took it and on when the daemon last started.
+unit would depend on which worker took it and on when the daemon last started; the static table's
+units are the same in every worker (declared: ``field_units``, no tag).
 Options: ``base_topic`` (``zigbee2mqtt``).
 """
 
@@ -20,8 +21,9 @@ from core.model import Kind
 from ingest.decoding.mapped import JsonReadings, StatusWords, TimeSpec
 from ingest.decoding.mapping_rule import MappingRule
 from ingest.decoding.presets.base import Preset, text_option
+from ingest.decoding.units import Unit, declared_table
 
-UNITS = {
+UNITS_TEXT = {
     "temperature": "Cel",
     "local_temperature": "Cel",
     "device_temperature": "Cel",
@@ -42,9 +44,10 @@ UNITS = {
     "linkquality": "lqi",
 }
 """Units of Zigbee2MQTT's common exposes (https://www.zigbee2mqtt.io/guide/usage/exposes.html)."""
+UNITS = declared_table(UNITS_TEXT)  # declared: stored in field_units, not as tags
 
 
-def unit_of(name: str, leaf: str, obj: dict[str, Any]) -> str | None:
+def unit_of(name: str, leaf: str, obj: dict[str, Any]) -> Unit | None:
     return UNITS.get(name)
 
 
