@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(5000, ge=1)
     flush_interval: float = Field(1.0, gt=0)
+    flush_idle: float = Field(
+        0.2,
+        ge=0,
+        description="buffered batches are written once nothing has been received for this long (0: only"
+        " IOT_FLUSH_INTERVAL and IOT_BATCH_SIZE); the end of a burst lands at once",
+    )
     receive_maximum: int = Field(20000, ge=1, le=65535)
     keepalive: int = Field(30, ge=5)
     workers: int = Field(1, ge=1, le=64, description="daemon processes joined by an MQTT shared subscription")

@@ -44,6 +44,7 @@ class Intake:
         steps: Steps,
         metrics: Metrics,
         broker: str = "the broker",
+        flush_idle: float = 0.0,
     ) -> None:
         self.router = router
         self.acks = acks
@@ -52,6 +53,10 @@ class Intake:
         self.steps = steps
         self.metrics = metrics
         self.broker = broker  # for log lines only (no credentials)
+        self.flush_idle = flush_idle  # seconds without a read after which buffered batches go (0: never)
+        self.reads = 0  # reads handed in so far (the ticker tells a quiet receiver from a busy one)
+        self._reads_seen = 0
+        self._quiet_since = time.monotonic()
         self.lock = threading.Lock()  # the router is not thread-safe: receive thread vs ticker
         self.accepting = True
         self.subscribed = threading.Event()
@@ -82,6 +87,7 @@ class Intake:
         """Route one read's deliveries under one lock acquisition; submit the batches that filled."""
         if not self.accepting:
             return  # not acknowledged: the broker redelivers them to the next session
+        self.reads += 1
         full: list[Batch] = []
         retained: list[Token] = []
         failed: list[tuple[Publish, Token | None, Exception]] = []
@@ -133,9 +139,18 @@ class Intake:
 
     # -- the ticker and shutdown ------------------------------------------------------------------
     def flush_due(self) -> None:
-        """Submit the batches older than the flush interval."""
+        """Submit the batches older than the flush interval, and every buffered one once nothing has
+        been read for ``flush_idle`` seconds (the end of a burst or a drained backlog lands at once
+        instead of waiting out the interval)."""
+        now = time.monotonic()
+        due: list[Batch] = []
         with self.lock:
-            due = self.router.due(time.time())
+            if self.reads != self._reads_seen:
+                self._reads_seen, self._quiet_since = self.reads, now
+            elif self.flush_idle and now - self._quiet_since >= self.flush_idle and self.router.buffers:
+                due = self.router.take_all()
+                self._quiet_since = now
+            due += self.router.due(time.time())
         for b in due:
             self.writers[b.dest].submit(b)
 

@@ -352,6 +352,10 @@ class Router:
             self._activity_at = now
         return [self._take(d) for d, b in list(self.buffers.items()) if now - b.created >= self.flush_interval]
 
+    def take_all(self) -> list[Batch]:
+        """Every batch buffered now (registry updates keep their own interval)."""
+        return [self._take(d) for d in list(self.buffers) if d != REGISTRY]
+
     def drain(self) -> list[Batch]:
         """Everything buffered, for shutdown."""
         if self.last_seen or self.new_devices or self.firmware or self.claims:

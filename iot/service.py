@@ -244,7 +244,7 @@ def build_daemon(
         counts=counts,
     )
     # 5. the intake: the receiver's handler; routes under one lock and submits full batches
-    intake = Intake(router, acks, settler, writers, steps, metrics, broker=str(broker))
+    intake = Intake(router, acks, settler, writers, steps, metrics, broker=str(broker), flush_idle=settings.flush_idle)
     health = Health(intake, acks, writers, steps)
     metrics.gauge("iot_unacked_messages", lambda: acks.outstanding)
     metrics.gauge("iot_broker_subscribed", lambda: 1.0 if intake.subscribed.is_set() else 0.0)
