@@ -50,6 +50,9 @@ sys.path.insert(0, str(ROOT))
 from tests.servers import Influxd, free_port, port_open, wait_for  # noqa: E402
 
 DB = "bench"
+SPARKPLUG_NODES = 4  # edge nodes sharing --devices (--sparkplug)
+SPARKPLUG_METRICS = 10  # metrics per DDATA
+SPARKPLUG_FILTERS = ("spBv1.0/+/NBIRTH/+", "spBv1.0/+/DBIRTH/+/+", "spBv1.0/+/DDATA/+/+")
 
 
 def log(msg: str) -> None:
@@ -120,9 +123,9 @@ def start_mosquitto(work: Path) -> tuple[Proc, int]:
     return proc, port
 
 
-def subscribed(work: Path, client_id: str) -> bool:
+def subscribed(work: Path, client_id: str, topic: str = "") -> bool:
     text = (work / "mosquitto.log").read_text(errors="replace")
-    return f" {client_id} 1 " in text
+    return f" {client_id} 1 {topic}" in text
 
 
 # -- Node-RED -----------------------------------------------------------------------------------------
@@ -402,7 +405,7 @@ class Case:
         return [sys.executable, str(ROOT / "bench/mqtt_pub.py"), "--port", str(self.mqtt_port), "--n", str(self.n),
                 "--devices", str(self.args.devices), "--pack", str(self.pack),
                 "--fields", "1" if self.readings else "2", "--rate", str(self.rate),
-                "--shape", self.shape]  # fmt: skip
+                "--shape", self.shape, "--nodes", str(SPARKPLUG_NODES)]  # fmt: skip
 
     def publish(self) -> None:
         out = subprocess.run(self.pub_args(), check=True, capture_output=True, text=True).stdout
@@ -415,7 +418,9 @@ class Case:
         assert self.influx is not None
         meas = "telemetry" if self.consumer == "nodered" else "sensor_readings"
         what = "count(*)" if self.readings else "count(temperature)"
-        if self.shape:  # one ENERGY reading per message
+        if self.shape == "sparkplug":  # every metric of the last hour's DDATA (the births are a day older)
+            what, meas = "count(*)", f"{meas} WHERE time > now() - 1h"
+        elif self.shape:  # one ENERGY reading per message
             meas, what = ("tasmota", "count(Power)") if self.consumer == "nodered" else (meas, 'count("ENERGY.Power")')
         q = urllib.parse.urlencode({"db": DB, "q": f"SELECT {what} FROM {meas}"})
         with urllib.request.urlopen(f"{self.influx.base()}/query?{q}", timeout=30) as r:
@@ -468,6 +473,8 @@ class Case:
                 "IOT_MQTT_CLIENT": client,
                 "IOT_WORKERS": str(workers),
             }
+            if self.shape == "sparkplug":
+                env.update(IOT_SPARKPLUG="1", IOT_SPARKPLUG_HOST_ID="bench-host")
             if self.shape == "tasmota":
                 (w / "mappings.toml").write_text('[[mapping]]\npreset = "tasmota"\n')
                 env["IOT_MAPPINGS"] = str(w / "mappings.toml")
@@ -479,7 +486,12 @@ class Case:
         if not self.client_ids:
             self.client_ids = [cid]
         if wait:
-            wait_for(lambda: subscribed(w, cid) or not p.alive(), 120, f"{self.consumer} to subscribe")
+            topics = SPARKPLUG_FILTERS if self.shape == "sparkplug" else ("",)  # every backlog queued
+            wait_for(
+                lambda: all(subscribed(w, cid, t) for t in topics) or not p.alive(),
+                120,
+                f"{self.consumer} to subscribe",
+            )
             if not p.alive():
                 raise RuntimeError(f"{self.consumer} exited; see {w}")
         return p
@@ -558,6 +570,12 @@ def main() -> None:
         help="also drain Tasmota SENSOR messages: the daemon with the tasmota preset, the same readings as "
         "contract JSON, and Node-RED mapping them in its function node",
     )
+    ap.add_argument(
+        "--sparkplug",
+        action="store_true",
+        help=f"also drain Sparkplug B DDATA of {SPARKPLUG_METRICS} metrics (daemon-native, IOT_SPARKPLUG=1) against "
+        "single-reading contract JSON, readings/s",
+    )
     ap.add_argument("--prefix", type=Path, default=Path(tempfile.gettempdir()) / "iot-peer")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--stall", type=float, default=30.0)
@@ -611,6 +629,8 @@ def main() -> None:
             print(f"influxd ceiling  packs of {args.pack}: {ceiling:,.0f} readings/s written directly", flush=True)
         if args.tasmota:
             tasmota_cases(args, node, consumers, rep, results)
+        if args.sparkplug:
+            sparkplug_cases(args, node, consumers, rep, results)
     if args.latency_rate:
         for c in [x for x in consumers if x in ("daemon-native", "nodered")]:
             case = Case(c, "live", args.messages, args, node)
@@ -626,6 +646,7 @@ def main() -> None:
                       f"p50 {percentile(lat, 0.5):.2f} s, p99 {percentile(lat, 0.99):.2f} s", flush=True)  # fmt: skip
     report(results, consumers, args)
     tasmota_report(results)
+    sparkplug_report(results)
     if ceilings and (many := [r.rate for r in results if r.consumer.endswith(f"-pack{args.pack}")]):
         top = statistics.median(ceilings)
         print(
@@ -654,6 +675,46 @@ def tasmota_cases(args: argparse.Namespace, node: str, consumers: list[str], rep
         print(f"{r.consumer:22} drain rep={rep + 1} landed={r.landed}/{r.n} seconds={r.seconds:.2f} "
               f"rate={r.rate:,.0f}/s from-connect={r.rate_connected:,.0f}/s cpu/msg={r.cpu_us:.1f}us "
               f"load={Path('/proc/loadavg').read_text().split()[0]}", flush=True)  # fmt: skip
+
+
+def sparkplug_cases(args: argparse.Namespace, node: str, consumers: list[str], rep: int, results: list[Result]) -> None:
+    """Drains of Sparkplug B DDATA (births queued first) vs single-reading contract JSON, readings/s;
+    the order alternates per rep so a drift in the machine's load favours neither."""
+    if "daemon-native" not in consumers:
+        return
+    sides = [("json1", 1, ""), ("sparkplug", SPARKPLUG_METRICS, "sparkplug")]
+    for name, pack, shape in sides if rep % 2 == 0 else sides[::-1]:
+        try:
+            r = Case("daemon-native", "drain", args.messages, args, node, pack=pack, shape=shape).run()
+        except (OSError, RuntimeError, TimeoutError, subprocess.CalledProcessError) as e:
+            print(f"daemon-native-{name} drain rep={rep + 1} FAILED: {e}", flush=True)
+            continue
+        r.consumer, r.rep = f"daemon-native-{name}", rep
+        results.append(r)
+        load = Path("/proc/loadavg").read_text().split()[0]
+        print(f"{r.consumer:24} drain rep={rep + 1} readings={r.landed}/{r.n} seconds={r.seconds:.2f} "
+              f"rate={r.rate:,.0f} readings/s from-connect={r.rate_connected:,.0f}/s "
+              f"cpu/reading={r.cpu_us:.2f}us load={load}", flush=True)  # fmt: skip
+
+
+def sparkplug_report(results: list[Result]) -> None:
+    ratios: dict[str, list[float]] = {"rate": [], "rate_connected": []}
+    for rep in sorted({r.rep for r in results}):
+        got = {r.consumer: r for r in results if r.rep == rep}
+        sp, js = got.get("daemon-native-sparkplug"), got.get("daemon-native-json1")
+        if sp is None or js is None:
+            continue
+        for what in ratios:
+            mine, same = getattr(sp, what), getattr(js, what)
+            if same:
+                ratios[what].append(mine / same)
+                cpu = f"CPU per reading {sp.cpu_us:.2f} us vs {js.cpu_us:.2f} us"
+                print(f"  sparkplug rep {rep + 1} ({what}): {mine:,.0f} readings/s = {mine / same:.2f}x "
+                      f"single-reading JSON ({same:,.0f}); {cpu}")  # fmt: skip
+    for what, values in ratios.items():
+        if values:
+            print(f"  sparkplug DDATA of {SPARKPLUG_METRICS} ({what}): median {statistics.median(values):.2f}x "
+                  f"single-reading JSON (target >= 3; per run {', '.join(f'{v:.2f}x' for v in values)})")  # fmt: skip
 
 
 def tasmota_report(results: list[Result]) -> None:
