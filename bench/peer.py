@@ -20,6 +20,10 @@ first landing → last landing (the consumer alone; the shared harness's definit
 part of its work). Landing: ``count(temperature)`` in influxd (polled
 every 50 ms) or lines written by mosquitto_sub. Publisher: bench/mqtt_pub.py (raw socket, QoS 1,
 1000 in flight). With ``--pack K`` the daemon also drains K-record SenML packs; readings/s compared.
+With ``--sparkplug`` it also drains N Sparkplug B DDATA of 10 metrics by alias (``IOT_SPARKPLUG=1``;
+4 edge nodes share the devices; their NBIRTH/DBIRTHs queued first, at QoS 1 so the session keeps
+them; landing: ``count(*)`` of the last hour, the births are older) against 10N single-reading
+contract JSON messages (the same readings), and influxd's own write ceiling for each side's points.
 With ``--latency-rate R`` the daemon and Node-RED also take a paced publisher at R msg/s (use about half
 the drain rate) and p50/p99 publish → queryable latency is printed (in-order landing assumed, 50 ms
 polls). Prints one line per case and the ratios at the end. Zero loss is checked: every case must land N.
@@ -497,15 +501,20 @@ class Case:
         return p
 
 
-def influxd_ceiling(args: argparse.Namespace, pack: int) -> float:
-    """Readings/s influxd 1.x takes for the very points the daemon writes for SenML packs of ``pack``:
-    decoded up front, line protocol pre-encoded, POSTed in 5,000-point batches over one connection."""
+def influxd_ceiling(args: argparse.Namespace, pack: int, shape: str = "", n: int = 0) -> float:
+    """Readings/s influxd 1.x takes for the very points the daemon writes for SenML packs of ``pack``
+    (1: single-reading JSON), or for Sparkplug DDATA of ``pack`` metrics (``shape`` ``sparkplug``; the
+    births' points left out): decoded up front, line protocol pre-encoded, POSTed in 5,000-point
+    batches over one connection. ``n`` messages (default ``--messages``)."""
+    n = n or args.messages
     import http.client
 
     sys.path.insert(0, str(ROOT / "bench"))
     from mqtt_pub import payloads
 
     from ingest.decoding.decode import Decoder
+    from ingest.decoding.sparkplug import sparkplug_rules
+    from ingest.decoding.topics import ContractTopics, Topics
     from ingest.mqtt.packets import Parser
     from ingest.stores.lineprotocol import encode_batch
 
@@ -514,9 +523,12 @@ def influxd_ceiling(args: argparse.Namespace, pack: int) -> float:
     try:
         influx.create_database(DB)
         now = time.time_ns()
-        msgs = Parser(v5=False).feed(b"".join(payloads(args.messages, args.devices, pack, "devices", now, 1)))
-        dec = Decoder()
-        points = [p for m in msgs for p in dec.decode(m.topic, m.payload, time.time_ns())]  # type: ignore[union-attr]
+        packets = payloads(n, args.devices, pack, "devices", now, 1, shape, SPARKPLUG_NODES)
+        msgs = Parser(v5=False).feed(b"".join(packets))
+        dec = Decoder(topics=Topics([ContractTopics(), *sparkplug_rules()]))
+        births = len(msgs) - n  # decoded (they name the aliases), their points not written
+        points = [p for k, m in enumerate(msgs) for p in dec.decode(m.topic, m.payload, time.time_ns()) if k >= births]  # type: ignore[union-attr]
+        assert sum(len(p.fields) for p in points) == n * pack
         bodies = ["\n".join(encode_batch(points[i : i + 5000])[1]).encode() for i in range(0, len(points), 5000)]
         conn = http.client.HTTPConnection("127.0.0.1", influx.port, timeout=60)
         t0 = time.perf_counter()
@@ -527,7 +539,7 @@ def influxd_ceiling(args: argparse.Namespace, pack: int) -> float:
             assert r.status == 204, r.status
         seconds = time.perf_counter() - t0
         conn.close()
-        return float(args.messages * pack / seconds)
+        return float(n * pack / seconds)
     finally:
         influx.stop()
         if not args.keep:
@@ -573,8 +585,9 @@ def main() -> None:
     ap.add_argument(
         "--sparkplug",
         action="store_true",
-        help=f"also drain Sparkplug B DDATA of {SPARKPLUG_METRICS} metrics (daemon-native, IOT_SPARKPLUG=1) against "
-        "single-reading contract JSON, readings/s",
+        help=f"also drain --messages Sparkplug B DDATA of {SPARKPLUG_METRICS} metrics (daemon-native, "
+        "IOT_SPARKPLUG=1) against the same readings as single-reading contract JSON, readings/s, and influxd's "
+        "write ceiling for each side's points",
     )
     ap.add_argument("--prefix", type=Path, default=Path(tempfile.gettempdir()) / "iot-peer")
     ap.add_argument("--workdir", type=Path, default=None)
@@ -597,6 +610,7 @@ def main() -> None:
     results: list[Result] = []
     failures: list[str] = []
     ceilings: list[float] = []
+    sp_ceilings: dict[str, list[float]] = {}
     version = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True).stdout.splitlines()[0]
     log(f"{os.cpu_count()} cores; {version}")
     for rep in range(args.reps):
@@ -631,6 +645,10 @@ def main() -> None:
             tasmota_cases(args, node, consumers, rep, results)
         if args.sparkplug:
             sparkplug_cases(args, node, consumers, rep, results)
+            for shape, pack, n in (("", 1, args.messages * SPARKPLUG_METRICS), ("sparkplug", SPARKPLUG_METRICS, 0)):
+                ceiling = influxd_ceiling(args, pack, shape, n)
+                sp_ceilings.setdefault(shape or "json1", []).append(ceiling)
+                print(f"influxd ceiling  {shape or 'json1'}: {ceiling:,.0f} readings/s written directly", flush=True)
     if args.latency_rate:
         for c in [x for x in consumers if x in ("daemon-native", "nodered")]:
             case = Case(c, "live", args.messages, args, node)
@@ -646,7 +664,7 @@ def main() -> None:
                       f"p50 {percentile(lat, 0.5):.2f} s, p99 {percentile(lat, 0.99):.2f} s", flush=True)  # fmt: skip
     report(results, consumers, args)
     tasmota_report(results)
-    sparkplug_report(results)
+    sparkplug_report(results, {k: statistics.median(v) for k, v in sp_ceilings.items()})
     if ceilings and (many := [r.rate for r in results if r.consumer.endswith(f"-pack{args.pack}")]):
         top = statistics.median(ceilings)
         print(
@@ -678,14 +696,16 @@ def tasmota_cases(args: argparse.Namespace, node: str, consumers: list[str], rep
 
 
 def sparkplug_cases(args: argparse.Namespace, node: str, consumers: list[str], rep: int, results: list[Result]) -> None:
-    """Drains of Sparkplug B DDATA (births queued first) vs single-reading contract JSON, readings/s;
-    the order alternates per rep so a drift in the machine's load favours neither."""
+    """Drains of ``--messages`` Sparkplug B DDATA (births queued first) vs single-reading contract
+    JSON holding the same readings (10x the messages), readings/s; the order alternates per rep so a
+    drift in the machine's load favours neither."""
     if "daemon-native" not in consumers:
         return
-    sides = [("json1", 1, ""), ("sparkplug", SPARKPLUG_METRICS, "sparkplug")]
-    for name, pack, shape in sides if rep % 2 == 0 else sides[::-1]:
+    m = SPARKPLUG_METRICS
+    sides = [("json1", args.messages * m, 1, ""), ("sparkplug", args.messages, m, "sparkplug")]
+    for name, n, pack, shape in sides if rep % 2 == 0 else sides[::-1]:
         try:
-            r = Case("daemon-native", "drain", args.messages, args, node, pack=pack, shape=shape).run()
+            r = Case("daemon-native", "drain", n, args, node, pack=pack, shape=shape).run()
         except (OSError, RuntimeError, TimeoutError, subprocess.CalledProcessError) as e:
             print(f"daemon-native-{name} drain rep={rep + 1} FAILED: {e}", flush=True)
             continue
@@ -697,7 +717,7 @@ def sparkplug_cases(args: argparse.Namespace, node: str, consumers: list[str], r
               f"cpu/reading={r.cpu_us:.2f}us load={load}", flush=True)  # fmt: skip
 
 
-def sparkplug_report(results: list[Result]) -> None:
+def sparkplug_report(results: list[Result], ceilings: dict[str, float]) -> None:
     ratios: dict[str, list[float]] = {"rate": [], "rate_connected": []}
     for rep in sorted({r.rep for r in results}):
         got = {r.consumer: r for r in results if r.rep == rep}
@@ -715,6 +735,11 @@ def sparkplug_report(results: list[Result]) -> None:
         if values:
             print(f"  sparkplug DDATA of {SPARKPLUG_METRICS} ({what}): median {statistics.median(values):.2f}x "
                   f"single-reading JSON (target >= 3; per run {', '.join(f'{v:.2f}x' for v in values)})")  # fmt: skip
+    for name, top in ceilings.items():
+        drained = [r.rate for r in results if r.consumer == f"daemon-native-{name}"]
+        if drained:
+            print(f"    {name}: drained at {statistics.median(drained) / top:.2f}x influxd's own write ceiling "
+                  f"for the same points ({top:,.0f} readings/s)")  # fmt: skip
 
 
 def tasmota_report(results: list[Result]) -> None:
