@@ -66,7 +66,9 @@ def sparkplug_value(t: DataType, i: int, k: int) -> float | int | bool:
 def sparkplug(n: int, devices: int, nodes: int, metrics: int, base_ns: int) -> list[tuple[str, bytes]]:
     """Births, then ``n`` DDATA of ``metrics`` metrics by alias: device ``d`` is ``d{d}`` of edge node
     ``edge{d % nodes}`` in group ``bench``; each node's ``seq`` runs 0 (NBIRTH), +1 per message, mod 256.
-    DDATA ``i`` is timed ``base - (n - i)`` ms: unique per device, so no point overwrites another."""
+    DDATA ``i`` is timed ``base - (n - i)`` ms: unique per device, so no point overwrites another.
+    The births' values are null: they store no point, so the data fills the daemon's batches exactly
+    as N single-reading messages do (a partial last batch would wait out the flush interval)."""
     base_ms = base_ns // 1_000_000
     types = [SPARKPLUG_TYPES[k % len(SPARKPLUG_TYPES)] for k in range(metrics)]
     seq = [0] * nodes
@@ -82,9 +84,7 @@ def sparkplug(n: int, devices: int, nodes: int, metrics: int, base_ns: int) -> l
         out.append((f"spBv1.0/bench/NBIRTH/edge{e}", body))
     for d in range(devices):
         e = d % nodes
-        birth = [
-            MetricValue(t, sparkplug_value(t, 0, k), name=f"Sensors/m{k}", alias=k + 1) for k, t in enumerate(types)
-        ]
+        birth = [MetricValue(t, None, name=f"Sensors/m{k}", alias=k + 1) for k, t in enumerate(types)]
         body = encode(birth, seq=nxt(e), timestamp_ms=born + 1 + d)
         out.append((f"spBv1.0/bench/DBIRTH/edge{e}/d{d}", body))
     for i in range(n):

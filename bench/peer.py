@@ -512,6 +512,7 @@ def influxd_ceiling(args: argparse.Namespace, pack: int, shape: str = "", n: int
     sys.path.insert(0, str(ROOT / "bench"))
     from mqtt_pub import payloads
 
+    from core.model import Point
     from ingest.decoding.decode import Decoder
     from ingest.decoding.sparkplug import sparkplug_rules
     from ingest.decoding.topics import ContractTopics, Topics
@@ -527,7 +528,12 @@ def influxd_ceiling(args: argparse.Namespace, pack: int, shape: str = "", n: int
         msgs = Parser(v5=False).feed(b"".join(packets))
         dec = Decoder(topics=Topics([ContractTopics(), *sparkplug_rules()]))
         births = len(msgs) - n  # decoded (they name the aliases), their points not written
-        points = [p for k, m in enumerate(msgs) for p in dec.decode(m.topic, m.payload, time.time_ns()) if k >= births]  # type: ignore[union-attr]
+        points: list[Point] = []
+        for k, m in enumerate(msgs):
+            got = dec.decode(m.topic, m.payload, time.time_ns())  # type: ignore[union-attr]
+            if k >= births:
+                assert isinstance(got, list)
+                points += got
         assert sum(len(p.fields) for p in points) == n * pack
         bodies = ["\n".join(encode_batch(points[i : i + 5000])[1]).encode() for i in range(0, len(points), 5000)]
         conn = http.client.HTTPConnection("127.0.0.1", influx.port, timeout=60)
