@@ -526,7 +526,7 @@ def influxd_ceiling(args: argparse.Namespace, pack: int, shape: str = "", n: int
         now = time.time_ns()
         packets = payloads(n, args.devices, pack, "devices", now, 1, shape, SPARKPLUG_NODES)
         msgs = Parser(v5=False).feed(b"".join(packets))
-        dec = Decoder(topics=Topics([ContractTopics(), *sparkplug_rules()]))
+        dec = Decoder(topics=Topics([ContractTopics(), *sparkplug_rules()])) if shape == "sparkplug" else Decoder()
         births = len(msgs) - n  # decoded (they name the aliases), their points not written
         points: list[Point] = []
         for k, m in enumerate(msgs):
