@@ -20,6 +20,10 @@ first landing → last landing (the consumer alone; the shared harness's definit
 part of its work). Landing: ``count(temperature)`` in influxd (polled
 every 50 ms) or lines written by mosquitto_sub. Publisher: bench/mqtt_pub.py (raw socket, QoS 1,
 1000 in flight). With ``--pack K`` the daemon also drains K-record SenML packs; readings/s compared.
+With ``--sparkplug`` it also drains N Sparkplug B DDATA of 10 metrics by alias (``IOT_SPARKPLUG=1``;
+4 edge nodes share the devices; their NBIRTH/DBIRTHs queued first, at QoS 1 so the session keeps
+them; landing: ``count(*)`` of the last hour, the births are older) against 10N single-reading
+contract JSON messages (the same readings), and influxd's own write ceiling for each side's points.
 With ``--latency-rate R`` the daemon and Node-RED also take a paced publisher at R msg/s (use about half
 the drain rate) and p50/p99 publish → queryable latency is printed (in-order landing assumed, 50 ms
 polls). Prints one line per case and the ratios at the end. Zero loss is checked: every case must land N.
@@ -50,6 +54,9 @@ sys.path.insert(0, str(ROOT))
 from tests.servers import Influxd, free_port, port_open, wait_for  # noqa: E402
 
 DB = "bench"
+SPARKPLUG_NODES = 4  # edge nodes sharing --devices (--sparkplug)
+SPARKPLUG_METRICS = 10  # metrics per DDATA
+SPARKPLUG_FILTERS = ("spBv1.0/+/NBIRTH/+", "spBv1.0/+/DBIRTH/+/+", "spBv1.0/+/DDATA/+/+")
 
 
 def log(msg: str) -> None:
@@ -120,9 +127,9 @@ def start_mosquitto(work: Path) -> tuple[Proc, int]:
     return proc, port
 
 
-def subscribed(work: Path, client_id: str) -> bool:
+def subscribed(work: Path, client_id: str, topic: str = "") -> bool:
     text = (work / "mosquitto.log").read_text(errors="replace")
-    return f" {client_id} 1 " in text
+    return f" {client_id} 1 {topic}" in text
 
 
 # -- Node-RED -----------------------------------------------------------------------------------------
@@ -402,7 +409,7 @@ class Case:
         return [sys.executable, str(ROOT / "bench/mqtt_pub.py"), "--port", str(self.mqtt_port), "--n", str(self.n),
                 "--devices", str(self.args.devices), "--pack", str(self.pack),
                 "--fields", "1" if self.readings else "2", "--rate", str(self.rate),
-                "--shape", self.shape]  # fmt: skip
+                "--shape", self.shape, "--nodes", str(SPARKPLUG_NODES)]  # fmt: skip
 
     def publish(self) -> None:
         out = subprocess.run(self.pub_args(), check=True, capture_output=True, text=True).stdout
@@ -415,7 +422,9 @@ class Case:
         assert self.influx is not None
         meas = "telemetry" if self.consumer == "nodered" else "sensor_readings"
         what = "count(*)" if self.readings else "count(temperature)"
-        if self.shape:  # one ENERGY reading per message
+        if self.shape == "sparkplug":  # every metric of the last hour's DDATA (the births are a day older)
+            what, meas = "count(*)", f"{meas} WHERE time > now() - 1h"
+        elif self.shape:  # one ENERGY reading per message
             meas, what = ("tasmota", "count(Power)") if self.consumer == "nodered" else (meas, 'count("ENERGY.Power")')
         q = urllib.parse.urlencode({"db": DB, "q": f"SELECT {what} FROM {meas}"})
         with urllib.request.urlopen(f"{self.influx.base()}/query?{q}", timeout=30) as r:
@@ -468,6 +477,8 @@ class Case:
                 "IOT_MQTT_CLIENT": client,
                 "IOT_WORKERS": str(workers),
             }
+            if self.shape == "sparkplug":
+                env.update(IOT_SPARKPLUG="1", IOT_SPARKPLUG_HOST_ID="bench-host")
             if self.shape == "tasmota":
                 (w / "mappings.toml").write_text('[[mapping]]\npreset = "tasmota"\n')
                 env["IOT_MAPPINGS"] = str(w / "mappings.toml")
@@ -479,21 +490,32 @@ class Case:
         if not self.client_ids:
             self.client_ids = [cid]
         if wait:
-            wait_for(lambda: subscribed(w, cid) or not p.alive(), 120, f"{self.consumer} to subscribe")
+            topics = SPARKPLUG_FILTERS if self.shape == "sparkplug" else ("",)  # every backlog queued
+            wait_for(
+                lambda: all(subscribed(w, cid, t) for t in topics) or not p.alive(),
+                120,
+                f"{self.consumer} to subscribe",
+            )
             if not p.alive():
                 raise RuntimeError(f"{self.consumer} exited; see {w}")
         return p
 
 
-def influxd_ceiling(args: argparse.Namespace, pack: int) -> float:
-    """Readings/s influxd 1.x takes for the very points the daemon writes for SenML packs of ``pack``:
-    decoded up front, line protocol pre-encoded, POSTed in 5,000-point batches over one connection."""
+def influxd_ceiling(args: argparse.Namespace, pack: int, shape: str = "", n: int = 0) -> float:
+    """Readings/s influxd 1.x takes for the very points the daemon writes for SenML packs of ``pack``
+    (1: single-reading JSON), or for Sparkplug DDATA of ``pack`` metrics (``shape`` ``sparkplug``; the
+    births' points left out): decoded up front, line protocol pre-encoded, POSTed in 5,000-point
+    batches over one connection. ``n`` messages (default ``--messages``)."""
+    n = n or args.messages
     import http.client
 
     sys.path.insert(0, str(ROOT / "bench"))
     from mqtt_pub import payloads
 
+    from core.model import Point
     from ingest.decoding.decode import Decoder
+    from ingest.decoding.sparkplug import sparkplug_rules
+    from ingest.decoding.topics import ContractTopics, Topics
     from ingest.mqtt.packets import Parser
     from ingest.stores.lineprotocol import encode_batch
 
@@ -502,9 +524,17 @@ def influxd_ceiling(args: argparse.Namespace, pack: int) -> float:
     try:
         influx.create_database(DB)
         now = time.time_ns()
-        msgs = Parser(v5=False).feed(b"".join(payloads(args.messages, args.devices, pack, "devices", now, 1)))
-        dec = Decoder()
-        points = [p for m in msgs for p in dec.decode(m.topic, m.payload, time.time_ns())]  # type: ignore[union-attr]
+        packets = payloads(n, args.devices, pack, "devices", now, 1, shape, SPARKPLUG_NODES)
+        msgs = Parser(v5=False).feed(b"".join(packets))
+        dec = Decoder(topics=Topics([ContractTopics(), *sparkplug_rules()])) if shape == "sparkplug" else Decoder()
+        births = len(msgs) - n  # decoded (they name the aliases), their points not written
+        points: list[Point] = []
+        for k, m in enumerate(msgs):
+            got = dec.decode(m.topic, m.payload, time.time_ns())  # type: ignore[union-attr]
+            if k >= births:
+                assert isinstance(got, list)
+                points += got
+        assert sum(len(p.fields) for p in points) == n * pack
         bodies = ["\n".join(encode_batch(points[i : i + 5000])[1]).encode() for i in range(0, len(points), 5000)]
         conn = http.client.HTTPConnection("127.0.0.1", influx.port, timeout=60)
         t0 = time.perf_counter()
@@ -515,7 +545,7 @@ def influxd_ceiling(args: argparse.Namespace, pack: int) -> float:
             assert r.status == 204, r.status
         seconds = time.perf_counter() - t0
         conn.close()
-        return float(args.messages * pack / seconds)
+        return float(n * pack / seconds)
     finally:
         influx.stop()
         if not args.keep:
@@ -558,6 +588,13 @@ def main() -> None:
         help="also drain Tasmota SENSOR messages: the daemon with the tasmota preset, the same readings as "
         "contract JSON, and Node-RED mapping them in its function node",
     )
+    ap.add_argument(
+        "--sparkplug",
+        action="store_true",
+        help=f"also drain --messages Sparkplug B DDATA of {SPARKPLUG_METRICS} metrics (daemon-native, "
+        "IOT_SPARKPLUG=1) against the same readings as single-reading contract JSON, readings/s, and influxd's "
+        "write ceiling for each side's points",
+    )
     ap.add_argument("--prefix", type=Path, default=Path(tempfile.gettempdir()) / "iot-peer")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--stall", type=float, default=30.0)
@@ -579,6 +616,7 @@ def main() -> None:
     results: list[Result] = []
     failures: list[str] = []
     ceilings: list[float] = []
+    sp_ceilings: dict[str, list[float]] = {}
     version = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True).stdout.splitlines()[0]
     log(f"{os.cpu_count()} cores; {version}")
     for rep in range(args.reps):
@@ -611,6 +649,12 @@ def main() -> None:
             print(f"influxd ceiling  packs of {args.pack}: {ceiling:,.0f} readings/s written directly", flush=True)
         if args.tasmota:
             tasmota_cases(args, node, consumers, rep, results)
+        if args.sparkplug:
+            sparkplug_cases(args, node, consumers, rep, results)
+            for shape, pack, n in (("", 1, args.messages * SPARKPLUG_METRICS), ("sparkplug", SPARKPLUG_METRICS, 0)):
+                ceiling = influxd_ceiling(args, pack, shape, n)
+                sp_ceilings.setdefault(shape or "json1", []).append(ceiling)
+                print(f"influxd ceiling  {shape or 'json1'}: {ceiling:,.0f} readings/s written directly", flush=True)
     if args.latency_rate:
         for c in [x for x in consumers if x in ("daemon-native", "nodered")]:
             case = Case(c, "live", args.messages, args, node)
@@ -626,6 +670,7 @@ def main() -> None:
                       f"p50 {percentile(lat, 0.5):.2f} s, p99 {percentile(lat, 0.99):.2f} s", flush=True)  # fmt: skip
     report(results, consumers, args)
     tasmota_report(results)
+    sparkplug_report(results, {k: statistics.median(v) for k, v in sp_ceilings.items()})
     if ceilings and (many := [r.rate for r in results if r.consumer.endswith(f"-pack{args.pack}")]):
         top = statistics.median(ceilings)
         print(
@@ -654,6 +699,53 @@ def tasmota_cases(args: argparse.Namespace, node: str, consumers: list[str], rep
         print(f"{r.consumer:22} drain rep={rep + 1} landed={r.landed}/{r.n} seconds={r.seconds:.2f} "
               f"rate={r.rate:,.0f}/s from-connect={r.rate_connected:,.0f}/s cpu/msg={r.cpu_us:.1f}us "
               f"load={Path('/proc/loadavg').read_text().split()[0]}", flush=True)  # fmt: skip
+
+
+def sparkplug_cases(args: argparse.Namespace, node: str, consumers: list[str], rep: int, results: list[Result]) -> None:
+    """Drains of ``--messages`` Sparkplug B DDATA (births queued first) vs single-reading contract
+    JSON holding the same readings (10x the messages), readings/s; the order alternates per rep so a
+    drift in the machine's load favours neither."""
+    if "daemon-native" not in consumers:
+        return
+    m = SPARKPLUG_METRICS
+    sides = [("json1", args.messages * m, 1, ""), ("sparkplug", args.messages, m, "sparkplug")]
+    for name, n, pack, shape in sides if rep % 2 == 0 else sides[::-1]:
+        try:
+            r = Case("daemon-native", "drain", n, args, node, pack=pack, shape=shape).run()
+        except (OSError, RuntimeError, TimeoutError, subprocess.CalledProcessError) as e:
+            print(f"daemon-native-{name} drain rep={rep + 1} FAILED: {e}", flush=True)
+            continue
+        r.consumer, r.rep = f"daemon-native-{name}", rep
+        results.append(r)
+        load = Path("/proc/loadavg").read_text().split()[0]
+        print(f"{r.consumer:24} drain rep={rep + 1} readings={r.landed}/{r.n} seconds={r.seconds:.2f} "
+              f"rate={r.rate:,.0f} readings/s from-connect={r.rate_connected:,.0f}/s "
+              f"cpu/reading={r.cpu_us:.2f}us load={load}", flush=True)  # fmt: skip
+
+
+def sparkplug_report(results: list[Result], ceilings: dict[str, float]) -> None:
+    ratios: dict[str, list[float]] = {"rate": [], "rate_connected": []}
+    for rep in sorted({r.rep for r in results}):
+        got = {r.consumer: r for r in results if r.rep == rep}
+        sp, js = got.get("daemon-native-sparkplug"), got.get("daemon-native-json1")
+        if sp is None or js is None:
+            continue
+        for what in ratios:
+            mine, same = getattr(sp, what), getattr(js, what)
+            if same:
+                ratios[what].append(mine / same)
+                cpu = f"CPU per reading {sp.cpu_us:.2f} us vs {js.cpu_us:.2f} us"
+                print(f"  sparkplug rep {rep + 1} ({what}): {mine:,.0f} readings/s = {mine / same:.2f}x "
+                      f"single-reading JSON ({same:,.0f}); {cpu}")  # fmt: skip
+    for what, values in ratios.items():
+        if values:
+            print(f"  sparkplug DDATA of {SPARKPLUG_METRICS} ({what}): median {statistics.median(values):.2f}x "
+                  f"single-reading JSON (target >= 3; per run {', '.join(f'{v:.2f}x' for v in values)})")  # fmt: skip
+    for name, top in ceilings.items():
+        drained = [r.rate for r in results if r.consumer == f"daemon-native-{name}"]
+        if drained:
+            print(f"    {name}: drained at {statistics.median(drained) / top:.2f}x influxd's own write ceiling "
+                  f"for the same points ({top:,.0f} readings/s)")  # fmt: skip
 
 
 def tasmota_report(results: list[Result]) -> None:
