@@ -11,10 +11,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, relationship
 
 from registry import tables
 from registry.alerts.rules import KINDS, STATUSES
+from registry.auth import ROLES as ROLES
 from registry.tables import BigId as BigId  # the notifier's tables (registry.notify.models) use it
 
 DEVICE_STATUSES = ("provisioned", "active", "disabled", "retired")
-ROLES = ("viewer", "operator", "admin")
 SEVERITIES = ("critical", "major", "minor", "warning", "info")
 ALERT_STATUSES = STATUSES
 RULE_KINDS = KINDS

@@ -1,5 +1,6 @@
 """``iot alerts``: list, show, ack, resolve, stats and ``rules``. Parse, open the registry as
-the actor behind ``IOT_API_KEY``, call one function in :mod:`registry.alerts.store`.
+the actor behind ``IOT_API_KEY``, call one function in :mod:`registry.alerts.store` (the ORM:
+imported by the commands that use it) or, for the lists, :mod:`registry.alerts.queries` (Core).
 
 Exit codes: :class:`iot.cli.toolkit.ExitCode` (4: not allowed in the alert's current state).
 """
@@ -13,11 +14,10 @@ from typing import Annotated, Any
 import typer
 
 from iot.cli import output
-from iot.cli.acting import acting
+from iot.cli.acting import acting, reading
 from iot.cli.lazy import Lazy, lazy_group
-from iot.cli.notify_view import print_notifications
 from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings, shown
-from registry.alerts import store
+from registry.alerts import queries
 from registry.alerts.kinds import describe
 from registry.alerts.rules import LEVELS, OPS, SCOPES, SEVERITIES, STATUSES, Rule, RuleKind
 
@@ -76,9 +76,9 @@ def list_(
     """Alerts, newest first."""
     _choice(status, STATUSES, "status")
     _choice(severity, SEVERITIES, "severity")
-    with acting(settings(registry_url=registry)) as (s, actor):
-        rows = store.list_alerts(
-            s, actor, status=status, severity=severity, device=device, site=site, since=_since(since), limit=limit
+    with reading(settings(registry_url=registry)) as (db, actor):
+        rows = queries.list_alerts(
+            db, actor, status=status, severity=severity, device=device, site=site, since=_since(since), limit=limit
         )
     if output.machine(fmt, json_, [asdict(r) for r in rows], ALERT_COLUMNS):
         return
@@ -113,6 +113,8 @@ def show(
     registry: RegistryOpt = None,
 ) -> None:
     """One alert and its timeline."""
+    from registry.alerts import store
+
     with acting(settings(registry_url=registry)) as (s, actor):
         a = store.show_alert(s, actor, alert_id)
     if json_:
@@ -144,6 +146,8 @@ def show(
         title="timeline",
     )
     if a.notifications:
+        from iot.cli.notify_view import print_notifications
+
         print_notifications(a.notifications)
 
 
@@ -154,6 +158,8 @@ def ack(
     registry: RegistryOpt = None,
 ) -> None:
     """Acknowledge an open alert (operators)."""
+    from registry.alerts import store
+
     with acting(settings(registry_url=registry)) as (s, actor):
         store.acknowledge(s, actor, alert_id, note)
         typer.echo(f"alert {alert_id} acknowledged by {actor.name}")
@@ -166,6 +172,8 @@ def resolve(
     registry: RegistryOpt = None,
 ) -> None:
     """Resolve an open or acknowledged alert (operators)."""
+    from registry.alerts import store
+
     with acting(settings(registry_url=registry)) as (s, actor):
         store.resolve(s, actor, alert_id, note)
         typer.echo(f"alert {alert_id} resolved by {actor.name}")
@@ -182,6 +190,8 @@ def stats(
     registry: RegistryOpt = None,
 ) -> None:
     """Counts by status, severity, rule and device; mean time to acknowledge and to resolve."""
+    from registry.alerts import store
+
     with acting(settings(registry_url=registry)) as (s, actor):
         st = store.stats(s, actor, since=_since(since))
     if json_:
@@ -220,7 +230,7 @@ def _rule_dict(r: Any) -> dict[str, Any]:
         "severity": r.severity,
         "scope": r.scope,
         "scope_value": r.scope_value,
-        "definition": describe(store.rule_from_row(r)),
+        "definition": describe(queries.rule_from_row(r)),
         "measurement": r.measurement,
         "field": r.field,
         "op": r.op,
@@ -237,8 +247,8 @@ def _rule_dict(r: Any) -> dict[str, Any]:
 @rules_app.command("list")
 def rules_list(json_: JsonOpt = False, fmt: output.FormatOpt = None, registry: RegistryOpt = None) -> None:
     """Every rule, enabled or not."""
-    with acting(settings(registry_url=registry)) as (s, actor):
-        rows = [_rule_dict(r) for r in store.list_rules(s, actor)]
+    with reading(settings(registry_url=registry)) as (db, actor):
+        rows = [_rule_dict(r) for r in queries.list_rules(db, actor)]
     if output.machine(fmt, json_, rows, RULE_COLUMNS):
         return
     print_table(
@@ -309,6 +319,8 @@ def rules_add(
         level=(level or "error") if kind is RuleKind.EVENT else None,
         absolute=not signed,
     )
+    from registry.alerts import store
+
     with acting(settings(registry_url=registry)) as (s, actor):
         out = _rule_dict(store.add_rule(s, actor, rule))
     if json_:
@@ -324,6 +336,8 @@ def rules_remove(
     registry: RegistryOpt = None,
 ) -> None:
     """Delete a rule (admins). A rule with alerts needs --purge; `disable` keeps history."""
+    from registry.alerts import store
+
     with acting(settings(registry_url=registry)) as (s, actor):
         n = store.remove_rule(s, actor, name, purge=purge)
     typer.echo(f"rule {name!r} removed" + (f" with {n} alert(s)" if n else ""))
@@ -332,6 +346,8 @@ def rules_remove(
 @rules_app.command("enable")
 def rules_enable(name: Annotated[str, typer.Argument(metavar="NAME|ID")], registry: RegistryOpt = None) -> None:
     """Enable a rule (admins)."""
+    from registry.alerts import store
+
     with acting(settings(registry_url=registry)) as (s, actor):
         store.set_rule_enabled(s, actor, name, True)
     typer.echo(f"rule {name!r} enabled")
@@ -340,6 +356,8 @@ def rules_enable(name: Annotated[str, typer.Argument(metavar="NAME|ID")], regist
 @rules_app.command("disable")
 def rules_disable(name: Annotated[str, typer.Argument(metavar="NAME|ID")], registry: RegistryOpt = None) -> None:
     """Disable a rule (admins); its open alerts are resolved."""
+    from registry.alerts import store
+
     with acting(settings(registry_url=registry)) as (s, actor):
         store.set_rule_enabled(s, actor, name, False)
     typer.echo(f"rule {name!r} disabled")
