@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 
+DEVICE_STATUSES = ("provisioned", "active", "disabled", "retired")
+
+
 class DeviceNotFound(LookupError):
     pass
 

@@ -12,9 +12,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, relationship
 from registry import tables
 from registry.alerts.rules import KINDS, STATUSES
 from registry.auth import ROLES as ROLES
+from registry.device_queries import DEVICE_STATUSES as DEVICE_STATUSES
 from registry.tables import BigId as BigId  # the notifier's tables (registry.notify.models) use it
 
-DEVICE_STATUSES = ("provisioned", "active", "disabled", "retired")
 SEVERITIES = ("critical", "major", "minor", "warning", "info")
 ALERT_STATUSES = STATUSES
 RULE_KINDS = KINDS

@@ -1,5 +1,7 @@
 """``iot devices``, ``iot registry`` and ``iot sim provision``: parse, open the registry, call one
 function. The CLI acts as the API key in ``IOT_API_KEY`` (while no key exists: ``local-admin``).
+Reads go through Core (:func:`iot.cli.acting.reading`); the commands that change devices import
+:mod:`registry.devices` (the ORM) when they run.
 
 Exit codes: :class:`iot.cli.toolkit.ExitCode`.
 """
@@ -12,22 +14,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from core.config import Settings
 from ingest.stores import documents_from, timeseries_from
 from iot.cli import output
-from iot.cli.acting import acting
+from iot.cli.acting import acting, reading
 from iot.cli.lazy import Lazy, lazy_group
 from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings, shown
 from iot.present.sparks import device_sparklines
 from registry import audit as audit_mod
-from registry import devices as dev
+from registry import device_queries
+from registry.alerts.queries import AlertSummary, list_alerts
 from registry.alerts.rules import AlertStatus
-from registry.alerts.store import AlertSummary, list_alerts
-from registry.auth import Actor, create_key, disable_key, list_keys
+from registry.auth import ROLES, Actor, create_key, disable_key, list_keys
 from registry.db import current_revision, head_revision, make_engine, migrate
-from registry.models import DEVICE_STATUSES, ROLES
+from registry.device_queries import DEVICE_STATUSES
 from simulators.profiles import PROFILES
 
 OPEN_ALERTS_SHOWN = 50  # `devices show` lists at most this many unresolved alerts
@@ -84,6 +86,8 @@ def add(
 ) -> None:
     """Register a device (admins)."""
     labels = _labels(label or [])
+    from registry import devices as dev  # the ORM: only where devices change
+
     with acting(settings(registry_url=registry)) as (session, actor):
         secret = dev.add_device(session, actor, device_id, type, site, labels, with_secret, gateway)
     typer.echo(f"added device {device_id} (provisioned)")
@@ -103,8 +107,8 @@ def list_(
     """List devices (viewers)."""
     if status and status not in DEVICE_STATUSES:
         fail(f"invalid --status {status!r}: use one of {', '.join(DEVICE_STATUSES)}")
-    with acting(settings(registry_url=registry)) as (session, actor):
-        rows = [dev.as_dict(d) for d in dev.list_devices(session, actor, status, type, site)]
+    with reading(settings(registry_url=registry)) as (db, actor):
+        rows = [device_queries.as_dict(d) for d in device_queries.list_devices(db, actor, status, type, site)]
     if output.machine(fmt, as_json, rows, DEVICE_COLUMNS):
         return
     cols = ("id", "type", "site", "gateway", "status", "online", "last_seen_at", "firmware_version")
@@ -141,12 +145,12 @@ def _merge_stores(s: Settings, device_id: str) -> tuple[dict[str, Any], list[str
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
-def _open_alerts(session: Session, actor: Actor, device_id: str) -> list[AlertSummary]:
+def _open_alerts(db: Connection, actor: Actor, device_id: str) -> list[AlertSummary]:
     """The device's alerts not yet resolved (open or acknowledged), newest first."""
     found = [
         a
         for status in (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
-        for a in list_alerts(session, actor, status=status.value, device=device_id, limit=OPEN_ALERTS_SHOWN)
+        for a in list_alerts(db, actor, status=status.value, device=device_id, limit=OPEN_ALERTS_SHOWN)
     ]
     return sorted(found, key=lambda a: (a.opened_at or _EPOCH, a.id), reverse=True)[:OPEN_ALERTS_SHOWN]
 
@@ -164,9 +168,9 @@ def show(
 ) -> None:
     """One device: registry row, latest config document and latest readings (viewers)."""
     s = settings(registry_url=registry)
-    with acting(s) as (session, actor):
-        row = dev.as_dict(dev.get_device(session, actor, device_id))
-        alerts = _open_alerts(session, actor, device_id)
+    with reading(s) as (db, actor):
+        row = device_queries.as_dict(device_queries.read_device(db, actor, device_id))
+        alerts = _open_alerts(db, actor, device_id)
     merged, warnings = _merge_stores(s, device_id)
     for w in warnings:
         typer.echo(f"warning: {w}", err=True)
@@ -212,6 +216,8 @@ def update(
 ) -> None:
     """Change a device's type, site or labels (admins; audited)."""
     labels = _labels(label or [])
+    from registry import devices as dev  # the ORM: only where devices change
+
     with acting(settings(registry_url=registry)) as (session, actor):
         d = dev.update_device(session, actor, device_id, type, site, labels, remove_label or [])
         summary = f"type {d.type}, site {d.site or '(none)'}, labels " + (
@@ -225,6 +231,8 @@ def _status_command(action: str) -> None:
         device_id: Annotated[str, typer.Argument(metavar="ID")],
         registry: RegistryOpt = None,
     ) -> None:
+        from registry import devices as dev  # the ORM: only where devices change
+
         with acting(settings(registry_url=registry)) as (session, actor):
             d = dev.set_status(session, actor, device_id, action)
             status = d.status
@@ -275,6 +283,8 @@ def provision(
             existing = dict(json.loads(target.read_text()))
         except (ValueError, TypeError):
             fail(f"{target} exists but is not a JSON object of secrets: choose another file")
+    from registry import devices as dev  # the ORM: only where devices change
+
     with acting(s) as (session, actor):
         secrets = dev.provision_fleet(session, actor, devices, profiles, site, prefix)
         dev.write_private(target, json.dumps(existing | secrets, indent=2) + "\n")
@@ -323,10 +333,9 @@ def audit_cmd(
 ) -> None:
     """Who changed what, newest first (operators and admins)."""
     start = datetime.now(UTC) - timedelta(seconds=parse_duration(since)) if since else None
-    with acting(settings(registry_url=registry)) as (session, actor):
+    with reading(settings(registry_url=registry)) as (db, actor):
         rows = [
-            audit_mod.as_dict(e)
-            for e in audit_mod.query_audit(session, actor, start, actor_name, action, target, limit)
+            audit_mod.as_dict(e) for e in audit_mod.query_audit(db, actor, start, actor_name, action, target, limit)
         ]
     if output.machine(fmt, as_json, rows, audit_mod.COLUMNS):
         return
@@ -355,7 +364,7 @@ def keys_add(
 @keys_app.command("list")
 def keys_list(as_json: JsonOpt = False, fmt: output.FormatOpt = None, registry: RegistryOpt = None) -> None:
     """API keys (never the keys themselves)."""
-    with acting(settings(registry_url=registry)) as (session, actor):
+    with reading(settings(registry_url=registry)) as (db, actor):
         rows: list[dict[str, Any]] = [
             {
                 "name": k.name,
@@ -365,7 +374,7 @@ def keys_list(as_json: JsonOpt = False, fmt: output.FormatOpt = None, registry: 
                 "created_at": k.created_at,
                 "disabled": k.disabled,
             }
-            for k in list_keys(session, actor)
+            for k in list_keys(db, actor)
         ]
     if output.machine(fmt, as_json, rows, KEY_COLUMNS):
         return
