@@ -180,3 +180,20 @@ sparkplug_births = Table(
     Column("metrics", JSON, nullable=False),  # [[alias or null, name, field, datatype], ...]
     Column("born_at", Float, nullable=False),
 )
+
+notify_channels = Table(
+    "notify_channels",
+    metadata,
+    _id(),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("target", Text, nullable=False),  # URL (webhook, slack) or comma-separated addresses (email)
+    Column("options", JSON, nullable=False, default=dict),  # e.g. smtp host/port/user/from
+    Column("secret_name", String(128)),  # a key of IOT_NOTIFY_SECRETS, never the value
+    Column("min_severity", String(16), nullable=False, default="info"),
+    Column("site", String(128)),  # None: every site
+    Column("events", JSON, nullable=False),  # which transitions to send
+    Column("renotify_minutes", Integer, nullable=False, default=0),  # 0: no reminders
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", TS, nullable=False),
+)

@@ -87,10 +87,10 @@ NOT_FOR_READING = {"sqlalchemy.orm", "sqlalchemy.dialects.postgresql", "alembic"
 
 def _run_loading(argv: list[str], data_dir: Path) -> set[str]:
     """Which of ``NOT_FOR_READING`` (or their submodules) ``iot *argv`` loads, in a fresh interpreter
-    on the embedded registry under ``data_dir``."""
+    on the embedded registry under ``data_dir`` (whatever its exit code: a traceback fails)."""
     probe = (
         f"import sys, json\nsys.argv = ['iot', *{argv!r}]\nfrom iot.cli import main\ntry:\n    main()\n"
-        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "except SystemExit:\n    pass\n"
         f"print(json.dumps(sorted({{p for p in {sorted(NOT_FOR_READING)!r} for m in sys.modules "
         "if m == p or m.startswith(p + '.')})))"
     )
@@ -105,6 +105,16 @@ def test_read_commands_on_a_current_embedded_registry_load_neither_the_orm_nor_p
 ) -> None:
     """On SQLite at the code's schema, the read commands go through Core: no ORM and no model
     declarations, no PostgreSQL dialect, no Alembic (the schema check reads the version table)."""
-    assert "alembic" in _run_loading(["alerts", "list"], tmp_path)  # a fresh one migrates itself
-    for argv in (["alerts", "list"], ["alerts", "rules", "list"]):
+    assert _run_loading(["devices", "add", "d1", "--site", "s1"], tmp_path) >= {"alembic", "sqlalchemy.orm"}
+    for argv in (
+        ["alerts", "list"],
+        ["alerts", "rules", "list"],
+        ["alerts", "channels", "list"],
+        ["devices", "list"],
+        ["devices", "show", "d1"],
+        ["registry", "keys", "list"],
+        ["registry", "audit"],
+        ["deadletters", "list"],
+        ["telemetry", "query", "--device", "d1"],
+    ):
         assert _run_loading(argv, tmp_path) == set(), argv

@@ -1,4 +1,6 @@
-"""``iot alerts channels add|list|remove|test`` and ``iot alerts notifier run``."""
+"""``iot alerts channels add|list|remove|test`` and ``iot alerts notifier run``. The notifier (its
+outbox, transports and logging) is imported by the commands that send; ``channels list`` reads
+through Core (:func:`iot.cli.acting.reading`)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,12 @@ from typing import Annotated
 import typer
 
 from iot.cli import output
-from iot.cli.acting import acting, ready
+from iot.cli.acting import acting, reading, ready
 from iot.cli.toolkit import fail, print_table, settings
-from iot.logs import configure_logging
-from iot.notifying import build_notifier
 from registry.auth import require_site
 from registry.db import make_engine
 from registry.notify.channels import (
+    CHANNEL_KINDS,
     COLUMNS,
     DEFAULT_EVENTS,
     ChannelSpec,
@@ -22,8 +23,6 @@ from registry.notify.channels import (
     list_channels,
     remove_channel,
 )
-from registry.notify.models import CHANNEL_KINDS
-from registry.notify.outbox import Delivery
 from registry.notify.render import payload
 
 app = typer.Typer(no_args_is_help=True, help="Where alert notifications go: webhooks, Slack, e-mail.")
@@ -115,8 +114,8 @@ def add(
 @app.command("list")
 def list_cmd(as_json: JsonOpt = False, fmt: output.FormatOpt = None, registry: RegistryOpt = None) -> None:
     """Channels (targets redacted, secrets by name only)."""
-    with acting(settings(registry_url=registry)) as (session, actor):
-        rows = list_channels(session, actor)
+    with reading(settings(registry_url=registry)) as (db, actor):
+        rows = list_channels(db, actor)
     if output.machine(fmt, as_json, rows, COLUMNS):
         return
     print_table(
@@ -149,6 +148,9 @@ def remove(name: Annotated[str, typer.Argument()], registry: RegistryOpt = None)
 @app.command("test")
 def test(name: Annotated[str, typer.Argument()], registry: RegistryOpt = None) -> None:
     """Send a test notification now and print the outcome; exit 1 if it failed."""
+    from iot.notifying import build_notifier
+    from registry.notify.outbox import Delivery
+
     s = settings(registry_url=registry)
     with acting(settings(registry_url=registry)) as (session, actor):
         ch = get_channel(session, actor, name)
@@ -187,6 +189,9 @@ def run(registry: RegistryOpt = None) -> None:
     """Run a notifier on its own until SIGTERM/SIGINT (the daemon runs one too unless IOT_NOTIFY=false)."""
     import signal
     import threading
+
+    from iot.logs import configure_logging
+    from iot.notifying import build_notifier
 
     s = settings(registry_url=registry)
     configure_logging(s.log_format, s.log_level, s.log_repeat_interval)
