@@ -1,13 +1,15 @@
-"""One settings object for every command: env prefix ``IOT_``, ``.env`` supported."""
+"""One settings object for every command: env prefix ``IOT_``, ``.env`` supported, secrets also
+from files in ``IOT_SECRETS_DIR`` (the sources: :mod:`core.settings_sources`)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, field_validator
+
+from core.settings_sources import NoDecode, gather
 
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 PACKET_HEADER_ALLOWANCE = 128 * 1024  # bytes of an MQTT packet besides its payload (topic, id, properties)
@@ -15,8 +17,16 @@ DEFAULT_MAX_PACKET_BYTES = DEFAULT_MAX_PAYLOAD_BYTES + PACKET_HEADER_ALLOWANCE
 EMBEDDED_REGISTRY_FILE = "registry.sqlite3"  # the registry under data_dir when IOT_REGISTRY_URL is empty
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="IOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
+class Settings(BaseModel):
+    """``Settings(**values)`` lays ``values`` over the environment, ``.env`` (``_env_file=None``: none)
+    and the files in ``_secrets_dir`` (:func:`core.settings_sources.gather`), then validates."""
+
+    model_config = ConfigDict(extra="ignore", validate_default=True)
+
+    if not TYPE_CHECKING:  # mypy checks Settings(field=...) against the fields (the pydantic plugin)
+
+        def __init__(self, **values: Any) -> None:
+            super().__init__(**gather(type(self).model_fields, values))
 
     data_dir: Path = Path(".iot-data")
     broker_url: str = "embedded"
