@@ -4,6 +4,9 @@ from files in ``IOT_SECRETS_DIR`` (the sources: :mod:`core.settings_sources`).""
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
@@ -21,7 +24,7 @@ class Settings(BaseModel):
     """``Settings(**values)`` lays ``values`` over the environment, ``.env`` (``_env_file=None``: none)
     and the files in ``_secrets_dir`` (:func:`core.settings_sources.gather`), then validates."""
 
-    model_config = ConfigDict(extra="ignore", validate_default=True)
+    model_config = ConfigDict(extra="ignore", validate_default=True, defer_build=True)  # built below
 
     if not TYPE_CHECKING:  # mypy checks Settings(field=...) against the fields (the pydantic plugin)
 
@@ -167,6 +170,26 @@ class Settings(BaseModel):
     @staticmethod
     def reveal(secret: SecretStr | None) -> str | None:
         return secret.get_secret_value() if secret is not None else None
+
+
+@contextmanager
+def _pydantic_plugins_off() -> Iterator[None]:
+    """Pydantic looks for plugins (the entry points of every installed package, ~20 ms of each
+    command) when it builds a validator; Settings has no use for one. Typer builds its parameters'
+    validators the same way."""
+    before = os.environ.get("PYDANTIC_DISABLE_PLUGINS")
+    os.environ["PYDANTIC_DISABLE_PLUGINS"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PYDANTIC_DISABLE_PLUGINS"]
+        else:
+            os.environ["PYDANTIC_DISABLE_PLUGINS"] = before
+
+
+with _pydantic_plugins_off():
+    Settings.model_rebuild(force=True)
 
 
 def _holds_secret(annotation: Any) -> bool:
