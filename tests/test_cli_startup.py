@@ -66,7 +66,8 @@ def test_every_command_of_the_tree_resolves(
     for argv in (["ingest", "run"], ["sim", "provision"], ["telemetry", "plot"], ["alerts", "channels", "list"],
                  ["alerts", "notifier", "run"], ["registry", "keys", "add"], ["timeseries", "retention"],
                  ["deadletters", "list"], ["devices", "show"], ["demo"], ["status"],
-                 ["registry", "export-mosquitto"]):  # fmt: skip
+                 ["registry", "export-mosquitto"], ["alerts", "show"], ["alerts", "rules", "add"],
+                 ["alerts", "channels", "test"], ["devices", "add"], ["devices", "retire"]):  # fmt: skip
         r = run_iot(monkeypatch, capsys, *argv, "--help")
         assert r.code == 0 and f"iot {' '.join(argv)} [OPTIONS]" in r.out, (argv, r.err)
 
