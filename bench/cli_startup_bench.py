@@ -47,6 +47,7 @@ CASES = [
     Case("iot devices show d1", ["devices", "show", "d1"], TYPER_SQLA_SQLITE, 2.0),
     Case("iot registry keys list", ["registry", "keys", "list"], TYPER_SQLA, 2.0),
     Case("iot registry audit", ["registry", "audit"], TYPER_SQLA, 2.0),
+    Case("iot deadletters list", ["deadletters", "list"], TYPER_SQLA, 2.0),
     Case("iot telemetry query --device d1", ["telemetry", "query", "--device", "d1"], TYPER_SQLA_SQLITE, 2.0),
 ]
 

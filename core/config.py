@@ -1,13 +1,18 @@
-"""One settings object for every command: env prefix ``IOT_``, ``.env`` supported."""
+"""One settings object for every command: env prefix ``IOT_``, ``.env`` supported, secrets also
+from files in ``IOT_SECRETS_DIR`` (the sources: :mod:`core.settings_sources`)."""
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, field_validator
+
+from core.settings_sources import NoDecode, gather
 
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 PACKET_HEADER_ALLOWANCE = 128 * 1024  # bytes of an MQTT packet besides its payload (topic, id, properties)
@@ -15,8 +20,16 @@ DEFAULT_MAX_PACKET_BYTES = DEFAULT_MAX_PAYLOAD_BYTES + PACKET_HEADER_ALLOWANCE
 EMBEDDED_REGISTRY_FILE = "registry.sqlite3"  # the registry under data_dir when IOT_REGISTRY_URL is empty
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="IOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
+class Settings(BaseModel):
+    """``Settings(**values)`` lays ``values`` over the environment, ``.env`` (``_env_file=None``: none)
+    and the files in ``_secrets_dir`` (:func:`core.settings_sources.gather`), then validates."""
+
+    model_config = ConfigDict(extra="ignore", validate_default=True, defer_build=True)  # built below
+
+    if not TYPE_CHECKING:  # mypy checks Settings(field=...) against the fields (the pydantic plugin)
+
+        def __init__(self, **values: Any) -> None:
+            super().__init__(**gather(type(self).model_fields, values))
 
     data_dir: Path = Path(".iot-data")
     broker_url: str = "embedded"
@@ -175,6 +188,26 @@ class Settings(BaseSettings):
     @staticmethod
     def reveal(secret: SecretStr | None) -> str | None:
         return secret.get_secret_value() if secret is not None else None
+
+
+@contextmanager
+def _pydantic_plugins_off() -> Iterator[None]:
+    """Pydantic looks for plugins (the entry points of every installed package, ~20 ms of each
+    command) when it builds a validator; Settings has no use for one. Typer builds its parameters'
+    validators the same way."""
+    before = os.environ.get("PYDANTIC_DISABLE_PLUGINS")
+    os.environ["PYDANTIC_DISABLE_PLUGINS"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PYDANTIC_DISABLE_PLUGINS"]
+        else:
+            os.environ["PYDANTIC_DISABLE_PLUGINS"] = before
+
+
+with _pydantic_plugins_off():
+    Settings.model_rebuild(force=True)
 
 
 def _holds_secret(annotation: Any) -> bool:

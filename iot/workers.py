@@ -83,7 +83,7 @@ def worker_env(settings: Settings, k: int) -> dict[str, str]:
     for name, value in settings.model_dump(exclude=set(SECRET_FIELDS)).items():
         if value is None:
             continue
-        if isinstance(value, dict):  # pydantic-settings reads complex values as JSON
+        if isinstance(value, dict):  # core.settings_sources reads complex values as JSON
             value = json.dumps(value)
         if isinstance(value, list):  # e.g. notify_allowed_networks: comma-separated
             value = ",".join(str(x) for x in value)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import inspect
-from sqlalchemy.orm import Session
+from sqlalchemy import inspect, select
 
 from registry.auth import BOOTSTRAP_ACTOR, Actor, authenticate, require
 from registry.db import make_engine
-from registry.devices import DeviceNotFound
-from registry.models import Device
+from registry.device_queries import DeviceNotFound
+from registry.tables import devices
 
 
 def _sqlite_missing(url: str) -> bool:
@@ -38,11 +37,11 @@ def authorise(registry_url: str, api_key: str | None, role: str, action: str, de
         tables = inspect(engine).get_table_names()
         if "api_keys" not in tables:
             return BOOTSTRAP_ACTOR
-        with Session(engine) as session:
-            actor = authenticate(session, api_key)
+        with engine.connect() as conn:
+            actor = authenticate(conn, api_key)
             require(actor, role, action)
             if device_id is not None and actor.sites is not None:
-                device = session.get(Device, device_id)
+                device = conn.execute(select(devices.c.site).where(devices.c.id == device_id)).first()
                 if device is None or not actor.can_see_site(device.site):
                     raise DeviceNotFound(f"no device {device_id}")
             return actor

@@ -13,14 +13,20 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, insert, select, update
 
 from registry.identifiers import check_name
-from registry.models import ROLES, ApiKey, AuditEntry
+from registry.tables import api_keys, audit_log
 
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Row
+    from sqlalchemy.orm import Session
+
+    Db = Connection | Session  # both execute Core statements; read commands pass a Connection (no ORM)
+
+ROLES = ("viewer", "operator", "admin")
 KEY_PREFIX_LEN = 12
 LOCAL_ADMIN = "local-admin"
 
@@ -55,14 +61,14 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def authenticate(session: Session, api_key: str | None) -> Actor:
+def authenticate(session: Db, api_key: str | None) -> Actor:
     """The actor behind ``api_key``; PermissionDenied for a missing, unknown or disabled key."""
-    if not session.scalar(select(func.count()).select_from(ApiKey)):
+    if not session.scalar(select(func.count()).select_from(api_keys)):
         return BOOTSTRAP_ACTOR
     if not api_key:
         raise PermissionDenied("an API key is required: set IOT_API_KEY (ask an admin for one)")
     digest = hash_key(api_key)
-    for row in session.scalars(select(ApiKey).where(ApiKey.key_prefix == api_key[:KEY_PREFIX_LEN])):
+    for row in session.execute(select(api_keys).where(api_keys.c.key_prefix == api_key[:KEY_PREFIX_LEN])):
         if hmac.compare_digest(row.key_hash, digest):
             if row.disabled:
                 raise PermissionDenied(f"API key {row.name!r} is disabled")
@@ -102,16 +108,18 @@ def _limited(actor: Actor) -> str:
     return f"key {actor.name!r} is limited to sites {', '.join(actor.sites or ())}"
 
 
-def record_audit(session: Session, actor: Actor, action: str, target: str, **detail: Any) -> None:
+def record_audit(session: Db, actor: Actor, action: str, target: str, **detail: Any) -> None:
     """Add an audit entry (who, when, what, on what); the caller commits with the change."""
-    session.add(AuditEntry(at=datetime.now(UTC), actor=actor.name, action=action, target=target, detail=detail))
+    session.execute(
+        insert(audit_log).values(at=datetime.now(UTC), actor=actor.name, action=action, target=target, detail=detail)
+    )
 
 
 class FirstKeyNotAdmin(ValueError):
     """The first API key would not be an unrestricted admin: no key could manage keys afterwards."""
 
 
-def create_key(session: Session, actor: Actor, name: str, role: str, sites: Sequence[str] = ()) -> str:
+def create_key(session: Db, actor: Actor, name: str, role: str, sites: Sequence[str] = ()) -> str:
     """Create an API key and return it (the only time it is visible); admins only. The first key
     must be an admin for every site (:class:`FirstKeyNotAdmin`), or no one could manage keys."""
     require(actor, "admin", "manage API keys")
@@ -124,17 +132,17 @@ def create_key(session: Session, actor: Actor, name: str, role: str, sites: Sequ
     check_name("key name", name)
     for site in sites:
         check_name("site", site)
-    if session.scalar(select(ApiKey).where(ApiKey.name == name)) is not None:
+    if session.scalar(select(api_keys.c.id).where(api_keys.c.name == name)) is not None:
         raise ValueError(f"an API key named {name!r} already exists")
-    if (role != "admin" or sites) and session.scalar(select(func.count()).select_from(ApiKey)) == 0:
+    if (role != "admin" or sites) and session.scalar(select(func.count()).select_from(api_keys)) == 0:
         raise FirstKeyNotAdmin(
             f"refusing to create {role} key {name!r} as the first API key: once a key exists every command "
             "needs one, and only an admin for every site can create more; create an admin key "
             "(--role admin, no --site) first"
         )
     key = "iotk_" + secrets.token_urlsafe(32)
-    session.add(
-        ApiKey(
+    session.execute(
+        insert(api_keys).values(
             name=name,
             key_prefix=key[:KEY_PREFIX_LEN],
             key_hash=hash_key(key),
@@ -148,20 +156,20 @@ def create_key(session: Session, actor: Actor, name: str, role: str, sites: Sequ
     return key
 
 
-def list_keys(session: Session, actor: Actor) -> list[ApiKey]:
-    """The keys within the actor's scope (a site-limited admin sees keys limited to its sites)."""
+def list_keys(session: Db, actor: Actor) -> list[Row[Any]]:
+    """The keys within the actor's scope (a site-limited admin sees keys limited to its sites):
+    ``api_keys`` rows, by name."""
     require(actor, "admin", "list API keys")
-    return [k for k in session.scalars(select(ApiKey).order_by(ApiKey.name)) if actor.covers(k.sites)]
+    return [k for k in session.execute(select(api_keys).order_by(api_keys.c.name)) if actor.covers(k.sites)]
 
 
-def disable_key(session: Session, actor: Actor, name: str) -> ApiKey:
+def disable_key(session: Db, actor: Actor, name: str) -> None:
     """Disable a key within the actor's scope; a site-limited admin cannot touch a wider key."""
     require(actor, "admin", "manage API keys")
-    row = session.scalar(select(ApiKey).where(ApiKey.name == name))
+    row = session.execute(select(api_keys.c.id, api_keys.c.sites).where(api_keys.c.name == name)).first()
     if row is None:
         raise LookupError(f"no API key named {name!r}")
     if not actor.covers(row.sites):
         raise PermissionDenied(f"{_limited(actor)}: may not disable key {name!r}, which reaches further")
-    row.disabled = True
+    session.execute(update(api_keys).where(api_keys.c.id == row.id).values(disabled=True))
     record_audit(session, actor, "key.disable", f"key:{name}")
-    return row

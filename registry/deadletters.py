@@ -15,17 +15,17 @@ import importlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Table, func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
 from core.model import DeadLetter
 from core.timefmt import utc as _utc
+from registry import tables
 from registry.db import EngineStore
-from registry.models import DeadLetterRow, Device
 
 T = TypeVar("T")
-TABLE = cast(Table, DeadLetterRow.__table__)
+TABLE = tables.dead_letters
 _C = TABLE.c
 _DEVICE_ID_MAX = 64
 _REASON_MAX = 32
@@ -242,7 +242,7 @@ class DeadLetterStore(EngineStore):
         sites: Sequence[str] | None = None,
     ) -> Any:
         if sites is not None:  # a site-limited reader: letters of devices registered at its sites
-            q = q.where(_C.device_id.in_(select(Device.id).where(Device.site.in_(list(sites)))))
+            q = q.where(_C.device_id.in_(select(tables.devices.c.id).where(tables.devices.c.site.in_(list(sites)))))
         if reason is not None:
             q = q.where(_C.reason == reason)
         if device_id is not None:

@@ -16,9 +16,11 @@ from sqlalchemy.orm import Session
 
 from core.broker_accounts import account_name, account_password, suffixes
 from core.config import DEFAULT_MAX_PACKET_BYTES
-from core.timefmt import utc as _utc
 from registry import credentials
 from registry.auth import Actor, PermissionDenied, record_audit, require, require_site, require_unrestricted
+from registry.device_queries import DeviceNotFound as DeviceNotFound
+from registry.device_queries import as_dict as as_dict
+from registry.device_queries import list_devices as list_devices
 from registry.gateways import check_device_gateway, check_prefix, check_prefix_free
 from registry.identifiers import check_labels, check_name
 from registry.models import Device, Gateway
@@ -26,29 +28,8 @@ from registry.models import Device, Gateway
 ACTIONS = {"disable": "disabled", "enable": None, "retire": "retired"}
 
 
-class DeviceNotFound(LookupError):
-    pass
-
-
 def _check_id(device_id: str) -> None:
     check_name("device id", device_id)
-
-
-def as_dict(d: Device) -> dict[str, Any]:
-    """The registry row as plain data (never the secret hash)."""
-    return {
-        "id": d.id,
-        "type": d.type,
-        "site": d.site,
-        "labels": d.labels or {},
-        "status": d.status,
-        "online": d.online,
-        "created_at": _utc(d.created_at),
-        "last_seen_at": _utc(d.last_seen_at),
-        "firmware_version": d.firmware_version,
-        "has_secret": d.secret_hash is not None,
-        "gateway": d.gateway,
-    }
 
 
 def add_device(
@@ -101,27 +82,6 @@ def add_device(
         gateway=gateway,
     )
     return secret
-
-
-def list_devices(
-    session: Session,
-    actor: Actor,
-    status: str | None = None,
-    type: str | None = None,
-    site: str | None = None,
-) -> list[Device]:
-    """Devices the actor may see, filtered, ordered by id."""
-    require(actor, "viewer", "list devices", site)
-    q = select(Device).order_by(Device.id)
-    if status:
-        q = q.where(Device.status == status)
-    if type:
-        q = q.where(Device.type == type)
-    if site:
-        q = q.where(Device.site == site)
-    if actor.sites is not None:
-        q = q.where(Device.site.in_(actor.sites))
-    return list(session.scalars(q))
 
 
 def get_device(session: Session, actor: Actor, device_id: str) -> Device:

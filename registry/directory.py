@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from core.model import GatewayClaim, StatusChange
 from core.timefmt import from_epoch as _dt
+from registry import tables
 from registry.db import EngineStore
-from registry.models import AuditEntry, Device
 
 T = TypeVar("T")
 
@@ -31,8 +31,8 @@ class DeviceInfo:
     gateway: str | None = None  # the gateway it publishes through (None: it publishes for itself)
 
 
-DEVICES = cast(Table, Device.__table__)
-AUDIT = cast(Table, AuditEntry.__table__)
+DEVICES = tables.devices
+AUDIT = tables.audit_log
 INGEST_ACTOR = "iot-ingest"  # who the audit trail names for what the daemon refused
 _SEEN = bindparam("b_seen", type_=DEVICES.c.last_seen_at.type)
 _BUMP_SEEN = (

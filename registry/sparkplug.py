@@ -12,15 +12,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import cast
 
-from sqlalchemy import Engine, Table, delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.sparkplug import BirthRecord, MetricInfo
-from registry.models import SparkplugBirth
+from registry import tables
 
-_T = cast(Table, SparkplugBirth.__table__)
+_T = tables.sparkplug_births
 _NODE = ""
 
 

@@ -42,3 +42,27 @@ def test_registry_password_joins_the_url_escaped(tmp_path: Path, monkeypatch: py
     assert make_url(settings().resolved_registry_url()).password == "inline"
     monkeypatch.setenv("IOT_REGISTRY_URL", "postgresql+psycopg:///iot")
     assert settings().resolved_registry_url() == "postgresql+psycopg:///iot"
+
+
+def test_sources_in_order_and_a_secret_file_outside_its_directory_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given values over the environment over .env over secret files; a mapping merges per key; a
+    secret file that resolves outside IOT_SECRETS_DIR (a symlink) is not read."""
+    secrets, outside = tmp_path / "secrets", tmp_path / "outside"
+    secrets.mkdir()
+    outside.mkdir()
+    (secrets / "IOT_INFLUXDB_TOKEN").write_text(" tok \n")  # any case
+    (secrets / "iot_notify_secrets").write_text('{"a": "file", "b": "file"}')
+    (outside / "pw").write_text("not-for-us")
+    (secrets / "iot_broker_password").symlink_to(outside / "pw")
+    (tmp_path / ".env").write_text("IOT_BATCH_SIZE=7\niot_topic_root=dotenv\nIOT_CLIENT_ID=dotenv\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IOT_SECRETS_DIR", str(secrets))
+    monkeypatch.setenv("iot_client_id", "env")
+    monkeypatch.setenv("IOT_NOTIFY_SECRETS", '{"a": "env"}')
+    with pytest.warns(UserWarning, match="outside"):
+        s = settings(topic_root="given")
+    assert (s.batch_size, s.topic_root, s.client_id) == (7, "given", "env")
+    assert s.reveal(s.influxdb_token) == "tok" and s.broker_password is None
+    assert {k: v.get_secret_value() for k, v in s.notify_secrets.items()} == {"a": "env", "b": "file"}

@@ -27,6 +27,7 @@ from registry.db import (
 )
 from registry.directory import DeviceInfo, RegistryStore
 from registry.models import Alert, AlertRule, Base, Device
+from registry.notify import models as _notify_models  # noqa: F401  (its tables join Base.metadata)
 from tests.servers import free_port
 
 

@@ -1,22 +1,25 @@
 """Acting on the registry as an operator (the API key, one session), and the one mapping from the
-errors commands meet to a line on stderr and an :class:`~iot.cli.toolkit.ExitCode`."""
+errors commands meet to a line on stderr and an :class:`~iot.cli.toolkit.ExitCode`.
+
+Read commands use :func:`reading` (a Core connection: no ORM, no model declarations, no dialect but
+the database's); :func:`acting` loads the ORM when a command changes the registry."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.stores import StoreConfigError, StoreUnavailable
 from ingest.ports import PortInUse
 from iot.cli.toolkit import CliError, ExitCode
 from registry.actors import authorise
-from registry.alerts.store import InvalidTransition
+from registry.alerts.rules import InvalidTransition
 from registry.auth import Actor, PermissionDenied, authenticate
 from registry.db import (
     RegistryConfigError,
@@ -27,6 +30,9 @@ from registry.db import (
     make_engine,
     migrate,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def _first_line(e: BaseException) -> str:
@@ -70,20 +76,15 @@ def api_key(s: Settings) -> str | None:
 
 
 @contextmanager
-def acting(s: Settings, engine: Engine | None = None) -> Iterator[tuple[Session, Actor]]:
-    """A session on the migrated registry and the actor behind the API key; commits on success.
-
-    Every error inside becomes one line and its exit code (:func:`as_cli_error`). ``engine`` is
-    used (and left open) when given; otherwise one is made for ``s`` and disposed of.
-    """
+def _ready_engine(s: Settings, engine: Engine | None) -> Iterator[Engine]:
+    """The engine at the code's schema; every error inside becomes one line and its exit code
+    (:func:`as_cli_error`). ``engine`` is used (and left open) when given; otherwise one is made
+    for ``s`` and disposed of."""
     own = engine is None
     eng = make_engine(s.resolved_registry_url()) if engine is None else engine
     try:
         ready(s, eng)
-        with Session(eng) as session:
-            actor = authenticate(session, api_key(s))
-            yield session, actor
-            session.commit()
+        yield eng
     except Exception as e:
         err = as_cli_error(e)
         if err is None:
@@ -92,6 +93,29 @@ def acting(s: Settings, engine: Engine | None = None) -> Iterator[tuple[Session,
     finally:
         if own:
             eng.dispose()
+
+
+@contextmanager
+def acting(s: Settings, engine: Engine | None = None) -> Iterator[tuple[Session, Actor]]:
+    """A session on the migrated registry and the actor behind the API key; commits on success.
+
+    Every error inside becomes one line and its exit code (:func:`as_cli_error`). ``engine`` is
+    used (and left open) when given; otherwise one is made for ``s`` and disposed of.
+    """
+    from sqlalchemy.orm import Session  # the ORM only for the commands that change the registry
+
+    with _ready_engine(s, engine) as eng, Session(eng) as session:
+        actor = authenticate(session, api_key(s))
+        yield session, actor
+        session.commit()
+
+
+@contextmanager
+def reading(s: Settings, engine: Engine | None = None) -> Iterator[tuple[Connection, Actor]]:
+    """A Core connection on the migrated registry and the actor behind the API key, for commands
+    that only read (nothing is committed); errors and ``engine`` as in :func:`acting`."""
+    with _ready_engine(s, engine) as eng, eng.connect() as conn:
+        yield conn, authenticate(conn, api_key(s))
 
 
 def authorised(s: Settings, role: str, action: str, device_id: str | None = None) -> Actor:

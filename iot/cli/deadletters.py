@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.devicetext import for_terminal
@@ -198,9 +197,8 @@ def _broker_address(s: Settings) -> BrokerAddress:
 
 def _audit(store: DeadLetterStore, actor: Actor, count: int | None, reason: str | None) -> None:
     """Replaying is audited."""
-    with Session(store.engine) as session:
-        record_audit(session, actor, "deadletters.replay", reason or "*", ids=count, sites=actor.sites)
-        session.commit()
+    with store.engine.begin() as conn:
+        record_audit(conn, actor, "deadletters.replay", reason or "*", ids=count, sites=actor.sites)
 
 
 def _replay(store: DeadLetterStore, ids: list[int], addr: BrokerAddress) -> int:

@@ -1,5 +1,7 @@
 """``iot devices``, ``iot registry`` and ``iot sim provision``: parse, open the registry, call one
 function. The CLI acts as the API key in ``IOT_API_KEY`` (while no key exists: ``local-admin``).
+Reads go through Core (:func:`iot.cli.acting.reading`); the commands that change devices (the ORM
+of :mod:`registry.devices`) are in :mod:`iot.cli.devices_changes`, loaded by name when invoked.
 
 Exit codes: :class:`iot.cli.toolkit.ExitCode`.
 """
@@ -8,27 +10,25 @@ import json
 import sys
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from core.config import Settings
 from ingest.stores import documents_from, timeseries_from
 from iot.cli import output
-from iot.cli.acting import acting
+from iot.cli.acting import acting, reading
 from iot.cli.lazy import Lazy, lazy_group
 from iot.cli.toolkit import ExitCode, emit_json, fail, iso, parse_duration, print_table, settings, shown
 from iot.present.sparks import device_sparklines
 from registry import audit as audit_mod
-from registry import devices as dev
+from registry import device_queries
+from registry.alerts.queries import AlertSummary, list_alerts
 from registry.alerts.rules import AlertStatus
-from registry.alerts.store import AlertSummary, list_alerts
-from registry.auth import Actor, create_key, disable_key, list_keys
+from registry.auth import ROLES, Actor, create_key, disable_key, list_keys
 from registry.db import current_revision, head_revision, make_engine, migrate
-from registry.models import DEVICE_STATUSES, ROLES
-from simulators.profiles import PROFILES
+from registry.device_queries import DEVICE_STATUSES
 
 OPEN_ALERTS_SHOWN = 50  # `devices show` lists at most this many unresolved alerts
 # the keys of each list's rows, so that a CSV of none still has its header
@@ -36,7 +36,24 @@ DEVICE_COLUMNS = ("id", "type", "site", "labels", "status", "online", "created_a
                   "firmware_version", "has_secret", "gateway")  # fmt: skip
 KEY_COLUMNS = ("name", "role", "sites", "prefix", "created_at", "disabled")
 
-devices_app = typer.Typer(no_args_is_help=True)
+STATUS_HELP = {
+    "disable": "Disable a device: the broker refuses it after the next export (admins).",
+    "enable": "Re-enable a disabled device (admins).",
+    "retire": "Retire a device for good; its secret is dropped (admins).",
+}
+CHANGES = "devices_changes"
+devices_app = typer.Typer(
+    cls=lazy_group(
+        {
+            "add": Lazy(CHANGES, "add_app", "Register a device (admins).", group=False),
+            "update": Lazy(
+                CHANGES, "update_app", "Change a device's type, site or labels (admins; audited).", group=False
+            ),
+            **{a: Lazy(CHANGES, f"{a}_app", h, group=False) for a, h in STATUS_HELP.items()},
+        }
+    ),
+    no_args_is_help=True,
+)
 registry_app = typer.Typer(
     cls=lazy_group(  # the topic mappings it reads load the Sparkplug codec: not for `iot registry keys list`
         {
@@ -57,38 +74,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 RegistryOpt = Annotated[str | None, typer.Option("--registry", help="Registry URL (env IOT_REGISTRY_URL).")]
 
 
-def _labels(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        k, sep, v = pair.partition("=")
-        if not sep or not k:
-            fail(f"invalid label {pair!r}: use key=value")
-        out[k] = v
-    return out
-
-
 # --- iot devices -------------------------------------------------------------------------------
-
-
-@devices_app.command("add")
-def add(
-    device_id: Annotated[str, typer.Argument(metavar="ID")],
-    type: Annotated[str, typer.Option("--type", help="Device type / profile.")] = "generic",
-    site: Annotated[str | None, typer.Option("--site")] = None,
-    label: Annotated[list[str] | None, typer.Option("--label", help="k=v, repeatable")] = None,
-    with_secret: Annotated[bool, typer.Option("--with-secret", help="Issue a broker secret (printed once).")] = False,
-    gateway: Annotated[
-        str | None, typer.Option("--gateway", help="The gateway it publishes through (accepted only from there).")
-    ] = None,
-    registry: RegistryOpt = None,
-) -> None:
-    """Register a device (admins)."""
-    labels = _labels(label or [])
-    with acting(settings(registry_url=registry)) as (session, actor):
-        secret = dev.add_device(session, actor, device_id, type, site, labels, with_secret, gateway)
-    typer.echo(f"added device {device_id} (provisioned)")
-    if secret:
-        typer.echo(f"secret (shown once, store it now): {secret}")
 
 
 @devices_app.command("list")
@@ -103,8 +89,8 @@ def list_(
     """List devices (viewers)."""
     if status and status not in DEVICE_STATUSES:
         fail(f"invalid --status {status!r}: use one of {', '.join(DEVICE_STATUSES)}")
-    with acting(settings(registry_url=registry)) as (session, actor):
-        rows = [dev.as_dict(d) for d in dev.list_devices(session, actor, status, type, site)]
+    with reading(settings(registry_url=registry)) as (db, actor):
+        rows = [device_queries.as_dict(d) for d in device_queries.list_devices(db, actor, status, type, site)]
     if output.machine(fmt, as_json, rows, DEVICE_COLUMNS):
         return
     cols = ("id", "type", "site", "gateway", "status", "online", "last_seen_at", "firmware_version")
@@ -141,12 +127,12 @@ def _merge_stores(s: Settings, device_id: str) -> tuple[dict[str, Any], list[str
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
-def _open_alerts(session: Session, actor: Actor, device_id: str) -> list[AlertSummary]:
+def _open_alerts(db: Connection, actor: Actor, device_id: str) -> list[AlertSummary]:
     """The device's alerts not yet resolved (open or acknowledged), newest first."""
     found = [
         a
         for status in (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
-        for a in list_alerts(session, actor, status=status.value, device=device_id, limit=OPEN_ALERTS_SHOWN)
+        for a in list_alerts(db, actor, status=status.value, device=device_id, limit=OPEN_ALERTS_SHOWN)
     ]
     return sorted(found, key=lambda a: (a.opened_at or _EPOCH, a.id), reverse=True)[:OPEN_ALERTS_SHOWN]
 
@@ -164,9 +150,9 @@ def show(
 ) -> None:
     """One device: registry row, latest config document and latest readings (viewers)."""
     s = settings(registry_url=registry)
-    with acting(s) as (session, actor):
-        row = dev.as_dict(dev.get_device(session, actor, device_id))
-        alerts = _open_alerts(session, actor, device_id)
+    with reading(s) as (db, actor):
+        row = device_queries.as_dict(device_queries.read_device(db, actor, device_id))
+        alerts = _open_alerts(db, actor, device_id)
     merged, warnings = _merge_stores(s, device_id)
     for w in warnings:
         typer.echo(f"warning: {w}", err=True)
@@ -199,89 +185,6 @@ def show(
                 trend = sparks.get(key, {}).get(f, "")
                 line = f"  {shown(f):<16} {shown(fv['value'])}  @ {fv['at']}"
                 typer.echo(line + (f"  {trend} (last hour)" if trend else ""))
-
-
-@devices_app.command("update")
-def update(
-    device_id: Annotated[str, typer.Argument(metavar="ID")],
-    type: Annotated[str | None, typer.Option("--type", help="New device type / profile.")] = None,
-    site: Annotated[str | None, typer.Option("--site", help="Move to this site.")] = None,
-    label: Annotated[list[str] | None, typer.Option("--label", help="Set k=v, repeatable.")] = None,
-    remove_label: Annotated[list[str] | None, typer.Option("--remove-label", help="Drop label k, repeatable.")] = None,
-    registry: RegistryOpt = None,
-) -> None:
-    """Change a device's type, site or labels (admins; audited)."""
-    labels = _labels(label or [])
-    with acting(settings(registry_url=registry)) as (session, actor):
-        d = dev.update_device(session, actor, device_id, type, site, labels, remove_label or [])
-        summary = f"type {d.type}, site {d.site or '(none)'}, labels " + (
-            " ".join(f"{k}={v}" for k, v in sorted((d.labels or {}).items())) or "(none)"
-        )
-    typer.echo(f"updated device {device_id}: {shown(summary)}")
-
-
-def _status_command(action: str) -> None:
-    def command(
-        device_id: Annotated[str, typer.Argument(metavar="ID")],
-        registry: RegistryOpt = None,
-    ) -> None:
-        with acting(settings(registry_url=registry)) as (session, actor):
-            d = dev.set_status(session, actor, device_id, action)
-            status = d.status
-        typer.echo(f"device {device_id}: {status}")
-
-    command.__doc__ = {
-        "disable": "Disable a device: the broker refuses it after the next export (admins).",
-        "enable": "Re-enable a disabled device (admins).",
-        "retire": "Retire a device for good; its secret is dropped (admins).",
-    }[action]
-    devices_app.command(action)(command)
-
-
-for _action in ("disable", "enable", "retire"):
-    _status_command(_action)
-
-
-# --- iot sim provision -------------------------------------------------------------------------
-
-
-def _known_profiles() -> list[str]:
-    return list(PROFILES)
-
-
-def provision(
-    devices: Annotated[int, typer.Option("--devices", "-n", help="How many devices.")],
-    profile: Annotated[list[str] | None, typer.Option("--profile", help="Profile(s), assigned round-robin.")] = None,
-    site: Annotated[str | None, typer.Option("--site")] = None,
-    prefix: Annotated[str, typer.Option("--prefix", help="Device id prefix.")] = "sim",
-    password_file: Annotated[
-        Path | None,
-        typer.Option("--password-file", help="JSON {device_id: secret} for `iot sim run`."),
-    ] = None,
-    show_secrets: Annotated[bool, typer.Option("--show-secrets")] = False,
-    registry: RegistryOpt = None,
-) -> None:
-    """Register a simulated fleet with credentials in one step (admins)."""
-    known = _known_profiles()
-    profiles = profile or known or ["generic"]
-    unknown = [p for p in profiles if known and p not in known]
-    if unknown:
-        fail(f"unknown profile {unknown[0]!r}: use one of {', '.join(known)}")
-    s = settings(registry_url=registry)
-    target = password_file or s.data_dir / "sim-passwords.json"
-    existing: dict[str, str] = {}
-    if target.exists():
-        try:
-            existing = dict(json.loads(target.read_text()))
-        except (ValueError, TypeError):
-            fail(f"{target} exists but is not a JSON object of secrets: choose another file")
-    with acting(s) as (session, actor):
-        secrets = dev.provision_fleet(session, actor, devices, profiles, site, prefix)
-        dev.write_private(target, json.dumps(existing | secrets, indent=2) + "\n")
-    typer.echo(f"provisioned {len(secrets)} devices; secrets in {target}")
-    if show_secrets:
-        for device_id, secret in secrets.items():
-            typer.echo(f"{device_id} {secret}")
 
 
 # --- iot registry ------------------------------------------------------------------------------
@@ -323,10 +226,9 @@ def audit_cmd(
 ) -> None:
     """Who changed what, newest first (operators and admins)."""
     start = datetime.now(UTC) - timedelta(seconds=parse_duration(since)) if since else None
-    with acting(settings(registry_url=registry)) as (session, actor):
+    with reading(settings(registry_url=registry)) as (db, actor):
         rows = [
-            audit_mod.as_dict(e)
-            for e in audit_mod.query_audit(session, actor, start, actor_name, action, target, limit)
+            audit_mod.as_dict(e) for e in audit_mod.query_audit(db, actor, start, actor_name, action, target, limit)
         ]
     if output.machine(fmt, as_json, rows, audit_mod.COLUMNS):
         return
@@ -355,7 +257,7 @@ def keys_add(
 @keys_app.command("list")
 def keys_list(as_json: JsonOpt = False, fmt: output.FormatOpt = None, registry: RegistryOpt = None) -> None:
     """API keys (never the keys themselves)."""
-    with acting(settings(registry_url=registry)) as (session, actor):
+    with reading(settings(registry_url=registry)) as (db, actor):
         rows: list[dict[str, Any]] = [
             {
                 "name": k.name,
@@ -365,7 +267,7 @@ def keys_list(as_json: JsonOpt = False, fmt: output.FormatOpt = None, registry: 
                 "created_at": k.created_at,
                 "disabled": k.disabled,
             }
-            for k in list_keys(session, actor)
+            for k in list_keys(db, actor)
         ]
     if output.machine(fmt, as_json, rows, KEY_COLUMNS):
         return

@@ -14,8 +14,8 @@ import typer
 
 from core.config import EMBEDDED_REGISTRY_FILE
 from iot.cli.acting import acting
+from iot.cli.devices_changes import provision
 from iot.cli.exits import CliError
-from iot.cli.registry import provision
 from iot.cli.toolkit import ExitCode, emit_json, fail, parse_duration, settings
 from registry import devices as dev
 from simulators.fleet import FleetConfig, Format

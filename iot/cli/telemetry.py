@@ -18,10 +18,10 @@ from core.timefmt import iso_ns
 from ingest.stores import timeseries_from
 from ingest.stores.export import series_columns, series_records, stream_rows
 from iot.cli import output
-from iot.cli.acting import acting, authorised
+from iot.cli.acting import authorised, reading
 from iot.cli.plot import plot
 from iot.cli.toolkit import ExitCode, fail, parse_every, parse_time, print_table, settings
-from registry import devices as dev
+from registry import device_queries
 
 app = typer.Typer(no_args_is_help=True)
 app.command("plot")(plot)
@@ -59,8 +59,8 @@ def select_devices(s: Settings, device: str | None, site: str | None, type: str 
         return Selection((device,), device, False)
     if site is None and type is None:
         fail("give --device D, or --site S and/or --type T for the devices there")
-    with acting(s) as (session, actor):
-        ids = tuple(d.id for d in dev.list_devices(session, actor, None, type, site))
+    with reading(s) as (db, actor):
+        ids = tuple(d.id for d in device_queries.list_devices(db, actor, None, type, site))
     what = " ".join(f"{k}={v}" for k, v in (("site", site), ("type", type)) if v is not None)
     if not ids:
         fail(f"no devices with {what} in the registry (that this API key may see)", ExitCode.FAILED)

@@ -31,6 +31,10 @@ class AlertStatus(StrEnum):
     RESOLVED = "resolved"
 
 
+class InvalidTransition(Exception):
+    """The alert is not in a state that allows the requested change."""
+
+
 OPEN, UPDATE, RESOLVE = "open", "update", "resolve"  # what a transition does to an alert
 KINDS = tuple(k.value for k in RuleKind)
 STATUSES = tuple(s.value for s in AlertStatus)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +15,15 @@ from core.timefmt import from_epoch as _dt
 from core.timefmt import iso, utc
 from registry.alerts.engine import Transition
 from registry.alerts.kinds import describe, validate
-from registry.alerts.rules import LEVELS, OPEN, RESOLVE, STATUSES, UPDATE, AlertStatus, Rule, RuleError, RuleKind
+from registry.alerts.queries import LIST_COLUMNS as LIST_COLUMNS
+from registry.alerts.queries import AlertSummary as AlertSummary
+from registry.alerts.queries import list_alerts as list_alerts
+from registry.alerts.queries import list_query as list_query
+from registry.alerts.queries import list_rules as list_rules
+from registry.alerts.queries import rule_from_row as rule_from_row
+from registry.alerts.queries import rule_names, summary_fields, visible
+from registry.alerts.rules import LEVELS, OPEN, RESOLVE, UPDATE, AlertStatus, Rule, RuleError, RuleKind
+from registry.alerts.rules import InvalidTransition as InvalidTransition
 from registry.auth import Actor, PermissionDenied, record_audit, require, require_site
 from registry.models import Alert, AlertEvent, AlertRule, Device
 from registry.notify import outbox
@@ -27,31 +35,7 @@ class AlertNotFound(LookupError):
     """No such alert or rule (or not visible to the actor)."""
 
 
-class InvalidTransition(Exception):
-    """The alert is not in a state that allows the requested change."""
-
-
 # -- the daemon side -----------------------------------------------------------------------
-
-
-def rule_from_row(row: AlertRule) -> Rule:
-    return Rule(
-        id=row.id,
-        name=row.name,
-        kind=RuleKind(row.kind),
-        severity=row.severity,
-        scope=row.scope,
-        scope_value=row.scope_value,
-        measurement=row.measurement,
-        field=row.field,
-        op=row.op,
-        threshold=row.threshold,
-        hold_s=row.hold_s or 0.0,
-        hysteresis=row.hysteresis or 0.0,
-        clear_after_s=row.clear_after_s or 0.0,
-        level=row.level,
-        absolute=True if row.absolute is None else row.absolute,
-    )
 
 
 def load_rules(session: Session) -> list[Rule]:
@@ -209,54 +193,6 @@ def _iso(dt: datetime | None) -> str:
 
 # -- queries -------------------------------------------------------------------------------
 
-LIST_COLUMNS = (
-    "id",
-    "status",
-    "severity",
-    "device_id",
-    "site",
-    "rule",
-    "count",
-    "last_value",
-    "opened_at",
-    "last_seen_at",
-    "message",
-)
-
-
-def _visible(q: Select[Any], actor: Actor) -> Select[Any]:
-    return q if actor.sites is None else q.where(Alert.site.in_(actor.sites))
-
-
-def _rule_names(session: Session, ids: Iterable[int]) -> dict[int, str]:
-    wanted = set(ids)
-    if not wanted:
-        return {}
-    q = select(AlertRule.id, AlertRule.name).where(AlertRule.id.in_(wanted))
-    return {i: n for i, n in session.execute(q)}
-
-
-@dataclass(frozen=True)
-class AlertSummary:
-    """One alert as `alerts list` shows it (times aware UTC)."""
-
-    id: int
-    status: str
-    severity: str
-    device_id: str
-    site: str | None
-    rule_id: int
-    rule: str  # the rule's name (its id when the rule is gone)
-    count: int
-    last_value: float | None
-    message: str | None
-    opened_at: datetime | None
-    last_seen_at: datetime | None
-    acknowledged_at: datetime | None
-    acknowledged_by: str | None
-    resolved_at: datetime | None
-    resolved_by: str | None
-
 
 @dataclass(frozen=True)
 class TimelineEntry:
@@ -287,80 +223,14 @@ class AlertStats:
     mean_time_to_resolve_s: float | None
 
 
-def _summary_fields(row: Alert, names: dict[int, str]) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "status": row.status,
-        "severity": row.severity,
-        "device_id": row.device_id,
-        "site": row.site,
-        "rule_id": row.rule_id,
-        "rule": names.get(row.rule_id, str(row.rule_id)),
-        "count": row.count,
-        "last_value": row.last_value,
-        "message": row.message,
-        "opened_at": utc(row.opened_at),
-        "last_seen_at": utc(row.last_seen_at),
-        "acknowledged_at": utc(row.acknowledged_at),
-        "acknowledged_by": row.acknowledged_by,
-        "resolved_at": utc(row.resolved_at),
-        "resolved_by": row.resolved_by,
-    }
-
-
-def list_query(
-    actor: Actor,
-    status: str | None = None,
-    severity: str | None = None,
-    device: str | None = None,
-    site: str | None = None,
-    since: datetime | None = None,
-    limit: int = 50,
-) -> Select[Any]:
-    """The list query, newest first; each filter has an index led by its column."""
-    q = select(Alert)
-    if status:
-        q = q.where(Alert.status == status)
-    if severity:
-        q = q.where(Alert.severity == severity)
-    if device:
-        q = q.where(Alert.device_id == device)
-    if site:
-        q = q.where(Alert.site == site)
-    if since is not None:
-        q = q.where(Alert.opened_at >= since)
-    return _visible(q, actor).order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(limit)
-
-
-def list_alerts(
-    session: Session,
-    actor: Actor,
-    status: str | None = None,
-    severity: str | None = None,
-    device: str | None = None,
-    site: str | None = None,
-    since: datetime | None = None,
-    limit: int = 50,
-) -> list[AlertSummary]:
-    """Alerts visible to ``actor`` matching every given filter, newest first."""
-    require(actor, "viewer", "list alerts")
-    if status is not None and status not in STATUSES:
-        raise ValueError(f"unknown status {status!r} (use {', '.join(STATUSES)})")
-    if limit < 1:
-        raise ValueError("--limit must be at least 1")
-    rows = list(session.scalars(list_query(actor, status, severity, device, site, since, limit)))
-    names = _rule_names(session, (r.rule_id for r in rows))
-    return [AlertSummary(**_summary_fields(r, names)) for r in rows]
-
-
 def show_alert(session: Session, actor: Actor, alert_id: int) -> AlertDetail:
     """One alert with its rule and timeline (every transition, oldest first)."""
     require(actor, "viewer", "show alerts")
     row = _get(session, actor, alert_id)
-    names = _rule_names(session, [row.rule_id])
+    names = rule_names(session, [row.rule_id])
     timeline = [TimelineEntry(utc(e.at), e.action, e.actor, e.note, e.value) for e in row.events]
     return AlertDetail(
-        **_summary_fields(row, names), timeline=timeline, notifications=outbox.attempts_for(session, alert_id)
+        **summary_fields(row, names), timeline=timeline, notifications=outbox.attempts_for(session, alert_id)
     )
 
 
@@ -376,7 +246,7 @@ def stats(session: Session, actor: Actor, since: datetime | None = None, top: in
     require(actor, "viewer", "see alert statistics")
 
     def scoped(q: Select[Any]) -> Select[Any]:
-        q = _visible(q, actor)
+        q = visible(q, actor)
         return q if since is None else q.where(Alert.opened_at >= since)
 
     def counts(col: Any, limit: int | None = None) -> list[tuple[Any, int]]:
@@ -386,7 +256,7 @@ def stats(session: Session, actor: Actor, since: datetime | None = None, top: in
 
     total = session.scalar(scoped(select(func.count()).select_from(Alert))) or 0
     by_rule = counts(Alert.rule_id, top)
-    names = _rule_names(session, (r for r, _ in by_rule))
+    names = rule_names(session, (r for r, _ in by_rule))
     mtta = session.scalar(
         scoped(select(func.avg(_seconds(session, Alert.acknowledged_at, Alert.opened_at)))).where(
             Alert.acknowledged_at.is_not(None)
@@ -410,11 +280,6 @@ def stats(session: Session, actor: Actor, since: datetime | None = None, top: in
 
 
 # -- rules ---------------------------------------------------------------------------------
-
-
-def list_rules(session: Session, actor: Actor) -> list[AlertRule]:
-    require(actor, "viewer", "list alert rules")
-    return list(session.scalars(select(AlertRule).order_by(AlertRule.name)))
 
 
 def _rule(session: Session, ref: str) -> AlertRule:

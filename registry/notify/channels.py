@@ -1,4 +1,5 @@
-"""Notification channels: add, list, remove (admins; anyone may list), validated here. Database I/O.
+"""Notification channels: add, list, remove (admins; anyone may list), validated here. Database I/O
+through SQLAlchemy Core (a ``Connection`` or an ORM ``Session``: no ORM loaded for `channels list`).
 
 Site boundary: a channel of site S carries only S's alerts, and a key limited to sites adds,
 sees, tests and removes only channels of its sites (a channel without a site, which carries every
@@ -13,15 +14,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, insert, select
 
 from registry.auth import Actor, PermissionDenied, record_audit, require, require_site
-from registry.notify.models import CHANNEL_KINDS, TRANSITIONS, NotifyChannel
 from registry.notify.render import SEVERITIES
+from registry.tables import notify_channels
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Row
+    from sqlalchemy.orm import Session
+
+CHANNEL_KINDS = ("webhook", "slack", "email")
+TRANSITIONS = ("opened", "acknowledged", "resolved", "reminder")
 
 DEFAULT_EVENTS = ("opened", "acknowledged", "resolved")
 TLS_MODES = ("starttls", "ssl", "none")
@@ -122,13 +129,13 @@ def _check_scope(actor: Actor, spec: ChannelSpec) -> None:
         raise PermissionDenied(f"{limited}: may not set --smtp-ca-file (a file on the notifier's host)")
 
 
-def add_channel(session: Session, actor: Actor, spec: ChannelSpec) -> NotifyChannel:
+def add_channel(session: Connection | Session, actor: Actor, spec: ChannelSpec) -> None:
     require_site(actor, "admin", "add notification channels", spec.site)
     spec.validate()
     _check_scope(actor, spec)
-    if session.scalar(select(NotifyChannel).where(NotifyChannel.name == spec.name)) is not None:
+    if session.scalar(select(notify_channels.c.id).where(notify_channels.c.name == spec.name)) is not None:
         raise ChannelError(f"a channel named {spec.name!r} exists already")
-    row = NotifyChannel(
+    row = insert(notify_channels).values(
         name=spec.name,
         kind=spec.kind,
         target=spec.target,
@@ -141,23 +148,23 @@ def add_channel(session: Session, actor: Actor, spec: ChannelSpec) -> NotifyChan
         enabled=True,
         created_at=datetime.now(UTC),
     )
-    session.add(row)
-    session.flush()
+    session.execute(row)
     record_audit(session, actor, "channel.add", f"channel:{spec.name}", kind=spec.kind, site=spec.site)
-    return row
 
 
-def get_channel(session: Session, actor: Actor, name: str) -> NotifyChannel:
-    row = session.scalar(select(NotifyChannel).where(NotifyChannel.name == name))
+def get_channel(session: Connection | Session, actor: Actor, name: str) -> Row[Any]:
+    """The channel's ``notify_channels`` row, if the actor may see it."""
+    row = session.execute(select(notify_channels).where(notify_channels.c.name == name)).first()
     if row is None or not actor.can_see_site(row.site):
         raise ChannelNotFound(f"no channel {name!r}")
     return row
 
 
-def remove_channel(session: Session, actor: Actor, name: str) -> None:
+def remove_channel(session: Connection | Session, actor: Actor, name: str) -> None:
+    """The channel and, by the database's cascade, its queued notifications."""
     row = get_channel(session, actor, name)
     require_site(actor, "admin", "remove notification channels", row.site)
-    session.delete(row)
+    session.execute(delete(notify_channels).where(notify_channels.c.id == row.id))
     record_audit(session, actor, "channel.remove", f"channel:{name}")
 
 
@@ -168,7 +175,7 @@ COLUMNS = (
 """The keys of :func:`describe`, in order (a CSV header with no rows)."""
 
 
-def describe(row: NotifyChannel) -> dict[str, Any]:
+def describe(row: Any) -> dict[str, Any]:
     """A channel for display: the target redacted, the secret by name only."""
     target = _redact(row.target) if row.kind != "email" else row.target
     opts = {k: v for k, v in (row.options or {}).items()}
@@ -187,7 +194,7 @@ def describe(row: NotifyChannel) -> dict[str, Any]:
     }
 
 
-def list_channels(session: Session, actor: Actor) -> list[dict[str, Any]]:
+def list_channels(session: Connection | Session, actor: Actor) -> list[dict[str, Any]]:
     require(actor, "viewer", "list notification channels")
-    rows = session.scalars(select(NotifyChannel).order_by(NotifyChannel.name))
+    rows = session.execute(select(notify_channels).order_by(notify_channels.c.name))
     return [describe(r) for r in rows if actor.can_see_site(r.site)]

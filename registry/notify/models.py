@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from registry import tables
 from registry.models import Base, BigId
-
-CHANNEL_KINDS = ("webhook", "slack", "email")
-TRANSITIONS = ("opened", "acknowledged", "resolved", "reminder")
+from registry.notify.channels import CHANNEL_KINDS as CHANNEL_KINDS
+from registry.notify.channels import TRANSITIONS as TRANSITIONS
 
 
 class OutboxStatus(StrEnum):
@@ -26,19 +26,19 @@ OUTBOX_STATUSES = tuple(s.value for s in OutboxStatus)
 
 
 class NotifyChannel(Base):
-    __tablename__ = "notify_channels"
+    __table__ = tables.notify_channels
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    target: Mapped[str] = mapped_column(Text)  # URL (webhook, slack) or comma-separated addresses (email)
-    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # e.g. smtp host/port/user/from
-    secret_name: Mapped[str | None] = mapped_column(String(128))  # a key of IOT_NOTIFY_SECRETS, never the value
-    min_severity: Mapped[str] = mapped_column(String(16), default="info")
-    site: Mapped[str | None] = mapped_column(String(128))  # None: every site
-    events: Mapped[list[str]] = mapped_column(JSON)  # which transitions to send
-    renotify_minutes: Mapped[int] = mapped_column(Integer, default=0)  # 0: no reminders
-    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    id: Mapped[int]
+    name: Mapped[str]
+    kind: Mapped[str]
+    target: Mapped[str]
+    options: Mapped[dict[str, Any]]
+    secret_name: Mapped[str | None]
+    min_severity: Mapped[str]
+    site: Mapped[str | None]
+    events: Mapped[list[str]]
+    renotify_minutes: Mapped[int]
+    enabled: Mapped[bool]
     created_at: Mapped[datetime]
 
 
