@@ -446,7 +446,7 @@ class Case:
                 "-q",
                 "1",
                 "-t",
-                "devices/#",
+                "tele/+/SENSOR" if self.shape == "tasmota" else "devices/#",
             ]
             p = Proc([*args, "-c"] if persistent else args, w / "sub.out")  # one line per message
         elif self.consumer == "nodered":
@@ -504,16 +504,18 @@ class Case:
 def influxd_ceiling(args: argparse.Namespace, pack: int, shape: str = "", n: int = 0) -> float:
     """Readings/s influxd 1.x takes for the very points the daemon writes for SenML packs of ``pack``
     (1: single-reading JSON), or for Sparkplug DDATA of ``pack`` metrics (``shape`` ``sparkplug``; the
-    births' points left out): decoded up front, line protocol pre-encoded, POSTed in 5,000-point
-    batches over one connection. ``n`` messages (default ``--messages``)."""
+    births' points left out), or messages/s for Tasmota SENSOR messages (``shape`` ``tasmota``, ``pack``
+    1: one nine-field point each, decoded by the ``tasmota`` preset): decoded up front, line protocol
+    pre-encoded, POSTed in 5,000-point batches over one connection. ``n`` messages (default ``--messages``)."""
     n = n or args.messages
     import http.client
 
     sys.path.insert(0, str(ROOT / "bench"))
-    from mqtt_pub import payloads
+    from mqtt_pub import ENERGY, payloads
 
     from core.model import Point
     from ingest.decoding.decode import Decoder
+    from ingest.decoding.mappings import parse_mappings
     from ingest.decoding.sparkplug import sparkplug_rules
     from ingest.decoding.topics import ContractTopics, Topics
     from ingest.mqtt.packets import Parser
@@ -526,7 +528,11 @@ def influxd_ceiling(args: argparse.Namespace, pack: int, shape: str = "", n: int
         now = time.time_ns()
         packets = payloads(n, args.devices, pack, "devices", now, 1, shape, SPARKPLUG_NODES)
         msgs = Parser(v5=False).feed(b"".join(packets))
-        dec = Decoder(topics=Topics([ContractTopics(), *sparkplug_rules()])) if shape == "sparkplug" else Decoder()
+        dec = Decoder()
+        if shape == "sparkplug":
+            dec = Decoder(topics=Topics([ContractTopics(), *sparkplug_rules()]))
+        elif shape == "tasmota":  # the daemon's rules with the bench's mappings file
+            dec = Decoder(topics=Topics(parse_mappings('[[mapping]]\npreset = "tasmota"\n')))
         births = len(msgs) - n  # decoded (they name the aliases), their points not written
         points: list[Point] = []
         for k, m in enumerate(msgs):
@@ -534,7 +540,9 @@ def influxd_ceiling(args: argparse.Namespace, pack: int, shape: str = "", n: int
             if k >= births:
                 assert isinstance(got, list)
                 points += got
-        assert sum(len(p.fields) for p in points) == n * pack
+        per_message = len(ENERGY) if shape == "tasmota" else pack
+        assert len(points) == (n if shape == "tasmota" else len(points))
+        assert sum(len(p.fields) for p in points) == n * per_message
         bodies = ["\n".join(encode_batch(points[i : i + 5000])[1]).encode() for i in range(0, len(points), 5000)]
         conn = http.client.HTTPConnection("127.0.0.1", influx.port, timeout=60)
         t0 = time.perf_counter()
@@ -617,6 +625,7 @@ def main() -> None:
     failures: list[str] = []
     ceilings: list[float] = []
     sp_ceilings: dict[str, list[float]] = {}
+    tasmota_ceilings: dict[int, float] = {}  # rep -> influxd's msg/s for the tasmota case's points
     version = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True).stdout.splitlines()[0]
     log(f"{os.cpu_count()} cores; {version}")
     for rep in range(args.reps):
@@ -649,6 +658,9 @@ def main() -> None:
             print(f"influxd ceiling  packs of {args.pack}: {ceiling:,.0f} readings/s written directly", flush=True)
         if args.tasmota:
             tasmota_cases(args, node, consumers, rep, results)
+            tasmota_ceilings[rep] = influxd_ceiling(args, 1, "tasmota")
+            print(f"influxd ceiling  tasmota: {tasmota_ceilings[rep]:,.0f} msg/s of nine-field points written "
+                  f"directly load={Path('/proc/loadavg').read_text().split()[0]}", flush=True)  # fmt: skip
         if args.sparkplug:
             sparkplug_cases(args, node, consumers, rep, results)
             for shape, pack, n in (("", 1, args.messages * SPARKPLUG_METRICS), ("sparkplug", SPARKPLUG_METRICS, 0)):
@@ -669,7 +681,7 @@ def main() -> None:
                 print(f"{c:16} latency at {args.latency_rate:,.0f} msg/s: publish -> queryable "
                       f"p50 {percentile(lat, 0.5):.2f} s, p99 {percentile(lat, 0.99):.2f} s", flush=True)  # fmt: skip
     report(results, consumers, args)
-    tasmota_report(results)
+    tasmota_report(results, tasmota_ceilings)
     sparkplug_report(results, {k: statistics.median(v) for k, v in sp_ceilings.items()})
     if ceilings and (many := [r.rate for r in results if r.consumer.endswith(f"-pack{args.pack}")]):
         top = statistics.median(ceilings)
@@ -681,7 +693,12 @@ def main() -> None:
         print(f"  failed runs (not in the medians): {', '.join(failures)}")
 
 
-TASMOTA_CASES = (("daemon-native", "energy"), ("daemon-native", "tasmota"), ("nodered", "tasmota"))
+TASMOTA_CASES = (
+    ("daemon-native", "energy"),
+    ("daemon-native", "tasmota"),
+    ("nodered", "tasmota"),
+    ("mosquitto_sub", "tasmota"),  # the broker's own delivery rate for these payloads: no storage
+)
 
 
 def tasmota_cases(args: argparse.Namespace, node: str, consumers: list[str], rep: int, results: list[Result]) -> None:
@@ -748,10 +765,14 @@ def sparkplug_report(results: list[Result], ceilings: dict[str, float]) -> None:
                   f"for the same points ({top:,.0f} readings/s)")  # fmt: skip
 
 
-def tasmota_report(results: list[Result]) -> None:
-    for rep in sorted({r.rep for r in results}):
+def tasmota_report(results: list[Result], ceilings: dict[int, float]) -> None:
+    """Per rep and as medians: the tasmota preset vs the contract and Node-RED, and whether 3x Node-RED
+    (issue 18's target) is above what the broker alone (mosquitto_sub) or influxd alone can do here."""
+    names = ("daemon-native-tasmota", "daemon-native-energy", "nodered-tasmota", "mosquitto_sub-tasmota")
+    reps = sorted({r.rep for r in results})
+    for rep in reps:
         got = {r.consumer: r for r in results if r.rep == rep}
-        mine, same, red = got.get("daemon-native-tasmota"), got.get("daemon-native-energy"), got.get("nodered-tasmota")
+        mine, same, red = (got.get(n) for n in names[:3])
         if mine is None:
             continue
         for what in ("rate", "rate_connected"):
@@ -766,6 +787,44 @@ def tasmota_report(results: list[Result]) -> None:
         if same is not None and red is not None and mine.cpu_us:
             print(f"    CPU per message: tasmota {mine.cpu_us:.1f} us, contract {same.cpu_us:.1f} us, "
                   f"Node-RED {red.cpu_us:.1f} us")  # fmt: skip
+
+    def per_rep(what: str, top: str, bottom: str, k: float = 1.0) -> list[float]:
+        """k * top / bottom within each rep; ``influxd`` names the rep's ceiling."""
+        out = []
+        for rep in reps:
+            got = {r.consumer: getattr(r, what) for r in results if r.rep == rep}
+            got["influxd"] = ceilings.get(rep, 0.0)
+            if got.get(top) and got.get(bottom):
+                out.append(k * got[top] / got[bottom])
+        return out
+
+    def ratio(values: list[float]) -> str:
+        runs = ", ".join(f"{v:.2f}x" for v in values)
+        return f"{statistics.median(values):.2f}x (per run {runs})" if values else "n/a"
+
+    if not any(r.consumer in names for r in results):
+        return
+    top = statistics.median(ceilings.values()) if ceilings else 0.0
+    print(f"  tasmota summary, median of {len(reps)} run(s), msg/s (nine ENERGY readings a message):")
+    for what, label in (("rate", "from first landing"), ("rate_connected", "from connect")):
+        med = {}
+        for name in names:
+            values = [getattr(r, what) for r in results if r.consumer == name]
+            med[name] = statistics.median(values) if values else 0.0
+        peer, sub = med["nodered-tasmota"], med["mosquitto_sub-tasmota"]
+        print(f"    {label}: tasmota {med[names[0]]:,.0f}; contract (energy) {med[names[1]]:,.0f}; "
+              f"Node-RED-tasmota {peer:,.0f}; mosquitto_sub {sub:,.0f}; influxd ceiling {top:,.0f}")  # fmt: skip
+        print(f"      tasmota/contract {ratio(per_rep(what, names[0], names[1]))} (target >= 0.8); "
+              f"tasmota/Node-RED {ratio(per_rep(what, names[0], names[2]))} (target >= 3)")  # fmt: skip
+        if peer:
+            verdict = [
+                f"{'ABOVE' if 3 * peer > ceiling else 'below'} {name} ({ceiling:,.0f})"
+                for name, ceiling in (("mosquitto_sub", sub), ("influxd alone", top))
+                if ceiling
+            ]
+            print(f"      3x Node-RED = {3 * peer:,.0f} msg/s: {'; '.join(verdict)}; "
+                  f"3x Node-RED / mosquitto_sub {ratio(per_rep(what, names[2], names[3], 3))}, "
+                  f"/ influxd ceiling {ratio(per_rep(what, names[2], 'influxd', 3))}")  # fmt: skip
 
 
 def report(results: list[Result], consumers: list[str], args: argparse.Namespace) -> None:
