@@ -24,6 +24,10 @@ With ``--sparkplug`` it also drains N Sparkplug B DDATA of 10 metrics by alias (
 4 edge nodes share the devices; their NBIRTH/DBIRTHs queued first, at QoS 1 so the session keeps
 them; landing: ``count(*)`` of the last hour, the births are older) against 10N single-reading
 contract JSON messages (the same readings), and influxd's own write ceiling for each side's points.
+With ``--tasmota`` the daemon drains N Tasmota SENSOR messages (``tasmota`` preset) against the same
+nine readings as contract JSON and Node-RED fed the Tasmota payloads, with two ceilings measured in the
+same run: ``mosquitto_sub`` draining those payloads (the broker's own delivery rate) and influxd's own
+write rate for the tasmota case's nine-field points; the summary compares 3x Node-RED with each.
 With ``--latency-rate R`` the daemon and Node-RED also take a paced publisher at R msg/s (use about half
 the drain rate) and p50/p99 publish → queryable latency is printed (in-order landing assumed, 50 ms
 polls). Prints one line per case and the ratios at the end. Zero loss is checked: every case must land N.
