@@ -6,6 +6,7 @@ from alembic import context
 
 from registry.db import make_engine
 from registry.models import Base
+from registry.notify import models as notify_models  # noqa: F401  (its tables join Base.metadata)
 
 config = context.config
 target_metadata = Base.metadata
