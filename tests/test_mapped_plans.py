@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from core.model import DeclaredUnits, FieldValue, Kind, Point, Reason, Rejected
 from ingest.decoding.codecs import Source
-from ingest.decoding.mapped import JsonReadings, TimeSpec, points_of, units_by_name
+from ingest.decoding.mapped import JsonReadings, TimeSpec, no_units, points_of, units_by_name
 from ingest.decoding.presets import tasmota, zigbee2mqtt
-from ingest.decoding.shapes import MAX_DEPTH, shape_of
+from ingest.decoding.shapes import MAX_DEPTH, Plan, shape_of
 
 NOW_NS = 1_764_038_400_000_000_000
 LATEST_NS = NOW_NS + 300 * 10**9
@@ -118,6 +118,32 @@ def test_shape_of_is_its_definition(obj: dict[str, Any], nesting: int) -> None:
     assert shape_of(deep) == reference_shape(deep)
 
 
+def plan_key(reader: JsonReadings, obj: dict[str, Any]) -> Any:
+    """What the reader keys its plans by: the shape and the unit context's values."""
+    return (reference_shape(obj), tuple(obj.get(k) for k in reader.unit_context))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(first=OBJECTS, second=OBJECTS, nesting=st.integers(0, MAX_DEPTH + 3), copy=st.sampled_from([0, 1, 2]))
+def test_a_plan_fits_exactly_the_objects_of_its_key(
+    first: dict[str, Any], second: dict[str, Any], nesting: int, copy: int
+) -> None:
+    """A device's last plan is tried first (Plan.fits) before the plans are looked up by key: it
+    must fit an object exactly when the object's key is the plan's."""
+    if copy == 2:  # the same shape, another TempUnit (the unit context): a plan of its own
+        first["TempUnit"] = "C"
+    if copy:  # the same shape: a copy through JSON
+        second = json.loads(json.dumps(first))
+        if copy == 2:
+            second["TempUnit"] = "F"
+    for _ in range(nesting):  # as deep as MAX_DEPTH and past it
+        first, second = {"a": first, "b": 1}, {"a": second, "b": 1}
+    for reader in readers():
+        plan = Plan(first, reader.separator, reader.skip, reader.bools, no_units, reader.unit_context)
+        assert plan.fits(first)
+        assert plan.fits(second) is (plan_key(reader, first) == plan_key(reader, second))
+
+
 def test_a_plan_is_made_and_used() -> None:
     """Without this the property above could hold with the fast path never taken."""
     reader = readers()[0]
@@ -125,6 +151,8 @@ def test_a_plan_is_made_and_used() -> None:
     first = decoded(reader, payload)
     assert reader._plans is not None and len(reader._plans) == 1
     plan = next(iter(reader._plans.values()))
+    assert reader._last == {"plug1": plan}  # the device's next message tries it first
+    assert plan.fits(json.loads(payload.replace(b"234", b"235")))
     assert plan.points(SOURCE, json.loads(payload), 1) is not None
     assert decoded(reader, payload) == first
     fields: dict[str, FieldValue] = {"ENERGY.Power": 12.0, "ENERGY.Voltage": 234.0, "ENERGY.Factor": 0.6}
@@ -136,7 +164,8 @@ def test_a_plan_is_made_and_used() -> None:
             ({"AM2301.Temperature": 70.0}, {"unit": "Far"}, None),
             ({"AM2301.Humidity": 50.0}, {}, DeclaredUnits({"AM2301.Humidity": "%RH"})),
         ]
-    assert len(reader._plans) == 2
+    assert len(reader._plans) == 2 and reader._last["plug1"] is not plan
+    assert decoded(reader, payload) == first and reader._last["plug1"] is plan  # the shape it had before
 
 
 def test_a_plan_respects_lower_limits() -> None:

@@ -38,6 +38,7 @@ TimeFormat = Literal["auto", "rfc3339", "epoch_s", "epoch_ms", "epoch_us", "epoc
 TIME_FORMATS: tuple[str, ...] = ("auto", "rfc3339", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns", "local")
 _EPOCH_NS = {"epoch_s": 1_000_000_000, "epoch_ms": 1_000_000, "epoch_us": 1_000, "epoch_ns": 1}
 MAX_PLANS = 256  # read plans kept per reader (payload shapes; then it starts over)
+MAX_LAST_PLANS = 65536  # devices whose last plan is remembered (then it starts over)
 MAX_PLANNED_BYTES = 8192  # a larger payload is read by the reference path only (bounds the plans' keys)
 
 
@@ -88,10 +89,12 @@ class TimeSpec:
         raw = obj.get(path[0]) if len(path) == 1 and type(obj) is dict else lookup(obj, path)
         if raw is None:
             return now_ns
-        try:
-            ts = self._parse(raw)
-        except BadTimestamp as e:
-            raise Rejected(Reason.BAD_TIMESTAMP, f"{'.'.join(self.path)}: {e}") from None
+        ts = self._seconds.get(raw) if type(raw) is str else None  # a local time read before (_parse)
+        if ts is None:
+            try:
+                ts = self._parse(raw)
+            except BadTimestamp as e:
+                raise Rejected(Reason.BAD_TIMESTAMP, f"{'.'.join(self.path)}: {e}") from None
         if ts > latest_ns:
             raise Rejected(Reason.FUTURE_TIMESTAMP, f"time is {(ts - now_ns) / 1e9:.0f}s after arrival")
         return ts
@@ -310,6 +313,7 @@ class JsonReadings:
         self._plans: dict[Shape, Plan] | None = (
             {} if fields is None and type(self).readings is JsonReadings.readings else None
         )
+        self._last: dict[str, Plan] = {}  # device -> the plan its last message of a known shape fitted
 
     def decode(self, source: Source, payload: bytes, now_ns: int, latest_ns: int) -> list[Point]:
         obj = parse_json(payload, self._loads, source.fast_json)
@@ -319,22 +323,34 @@ class JsonReadings:
         plans = self._plans
         if plans is None:
             return points_of(source, self.readings(obj), ts)
-        key = (shape_of(obj), tuple(map(obj.get, self.unit_context)))
-        try:
-            plan = plans.get(key)
-        except TypeError:  # a unit context value that is an object or array: no plan for it
-            return points_of(source, self.readings(obj), ts)
-        if plan is not None:
-            points = plan.points(source, obj, ts)
-            if points is not None:
+        last, device = self._last, source.device_id
+        plan = last.get(device)  # a device sends the same shape over and over: try its last plan
+        if plan is None or not plan.fits(obj):
+            key = (shape_of(obj), tuple(map(obj.get, self.unit_context)))
+            try:
+                plan = plans.get(key)
+            except TypeError:  # a unit context value that is an object or array: no plan for it
+                return points_of(source, self.readings(obj), ts)
+            if plan is None:
+                points = points_of(source, self.readings(obj), ts)  # checks every name and unit, or refuses
+                if len(payload) <= MAX_PLANNED_BYTES:
+                    if len(plans) >= MAX_PLANS:
+                        plans.clear()
+                        last.clear()
+                    plan = Plan(obj, self.separator, self.skip, self.bools, self.unit_of, self.unit_context)
+                    plans[key] = plan
+                    self._remember(device, plan)
                 return points
-            return points_of(source, self.readings(obj), ts)
-        points = points_of(source, self.readings(obj), ts)  # checks every name and unit, or refuses
-        if len(payload) <= MAX_PLANNED_BYTES:
-            if len(plans) >= MAX_PLANS:
-                plans.clear()
-            plans[key] = Plan(obj, self.separator, self.skip, self.bools, self.unit_of)
-        return points
+            self._remember(device, plan)
+        planned = plan.points(source, obj, ts)
+        if planned is not None:
+            return planned
+        return points_of(source, self.readings(obj), ts)
+
+    def _remember(self, device: str, plan: Plan) -> None:
+        if len(self._last) >= MAX_LAST_PLANS:
+            self._last.clear()
+        self._last[device] = plan
 
     def readings(self, obj: dict[str, Any]) -> list[tuple[str, FieldValue, Unit | None]]:
         unit_of = self.unit_of

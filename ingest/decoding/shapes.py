@@ -34,6 +34,24 @@ Shape = tuple[Any, ...]
 UnitOf = Callable[[str, str, dict[str, Any]], Unit | None]  # (field name, leaf key, whole object) -> unit
 
 
+def shape_checks(obj: dict[str, Any]) -> tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[type, ...]], ...]:
+    """``shape_of(obj)`` as a list of (path, keys, value types), one per object it covers, parents
+    first: an object has the same shape exactly when each of its objects at those paths has those
+    keys in that order and values of those types (:meth:`Plan.fits`)."""
+    out: list[tuple[tuple[str, ...], tuple[str, ...], tuple[type, ...]]] = []
+
+    def visit(node: dict[str, Any], path: tuple[str, ...], depth: int) -> None:
+        types = tuple(map(type, node.values()))
+        out.append((path, tuple(node), types))
+        if dict in types and depth < MAX_DEPTH:  # as shape_of descends
+            for k, v in node.items():
+                if type(v) is dict:
+                    visit(v, (*path, k), depth + 1)
+
+    visit(obj, (), 1)
+    return tuple(out)
+
+
 def shape_of(obj: dict[str, Any], depth: int = 1) -> Shape:
     """Keys and value types of ``obj`` and of every object under it (to MAX_DEPTH)."""
     values = obj.values()
@@ -69,7 +87,7 @@ def _get_one(key: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
 class Plan:
     """How to read one shape: objects to visit, leaves to take from each, points to make."""
 
-    __slots__ = ("bools", "groups", "n_fields", "n_units", "nodes", "one", "order")
+    __slots__ = ("bools", "checks", "context", "ctx", "groups", "n_fields", "n_units", "nodes", "one", "order")
 
     def __init__(
         self,
@@ -78,7 +96,13 @@ class Plan:
         skip: frozenset[str],
         bools: bool,
         unit_of: UnitOf,
+        unit_context: tuple[str, ...] = (),
     ) -> None:
+        # what fits() compares: the shape, and the unit context's values (only when one of its keys
+        # is in the object: else the same top-level keys mean the same values, all absent)
+        self.checks = shape_checks(obj)
+        self.context = unit_context if any(k in obj for k in unit_context) else ()
+        self.ctx = tuple(map(obj.get, self.context))
         leaves: list[tuple[int, int, str, bool, Unit | None]] = []  # (node, index in it, name, is bool, unit)
         nodes: list[tuple[tuple[str, ...], list[str]]] = []
 
@@ -159,6 +183,20 @@ class Plan:
         self.n_fields = len(flat)
         self.n_units = len(texts)
 
+    def fits(self, obj: dict[str, Any]) -> bool:
+        """Whether ``obj`` has this plan's shape and unit context: what keying the plans by
+        (``shape_of(obj)``, the context's values) decides, without building that key."""
+        _, keys, types = self.checks[0]  # the object itself
+        if tuple(obj) != keys or tuple(map(type, obj.values())) != types:
+            return False
+        for path, keys, types in self.checks[1:]:
+            node = obj
+            for key in path:  # an object the checks before this one found there
+                node = node[key]
+            if tuple(node) != keys or tuple(map(type, node.values())) != types:
+                return False
+        return not self.context or tuple(map(obj.get, self.context)) == self.ctx
+
     def points(self, source: Source, obj: dict[str, Any], ts: int) -> list[Point] | None:
         """The points of ``obj`` (of this plan's shape), or None: the reference path must decide."""
         if self.n_fields > source.max_fields or self.n_units > source.max_units:
@@ -166,10 +204,20 @@ class Plan:
         one = self.one
         ordered: Sequence[Any]
         if one is not None:
+            path, get, tags, units, names = one
             node = obj
-            for key in one[0]:
+            for key in path:
                 node = node[key]
-            ordered = one[1](node)
+            if not self.bools:  # numbers only, one point (a plug's ENERGY): the fields straight from get
+                try:
+                    fields: dict[str, FieldValue] = dict(zip(names, map(float, get(node))))  # noqa: B905
+                except OverflowError:
+                    return None
+                added = sum(fields.values())  # type: ignore[arg-type]
+                if added - added != 0.0:  # as below
+                    return None
+                return [Point(source.measurement, source.device_id, fields, ts, dict(tags) if tags else {}, units)]
+            ordered = get(node)
         else:
             values: list[Any] = []
             for path, get in self.nodes:
