@@ -77,6 +77,9 @@ class Settings(BaseModel):
         pattern=r"^[A-Za-z0-9_-]{0,16}$",
         description="this process connects as {user}-<this> of IOT_BROKER_URL's user (set per worker by --workers)",
     )
+    supervisor_pid: int = Field(
+        0, ge=0, description="set per worker by --workers: the worker stops once this process is no longer its parent"
+    )
     share_group: str = Field("", description="MQTT 5 shared subscription group ($share/<group>/...); set per worker")
     role: Literal["all", "ingest", "alerts"] = Field(
         "all",

@@ -46,6 +46,7 @@ from ingest.writing.writer import ToDeadLetters, Writer
 from iot.alert_role import DirectoryOnly, Discard, evaluator_options
 from iot.logs import configure_logging
 from iot.notifying import build_notifier
+from iot.orphan import SupervisorWatch
 from registry.alerts.observer import AlertObserver
 from registry.db import SchemaNotMigrated, check_migrated, make_engine, migrate, unreachable
 from registry.deadletters import DeadLetterStore
@@ -316,6 +317,7 @@ def run_daemon(settings: Settings) -> int:
         server = serve_metrics(daemon.metrics, settings.metrics_host, settings.metrics_port)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.server_address[1])
     install_signal_handlers(daemon)
+    watch = SupervisorWatch(settings.supervisor_pid, daemon.stop).start() if settings.supervisor_pid else None
     if host is not None:
         host.start()
         log.info("Sparkplug B host application: spBv1.0/STATE/%s", host.host_id)
@@ -325,6 +327,8 @@ def run_daemon(settings: Settings) -> int:
     try:
         return daemon.run()
     finally:
+        if watch is not None:
+            watch.close()
         if notifier is not None:
             notifier.stop()
         if host is not None:

@@ -94,6 +94,7 @@ def worker_env(settings: Settings, k: int) -> dict[str, str]:
     env["IOT_SPOOL_DIR"] = str(settings.resolved_spool_dir() / f"worker-{k}")
     env["IOT_METRICS_PORT"] = str(settings.metrics_port + k if settings.metrics_port else 0)
     env["IOT_WORKERS"] = "1"
+    env["IOT_SUPERVISOR_PID"] = str(os.getpid())  # the child stops if this process is gone (iot.orphan)
     env["IOT_ROLE"] = "ingest"  # alerts are the evaluator's (iot.alert_role)
     return env
 

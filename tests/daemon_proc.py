@@ -11,14 +11,16 @@ import urllib.request
 from pathlib import Path
 
 from ingest.metrics import parse_prometheus
-from tests.servers import free_port, wait_for
+from tests.servers import free_port, free_port_block, wait_for
 
 
 class DaemonProcess:
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        workers = int(env.get("IOT_WORKERS", "1"))
+        # worker k serves metrics on port + k, the evaluator on port + N
+        self.port = free_port() if workers == 1 else free_port_block(workers + 1)
         self.env = {
             **os.environ,
             "IOT_DATA_DIR": str(workdir / "data"),

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -30,6 +31,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_port_block(n: int) -> int:
+    """The first of ``n`` consecutive ports that are free now, below the kernel's ephemeral range
+    (a client's outgoing connection takes its local port from that range at any time, so a block
+    chosen inside it can be taken between the check and the bind: ``--workers`` serves metrics on
+    ``port + k``)."""
+    low, _high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(10_000, low - n)
+        socks: list[socket.socket] = []
+        try:
+            for k in range(n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", base + k))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free ports")
 
 
 def wait_for(cond: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:

@@ -254,3 +254,24 @@ def test_two_workers_share_the_stream_and_survive_a_kill(
     assert rc == 0, daemon.output()[-3000:]
     assert acked0 > 0 and acked1 > 0, "both workers took a share of the stream"
     assert_stored_exactly(pipe, manifest, expected, letters)
+
+
+@pytest.mark.mosquitto
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path, mosquitto_server: Mosquitto) -> None:
+    """kill -9 of the supervisor leaves no worker or evaluator behind (a restarted supervisor would
+    otherwise run a second set beside them, on the same client ids and spools): each notices its
+    parent is gone and stops as on SIGTERM."""
+    daemon = DaemonProcess.on_root(tmp_path, mosquitto_server.url, "orphans", IOT_WORKERS="2").start()
+    try:
+        for k in range(2):
+
+            def subscribed(k: int = k) -> bool:
+                return worker_metrics(daemon, k).get("iot_broker_subscribed") == 1.0
+
+            wait_for(subscribed, 30, f"worker {k} to subscribe")
+        children = [starts(daemon, what)[-1] for what in ("worker 0", "worker 1", "alert evaluator")]
+        assert all(running(pid) for pid in children)
+    finally:
+        daemon.kill()  # SIGKILL: the supervisor cannot stop its children
+    wait_for(lambda: not any(running(pid) for pid in children), 30, "the workers and the evaluator to stop")
+    assert daemon.output().count("the supervisor (pid") == 3, daemon.output()[-3000:]
