@@ -28,12 +28,18 @@ def migrated_registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str
     return url
 
 
-def make_iot(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, url: str) -> Iot:
-    """``iot(*args, key=K)`` runs `iot ARGS...` in-process with ``IOT_API_KEY=K`` (None: unset)."""
+def make_iot(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, url: str | None
+) -> Iot:
+    """``iot(*args, key=K)`` runs `iot ARGS...` in-process with ``IOT_API_KEY=K`` (None: unset), on
+    the registry at ``url`` (None: the embedded one of a fresh ``IOT_DATA_DIR``)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("IOT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("IOT_REGISTRY_URL", url)
-    for var in ("IOT_API_KEY", "IOT_BROKER_PASSWORD", "IOT_TIMESERIES_URL", "IOT_DOCUMENTS_URL"):
+    if url is None:
+        monkeypatch.delenv("IOT_REGISTRY_URL", raising=False)
+    else:
+        monkeypatch.setenv("IOT_REGISTRY_URL", url)
+    for var in ("IOT_API_KEY", "IOT_BROKER_PASSWORD", "IOT_TIMESERIES_URL", "IOT_DOCUMENTS_URL", "IOT_NOTIFY_SECRETS"):
         monkeypatch.delenv(var, raising=False)
 
     def run(*args: str, key: str | None = None) -> Result:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,28 +12,14 @@ from ingest.metrics import Metrics
 from iot.cli.acting import as_cli_error
 from iot.cli.toolkit import ExitCode
 from registry.db import RegistryConfigError, make_engine
-from tests.cli_runner import Result, run_iot
+from tests.keyed_cli import Iot, make_iot
 from tests.servers import free_port
-
-Iot = Callable[..., Result]
 
 
 @pytest.fixture
 def iot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iot:
     """`iot ARGS...` in-process on a fresh IOT_DATA_DIR with the embedded registry (no IOT_REGISTRY_URL)."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("IOT_DATA_DIR", str(tmp_path / "data"))
-    for var in ("IOT_API_KEY", "IOT_REGISTRY_URL", "IOT_TIMESERIES_URL", "IOT_DOCUMENTS_URL", "IOT_NOTIFY_SECRETS"):
-        monkeypatch.delenv(var, raising=False)
-
-    def run(*args: str, key: str | None = None) -> Result:
-        if key is None:
-            monkeypatch.delenv("IOT_API_KEY", raising=False)
-        else:
-            monkeypatch.setenv("IOT_API_KEY", key)
-        return run_iot(monkeypatch, capsys, *args)
-
-    return run
+    return make_iot(monkeypatch, capsys, tmp_path, None)
 
 
 def test_a_fresh_data_dir_needs_no_registry_migrate(iot: Iot) -> None:
