@@ -18,6 +18,7 @@ from core.model import Point
 from core.stores import StoreConfigError, StoreNeedsOperator, StoreUnavailable
 from ingest.metrics import Metrics
 from ingest.routing import TIMESERIES, Batch, Token
+from ingest.stores.partial_writes import Encoded
 from ingest.stores.tsembedded import EmbeddedTimeSeriesStore
 from ingest.writing.destinations import Refused, by_index
 from ingest.writing.failures import NEEDS_OPERATOR, UNAVAILABLE, UNEXPECTED, classify
@@ -49,7 +50,7 @@ class BuggyDestination:
     def __init__(self, store: BuggyStore) -> None:
         self.store = store
 
-    def write(self, batch: Batch) -> Refused:
+    def write(self, batch: Batch, prepared: Encoded | None = None) -> Refused:
         return by_index(batch.items, self.store.write(batch.items))
 
     def close(self) -> None:

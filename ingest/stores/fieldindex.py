@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 
 from core.model import Point
 from ingest.stores.lineprotocol import escape_key
-from ingest.stores.partial_writes import SendFn, SendResult, write_points
+from ingest.stores.partial_writes import Encoded, SendFn, SendResult, write_points
 
 log = logging.getLogger("iot.stores")
 
@@ -69,9 +69,12 @@ class FieldIndex:
             self._written.setdefault(entry, set()).update(fields)
 
 
-def write_indexed(points: Sequence[Point], send: SendFn, index: FieldIndex, store: str) -> list[tuple[Point, str]]:
-    """Write ``points`` (refused ones returned), then the index lines of the stored ones."""
-    refused = write_points(points, send)
+def write_indexed(
+    points: Sequence[Point], send: SendFn, index: FieldIndex, store: str, encoded: Encoded | None = None
+) -> list[tuple[Point, str]]:
+    """Write ``points`` (refused ones returned; ``encoded``: see :func:`write_points`), then the
+    index lines of the stored ones."""
+    refused = write_points(points, send, encoded)
     bad = {id(p) for p, _ in refused}
     lines, done = index.pending(p for p in points if id(p) not in bad)
     if lines:

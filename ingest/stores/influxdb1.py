@@ -25,7 +25,7 @@ from core.stores import Row, SeriesQuery, StoreConfigError, StoreNeedsOperator, 
 from ingest.stores.fieldindex import FieldIndex, write_indexed
 from ingest.stores.influxhttp import DATA_ERRORS, TOO_LARGE, InfluxHTTP, error_text
 from ingest.stores.influxql import InfluxQLReader, Result, first_result, quote_ident, quote_string
-from ingest.stores.partial_writes import SendResult, send_halves
+from ingest.stores.partial_writes import Encoded, SendResult, send_halves
 from ingest.stores.retention import DownsampleInfo, RetentionInfo, parse_go_duration, shard_duration_s
 
 __all__ = ["InfluxDB1Store", "quote_ident", "quote_string"]
@@ -115,8 +115,12 @@ class InfluxDB1Store:
 
     # -- writes ------------------------------------------------------------------------------
 
-    def write(self, points: Sequence[Point]) -> list[tuple[Point, str]]:
-        return write_indexed(points, self._send, self._index, repr(self))
+    def prepare(self, points: Sequence[Point]) -> Encoded:
+        """The line protocol for ``points``, made ahead of :meth:`write` (any thread; pure)."""
+        return Encoded.of(points)
+
+    def write(self, points: Sequence[Point], encoded: Encoded | None = None) -> list[tuple[Point, str]]:
+        return write_indexed(points, self._send, self._index, repr(self), encoded)
 
     def _send(self, lines: Sequence[str]) -> SendResult:
         path = "/write?" + urlencode({"db": self.db, "precision": "ns"})

@@ -36,7 +36,7 @@ from core.stores import Row, SeriesQuery, StoreConfigError, StoreUnavailable
 from ingest.stores.fieldindex import FieldIndex, write_indexed
 from ingest.stores.influxhttp import DATA_ERRORS, TOO_LARGE, InfluxHTTP, call_client, error_text
 from ingest.stores.influxql import InfluxQLReader, Result, first_result
-from ingest.stores.partial_writes import LineErrors, SendResult, send_halves
+from ingest.stores.partial_writes import Encoded, LineErrors, SendResult, send_halves
 from ingest.stores.retention import RetentionInfo
 
 V3_MAX_LINE_ERRORS = 100  # InfluxDB 3 lists at most this many refused lines
@@ -127,8 +127,12 @@ class InfluxDB2Store:
 
     # -- writes ------------------------------------------------------------------------------
 
-    def write(self, points: Sequence[Point]) -> list[tuple[Point, str]]:
-        return write_indexed(points, self._send, self._index, repr(self))
+    def prepare(self, points: Sequence[Point]) -> Encoded:
+        """The line protocol for ``points``, made ahead of :meth:`write` (any thread; pure)."""
+        return Encoded.of(points)
+
+    def write(self, points: Sequence[Point], encoded: Encoded | None = None) -> list[tuple[Point, str]]:
+        return write_indexed(points, self._send, self._index, repr(self), encoded)
 
     def _send(self, lines: Sequence[str]) -> SendResult:
         write_api = self._write_api

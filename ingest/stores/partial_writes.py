@@ -8,6 +8,7 @@ InfluxDB 3 names the refused lines itself (``data[].line_number``): those are ta
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -85,10 +86,37 @@ def send_halves(lines: Sequence[str], send: SendFn, too_large: str) -> SendResul
     return LineErrors(errors, complete)
 
 
-def write_points(points: Sequence[Point], send: SendFn) -> list[tuple[Point, str]]:
-    """Encode ``points`` as line protocol, send them in one request, and pin down any refusals:
-    the shared ``write`` of the InfluxDB adapters."""
-    ok, lines, bad = encode_batch(points)
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """:func:`~ingest.stores.lineprotocol.encode_batch` of ``points``, made ahead of the write (the
+    writer's prepare stage, ``ingest.writing.ahead``, encodes the next batch while the store takes
+    this one). Valid for exactly those point objects in that order (:meth:`fits`); anything else
+    is encoded afresh. Pure: no connection, no store state."""
+
+    points: tuple[Point, ...]
+    ok: tuple[Point, ...]
+    lines: tuple[str, ...]
+    bad: tuple[tuple[Point, str], ...]
+
+    @classmethod
+    def of(cls, points: Sequence[Point]) -> Encoded:
+        ok, lines, bad = encode_batch(points)
+        return cls(tuple(points), tuple(ok), tuple(lines), tuple(bad))
+
+    def fits(self, points: Sequence[Point]) -> bool:
+        """True if ``points`` are the very objects this was encoded from, in the same order."""
+        return len(points) == len(self.points) and all(map(operator.is_, points, self.points))
+
+
+def write_points(points: Sequence[Point], send: SendFn, encoded: Encoded | None = None) -> list[tuple[Point, str]]:
+    """Encode ``points`` as line protocol (or take ``encoded``, if made from exactly these points),
+    send them in one request, and pin down any refusals: the shared ``write`` of the InfluxDB adapters."""
+    if encoded is not None and encoded.fits(points):
+        ok: Sequence[Point] = encoded.ok
+        lines: Sequence[str] = encoded.lines
+        bad = list(encoded.bad)
+    else:
+        ok, lines, bad = encode_batch(points)
     if lines:
         bad.extend(bisect_rejections(ok, lines, send))
     return bad

@@ -6,6 +6,12 @@ Lifecycle: the composition layer (``iot.service``) opens the stores and builds
 shutdown. ``write`` raises what the store raises (:class:`~core.stores.StoreUnavailable` and
 friends: the writer spools and retries) and returns the items refused for good, by index into
 ``batch.items``, each with a reason (the writer dead-letters exactly those).
+
+``StoreDestination.prepare`` is a destination's CPU work for a batch that needs no connection and no store state
+(a line-protocol store encodes the points: :class:`~ingest.stores.partial_writes.Encoded`). The
+writer's prepare stage (:mod:`ingest.writing.ahead`) runs it on its own thread, so the next batch
+is encoded while the store takes this one; ``write`` takes what it made, or ``None`` (a spooled
+batch, a failed prepare, a destination with nothing to prepare) and then does all the work itself.
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from core.model import DeadLetter, DeviceEntry, GatewayClaim, StatusChange
+from core.model import DeadLetter, DeviceEntry, GatewayClaim, Point, StatusChange
 from core.stores import DocumentStore, StoreUnavailable, TimeSeriesStore
 from ingest.routing import DEADLETTERS, DOCUMENTS, REGISTRY, TIMESERIES, Batch
+from ingest.stores.partial_writes import Encoded
 
 log = logging.getLogger("iot.ingest")
 
@@ -30,7 +37,7 @@ class Destination(Protocol):
 
     @property
     def name(self) -> str: ...
-    def write(self, batch: Batch) -> Refused: ...
+    def write(self, batch: Batch, prepared: Encoded | None = None) -> Refused: ...
     def close(self) -> None: ...
 
 
@@ -102,18 +109,40 @@ class Writes(Connectable, Protocol):
     def write(self, items: Sequence[Any]) -> Sequence[tuple[Any, str]]: ...
 
 
+@runtime_checkable
+class Prepares(Protocol):
+    """A line-protocol store (``ingest.stores.influxdb1``/``influxdb2``): encodes points ahead of
+    the write (pure, no connection needed) and writes them with that encoding."""
+
+    def prepare(self, points: Sequence[Point]) -> Encoded: ...
+    def write(self, points: Sequence[Point], encoded: Encoded | None = None) -> list[tuple[Point, str]]: ...
+
+
 W = TypeVar("W", bound=Writes)
 
 
 class StoreDestination(Connected[W]):
-    """The time-series or document destination: the batch's items go to the store as they are."""
+    """The time-series or document destination: the batch's items go to the store as they are
+    (with their line protocol made by :meth:`prepare`, for a store that :class:`Prepares`)."""
 
     def __init__(self, name: str, store: W) -> None:
         super().__init__(store)
         self.name = name
+        self._encodes = store if isinstance(store, Prepares) else None
 
-    def write(self, batch: Batch) -> Refused:
-        return by_index(batch.items, self().write(batch.items))
+    @property
+    def prepares(self) -> bool:
+        """True if :meth:`prepare` makes anything (the writer then runs a prepare stage)."""
+        return self._encodes is not None
+
+    def prepare(self, batch: Batch) -> Encoded | None:
+        return self._encodes.prepare(batch.items) if self._encodes is not None else None
+
+    def write(self, batch: Batch, prepared: Encoded | None = None) -> Refused:
+        store = self()
+        if self._encodes is not None and prepared is not None:
+            return by_index(batch.items, self._encodes.write(batch.items, prepared))
+        return by_index(batch.items, store.write(batch.items))
 
 
 class RegistryDestination(Connected[DirectoryStore]):
@@ -121,7 +150,7 @@ class RegistryDestination(Connected[DirectoryStore]):
 
     name = REGISTRY
 
-    def write(self, batch: Batch) -> Refused:
+    def write(self, batch: Batch, prepared: Encoded | None = None) -> Refused:
         store, activity = self(), batch.activity
         if activity is not None and activity.register:
             store.register(list(activity.register.items()), activity.gateways)
@@ -140,7 +169,7 @@ class RegistryDestination(Connected[DirectoryStore]):
 class DeadLetterDestination(Connected[LetterStore]):
     name = DEADLETTERS
 
-    def write(self, batch: Batch) -> Refused:
+    def write(self, batch: Batch, prepared: Encoded | None = None) -> Refused:
         self().write(batch.items)
         return []
 

@@ -1,5 +1,9 @@
 """One writer thread per destination: write each batch in one call, spool on failure, settle acks.
 
+A destination that prepares (a line-protocol store encodes the points) gets a prepare stage in
+front of the writer thread (:mod:`ingest.writing.ahead`): the next batch is encoded while the store
+takes this one, and the writer thread only sends.
+
 No exception ends a writer: every failure of a write (transient, needing an operator, or an
 unexpected bug) is classified (:mod:`ingest.writing.failures`), logged once per episode (unexpected ones
 with their traceback), counted per destination and error class, reported by :meth:`Writer.health`,
@@ -20,7 +24,9 @@ from core.model import DeadLetter
 from ingest.metrics import Metrics
 from ingest.observers import AfterWrite
 from ingest.routing import DEADLETTERS, Batch, Token, rejected_letters
-from ingest.writing.destinations import Destination
+from ingest.stores.partial_writes import Encoded
+from ingest.writing.ahead import Ahead, Ready
+from ingest.writing.destinations import Destination, StoreDestination
 from ingest.writing.failures import NEEDS_OPERATOR, UNEXPECTED, Problem, classify
 from ingest.writing.spool import Spool, SpoolFull
 from ingest.writing.spool_quarantine import SetAside
@@ -63,6 +69,7 @@ class Writer:
         after_write: AfterWrite | None = None,
         retry_min: float = 0.5,
         retry_max: float = 15.0,
+        prepare_ahead: bool = True,
     ) -> None:
         self.destination = destination
         self.dest = dest = destination.name
@@ -77,6 +84,9 @@ class Writer:
         self.problem: Problem | None = None  # the ongoing failure; None while the store takes writes
         self._spool_problem: Problem | None = None
         self.queue: queue.Queue[Any] = queue.Queue()
+        self._ahead: Ahead | None = None  # the prepare stage, for a destination that prepares
+        if prepare_ahead and isinstance(destination, StoreDestination) and destination.prepares:
+            self._ahead = Ahead(dest, destination.prepare, self.queue, lambda item: item is _STOP)
         self.held: deque[Batch] = deque()
         self.idle = threading.Event()
         self.idle.set()
@@ -123,21 +133,30 @@ class Writer:
                 held,
                 self.spool.quarantine.dir,
             )
+        if self._ahead is not None:
+            self._ahead.start()
         self._thread.start()
 
     def submit(self, batch: Batch) -> None:
         self.idle.clear()
-        self.queue.put(batch)
+        if self._ahead is not None:
+            self._ahead.put(batch)
+        else:
+            self.queue.put(batch)
 
     def stop(self, timeout: float) -> bool:
         """Process everything queued, try the spool once more, stop. True if nothing is held."""
-        self.queue.put(_STOP)
+        if self._ahead is not None:
+            self._ahead.put(_STOP)  # behind every batch submitted before it
+        else:
+            self.queue.put(_STOP)
         self._thread.join(timeout)
         return not self.held and not self._thread.is_alive()
 
     @property
     def backlog(self) -> int:
-        return self.spool.records + len(self.held) + self.queue.qsize()
+        ahead = self._ahead.pending if self._ahead is not None else 0
+        return self.spool.records + len(self.held) + self.queue.qsize() + ahead
 
     def _run(self) -> None:
         while True:
@@ -168,9 +187,13 @@ class Writer:
             self._accept(item)
         if self.spool.records or self.held:
             self._replay()
-        if self.queue.empty() and not self.spool.records and not self.held:
+        if self.queue.empty() and not self.spool.records and not self.held and not self._preparing:
             self.idle.set()
         return False
+
+    @property
+    def _preparing(self) -> bool:
+        return self._ahead is not None and self._ahead.pending > 0
 
     def _drain_queue(self) -> None:
         while True:
@@ -181,9 +204,9 @@ class Writer:
             if item is not _STOP:
                 self._accept(item)
 
-    def _write(self, batch: Batch) -> list[DeadLetter]:
+    def _write(self, batch: Batch, prepared: Encoded | None = None) -> list[DeadLetter]:
         started = time.perf_counter()
-        rejected = self.destination.write(batch)
+        rejected = self.destination.write(batch, prepared)
         took = time.perf_counter() - started
         m = self.metrics
         m.inc("iot_batches_written_total", dest=self.dest)
@@ -212,20 +235,21 @@ class Writer:
             except Exception:
                 log.exception("observer failed on a %s batch", self.dest)
 
-    def _accept(self, batch: Batch) -> None:
+    def _accept(self, item: Batch | Ready) -> None:
+        batch, prepared = (item.batch, item.prepared) if isinstance(item, Ready) else (item, None)
         self.metrics.inc("iot_batch_items_total", len(batch.items), dest=self.dest)
         if not self.spool.records and not self.held and time.monotonic() >= self._next_try:
-            letters = self._try_write(batch)
+            letters = self._try_write(batch, prepared)
             if letters is not None:
                 self._finish(batch, letters)
                 return
         self._to_spool(batch)
 
-    def _try_write(self, batch: Batch) -> list[DeadLetter] | None:
+    def _try_write(self, batch: Batch, prepared: Encoded | None = None) -> list[DeadLetter] | None:
         """The one write path: write ``batch`` and return the letters for what the store refused;
         on failure, note it (backoff) and return None, the caller keeps the batch (spool or hold)."""
         try:
-            letters = self._write(batch)
+            letters = self._write(batch, prepared)
         except Exception as e:
             self._fail(e)
             return None
