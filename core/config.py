@@ -57,7 +57,7 @@ class Settings(BaseModel):
     batch_size: int = Field(5000, ge=1)
     flush_interval: float = Field(1.0, gt=0)
     flush_idle: float = Field(
-        0.2,
+        0.1,
         ge=0,
         description="buffered batches are written once nothing has been received for this long (0: only"
         " IOT_FLUSH_INTERVAL and IOT_BATCH_SIZE); the end of a burst lands at once",

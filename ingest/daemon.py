@@ -102,7 +102,7 @@ class Daemon:
 
     def _ticker(self) -> None:
         s, steps, p = self.settings, self.pipeline.steps, self.pipeline
-        tick = min(0.05, s.flush_interval / 4)
+        tick = min(0.05, s.flush_interval / 4, s.flush_idle / 4 or 0.05)  # a quiet end is seen within 1/4
         next_refresh = time.monotonic() + s.registry_refresh
         next_check = time.monotonic() + s.offline_check_interval
         while not self._stop.wait(tick):

@@ -54,9 +54,8 @@ class Intake:
         self.metrics = metrics
         self.broker = broker  # for log lines only (no credentials)
         self.flush_idle = flush_idle  # seconds without a read after which buffered batches go (0: never)
-        self.reads = 0  # reads handed in so far (the ticker tells a quiet receiver from a busy one)
-        self._reads_seen = 0
-        self._quiet_since = time.monotonic()
+        self.reads = 0  # reads handed in so far
+        self._last_read = time.monotonic()  # when the last one came (quiet since then)
         self.lock = threading.Lock()  # the router is not thread-safe: receive thread vs ticker
         self.accepting = True
         self.subscribed = threading.Event()
@@ -88,6 +87,7 @@ class Intake:
         if not self.accepting:
             return  # not acknowledged: the broker redelivers them to the next session
         self.reads += 1
+        self._last_read = time.monotonic()
         full: list[Batch] = []
         retained: list[Token] = []
         failed: list[tuple[Publish, Token | None, Exception]] = []
@@ -142,14 +142,10 @@ class Intake:
         """Submit the batches older than the flush interval, and every buffered one once nothing has
         been read for ``flush_idle`` seconds (the end of a burst or a drained backlog lands at once
         instead of waiting out the interval)."""
-        now = time.monotonic()
         due: list[Batch] = []
         with self.lock:
-            if self.reads != self._reads_seen:
-                self._reads_seen, self._quiet_since = self.reads, now
-            elif self.flush_idle and now - self._quiet_since >= self.flush_idle and self.router.buffers:
+            if self.flush_idle and self.router.buffers and time.monotonic() - self._last_read >= self.flush_idle:
                 due = self.router.take_all()
-                self._quiet_since = now
             due += self.router.due(time.time())
         for b in due:
             self.writers[b.dest].submit(b)
