@@ -111,7 +111,7 @@ def receive(shape: str, n: int, base: int) -> float:
     opts = Options("127.0.0.1", server.getsockname()[1], "bench", [("#", 1)], v5=False, keepalive=60)
     session = Session(opts, None)  # type: ignore[arg-type]
     settler = writers.settler = Settler(acks, session, metrics)  # type: ignore[arg-type]
-    intake = Intake(router, acks, settler, writers, Steps(metrics), metrics)  # type: ignore[arg-type]
+    intake = Intake(router, acks, settler, writers, Steps(metrics), metrics)
     session.handler = intake
     threading.Thread(target=writers.run, daemon=True).start()
     session.start()
