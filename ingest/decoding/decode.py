@@ -85,7 +85,6 @@ _GOOD_KEYS_MAX = 65536
 _good_keys: set[str] = set()  # field names already checked (they repeat on every message)
 _NS_MIN = 100_000_000_000_000_000  # an integer ts at or above this is already nanoseconds
 _MS_MIN, _MS_END = 100_000_000_000, 100_000_000_000_000  # an integer ts in this range is milliseconds
-_NUMBERS = frozenset({int, float})
 
 
 def parse_topic(topic: str, root: str = "devices") -> tuple[str, Kind]:
@@ -100,26 +99,10 @@ def _fields(obj: dict[str, Any], skip: frozenset[str], max_fields: int) -> dict[
 
 
 def _own_fields(obj: dict[str, Any], max_fields: int) -> dict[str, FieldValue]:
-    """``_fields`` for a freshly parsed object without ``ts``, checked, integers as floats: known
-    names with finite numbers only (the steady state) in C-level passes, into a new dict; anything
-    else by ``_checked_fields``, in place."""
+    """``_fields`` for a freshly parsed object without ``ts``, checked and converted in place
+    (integers become floats): the telemetry hot path builds no second dict."""
     if len(obj) > max_fields:
         raise Rejected(Reason.TOO_MANY_FIELDS, f"{len(obj)} fields in one message (limit {max_fields})")
-    good = _good_keys
-    if good.issuperset(obj) and _NUMBERS.issuperset(map(type, obj.values())):  # known names, numbers only
-        try:
-            values = list(map(float, obj.values()))
-        except OverflowError:
-            values = []  # the loop below names the field
-        total = sum(values)
-        if values and total - total == 0.0:  # every value finite (else the loop below names the first)
-            return dict(zip(obj, values))  # noqa: B905
-    return _checked_fields(obj)
-
-
-def _checked_fields(obj: dict[str, Any]) -> dict[str, FieldValue]:
-    """The reference of ``_own_fields`` (after the field count): each field checked in turn, the
-    first bad one refused (tests/test_decode_fastpath.py holds the fast check above to it)."""
     good = _good_keys
     for k, v in obj.items():
         if k not in good:
