@@ -157,4 +157,5 @@ def main() -> None:
     print(" ".join(f"{k}={v:.2f}" for k, v in best.items()))
 
 
-main()
+if __name__ == "__main__":
+    main()
