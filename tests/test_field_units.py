@@ -6,7 +6,11 @@ tests/test_mappings_e2e.py.)"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.model import DeclaredUnits, Point, Reason, Rejected
 from ingest.decoding.cardinality import CardinalityGuard
@@ -135,6 +139,49 @@ def test_the_log_starts_the_day_over_for_each_new_day_only() -> None:
     assert [p.fields for p in log.add([Point("m", "d", {"a": 1.0}, TS + 9, {}, DeclaredUnits({"a": "kW"}))])[1:]] == [
         {"unit": "kW"}
     ]
+
+
+UNIT_SETS = [DeclaredUnits({"a": "W"}), DeclaredUnits({"a": "kW"}), DeclaredUnits({"a": "W", "b": "V"})]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    messages=st.lists(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["d1", "d2"]),
+                st.sampled_from(["m", "n"]),
+                st.sampled_from([None, 0, 1, 2]),  # declared units (equal copies are another object)
+                st.booleans(),
+                st.integers(0, 3),  # the day
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+        max_size=30,
+    )
+)
+def test_the_log_records_each_unit_once_per_device_field_and_day(messages: list[list[Any]]) -> None:
+    """Whatever the points, the log adds exactly the records not added before (a reference set of
+    (device, measurement, field, unit, day)), in the points' order, after the message's points."""
+    log, recorded = FieldUnitsLog(), set()
+    for message in messages:
+        points = []
+        for device, m, units, copy, day in message:
+            declared = None if units is None else UNIT_SETS[units]
+            if declared is not None and copy:
+                declared = DeclaredUnits(dict(declared.units))
+            points.append(Point(m, device, {"a": 1.0}, TS + day * DAY_NS + 7, {}, declared))
+        want = list(points)
+        for p in points:
+            for name, unit in p.declared.units.items() if p.declared is not None else ():
+                key = (p.device_id, p.measurement, name, unit, TS + (p.ts_ns - TS) // DAY_NS * DAY_NS)
+                if key not in recorded:
+                    recorded.add(key)
+                    want.append(
+                        Point(MEASUREMENT, key[0], {"unit": unit}, key[4], {"measurement": key[1], "field": name})
+                    )
+        assert log.add(points) == want
 
 
 def test_a_declared_unit_counts_against_the_unit_budget() -> None:

@@ -144,6 +144,38 @@ def test_a_plan_fits_exactly_the_objects_of_its_key(
         assert plan.fits(second) is (plan_key(reader, first) == plan_key(reader, second))
 
 
+@settings(max_examples=1500, deadline=None)
+@given(
+    first=OBJECTS,
+    second=OBJECTS,
+    copy=st.sampled_from([0, 1, 2]),
+    limits=st.sampled_from([(12, 4), (3, 4), (12, 1)]),
+)
+def test_read_is_fits_then_points(first: dict[str, Any], second: dict[str, Any], copy: int, limits: Any) -> None:
+    """Plan.read (a device's last plan, in one call) is ``points`` when the object fits, else False."""
+    if copy == 1:  # the same shape, other numbers: the fast reading is taken
+        second = json.loads(json.dumps(first), parse_int=lambda t: int(t) + 1, parse_float=lambda t: float(t) / 3)
+    elif copy == 2:  # the same keys, integers now floats: another shape
+        second = json.loads(json.dumps(first), parse_int=float)
+    source = Source("plug1", Kind.TELEMETRY, "sensor_readings", max_fields=limits[0], max_units=limits[1])
+    for reader in readers():
+        if type(reference(reader, first)) is not list:
+            continue  # a plan is made only of what the reference read
+        plan = Plan(first, reader.separator, reader.skip, reader.bools, reader.unit_of, reader.unit_context)
+        for obj in (first, second):
+            want = plan.points(source, obj, 1) if plan.fits(obj) else False
+            assert plan.read(source, obj, 1) == want
+
+
+def test_the_energy_shape_is_read_directly() -> None:
+    """Without this the property above could hold with the one-call reading never taken."""
+    reader = readers()[0]
+    obj = {"Time": "2025-11-25T03:00:00", "ENERGY": {"TotalStartTime": "2020-12-31", "Power": 12, "Factor": 0.6}}
+    plan = Plan(obj, reader.separator, reader.skip, reader.bools, reader.unit_of, reader.unit_context)
+    assert plan.direct is not None
+    assert plan.read(SOURCE, obj, 1) == plan.points(SOURCE, obj, 1) != plan.read(SOURCE, {"ENERGY": {}}, 1) is False
+
+
 def test_a_plan_is_made_and_used() -> None:
     """Without this the property above could hold with the fast path never taken."""
     reader = readers()[0]

@@ -84,6 +84,7 @@ _EVENT_SKIP = frozenset({"ts", "level", "code", "message"})
 _GOOD_KEYS_MAX = 65536
 _good_keys: set[str] = set()  # field names already checked (they repeat on every message)
 _NS_MIN = 100_000_000_000_000_000  # an integer ts at or above this is already nanoseconds
+_MS_MIN, _MS_END = 100_000_000_000, 100_000_000_000_000  # an integer ts in this range is milliseconds
 
 
 def parse_topic(topic: str, root: str = "devices") -> tuple[str, Kind]:
@@ -313,6 +314,8 @@ class JsonObject:
             ts = now_ns
         elif type(raw) is int and _NS_MIN <= raw <= latest_ns:  # nanoseconds, not in the future
             ts = raw
+        elif type(raw) is int and _MS_MIN <= raw < _MS_END and raw * 1_000_000 <= latest_ns:  # as to_ns reads ms
+            ts = raw * 1_000_000
         else:
             ts = _ts_value(raw, now_ns, latest_ns)
         return [Point(source.measurement, source.device_id, fields, ts, {})]

@@ -32,6 +32,9 @@ class FieldUnitsLog:
     def __init__(self) -> None:
         self._gates: dict[_Gate, int] = {}  # -> the day its units were last looked at
         self._seen: set[tuple[str, str, str, str, int]] = set()  # device, measurement, field, unit, day
+        # device -> the gate its last point passed and its day (_gates holds it): that gate again,
+        # that day, is known without building and hashing the gate
+        self._recent: dict[str, tuple[DeclaredUnits, str, int]] = {}
 
     def add(self, points: list[Point]) -> list[Point]:
         """``points`` (one message's) with the ``field_units`` points their declared units call for."""
@@ -41,12 +44,19 @@ class FieldUnitsLog:
             if declared is None:
                 continue
             day = p.ts_ns - p.ts_ns % DAY_NS
+            recent = self._recent.get(p.device_id)
+            if recent is not None and recent[0] is declared and recent[2] == day and recent[1] == p.measurement:
+                continue  # the steady state: the same units, the same day
             gate = (p.device_id, p.measurement, declared)
-            if self._gates.get(gate) == day:  # the steady state: the same units, the same day
+            known = self._gates.get(gate) == day
+            if not known:
+                if len(self._gates) >= MAX_REMEMBERED:
+                    self._gates.clear()
+                    self._recent.clear()
+                self._gates[gate] = day
+            self._recent[p.device_id] = (declared, p.measurement, day)
+            if known:
                 continue
-            if len(self._gates) >= MAX_REMEMBERED:
-                self._gates.clear()
-            self._gates[gate] = day
             for name, unit in declared.units.items():
                 key = (p.device_id, p.measurement, name, unit, day)
                 if key in self._seen:

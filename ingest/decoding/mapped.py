@@ -325,23 +325,26 @@ class JsonReadings:
             return points_of(source, self.readings(obj), ts)
         last, device = self._last, source.device_id
         plan = last.get(device)  # a device sends the same shape over and over: try its last plan
-        if plan is None or not plan.fits(obj):
-            key = (shape_of(obj), tuple(map(obj.get, self.unit_context)))
-            try:
-                plan = plans.get(key)
-            except TypeError:  # a unit context value that is an object or array: no plan for it
-                return points_of(source, self.readings(obj), ts)
-            if plan is None:
-                points = points_of(source, self.readings(obj), ts)  # checks every name and unit, or refuses
-                if len(payload) <= MAX_PLANNED_BYTES:
-                    if len(plans) >= MAX_PLANS:
-                        plans.clear()
-                        last.clear()
-                    plan = Plan(obj, self.separator, self.skip, self.bools, self.unit_of, self.unit_context)
-                    plans[key] = plan
-                    self._remember(device, plan)
-                return points
-            self._remember(device, plan)
+        if plan is not None:
+            planned = plan.read(source, obj, ts)
+            if planned is not False:
+                return planned if planned is not None else points_of(source, self.readings(obj), ts)
+        key = (shape_of(obj), tuple(map(obj.get, self.unit_context)))
+        try:
+            plan = plans.get(key)
+        except TypeError:  # a unit context value that is an object or array: no plan for it
+            return points_of(source, self.readings(obj), ts)
+        if plan is None:
+            points = points_of(source, self.readings(obj), ts)  # checks every name and unit, or refuses
+            if len(payload) <= MAX_PLANNED_BYTES:
+                if len(plans) >= MAX_PLANS:
+                    plans.clear()
+                    last.clear()
+                plan = Plan(obj, self.separator, self.skip, self.bools, self.unit_of, self.unit_context)
+                plans[key] = plan
+                self._remember(device, plan)
+            return points
+        self._remember(device, plan)
         planned = plan.points(source, obj, ts)
         if planned is not None:
             return planned

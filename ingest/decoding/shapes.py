@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from operator import itemgetter
-from typing import Any
+from typing import Any, Literal
 
 from core.model import DeclaredUnits, FieldValue, Point
 from ingest.decoding.codecs import Source
@@ -87,7 +87,19 @@ def _get_one(key: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
 class Plan:
     """How to read one shape: objects to visit, leaves to take from each, points to make."""
 
-    __slots__ = ("bools", "checks", "context", "ctx", "groups", "n_fields", "n_units", "nodes", "one", "order")
+    __slots__ = (
+        "bools",
+        "checks",
+        "context",
+        "ctx",
+        "direct",
+        "groups",
+        "n_fields",
+        "n_units",
+        "nodes",
+        "one",
+        "order",
+    )
 
     def __init__(
         self,
@@ -182,6 +194,37 @@ class Plan:
         self.bools = tuple(bool_at)
         self.n_fields = len(flat)
         self.n_units = len(texts)
+        # read() without fits() and points(): numbers only, one point from one object that is the
+        # object itself or one of its keys, and no other object to check (a plug's ENERGY); what
+        # fits() compares, then that object's getter, field names, tags and declared units
+        one_path = self.nodes[0][0] if self.nodes else ()
+        self.direct: (
+            tuple[
+                tuple[str, ...],
+                tuple[type, ...],
+                str | None,
+                tuple[str, ...],
+                tuple[type, ...],
+                Callable[[dict[str, Any]], tuple[Any, ...]],
+                tuple[str, ...],
+                dict[str, str],
+                DeclaredUnits | None,
+            ]
+            | None
+        ) = None
+        if (
+            self.one is not None
+            and not self.bools
+            and not self.context
+            and len(one_path) <= 1
+            and len(self.checks) == 1 + len(one_path)
+            and self.checks[-1][0] == one_path
+        ):
+            _, top_keys, top_types = self.checks[0]
+            _, node_keys, node_types = self.checks[-1]
+            _, get, tags, units, names = self.one
+            at = one_path[0] if one_path else None
+            self.direct = (top_keys, top_types, at, node_keys, node_types, get, names, tags, units)
 
     def fits(self, obj: dict[str, Any]) -> bool:
         """Whether ``obj`` has this plan's shape and unit context: what keying the plans by
@@ -196,6 +239,32 @@ class Plan:
             if tuple(node) != keys or tuple(map(type, node.values())) != types:
                 return False
         return not self.context or tuple(map(obj.get, self.context)) == self.ctx
+
+    def read(self, source: Source, obj: dict[str, Any], ts: int) -> list[Point] | Literal[False] | None:
+        """``points(source, obj, ts)`` if ``fits(obj)``, else False: a device's last plan tried in
+        one call (tests/test_mapped_plans.py holds it to the two)."""
+        direct = self.direct
+        if direct is None:
+            return self.points(source, obj, ts) if self.fits(obj) else False
+        top_keys, top_types, at, node_keys, node_types, get, names, tags, units = direct
+        if tuple(obj) != top_keys or tuple(map(type, obj.values())) != top_types:
+            return False
+        if at is None:
+            node = obj
+        else:
+            node = obj[at]
+            if tuple(node) != node_keys or tuple(map(type, node.values())) != node_types:
+                return False
+        if self.n_fields > source.max_fields or self.n_units > source.max_units:
+            return None
+        try:
+            fields: dict[str, FieldValue] = dict(zip(names, map(float, get(node))))  # noqa: B905
+        except OverflowError:
+            return None
+        added = sum(fields.values())  # type: ignore[arg-type]
+        if added - added != 0.0:  # a non-finite value: the reference decides
+            return None
+        return [Point(source.measurement, source.device_id, fields, ts, dict(tags) if tags else {}, units)]
 
     def points(self, source: Source, obj: dict[str, Any], ts: int) -> list[Point] | None:
         """The points of ``obj`` (of this plan's shape), or None: the reference path must decide."""

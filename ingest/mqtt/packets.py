@@ -244,18 +244,25 @@ class Parser:
             # fixed header: type/flags byte and a 1-4 byte remaining length
             head = data[pos]
             i = pos + 1
-            length, shift = 0, 0
-            while True:
-                if i >= n:
-                    return self._keep(out, data, pos, n + 1)
+            if i + 1 < n and data[i + 1] < 0x80:  # a remaining length of one or two bytes (most packets)
                 b = data[i]
-                i += 1
-                length |= (b & 0x7F) << shift
-                if not b & 0x80:
-                    break
-                shift += 7
-                if shift >= 28:
-                    raise ProtocolError("remaining length longer than 4 bytes")
+                if b < 0x80:
+                    length, i = b, i + 1
+                else:
+                    length, i = (b & 0x7F) | (data[i + 1] << 7), i + 2
+            else:
+                length, shift = 0, 0
+                while True:
+                    if i >= n:
+                        return self._keep(out, data, pos, n + 1)
+                    b = data[i]
+                    i += 1
+                    length |= (b & 0x7F) << shift
+                    if not b & 0x80:
+                        break
+                    shift += 7
+                    if shift >= 28:
+                        raise ProtocolError("remaining length longer than 4 bytes")
             if length > self.max_packet:
                 if head >> 4 != PUBLISH:
                     raise ProtocolError(f"packet of {length} bytes exceeds the maximum {self.max_packet}")
