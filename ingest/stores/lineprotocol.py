@@ -24,6 +24,7 @@ all of this, and more, before a point is built; this is the second line of defen
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Hashable, Sequence
@@ -46,6 +47,9 @@ _keys: dict[str, str] = {}
 _measurements: dict[str, str] = {}
 _heads: dict[str, str] = {}  # field key -> escaped key + '='
 _series: dict[tuple[object, ...], str] = {}  # (measurement, device_id, *tag items) -> series key
+_REPRS_MAX = 8192
+_SAMPLE = 64  # points a batch learns float texts from
+_reprs: dict[float, str] = {}  # finite non-zero float -> its repr (see encode_point)
 
 
 def _check(text: str, what: str) -> None:
@@ -129,8 +133,9 @@ def _field_head(k: str) -> str:
     return out if out is not None else _remember(_heads, k, escape_key(k) + "=")
 
 
-def encode_point(p: Point) -> str:
-    """One line, no trailing newline. Raises :class:`Unencodable`."""
+def encode_point_reference(p: Point) -> str:
+    """:func:`encode_point` without its cache, field by field: the reference the fast path is held
+    to (tests/test_lineprotocol_fastpath.py), and where it hands anything but plain numbers."""
     parts = []
     heads = _heads
     for k, v in p.fields.items():
@@ -156,19 +161,74 @@ def encode_point(p: Point) -> str:
     return f"{series_key(p)} {','.join(parts)} {int(p.ts_ns)}"
 
 
+def _learn_floats(points: Sequence[Point]) -> None:
+    """Learn the texts of the floats in a sample of ``points`` (about ``_SAMPLE`` of them): values
+    that recur show up in it. A full cache whose hit rate on the sample is under half (the
+    readings moved on) is emptied first; a full cache doing well is left as it is. Zero is never
+    kept (``0.0 == -0.0`` would hand one the other's text), nor anything but a finite float."""
+    sample = [
+        v
+        for p in itertools.islice(points, 0, None, max(1, len(points) // _SAMPLE))
+        for v in p.fields.values()
+        if type(v) is float and v - v == 0.0 and v
+    ]
+    reprs = _reprs
+    if len(reprs) + len(sample) > _REPRS_MAX:
+        if sum(v in reprs for v in sample) * 2 >= len(sample):
+            return
+        reprs.clear()
+    reprs.update(zip(sample, map(repr, sample), strict=True))
+
+
+def _line(p: Point) -> str:
+    """:func:`encode_point`: the reference's loop with a cache in front of ``repr``; any value but
+    a finite float or an int goes to :func:`encode_point_reference` from the start."""
+    parts = []
+    heads = _heads
+    reprs = _reprs
+    for k, v in p.fields.items():
+        t = type(v)
+        if t is float:
+            text = reprs.get(v)  # type: ignore[arg-type]
+            if text is None:
+                if v - v != 0.0:  # type: ignore[operator]
+                    return encode_point_reference(p)
+                text = repr(v)
+        elif t is int:  # ints are written as floats (an OverflowError, as in the reference)
+            f = float(v)
+            text = reprs.get(f) or repr(f)
+        else:  # strings, bools, float subclasses, anything else
+            return encode_point_reference(p)
+        parts.append((heads.get(k) or _field_head(k)) + text)
+    if not parts:
+        raise Unencodable("no fields")
+    return f"{series_key(p)} {','.join(parts)} {int(p.ts_ns)}"
+
+
+def encode_point(p: Point) -> str:
+    """One line, no trailing newline. Raises :class:`Unencodable`.
+
+    Gives exactly what :func:`encode_point_reference` gives (line, or refusal and its reason), with
+    the text of finite floats cached: readings repeat (0.6, 230.0, 20.0...) and ``repr`` of a float
+    is most of the cost of a line. :func:`encode_batch` fills the cache (see :func:`_learn_floats`)."""
+    return _line(p)
+
+
 def encode_batch(points: Sequence[Point]) -> tuple[list[Point], list[str], list[tuple[Point, str]]]:
     """Encode a batch: (encodable points, their lines, [(point, reason)] for the rest)."""
     ok: list[Point] = []
     lines: list[str] = []
     bad: list[tuple[Point, str]] = []
+    line_of = _line
     for p in points:
         try:
-            line = encode_point(p)
+            line = line_of(p)
         except Unencodable as e:
             bad.append((p, f"unencodable: {e}"))
             continue
         ok.append(p)
         lines.append(line)
+    _learn_floats(points)
     return ok, lines, bad
 
 
