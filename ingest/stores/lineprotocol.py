@@ -187,6 +187,7 @@ def _line(p: Point) -> str:
     heads = _heads
     reprs = _reprs
     for k, v in p.fields.items():
+        head = heads.get(k) or _field_head(k)  # first, as in the reference: a bad key is the reason
         t = type(v)
         if t is float:
             text = reprs.get(v)  # type: ignore[arg-type]
@@ -199,7 +200,7 @@ def _line(p: Point) -> str:
             text = reprs.get(f) or repr(f)
         else:  # strings, bools, float subclasses, anything else
             return encode_point_reference(p)
-        parts.append((heads.get(k) or _field_head(k)) + text)
+        parts.append(head + text)
     if not parts:
         raise Unencodable("no fields")
     return f"{series_key(p)} {','.join(parts)} {int(p.ts_ns)}"
