@@ -156,7 +156,13 @@ def test_signed_zero_and_bool_never_borrow_a_cached_text() -> None:
 
 
 def test_a_bad_key_is_the_reason_even_before_an_int_beyond_float_range() -> None:
-    for fields in ({"": 10**400}, {"a\nb": 10**309}, {"ok": 1.0, "x\\y": -(10**400)}, {"ok": 10**400, "": 1.0}):
+    cases: list[dict[str, Any]] = [
+        {"": 10**400},
+        {"a\nb": 10**309},
+        {"ok": 1.0, "x\\y": -(10**400)},
+        {"ok": 10**400, "": 1.0},
+    ]
+    for fields in cases:
         p = Point("m", "d", fields, 1)
         assert _outcome(encode_point, p) == _outcome(encode_point_reference, p)
         assert _outcome(_batch, [p]) == _outcome(_reference_batch, [p])
