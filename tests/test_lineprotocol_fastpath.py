@@ -123,11 +123,13 @@ def test_fast_path_matches_reference(points: list[Point], cold: bool) -> None:
     if cold:
         lp._reprs.clear()
     for p in points:
-        assert _outcome(encode_point, p) == _outcome(encode_point_reference, p), p
+        assert _outcome(lp._line, p) == _outcome(encode_point_reference, p), p
     # twice: the first batch teaches the cache these floats, the second reads them from it
     for _ in range(2):
+        lp._FloatTexts.useful = True  # whatever the last sample said: the cached path is the one on trial
         assert _outcome(_batch, points) == _outcome(_reference_batch, points)
         for p in points:
+            assert _outcome(lp._line, p) == _outcome(encode_point_reference, p), p
             assert _outcome(encode_point, p) == _outcome(encode_point_reference, p), p
 
 
@@ -136,12 +138,14 @@ def test_fast_path_matches_reference(points: list[Point], cold: bool) -> None:
 def test_same_keys_with_other_types_in_one_batch(fields: dict[str, Any]) -> None:
     points = [Point("m", "d", f, i) for i, f in enumerate([fields, *_same_keys_other_types(fields), fields])]
     for _ in range(2):
+        lp._FloatTexts.useful = True
         assert _outcome(_batch, points) == _outcome(_reference_batch, points)
 
 
 def test_signed_zero_and_bool_never_borrow_a_cached_text() -> None:
     points = [Point("m", "d", {"a": v, "b": 1.0}, 1) for v in (0.0, -0.0, 1.0, True, 1, False, 0, -0.0)]
     for _ in range(3):  # the cache learns after each batch
+        lp._FloatTexts.useful = True
         _, lines, _ = encode_batch(points)
         assert [line.split(" ")[1] for line in lines] == [
             "a=0.0,b=1.0",
@@ -164,7 +168,8 @@ def test_a_bad_key_is_the_reason_even_before_an_int_beyond_float_range() -> None
     ]
     for fields in cases:
         p = Point("m", "d", fields, 1)
-        assert _outcome(encode_point, p) == _outcome(encode_point_reference, p)
+        assert _outcome(lp._line, p) == _outcome(encode_point_reference, p)
+        lp._FloatTexts.useful = True
         assert _outcome(_batch, [p]) == _outcome(_reference_batch, [p])
 
 
@@ -173,6 +178,10 @@ def test_a_full_cache_that_misses_is_emptied_and_a_useful_one_kept() -> None:
     lp._reprs.update({1000.0 + i: repr(1000.0 + i) for i in range(lp._REPRS_MAX)})  # full
     encode_batch([Point("m", "d", {"v": 1000.0 + i}, i) for i in range(500)])  # the sample hits: kept
     assert len(lp._reprs) == lp._REPRS_MAX
+    assert lp._FloatTexts.useful
     new = [Point("m", "d", {"v": 0.5 + i}, i) for i in range(100)]
-    encode_batch(new)  # every sampled value misses: emptied, then learns the sample
+    encode_batch(new)  # every sampled value misses: emptied, then learns the sample; not worth a lookup
     assert 0 < len(lp._reprs) <= 100 and 0.5 in lp._reprs
+    assert not lp._FloatTexts.useful
+    encode_batch(new)  # now they recur
+    assert lp._FloatTexts.useful

@@ -161,20 +161,33 @@ def encode_point_reference(p: Point) -> str:
     return f"{series_key(p)} {','.join(parts)} {int(p.ts_ns)}"
 
 
+class _FloatTexts:
+    """Whether the float-text cache pays: a lookup that misses costs about half of a ``repr``
+    saved by one that hits, so it is used while at least a third of the floats sampled from the
+    last batch were in it."""
+
+    useful = False
+
+
 def _learn_floats(points: Sequence[Point]) -> None:
     """Learn the texts of the floats in a sample of ``points`` (about ``_SAMPLE`` of them): values
-    that recur show up in it. A full cache whose hit rate on the sample is under half (the
-    readings moved on) is emptied first; a full cache doing well is left as it is. Zero is never
-    kept (``0.0 == -0.0`` would hand one the other's text), nor anything but a finite float."""
+    that recur show up in it. The sample's hit rate before learning decides whether the next batch
+    uses the cache; a full cache is emptied first when under half of the sample hit it (the
+    readings moved on), and left as it is otherwise. Zero is never kept (``0.0 == -0.0`` would
+    hand one the other's text), nor anything but a finite float."""
     sample = [
         v
         for p in itertools.islice(points, 0, None, max(1, len(points) // _SAMPLE))
         for v in p.fields.values()
         if type(v) is float and v - v == 0.0 and v
     ]
+    if not sample:
+        return
     reprs = _reprs
+    hits = sum(v in reprs for v in sample)
+    _FloatTexts.useful = hits * 3 >= len(sample)
     if len(reprs) + len(sample) > _REPRS_MAX:
-        if sum(v in reprs for v in sample) * 2 >= len(sample):
+        if hits * 2 >= len(sample):
             return
         reprs.clear()
     reprs.update(zip(sample, map(repr, sample), strict=True))
@@ -211,8 +224,9 @@ def encode_point(p: Point) -> str:
 
     Gives exactly what :func:`encode_point_reference` gives (line, or refusal and its reason), with
     the text of finite floats cached: readings repeat (0.6, 230.0, 20.0...) and ``repr`` of a float
-    is most of the cost of a line. :func:`encode_batch` fills the cache (see :func:`_learn_floats`)."""
-    return _line(p)
+    is most of the cost of a line. :func:`encode_batch` fills the cache and decides whether it is
+    worth a lookup (see :func:`_learn_floats`)."""
+    return _line(p) if _FloatTexts.useful else encode_point_reference(p)
 
 
 def encode_batch(points: Sequence[Point]) -> tuple[list[Point], list[str], list[tuple[Point, str]]]:
@@ -220,7 +234,7 @@ def encode_batch(points: Sequence[Point]) -> tuple[list[Point], list[str], list[
     ok: list[Point] = []
     lines: list[str] = []
     bad: list[tuple[Point, str]] = []
-    line_of = _line
+    line_of = _line if _FloatTexts.useful else encode_point_reference
     for p in points:
         try:
             line = line_of(p)
