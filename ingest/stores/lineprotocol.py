@@ -24,6 +24,7 @@ all of this, and more, before a point is built; this is the second line of defen
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Hashable, Sequence
@@ -46,6 +47,9 @@ _keys: dict[str, str] = {}
 _measurements: dict[str, str] = {}
 _heads: dict[str, str] = {}  # field key -> escaped key + '='
 _series: dict[tuple[object, ...], str] = {}  # (measurement, device_id, *tag items) -> series key
+_REPRS_MAX = 8192
+_SAMPLE = 64  # points a batch learns float texts from
+_reprs: dict[float, str] = {}  # finite non-zero float -> its repr (see encode_point)
 
 
 def _check(text: str, what: str) -> None:
@@ -129,8 +133,9 @@ def _field_head(k: str) -> str:
     return out if out is not None else _remember(_heads, k, escape_key(k) + "=")
 
 
-def encode_point(p: Point) -> str:
-    """One line, no trailing newline. Raises :class:`Unencodable`."""
+def encode_point_reference(p: Point) -> str:
+    """:func:`encode_point` without its cache, field by field: the reference the fast path is held
+    to (tests/test_lineprotocol_fastpath.py), and where it hands anything but plain numbers."""
     parts = []
     heads = _heads
     for k, v in p.fields.items():
@@ -156,19 +161,89 @@ def encode_point(p: Point) -> str:
     return f"{series_key(p)} {','.join(parts)} {int(p.ts_ns)}"
 
 
+class _FloatTexts:
+    """Whether the float-text cache pays: a lookup that misses costs about half of a ``repr``
+    saved by one that hits, so it is used while at least a third of the floats sampled from the
+    last batch were in it."""
+
+    useful = False
+
+
+def _learn_floats(points: Sequence[Point]) -> None:
+    """Learn the texts of the floats in a sample of ``points`` (about ``_SAMPLE`` of them): values
+    that recur show up in it. The sample's hit rate before learning decides whether the next batch
+    uses the cache; a full cache is emptied first when under half of the sample hit it (the
+    readings moved on), and left as it is otherwise. Zero is never kept (``0.0 == -0.0`` would
+    hand one the other's text), nor anything but a finite float."""
+    sample = [
+        v
+        for p in itertools.islice(points, 0, None, max(1, len(points) // _SAMPLE))
+        for v in p.fields.values()
+        if type(v) is float and v - v == 0.0 and v
+    ]
+    if not sample:
+        return
+    reprs = _reprs
+    hits = sum(v in reprs for v in sample)
+    _FloatTexts.useful = hits * 3 >= len(sample)
+    if len(reprs) + len(sample) > _REPRS_MAX:
+        if hits * 2 >= len(sample):
+            return
+        reprs.clear()
+    reprs.update(zip(sample, map(repr, sample), strict=True))
+
+
+def _line(p: Point) -> str:
+    """:func:`encode_point`: the reference's loop with a cache in front of ``repr``; any value but
+    a finite float or an int goes to :func:`encode_point_reference` from the start."""
+    parts = []
+    heads = _heads
+    reprs = _reprs
+    for k, v in p.fields.items():
+        head = heads.get(k) or _field_head(k)  # first, as in the reference: a bad key is the reason
+        t = type(v)
+        if t is float:
+            text = reprs.get(v)  # type: ignore[arg-type]
+            if text is None:
+                if v - v != 0.0:  # type: ignore[operator]
+                    return encode_point_reference(p)
+                text = repr(v)
+        elif t is int:  # ints are written as floats (an OverflowError, as in the reference)
+            f = float(v)
+            text = reprs.get(f) or repr(f)
+        else:  # strings, bools, float subclasses, anything else
+            return encode_point_reference(p)
+        parts.append(head + text)
+    if not parts:
+        raise Unencodable("no fields")
+    return f"{series_key(p)} {','.join(parts)} {int(p.ts_ns)}"
+
+
+def encode_point(p: Point) -> str:
+    """One line, no trailing newline. Raises :class:`Unencodable`.
+
+    Gives exactly what :func:`encode_point_reference` gives (line, or refusal and its reason), with
+    the text of finite floats cached: readings repeat (0.6, 230.0, 20.0...) and ``repr`` of a float
+    is most of the cost of a line. :func:`encode_batch` fills the cache and decides whether it is
+    worth a lookup (see :func:`_learn_floats`)."""
+    return _line(p) if _FloatTexts.useful else encode_point_reference(p)
+
+
 def encode_batch(points: Sequence[Point]) -> tuple[list[Point], list[str], list[tuple[Point, str]]]:
     """Encode a batch: (encodable points, their lines, [(point, reason)] for the rest)."""
     ok: list[Point] = []
     lines: list[str] = []
     bad: list[tuple[Point, str]] = []
+    line_of = _line if _FloatTexts.useful else encode_point_reference
     for p in points:
         try:
-            line = encode_point(p)
+            line = line_of(p)
         except Unencodable as e:
             bad.append((p, f"unencodable: {e}"))
             continue
         ok.append(p)
         lines.append(line)
+    _learn_floats(points)
     return ok, lines, bad
 
 
