@@ -107,3 +107,13 @@ def test_round_trip_through_influxd(influxdb1_url: str, influxd_server: Influxd)
         assert (row["device_id"], row["site"], row["unit"]) == ("dev.1:a", "hall 1,=x", "°C")
     finally:
         store.close()
+
+
+def test_an_int_beyond_a_floats_range_is_refused_not_raised_into_the_writer() -> None:
+    """``float(10**309)`` overflows: the point is refused with a reason (dead-lettered by the
+    writer), its neighbours in the batch are written; nothing raises out of ``encode_batch``."""
+    fine = Point("m", "d", {"a": 1.5}, 1)
+    huge = Point("m", "d", {"a": 1.5, "b": 10**309}, 2)
+    ok, lines, bad = encode_batch([fine, huge, fine])
+    assert ok == [fine, fine] and len(lines) == 2
+    assert bad == [(huge, "unencodable: field 'b' is out of range")]

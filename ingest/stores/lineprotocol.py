@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import sys
 from collections.abc import Hashable, Sequence
 from typing import TypeVar
 
@@ -47,6 +48,7 @@ _keys: dict[str, str] = {}
 _measurements: dict[str, str] = {}
 _heads: dict[str, str] = {}  # field key -> escaped key + '='
 _series: dict[tuple[object, ...], str] = {}  # (measurement, device_id, *tag items) -> series key
+_INT_FLOAT_MAX = int(sys.float_info.max)  # the largest int float() converts (a bigger one overflows)
 _REPRS_MAX = 8192
 _SAMPLE = 64  # points a batch learns float texts from
 _reprs: dict[float, str] = {}  # finite non-zero float -> its repr (see encode_point)
@@ -150,7 +152,10 @@ def encode_point_reference(p: Point) -> str:
         elif t is bool:
             parts.append(head + ("true" if v else "false"))
         elif isinstance(v, int | float):  # ints and float subclasses are written as floats
-            f = float(v)
+            try:
+                f = float(v)
+            except OverflowError:  # an int beyond a float's range: refused, never raised into the writer
+                raise Unencodable(f"field {k[:40]!r} is out of range") from None
             if not math.isfinite(f):
                 raise Unencodable(f"field {k[:40]!r} is not finite")
             parts.append(head + repr(f))
@@ -208,7 +213,9 @@ def _line(p: Point) -> str:
                 if v - v != 0.0:  # type: ignore[operator]
                     return encode_point_reference(p)
                 text = repr(v)
-        elif t is int:  # ints are written as floats (an OverflowError, as in the reference)
+        elif t is int:  # ints are written as floats; one beyond a float's range: the reference refuses it
+            if not -_INT_FLOAT_MAX <= v <= _INT_FLOAT_MAX:  # type: ignore[operator]
+                return encode_point_reference(p)
             f = float(v)
             text = reprs.get(f) or repr(f)
         else:  # strings, bools, float subclasses, anything else
