@@ -40,7 +40,7 @@ from ingest.decoding.mappings import parse_mappings
 from ingest.decoding.topics import Topics
 from ingest.mqtt.options import tune_gc
 from ingest.routing import Router
-from ingest.stores.lineprotocol import Unencodable, encode_batch, encode_point_reference
+from ingest.stores.lineprotocol import encode_batch, encode_each, encode_point_reference
 
 BASE_NS = 1_764_038_400_000_000_000
 Batch = tuple[list[Point], list[str], list[tuple[Point, str]]]
@@ -48,18 +48,7 @@ Batch = tuple[list[Point], list[str], list[tuple[Point, str]]]
 
 def reference_batch(points: Sequence[Point]) -> Batch:
     """``encode_batch`` as it was: the per-field encoder, point by point."""
-    ok: list[Point] = []
-    lines: list[str] = []
-    bad: list[tuple[Point, str]] = []
-    for p in points:
-        try:
-            line = encode_point_reference(p)
-        except Unencodable as e:
-            bad.append((p, f"unencodable: {e}"))
-            continue
-        ok.append(p)
-        lines.append(line)
-    return ok, lines, bad
+    return encode_each(points, encode_point_reference)
 
 
 def tasmota(n: int, start: int) -> list[Point]:

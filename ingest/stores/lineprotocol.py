@@ -28,7 +28,7 @@ import itertools
 import math
 import re
 import sys
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
 
 from core.model import Point
@@ -238,10 +238,19 @@ def encode_point(p: Point) -> str:
 
 def encode_batch(points: Sequence[Point]) -> tuple[list[Point], list[str], list[tuple[Point, str]]]:
     """Encode a batch: (encodable points, their lines, [(point, reason)] for the rest)."""
+    out = encode_each(points, _line if _FloatTexts.useful else encode_point_reference)
+    _learn_floats(points)
+    return out
+
+
+def encode_each(
+    points: Sequence[Point], line_of: Callable[[Point], str]
+) -> tuple[list[Point], list[str], list[tuple[Point, str]]]:
+    """:func:`encode_batch`'s loop with the given line encoder (``encode_point_reference``: the
+    reference batch the cached path is held to), learning nothing."""
     ok: list[Point] = []
     lines: list[str] = []
     bad: list[tuple[Point, str]] = []
-    line_of = _line if _FloatTexts.useful else encode_point_reference
     for p in points:
         try:
             line = line_of(p)
@@ -250,7 +259,6 @@ def encode_batch(points: Sequence[Point]) -> tuple[list[Point], list[str], list[
             continue
         ok.append(p)
         lines.append(line)
-    _learn_floats(points)
     return ok, lines, bad
 
 
