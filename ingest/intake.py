@@ -54,7 +54,6 @@ class Intake:
         self.metrics = metrics
         self.broker = broker  # for log lines only (no credentials)
         self.flush_idle = flush_idle  # seconds without a read after which buffered batches go (0: never)
-        self.reads = 0  # reads handed in so far
         self._last_read = time.monotonic()  # when the last one came (quiet since then)
         self.lock = threading.Lock()  # the router is not thread-safe: receive thread vs ticker
         self.accepting = True
@@ -86,7 +85,6 @@ class Intake:
         """Route one read's deliveries under one lock acquisition; submit the batches that filled."""
         if not self.accepting:
             return  # not acknowledged: the broker redelivers them to the next session
-        self.reads += 1
         self._last_read = time.monotonic()
         full: list[Batch] = []
         retained: list[Token] = []

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from core.model import DeclaredUnits, FieldValue, Point
 from ingest.decoding.codecs import Source
@@ -82,6 +82,20 @@ def interned(units: DeclaredUnits) -> DeclaredUnits:
 
 def _get_one(key: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     return lambda d: (d[key],)
+
+
+class Direct(NamedTuple):
+    """What :meth:`Plan.read` needs for a plan of one object of numbers (unpacked at once)."""
+
+    top_keys: tuple[str, ...]
+    top_types: tuple[type, ...]
+    at: str | None  # the key of the object read, or None: the message's object itself
+    node_keys: tuple[str, ...]
+    node_types: tuple[type, ...]
+    get: Callable[[dict[str, Any]], tuple[Any, ...]]
+    names: tuple[str, ...]
+    tags: dict[str, str]
+    units: DeclaredUnits | None
 
 
 class Plan:
@@ -198,20 +212,7 @@ class Plan:
         # object itself or one of its keys, and no other object to check (a plug's ENERGY); what
         # fits() compares, then that object's getter, field names, tags and declared units
         one_path = self.nodes[0][0] if self.nodes else ()
-        self.direct: (
-            tuple[
-                tuple[str, ...],
-                tuple[type, ...],
-                str | None,
-                tuple[str, ...],
-                tuple[type, ...],
-                Callable[[dict[str, Any]], tuple[Any, ...]],
-                tuple[str, ...],
-                dict[str, str],
-                DeclaredUnits | None,
-            ]
-            | None
-        ) = None
+        self.direct: Direct | None = None
         if (
             self.one is not None
             and not self.bools
@@ -224,7 +225,7 @@ class Plan:
             _, node_keys, node_types = self.checks[-1]
             _, get, tags, units, names = self.one
             at = one_path[0] if one_path else None
-            self.direct = (top_keys, top_types, at, node_keys, node_types, get, names, tags, units)
+            self.direct = Direct(top_keys, top_types, at, node_keys, node_types, get, names, tags, units)
 
     def fits(self, obj: dict[str, Any]) -> bool:
         """Whether ``obj`` has this plan's shape and unit context: what keying the plans by

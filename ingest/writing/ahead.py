@@ -34,19 +34,12 @@ class Ready:
 
 class Ahead:
     """Prepares batches from :attr:`inbox` on its own thread and puts :class:`Ready` on ``out``;
-    any other object put in the inbox (the writer's stop marker) is passed on as it is, in order,
-    and one that ``is_last`` ends the thread after it is passed on."""
+    anything else put in the inbox (the writer's stop marker) is passed on as it is, in order, and
+    ends the thread."""
 
-    def __init__(
-        self,
-        name: str,
-        prepare: Callable[[Batch], Encoded | None],
-        out: queue.Queue[Any],
-        is_last: Callable[[object], bool],
-    ) -> None:
+    def __init__(self, name: str, prepare: Callable[[Batch], Encoded | None], out: queue.Queue[Any]) -> None:
         self._prepare = prepare
         self._out = out
-        self._is_last = is_last
         self.inbox: queue.Queue[Any] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=f"prepare-{name}", daemon=True)
 
@@ -56,9 +49,6 @@ class Ahead:
     def put(self, item: object) -> None:
         self.inbox.put(item)
 
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-
     @property
     def pending(self) -> int:
         """Items submitted and not yet passed on (queued, or being prepared)."""
@@ -67,13 +57,12 @@ class Ahead:
     def _run(self) -> None:
         while True:
             item = self.inbox.get()
+            last = not isinstance(item, Batch)
             try:
-                if isinstance(item, Batch):
-                    item = Ready(item, self._made(item))
-                self._out.put(item)
+                self._out.put(item if last else Ready(item, self._made(item)))
             finally:
                 self.inbox.task_done()
-            if self._is_last(item):
+            if last:
                 return
 
     def _made(self, batch: Batch) -> Encoded | None:

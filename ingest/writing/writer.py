@@ -69,7 +69,6 @@ class Writer:
         after_write: AfterWrite | None = None,
         retry_min: float = 0.5,
         retry_max: float = 15.0,
-        prepare_ahead: bool = True,
     ) -> None:
         self.destination = destination
         self.dest = dest = destination.name
@@ -85,8 +84,9 @@ class Writer:
         self._spool_problem: Problem | None = None
         self.queue: queue.Queue[Any] = queue.Queue()
         self._ahead: Ahead | None = None  # the prepare stage, for a destination that prepares
-        if prepare_ahead and isinstance(destination, StoreDestination) and destination.prepares:
-            self._ahead = Ahead(dest, destination.prepare, self.queue, lambda item: item is _STOP)
+        if isinstance(destination, StoreDestination) and destination.prepares:
+            self._ahead = Ahead(dest, destination.prepare, self.queue)
+        self._put = self._ahead.put if self._ahead is not None else self.queue.put  # where submit puts
         self.held: deque[Batch] = deque()
         self.idle = threading.Event()
         self.idle.set()
@@ -139,17 +139,11 @@ class Writer:
 
     def submit(self, batch: Batch) -> None:
         self.idle.clear()
-        if self._ahead is not None:
-            self._ahead.put(batch)
-        else:
-            self.queue.put(batch)
+        self._put(batch)
 
     def stop(self, timeout: float) -> bool:
         """Process everything queued, try the spool once more, stop. True if nothing is held."""
-        if self._ahead is not None:
-            self._ahead.put(_STOP)  # behind every batch submitted before it
-        else:
-            self.queue.put(_STOP)
+        self._put(_STOP)  # behind every batch submitted before it (through the prepare stage too)
         self._thread.join(timeout)
         return not self.held and not self._thread.is_alive()
 
