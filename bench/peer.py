@@ -17,9 +17,15 @@ first landing → last landing (the consumer alone; the shared harness's definit
 **whole drain**, from the consumer's connection (the broker starts delivering; its log polled every
 5 ms) to the last landing — which also counts what a consumer does before its first write lands
 (Node-RED acknowledges and buffers deliveries before writing, so its first-landing window can miss
-part of its work). Landing: ``count(temperature)`` in influxd (polled
-every 50 ms) or lines written by mosquitto_sub. Publisher: bench/mqtt_pub.py (raw socket, QoS 1,
-1000 in flight). With ``--pack K`` the daemon also drains K-record SenML packs; readings/s compared.
+part of its work). Landing: influxd's own count of points written into the bench database
+(``SHOW STATS``, polled every 50 ms; N reached is confirmed by an exact ``count()``, and the paced
+latency runs poll ``count()`` itself) or lines written by mosquitto_sub. (Until 2026-12-04 every
+poll was a ``count()``: over a drain's nine-field points that cost influxd ~30 ms of CPU a poll, a
+sixth of this 2-core machine taken from whatever was draining.) Drain cases of ``--tasmota`` also
+print the CPU per message of the broker and influxd in the same window, and the three summed: what
+a message costs the machine. ``BENCH_WRAP="cmd args"`` starts the daemon under ``cmd`` (a profiler).
+Publisher: bench/mqtt_pub.py (raw socket, QoS 1, 1000 in flight). With ``--pack K`` the daemon also
+drains K-record SenML packs; readings/s compared.
 With ``--sparkplug`` it also drains N Sparkplug B DDATA of 10 metrics by alias (``IOT_SPARKPLUG=1``;
 4 edge nodes share the devices; their NBIRTH/DBIRTHs queued first, at QoS 1 so the session keeps
 them; landing: ``count(*)`` of the last hour, the births are older) against 10N single-reading
@@ -100,22 +106,27 @@ class Proc:
 
     def cpu_seconds(self) -> float:
         """CPU seconds (user + system) of this process and every live descendant (workers)."""
-        stats: dict[int, tuple[int, float]] = {}
-        tck = os.sysconf("SC_CLK_TCK")
-        for d in Path("/proc").iterdir():
-            if not d.name.isdigit():
-                continue
-            try:
-                parts = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            stats[int(d.name)] = (int(parts[1]), (int(parts[11]) + int(parts[12])) / tck)
-        total, todo = 0.0, [self.p.pid]
-        while todo:
-            pid = todo.pop()
-            total += stats.get(pid, (0, 0.0))[1]
-            todo += [child for child, (ppid, _) in stats.items() if ppid == pid]
-        return total
+        return tree_cpu_seconds(self.p.pid)
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds (user + system) of process ``root`` and every live descendant."""
+    stats: dict[int, tuple[int, float]] = {}
+    tck = os.sysconf("SC_CLK_TCK")
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            parts = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        stats[int(d.name)] = (int(parts[1]), (int(parts[11]) + int(parts[12])) / tck)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, (0, 0.0))[1]
+        todo += [child for child, (ppid, _) in stats.items() if ppid == pid]
+    return total
 
 
 def start_mosquitto(work: Path) -> tuple[Proc, int]:
@@ -300,6 +311,8 @@ class Result:
     rss_peak: int = 0  # KiB, drain: the draining consumer's peak (VmHWM)
     seconds_connected: float = 0.0  # drain: from the consumer's connection to the last landing
     rep: int = 0
+    broker_cpu: float = 0.0  # the broker's CPU seconds over the timed window
+    influxd_cpu: float = 0.0  # influxd's CPU seconds over the timed window (0: no influxd)
 
     @property
     def rate_connected(self) -> float:
@@ -315,6 +328,12 @@ class Result:
     def cpu_us(self) -> float:
         """Consumer CPU per message (µs): robust to other load on the machine, unlike wall-clock rates."""
         return self.cpu / self.counted * 1e6 if self.counted else 0.0
+
+    @property
+    def pipeline_us(self) -> float:
+        """CPU per message of the consumer, the broker and influxd together (µs): what the drain
+        costs the machine; two cores give at most 2e6 / pipeline_us messages/s."""
+        return (self.cpu + self.broker_cpu + self.influxd_cpu) / self.counted * 1e6 if self.counted else 0.0
 
 
 class Case:
@@ -364,11 +383,13 @@ class Case:
             cons = self.start_consumer(persistent=True, wait=False)
             wait_for(lambda: self.connects() > seen or not cons.alive(), 120, "the consumer to connect", 0.005)
             t_connect = time.time()  # the broker starts delivering the backlog (5 ms polls of its log)
-            wait_for(lambda: self.count() > 0, 120, "the first landing")
+            wait_for(lambda: self.progress() > 0, 120, "the first landing")
             t0, c0, cpu0 = time.time(), self.count(), cons.cpu_seconds()
+            side0 = self.side_cpu()
         else:
             pub_out = self.work / "pub.out"
             cpu0 = cons.cpu_seconds()
+            side0 = self.side_cpu()
             pub = Proc(self.pub_args(), pub_out)
             self.procs.append(pub)
             c0 = 0
@@ -379,26 +400,35 @@ class Case:
         if self.rate:
             self.latencies = latencies(self.timeline, t0, self.rate, self.n)
         cpu = cons.cpu_seconds() - cpu0
+        side1 = self.side_cpu()
         seconds = t_last - t0
         peak = cons.rss_kib("VmHWM") if drain and "-w" not in self.consumer else 0  # workers: not the supervisor's
         whole = t_last - t_connect if drain else 0.0
         return Result(
-            self.consumer, self.mode, self.n * self.pack, last, last - c0, seconds, cpu, rss_idle, peak, whole
-        )
+            self.consumer, self.mode, self.n * self.pack, last, last - c0, seconds, cpu, rss_idle, peak, whole,
+            broker_cpu=side1[0] - side0[0], influxd_cpu=side1[1] - side0[1],
+        )  # fmt: skip
+
+    def side_cpu(self) -> tuple[float, float]:
+        """CPU seconds so far of the broker and of influxd (0 without one)."""
+        influx = self.influx.proc if self.influx is not None else None
+        return self.procs[0].cpu_seconds(), tree_cpu_seconds(influx.pid) if influx is not None else 0.0
 
     def wait_landed(self, cons: Proc) -> tuple[int, float]:
         """Poll until N landed or nothing moves for --stall seconds; (count, time of last increase)."""
         target = self.n * self.pack
         last, t_last = -1, time.time()
         while True:
-            c = self.count()
+            c = self.progress()
             now = time.time()
-            self.timeline.append((now, c))
+            if self.rate:
+                self.timeline.append((now, c))
             if c != last:
                 last, t_last = c, now
-            if c >= target:
+            if c >= target and (c := self.count() if self.cheap else c) >= target:
                 return c, t_last
             if now - t_last > self.args.stall or not cons.alive():
+                c = self.count() if self.cheap else c
                 log(f"{self.consumer} {self.mode}: stalled at {c} of {target} (kept in {self.work})")
                 self.args.keep = True
                 return c, t_last
@@ -408,6 +438,34 @@ class Case:
         """Connections of the consumer's client id(s) the broker has logged so far."""
         text = (self.work / "mosquitto.log").read_text(errors="replace")
         return sum(text.count(f" as {cid} (") for cid in self.client_ids)
+
+    @property
+    def cheap(self) -> bool:
+        """Whether :meth:`progress` polls influxd's statistics instead of counting."""
+        return self.influx is not None and not self.rate
+
+    def progress(self) -> int:
+        """What the polls watch: the exact :meth:`count` when latencies are measured (paced
+        publisher) or nothing is stored, else the points influxd has written into the bench
+        database (:meth:`written`: it also counts the daemon's ``field_units`` points and any
+        rewritten duplicate, so reaching N is confirmed by one exact count)."""
+        return self.written() if self.cheap else self.count()
+
+    def written(self) -> int:
+        """Points influxd has written into the bench database so far, from its shard statistics.
+        A poll costs influxd about half a millisecond of CPU, where a ``count()`` over a drain's
+        60,000 nine-field points costs it ~30 ms (two cores): at 20 polls a second that was a
+        sixth of the machine during a drain, taken from whatever is draining."""
+        assert self.influx is not None
+        q = urllib.parse.urlencode({"q": "SHOW STATS FOR 'shard'"})
+        with urllib.request.urlopen(f"{self.influx.base()}/query?{q}", timeout=30) as r:
+            series = json.loads(r.read())["results"][0].get("series") or []
+        total = 0
+        for s in series:
+            if s.get("tags", {}).get("database") == DB:
+                row = dict(zip(s["columns"], s["values"][0], strict=True))
+                total += int(row.get("writePointsOk") or 0)
+        return total
 
     def pub_args(self) -> list[str]:
         return [sys.executable, str(ROOT / "bench/mqtt_pub.py"), "--port", str(self.mqtt_port), "--n", str(self.n),
@@ -489,7 +547,8 @@ class Case:
             if workers > 1:
                 self.client_ids = [f"{cid}-{k}" for k in range(workers)]
                 cid = f"{cid}-{workers - 1}"  # the last worker subscribes last
-            p = Proc([sys.executable, "-m", "iot", "ingest", "run"], w / "iot.log", env)
+            wrap = os.environ.get("BENCH_WRAP", "").split()  # e.g. a profiler
+            p = Proc([*wrap, sys.executable, "-m", "iot", "ingest", "run"], w / "iot.log", env)
         self.procs.append(p)
         if not self.client_ids:
             self.client_ids = [cid]
@@ -719,7 +778,8 @@ def tasmota_cases(args: argparse.Namespace, node: str, consumers: list[str], rep
         results.append(r)
         print(f"{r.consumer:22} drain rep={rep + 1} landed={r.landed}/{r.n} seconds={r.seconds:.2f} "
               f"rate={r.rate:,.0f}/s from-connect={r.rate_connected:,.0f}/s cpu/msg={r.cpu_us:.1f}us "
-              f"load={Path('/proc/loadavg').read_text().split()[0]}", flush=True)  # fmt: skip
+              f"(+ broker {r.broker_cpu / r.counted * 1e6:.1f}us + influxd {r.influxd_cpu / r.counted * 1e6:.1f}us "
+              f"= {r.pipeline_us:.1f}us) load={Path('/proc/loadavg').read_text().split()[0]}", flush=True)  # fmt: skip
 
 
 def sparkplug_cases(args: argparse.Namespace, node: str, consumers: list[str], rep: int, results: list[Result]) -> None:
