@@ -831,7 +831,8 @@ def sparkplug_report(results: list[Result], ceilings: dict[str, float]) -> None:
 
 def tasmota_report(results: list[Result], ceilings: dict[int, float]) -> None:
     """Per rep and as medians: the tasmota preset vs the contract and Node-RED, and whether 3x Node-RED
-    (issue 18's target) is above what the broker alone (mosquitto_sub) or influxd alone can do here."""
+    (issue 18's target) is above what the broker alone (mosquitto_sub) or influxd alone can do here, and
+    above what the cores allow the daemon's drain with the broker and influxd it needs (per rep)."""
     names = ("daemon-native-tasmota", "daemon-native-energy", "nodered-tasmota", "mosquitto_sub-tasmota")
     reps = sorted({r.rep for r in results})
     for rep in reps:
@@ -851,6 +852,15 @@ def tasmota_report(results: list[Result], ceilings: dict[int, float]) -> None:
         if same is not None and red is not None and mine.cpu_us:
             print(f"    CPU per message: tasmota {mine.cpu_us:.1f} us, contract {same.cpu_us:.1f} us, "
                   f"Node-RED {red.cpu_us:.1f} us")  # fmt: skip
+        if mine.pipeline_us:
+            # what the machine allows the daemon's drain: every process it needs shares the cores
+            bound = (os.cpu_count() or 1) * 1e6 / mine.pipeline_us
+            cores, used = os.cpu_count(), mine.rate / bound
+            line = (f"    machine: tasmota {mine.pipeline_us:.1f} us a message with broker and influxd, so at "
+                    f"most {bound:,.0f} msg/s on {cores} cores; drained at {used:.0%} of it")  # fmt: skip
+            if red is not None and red.rate:
+                line += f"; 3x Node-RED ({3 * red.rate:,.0f}) is {3 * red.rate / bound:.2f}x that bound"
+            print(line)
 
     def per_rep(what: str, top: str, bottom: str, k: float = 1.0) -> list[float]:
         """k * top / bottom within each rep; ``influxd`` names the rep's ceiling."""
