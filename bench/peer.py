@@ -326,14 +326,25 @@ class Result:
 
     @property
     def cpu_us(self) -> float:
-        """Consumer CPU per message (µs): robust to other load on the machine, unlike wall-clock rates."""
-        return self.cpu / self.counted * 1e6 if self.counted else 0.0
+        """Consumer CPU per message (µs): it moves less with other load than wall-clock rates do."""
+        return self._per_message(self.cpu)
+
+    @property
+    def broker_us(self) -> float:
+        return self._per_message(self.broker_cpu)
+
+    @property
+    def influxd_us(self) -> float:
+        return self._per_message(self.influxd_cpu)
 
     @property
     def pipeline_us(self) -> float:
         """CPU per message of the consumer, the broker and influxd together (µs): what the drain
         costs the machine; two cores give at most 2e6 / pipeline_us messages/s."""
-        return (self.cpu + self.broker_cpu + self.influxd_cpu) / self.counted * 1e6 if self.counted else 0.0
+        return self.cpu_us + self.broker_us + self.influxd_us
+
+    def _per_message(self, seconds: float) -> float:
+        return seconds / self.counted * 1e6 if self.counted else 0.0
 
 
 class Case:
@@ -349,6 +360,7 @@ class Case:
         self.pack = max(pack, 1)
         self.work = Path(tempfile.mkdtemp(prefix=f"{consumer}-{mode}-", dir=args.workdir))
         self.procs: list[Proc] = []
+        self.broker: Proc | None = None
         self.influx: Influxd | None = None
         self.rate = 0.0  # > 0: paced publisher, publish -> queryable latencies measured
         self.timeline: list[tuple[float, int]] = []
@@ -367,8 +379,8 @@ class Case:
                 shutil.rmtree(self.work, ignore_errors=True)
 
     def _run(self) -> Result:
-        mosq, self.mqtt_port = start_mosquitto(self.work)
-        self.procs.append(mosq)
+        self.broker, self.mqtt_port = start_mosquitto(self.work)
+        self.procs.append(self.broker)
         if self.consumer != "mosquitto_sub":
             self.influx = Influxd(self.work / "influx").start()
             self.influx.create_database(DB)
@@ -411,8 +423,9 @@ class Case:
 
     def side_cpu(self) -> tuple[float, float]:
         """CPU seconds so far of the broker and of influxd (0 without one)."""
+        assert self.broker is not None
         influx = self.influx.proc if self.influx is not None else None
-        return self.procs[0].cpu_seconds(), tree_cpu_seconds(influx.pid) if influx is not None else 0.0
+        return self.broker.cpu_seconds(), tree_cpu_seconds(influx.pid) if influx is not None else 0.0
 
     def wait_landed(self, cons: Proc) -> tuple[int, float]:
         """Poll until N landed or nothing moves for --stall seconds; (count, time of last increase)."""
@@ -425,8 +438,10 @@ class Case:
                 self.timeline.append((now, c))
             if c != last:
                 last, t_last = c, now
-            if c >= target and (c := self.count() if self.cheap else c) >= target:
-                return c, t_last
+            if c >= target:
+                exact = self.count() if self.cheap else c  # the statistics also count other points
+                if exact >= target:
+                    return exact, t_last
             if now - t_last > self.args.stall or not cons.alive():
                 c = self.count() if self.cheap else c
                 log(f"{self.consumer} {self.mode}: stalled at {c} of {target} (kept in {self.work})")
@@ -778,8 +793,8 @@ def tasmota_cases(args: argparse.Namespace, node: str, consumers: list[str], rep
         results.append(r)
         print(f"{r.consumer:22} drain rep={rep + 1} landed={r.landed}/{r.n} seconds={r.seconds:.2f} "
               f"rate={r.rate:,.0f}/s from-connect={r.rate_connected:,.0f}/s cpu/msg={r.cpu_us:.1f}us "
-              f"(+ broker {r.broker_cpu / r.counted * 1e6:.1f}us + influxd {r.influxd_cpu / r.counted * 1e6:.1f}us "
-              f"= {r.pipeline_us:.1f}us) load={Path('/proc/loadavg').read_text().split()[0]}", flush=True)  # fmt: skip
+              f"(+ broker {r.broker_us:.1f}us + influxd {r.influxd_us:.1f}us = {r.pipeline_us:.1f}us) "
+              f"load={Path('/proc/loadavg').read_text().split()[0]}", flush=True)  # fmt: skip
 
 
 def sparkplug_cases(args: argparse.Namespace, node: str, consumers: list[str], rep: int, results: list[Result]) -> None:
@@ -854,10 +869,10 @@ def tasmota_report(results: list[Result], ceilings: dict[int, float]) -> None:
                   f"Node-RED {red.cpu_us:.1f} us")  # fmt: skip
         if mine.pipeline_us:
             # what the machine allows the daemon's drain: every process it needs shares the cores
-            bound = (os.cpu_count() or 1) * 1e6 / mine.pipeline_us
-            cores, used = os.cpu_count(), mine.rate / bound
+            cores = os.cpu_count() or 1
+            bound = cores * 1e6 / mine.pipeline_us
             line = (f"    machine: tasmota {mine.pipeline_us:.1f} us a message with broker and influxd, so at "
-                    f"most {bound:,.0f} msg/s on {cores} cores; drained at {used:.0%} of it")  # fmt: skip
+                    f"most {bound:,.0f} msg/s on {cores} cores; drained at {mine.rate / bound:.0%} of it")  # fmt: skip
             if red is not None and red.rate:
                 line += f"; 3x Node-RED ({3 * red.rate:,.0f}) is {3 * red.rate / bound:.2f}x that bound"
             print(line)
